@@ -1,0 +1,1 @@
+"""CNN Lab's headless core: everything the pages show is computed here, without Streamlit."""

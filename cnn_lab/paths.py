@@ -1,0 +1,23 @@
+"""Where CNN Lab keeps its cache (decoded datasets, features, runs) and finds local data."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def cache_root() -> Path:
+    """`CNN_LAB_CACHE`, else `$XDG_CACHE_HOME/cnn_lab`, else `~/.cache/cnn_lab`."""
+    if os.environ.get("CNN_LAB_CACHE"):
+        root = Path(os.environ["CNN_LAB_CACHE"])
+    else:
+        root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cnn_lab"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def data_root() -> Path | None:
+    """The folder of local datasets: `CNN_LAB_DATA`, else `../shared/datasets` beside the project."""
+    if os.environ.get("CNN_LAB_DATA"):
+        return Path(os.environ["CNN_LAB_DATA"])
+    shared = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
+    return shared if shared.is_dir() else None

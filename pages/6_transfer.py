@@ -1,0 +1,6 @@
+import streamlit as st
+
+from ui import page_header
+
+page_header("pages/6_transfer.py")
+st.info("This page is not built yet: its issue is still open.")

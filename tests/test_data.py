@@ -1,0 +1,124 @@
+import time
+import urllib.error
+import urllib.request
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnn_lab import data
+
+
+def test_cifar10_from_real_archive(cifar10):
+    assert cifar10.classes == ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    train, test = cifar10.splits["train"], cifar10.splits["test"]
+    assert train.images.shape == (50_000, 3, 32, 32) and train.images.dtype == torch.uint8
+    assert test.images.shape == (10_000, 3, 32, 32)
+    assert cifar10.class_counts("train") == [5000] * 10
+    assert train.labels.dtype == torch.int64
+    assert 100 < train.images.float().mean() < 140  # real photos, not zeros
+
+
+def test_cached_load_is_fast_and_identical(cifar10):
+    start = time.perf_counter()
+    again = data.load_dataset("cifar10")
+    elapsed = time.perf_counter() - start
+    assert elapsed < 2.0, f"cached CIFAR-10 load took {elapsed:.2f} s"
+    assert torch.equal(again.splits["train"].images, cifar10.splits["train"].images)
+    assert torch.equal(again.splits["test"].labels, cifar10.splits["test"].labels)
+
+
+def test_boats9_presplit(boats9_folder):
+    boats = data.load_folder(boats9_folder, size=48)
+    assert len(boats.classes) == 9 and "Cruise Ships" in boats.classes  # names with spaces
+    assert {k: len(v) for k, v in boats.splits.items()} == {"train": 872, "val": 105, "test": 118}
+    assert boats.image_shape == (3, 48, 48)
+
+
+def test_digits_builtin():
+    digits = data.load_dataset("digits")
+    assert len(digits.splits["train"]) + len(digits.splits["test"]) == 1797
+    assert digits.image_shape == (1, 8, 8)
+    assert digits.splits["train"].images.max() == 255
+
+
+def _write_folder(root, classes, per_class=4, size=(20, 16)):
+    rng = np.random.default_rng(0)
+    for name in classes:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 255, (*size[::-1], 3), dtype=np.uint8)).save(root / name / f"{i}.png")
+
+
+def test_unsplit_folder_skips_corrupt_files_and_splits_stratified(tmp_path):
+    _write_folder(tmp_path, ["cats", "dogs"], per_class=10)
+    (tmp_path / "cats" / "notes.txt").write_text("not an image")
+    (tmp_path / "dogs" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    ds = data.load_folder(tmp_path, size=8)
+    assert ds.skipped == 2
+    assert ds.classes == ["cats", "dogs"]
+    assert sum(len(s) for s in ds.splits.values()) == 20
+    for split in ds.splits.values():
+        assert torch.bincount(split.labels).tolist()[0] == torch.bincount(split.labels).tolist()[1]
+
+
+def test_cache_invalidated_when_source_changes(tmp_path):
+    _write_folder(tmp_path, ["a", "b"], per_class=5)
+    first = data.load_folder(tmp_path, size=8)
+    _write_folder(tmp_path / "extra", [], per_class=0)
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "a" / "new.png")
+    second = data.load_folder(tmp_path, size=8)
+    assert sum(len(s) for s in second.splits.values()) == sum(len(s) for s in first.splits.values()) + 1
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda root: None, "no class sub-folders"),
+        (lambda root: (root / "a").mkdir() or (root / "b").mkdir(), "hold no files"),
+        (lambda root: _write_folder(root, ["only"], per_class=5), "only one class"),
+        (lambda root: _write_folder(root, ["a", "b"], per_class=2), "at least 3"),
+    ],
+)
+def test_bad_folders_give_one_sentence(tmp_path, make, message):
+    make(tmp_path)
+    with pytest.raises(data.DatasetError, match=message):
+        data.load_folder(tmp_path, size=8)
+
+
+def test_folder_of_non_images(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x.jpg").write_text("hello")
+    with pytest.raises(data.DatasetError, match="None of the files"):
+        data.load_folder(tmp_path, size=8)
+
+
+def test_offline_download_names_dataset(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise urllib.error.URLError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    with pytest.raises(data.DatasetUnavailable, match="CIFAR-100 could not be downloaded because the network"):
+        data.load_dataset("cifar100")
+
+
+def test_zip_with_path_traversal_is_refused(tmp_path):
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("a/ok.txt", "fine")
+        zf.writestr("../../escape.txt", "gotcha")
+    with pytest.raises(data.DatasetError, match="unsafe path"):
+        data.extract_archive(archive)
+    assert not (tmp_path.parent / "escape.txt").exists()
+
+
+def test_zip_bomb_is_refused(tmp_path):
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a/zeros.bin", b"\0" * (64 * 2**20))
+    assert archive.stat().st_size < 2**20
+    with pytest.raises(data.DatasetError, match="more than the allowed size"):
+        data.extract_archive(archive, max_bytes=32 * 2**20)
