@@ -1,0 +1,192 @@
+"""Model registry: each builder takes a ModelSpec, the input shape (C, H, W) and the class count."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from cnn_lab.activations import make_activation
+
+
+class ModelError(ValueError):
+    """A model that cannot be built for this input; the message is one sentence."""
+
+
+@dataclass
+class ModelSpec:
+    name: str = "cnn"
+    widths: list[int] = field(default_factory=lambda: [32, 64, 128])  # conv widths (cnn, resnet)
+    hidden: list[int] = field(default_factory=lambda: [256, 128])  # hidden sizes (mlp)
+    activation: str = "relu"
+    activation_params: dict[str, float] = field(default_factory=dict)
+    batch_norm: bool = True
+    dropout: float = 0.0
+
+
+Shape = tuple[int, int, int]
+
+
+def _act(spec: ModelSpec) -> nn.Module:
+    return make_activation(spec.activation, **spec.activation_params)
+
+
+def _flat_size(body: nn.Module, shape: Shape) -> int:
+    with torch.no_grad():
+        return body(torch.zeros(1, *shape)).flatten(1).shape[1]
+
+
+def linear(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
+    """The course's linear classifier: flatten, one Linear layer."""
+    c, h, w = shape
+    return nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, classes))
+
+
+def mlp(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = shape[0] * shape[1] * shape[2]
+    for hidden in spec.hidden:
+        layers += [nn.Linear(width, hidden), _act(spec)]
+        if spec.dropout:
+            layers.append(nn.Dropout(spec.dropout))
+        width = hidden
+    return nn.Sequential(*layers, nn.Linear(width, classes))
+
+
+def course_cnn(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
+    """The course's CNN, exactly: three 5x5 stride-2 convolutions 3-16-32-64, LeakyReLU(0.2), MLP 64-32-classes."""
+    if min(shape[1:]) < 29:
+        raise ModelError(
+            f"The course CNN needs images of at least 29x29 pixels (three 5x5 stride-2 convolutions); "
+            f"these are {shape[1]}x{shape[2]}: choose the configurable CNN or the MLP."
+        )
+    act = lambda: nn.LeakyReLU(0.2)  # noqa: E731 - the course's activation
+    body = nn.Sequential(
+        nn.Conv2d(shape[0], 16, 5, stride=2), act(),
+        nn.Conv2d(16, 32, 5, stride=2), act(),
+        nn.Conv2d(32, 64, 5, stride=2), act(),
+        nn.Flatten(),
+    )
+    return nn.Sequential(body, nn.Linear(_flat_size(body, shape), 32), act(), nn.Linear(32, classes))
+
+
+def conv_block(c_in: int, c_out: int, spec: ModelSpec, pool: bool) -> nn.Sequential:
+    """conv 3x3 -> batch norm -> activation -> 2x2 max pool."""
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=not spec.batch_norm)]
+    if spec.batch_norm:
+        layers.append(nn.BatchNorm2d(c_out))
+    layers.append(_act(spec))
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+def cnn(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
+    """Configurable CNN: one conv-BN-act-pool block per width, global max pool, dropout, linear head."""
+    blocks, c, size = [], shape[0], min(shape[1:])
+    for width in spec.widths:
+        blocks.append(conv_block(c, width, spec, pool=size >= 2))
+        c, size = width, size // 2 if size >= 2 else size
+    return nn.Sequential(
+        *blocks, nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Dropout(spec.dropout), nn.Linear(c, classes)
+    )
+
+
+def lenet5(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
+    """LeNet-5 (LeCun 1998) with the chosen activation: conv5-pool-conv5-pool, then 120-84-classes."""
+    pad = 2 if min(shape[1:]) < 32 else 0
+    body = nn.Sequential(
+        nn.Conv2d(shape[0], 6, 5, padding=pad), _act(spec), nn.AvgPool2d(2),
+        nn.Conv2d(6, 16, 5), _act(spec), nn.AvgPool2d(2), nn.Flatten(),
+    )
+    if min(shape[1:]) < 16:
+        raise ModelError(f"LeNet-5 needs images of at least 16x16 pixels; these are {shape[1]}x{shape[2]}.")
+    return nn.Sequential(body, nn.Linear(_flat_size(body, shape), 120), _act(spec), nn.Linear(120, 84), _act(spec),
+                         nn.Linear(84, classes))
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 conv-BN layers with an identity (or 1x1) shortcut, as in ResNet."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, spec: ModelSpec):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.act = _act(spec)
+        self.shortcut = (
+            nn.Identity() if stride == 1 and c_in == c_out
+            else nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act(self.bn1(self.conv1(x)))
+        return self.act(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+def resnet_small(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
+    """A small ResNet: a 3x3 stem, then one residual block per width (stride 2 after the first)."""
+    layers: list[nn.Module] = [nn.Conv2d(shape[0], spec.widths[0], 3, padding=1, bias=False),
+                               nn.BatchNorm2d(spec.widths[0]), _act(spec)]
+    c = spec.widths[0]
+    for i, width in enumerate(spec.widths):
+        layers.append(ResidualBlock(c, width, 1 if i == 0 else 2, spec))
+        c = width
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(spec.dropout), nn.Linear(c, classes))
+
+
+class Scale(nn.Module):
+    def __init__(self, factor: float):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+
+def speedrun(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
+    """A VGG-like net for fast CIFAR-10 (the ideas of airbench): 2x2 stem, three blocks of two convs, max pools."""
+    widths = spec.widths if len(spec.widths) == 3 else [64, 256, 256]
+    act = lambda: nn.GELU()  # noqa: E731
+
+    def block(c_in: int, c_out: int) -> nn.Sequential:
+        return nn.Sequential(
+            nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(c_out), act(),
+            nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), act(),
+        )
+
+    stem = 24
+    return nn.Sequential(
+        nn.Conv2d(shape[0], stem, 2, padding=0, bias=True), act(),  # a 2x2 stem: 32 -> 31 pixels
+        block(stem, widths[0]), block(widths[0], widths[1]), block(widths[1], widths[2]),
+        nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(widths[2], classes, bias=False), Scale(1 / 9),
+    )
+
+
+MODELS: dict[str, tuple[str, Callable[[ModelSpec, Shape, int], nn.Module]]] = {
+    "linear": ("Linear classifier", linear),
+    "mlp": ("MLP", mlp),
+    "course_cnn": ("Course CNN (3 conv 5x5/2 + MLP)", course_cnn),
+    "cnn": ("Configurable CNN (conv-BN-act-pool blocks)", cnn),
+    "lenet5": ("LeNet-5", lenet5),
+    "resnet_small": ("Small ResNet", resnet_small),
+    "speedrun": ("Speedrun net (airbench ideas)", speedrun),
+}
+
+
+def build_model(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
+    if spec.name not in MODELS:
+        raise ModelError(f"Unknown model {spec.name!r}; choose one of {', '.join(MODELS)}.")
+    return MODELS[spec.name][1](spec, shape, classes)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def first_conv_weights(model: nn.Module) -> torch.Tensor | None:
+    """The first Conv2d's weights (out, in, k, k), for drawing the learned filters."""
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    return None if conv is None else conv.weight.detach().cpu()

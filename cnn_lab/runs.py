@@ -1,0 +1,120 @@
+"""Run folders on disk: config, per-epoch metrics, status and weights, so that finished and interrupted
+runs survive a refresh, a second tab and a restart of the app."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cnn_lab.paths import cache_root
+from cnn_lab.train import EpochRecord
+
+
+def runs_root() -> Path:
+    root = cache_root() / "runs"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    kind: str  # "train" or "transfer"
+    config: dict
+    status: str  # running | finished | stopped | failed | interrupted
+    message: str
+    epochs: list[EpochRecord]
+    test_acc: float | None
+    created: float
+
+    @property
+    def path(self) -> Path:
+        return runs_root() / self.run_id
+
+    @property
+    def best_val_acc(self) -> float | None:
+        values = [e.val_acc for e in self.epochs if e.val_acc is not None]
+        return max(values) if values else None
+
+
+def _write_json(path: Path, value) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(value, indent=2))
+    tmp.replace(path)  # atomic: a killed app never leaves half a file
+
+
+def create_run(kind: str, config_json: str) -> str:
+    run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 10**6:06d}"
+    folder = runs_root() / run_id
+    folder.mkdir()
+    (folder / "config.json").write_text(config_json)
+    _write_json(folder / "status.json", {"kind": kind, "status": "running", "message": "", "created": time.time()})
+    _write_json(folder / "metrics.json", [])
+    return run_id
+
+
+def save_epochs(run_id: str, epochs: list[EpochRecord], model: nn.Module | None = None) -> None:
+    folder = runs_root() / run_id
+    _write_json(folder / "metrics.json", [asdict(e) for e in epochs])
+    if model is not None:
+        save_weights(run_id, model)
+
+
+def save_weights(run_id: str, model: nn.Module) -> None:
+    path = runs_root() / run_id / "model.pt"
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save(state, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
+
+
+def finish_run(run_id: str, status: str, message: str = "", test_acc: float | None = None, **extra) -> None:
+    path = runs_root() / run_id / "status.json"
+    record = json.loads(path.read_text())
+    record.update(status=status, message=message, test_acc=test_acc, finished=time.time(), **extra)
+    _write_json(path, record)
+
+
+def load_run(run_id: str, live: set[str] = frozenset()) -> RunRecord:
+    folder = runs_root() / run_id
+    status = json.loads((folder / "status.json").read_text())
+    state = status["status"]
+    if state in ("running", "paused") and run_id not in live:
+        state = "interrupted"  # the process that ran it is gone
+    epochs = [EpochRecord(**e) for e in json.loads((folder / "metrics.json").read_text())]
+    return RunRecord(run_id, status["kind"], json.loads((folder / "config.json").read_text()), state,
+                     status.get("message", ""), epochs, status.get("test_acc"), status["created"])
+
+
+def list_runs(live: set[str] = frozenset(), kind: str | None = None) -> list[RunRecord]:
+    """All runs, newest first; `live` names the runs a job in this process is still running."""
+    records = []
+    for folder in sorted(runs_root().iterdir(), reverse=True):
+        try:
+            record = load_run(folder.name, live)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a folder that is not a complete run
+        if kind is None or record.kind == kind:
+            records.append(record)
+    return records
+
+
+def load_weights(run_id: str) -> dict[str, torch.Tensor]:
+    """The saved state_dict; weights_only=True, so a malicious pickle cannot run code."""
+    return torch.load(runs_root() / run_id / "model.pt", map_location="cpu", weights_only=True)
+
+
+def metrics_csv(records: list[RunRecord]) -> str:
+    out = io.StringIO()
+    fields = ["run_id", *EpochRecord.__dataclass_fields__]
+    writer = csv.DictWriter(out, fieldnames=fields)
+    writer.writeheader()
+    for record in records:
+        for epoch in record.epochs:
+            writer.writerow({"run_id": record.run_id, **asdict(epoch)})
+    return out.getvalue()

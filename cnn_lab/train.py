@@ -1,0 +1,416 @@
+"""TrainConfig and the training loop. The data lives on the device as one uint8 tensor and is batched by
+indexing; augmentation is batched too, so the loop does no per-image Python work."""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnn_lab import data as datasets
+from cnn_lab.device import pick_device
+from cnn_lab.models import ModelSpec, build_model, count_parameters
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot go on (NaN loss, out of memory, impossible settings); the message is one sentence."""
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "cifar10"
+    model: ModelSpec = field(default_factory=ModelSpec)
+    optimizer: str = "sgd"  # sgd | adam | adamw
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    batch_size: int = 256
+    epochs: int = 5
+    schedule: str = "onecycle"  # constant | step | cosine | onecycle
+    label_smoothing: float = 0.0
+    augment: list[str] = field(default_factory=list)  # from AUGMENTS: "flip", "crop"
+    patience: int = 0  # early stopping on the validation loss, in epochs; 0 = off
+    val_fraction: float = 0.1  # carved from train when the dataset has no validation split
+    max_train: int = 0  # use only this many training images (0 = all), for quick runs
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    channels_last: bool = False
+    amp: bool = False  # bf16 autocast on the GPU (slower on CPU, so ignored there)
+    whiten: bool = False  # initialise the first conv as a patch-whitening filter bank (speedrun)
+    tta: bool = False  # evaluate the test set with flipped and shifted views too
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str | dict) -> "TrainConfig":
+        values = json.loads(text) if isinstance(text, str) else dict(text)
+        values["model"] = ModelSpec(**values.get("model", {}))
+        return cls(**values)
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise TrainingError("Set at least 1 epoch: with 0 epochs there is nothing to train.")
+        if self.batch_size < 1:
+            raise TrainingError("The batch size must be at least 1.")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise TrainingError("The learning rate must be a positive number.")
+        if self.optimizer not in OPTIMIZERS:
+            raise TrainingError(f"Unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}.")
+        if self.schedule not in SCHEDULES:
+            raise TrainingError(f"Unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}.")
+
+
+# ---------------------------------------------------------------- data on the device
+
+
+@dataclass
+class DeviceData:
+    """Every split as uint8 on the device, plus the per-channel mean and std of the training images."""
+
+    train: datasets.Split
+    val: datasets.Split | None
+    test: datasets.Split
+    mean: torch.Tensor  # (1, C, 1, 1) float
+    std: torch.Tensor
+    classes: list[str]
+
+    def normalise(self, images: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+        x = (images.float() / 255 - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def to_device(dataset: datasets.ImageDataset, config: TrainConfig, device: torch.device) -> DeviceData:
+    train = dataset.splits["train"]
+    if config.max_train and config.max_train < len(train):
+        keep = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.seed))[: config.max_train]
+        train = datasets.split_of(train, keep)
+    val = dataset.splits.get("val")
+    if val is None and config.val_fraction > 0:
+        parts = datasets.stratified_split(
+            train.labels, {"train": 1 - config.val_fraction, "val": config.val_fraction}, config.seed
+        )
+        train, val = datasets.split_of(train, parts["train"]), datasets.split_of(train, parts["val"])
+    floats = train.images.float() / 255
+    mean = floats.mean(dim=(0, 2, 3)).view(1, -1, 1, 1)
+    std = floats.std(dim=(0, 2, 3)).view(1, -1, 1, 1).clamp_min(1e-3)
+
+    def move(split: datasets.Split | None) -> datasets.Split | None:
+        return None if split is None else datasets.Split(split.images.to(device), split.labels.to(device))
+
+    return DeviceData(move(train), move(val), move(dataset.splits["test"]), mean.to(device), std.to(device),
+                      dataset.classes)
+
+
+# ---------------------------------------------------------------- batched augmentation
+
+
+def random_flip(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Flip a random half of the batch left-right."""
+    flip = torch.rand(len(x), device=x.device, generator=generator) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+
+
+def random_crop(x: torch.Tensor, pad: int = 4, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random crop with reflect padding (the CIFAR classic), a different shift per image, in one gather."""
+    n, c, h, w = x.shape
+    padded = F.pad(x, (pad,) * 4, mode="reflect")
+    dy = torch.randint(0, 2 * pad + 1, (n, 1, 1), device=x.device, generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n, 1, 1), device=x.device, generator=generator)
+    rows = (torch.arange(h, device=x.device).view(1, h, 1) + dy).expand(n, h, w)
+    cols = (torch.arange(w, device=x.device).view(1, 1, w) + dx).expand(n, h, w)
+    index = (rows * (w + 2 * pad) + cols).view(n, 1, h * w).expand(n, c, h * w)
+    return padded.flatten(2).gather(2, index).view(n, c, h, w)
+
+
+AUGMENTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "flip": random_flip,
+    "crop": random_crop,
+}
+
+
+# ---------------------------------------------------------------- optimizers and schedules
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """No weight decay on biases and norm layers, as in torchvision's reference recipes."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+OPTIMIZERS: dict[str, Callable[[list[dict], TrainConfig], torch.optim.Optimizer]] = {
+    "sgd": lambda groups, c: torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov and c.momentum > 0),
+    "adam": lambda groups, c: torch.optim.Adam(groups, lr=c.lr),
+    "adamw": lambda groups, c: torch.optim.AdamW(groups, lr=c.lr),
+}
+
+# Each schedule maps progress in [0, 1] to a multiplier of the base learning rate.
+SCHEDULES: dict[str, Callable[[float], float]] = {
+    "constant": lambda t: 1.0,
+    "step": lambda t: 0.1 ** int(t * 3 - 1e-9),  # divide by 10 at 1/3 and 2/3
+    "cosine": lambda t: 0.5 * (1 + math.cos(math.pi * t)),
+    "onecycle": lambda t: t / 0.25 if t < 0.25 else (1 - t) / 0.75,  # linear warm-up, linear decay to 0
+}
+
+
+def whiten_init(conv: nn.Conv2d, images: torch.Tensor, eps: float = 5e-4) -> None:
+    """Set a k x k conv (with 2 * k*k*C outputs) to whiten image patches: PCA directions over sqrt(eigenvalue),
+    each with both signs. One of airbench's tricks; the layer is then frozen."""
+    c, k = conv.in_channels, conv.kernel_size[0]
+    patches = images.unfold(2, k, 1).unfold(3, k, 1).permute(0, 2, 3, 1, 4, 5).reshape(-1, c * k * k).double()
+    patches = patches - patches.mean(0)
+    eigenvalues, eigenvectors = torch.linalg.eigh(patches.T @ patches / len(patches))
+    filters = (eigenvectors.T / torch.sqrt(eigenvalues.clamp_min(0) + eps)[:, None]).view(-1, c, k, k)
+    with torch.no_grad():
+        conv.weight.copy_(torch.cat([filters, -filters]).float()[: conv.out_channels])
+        conv.weight.requires_grad_(False)
+
+
+# ---------------------------------------------------------------- metrics and control
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float | None
+    val_acc: float | None
+    lr: float
+    seconds: float
+    images_per_s: float
+
+
+class MetricLog:
+    """The thread-safe channel between the worker and the pages: the worker appends, readers copy."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.steps: list[tuple[int, float, float]] = []  # (step, train loss, lr)
+        self.epochs: list[EpochRecord] = []
+        self.progress: dict = {}
+
+    def add_steps(self, rows: list[tuple[int, float, float]]) -> None:
+        with self._lock:
+            self.steps.extend(rows)
+
+    def add_epoch(self, record: EpochRecord) -> None:
+        with self._lock:
+            self.epochs.append(record)
+
+    def set_progress(self, **values) -> None:
+        with self._lock:
+            self.progress = {**self.progress, **values}
+
+    def snapshot(self) -> tuple[list[tuple[int, float, float]], list[EpochRecord], dict]:
+        with self._lock:
+            return list(self.steps), list(self.epochs), dict(self.progress)
+
+
+class Control:
+    """Pause, resume and stop, checked by the worker once per step."""
+
+    def __init__(self) -> None:
+        self.stop_requested = threading.Event()
+        self.running = threading.Event()
+        self.running.set()
+
+    def pause(self) -> None:
+        self.running.clear()
+
+    def resume(self) -> None:
+        self.running.set()
+
+    def stop(self) -> None:
+        self.stop_requested.set()
+        self.running.set()
+
+    def wait_if_paused(self) -> None:
+        self.running.wait()
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    classes: list[str]
+    mean: torch.Tensor  # (1, C, 1, 1) the normalisation the model expects, on the CPU
+    std: torch.Tensor
+    test_images: torch.Tensor  # uint8, CPU
+    test_labels: torch.Tensor
+    test_probs: torch.Tensor  # (N, classes), CPU
+    test_loss: float
+    test_acc: float
+    best_epoch: int
+    stopped_early: bool
+    stopped_by_user: bool
+    seconds: float
+    parameters: int
+
+
+# ---------------------------------------------------------------- the loop
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: DeviceData, split: datasets.Split, config: TrainConfig,
+             batch_size: int = 1024) -> tuple[float, float, torch.Tensor]:
+    """Mean loss, accuracy and the (N, classes) probabilities; with config.tta, flip and shift views are averaged."""
+    model.eval()
+    probs = []
+    for start in range(0, len(split), batch_size):
+        x = data.normalise(split.images[start : start + batch_size], config.channels_last)
+        with _autocast(config, x.device):
+            logits = model(x).float()
+            if config.tta:
+                views = [x.flip(3), F.pad(x, (1, 0, 1, 0), mode="reflect")[..., :-1, :-1],
+                         F.pad(x, (0, 1, 0, 1), mode="reflect")[..., 1:, 1:]]
+                logits = torch.stack([logits] + [model(v).float() for v in views]).mean(0)
+        probs.append(torch.softmax(logits, 1))
+    p = torch.cat(probs)
+    loss = F.nll_loss(torch.log(p.clamp_min(1e-12)), split.labels).item()
+    acc = (p.argmax(1) == split.labels).float().mean().item()
+    return loss, acc, p
+
+
+def _autocast(config: TrainConfig, device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda")
+
+
+def resolve_device(config: TrainConfig) -> torch.device:
+    return pick_device() if config.device == "auto" else torch.device(config.device)
+
+
+def train(
+    config: TrainConfig,
+    dataset: datasets.ImageDataset | None = None,
+    log: MetricLog | None = None,
+    control: Control | None = None,
+    on_epoch: Callable[[nn.Module, list[EpochRecord]], None] | None = None,
+) -> TrainResult:
+    """Train as `config` says; metrics go to `log`, `control` pauses or stops, `on_epoch` saves progress."""
+    config.validate()
+    log, control = log or MetricLog(), control or Control()
+    device = resolve_device(config)
+    torch.manual_seed(config.seed)
+    dataset = dataset or datasets.load_dataset(config.dataset)
+    data = to_device(dataset, config, device)
+    n_train = len(data.train)
+    if config.batch_size > n_train:
+        raise TrainingError(
+            f"The batch size ({config.batch_size}) is larger than the training set ({n_train} images): "
+            f"choose at most {n_train}."
+        )
+    model = build_model(config.model, tuple(data.train.images.shape[1:]), len(data.classes)).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if config.whiten:
+        first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+        whiten_init(first, data.normalise(data.train.images[:5000]).float())
+    optimizer = OPTIMIZERS[config.optimizer](_param_groups(model, config.weight_decay), config)
+    schedule = SCHEDULES[config.schedule]
+    steps_per_epoch = n_train // config.batch_size  # drop the last partial batch, as most recipes do
+    total_steps = steps_per_epoch * config.epochs
+    log.set_progress(epoch=0, epochs=config.epochs, step=0, total_steps=total_steps, parameters=count_parameters(model),
+                     device=str(device))
+    augments = [AUGMENTS[name] for name in config.augment]
+
+    best_loss, best_state, best_epoch, bad_epochs = math.inf, None, 0, 0
+    stopped_early = stopped_by_user = False
+    step, start = 0, time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        epoch_start = time.perf_counter()
+        order = torch.randperm(n_train, device=device)
+        pending: list[tuple[int, torch.Tensor, float]] = []
+        correct = torch.zeros((), device=device)
+        loss_sum = torch.zeros((), device=device)
+        last_publish = time.perf_counter()
+        for batch in range(steps_per_epoch):
+            control.wait_if_paused()
+            if control.stop_requested.is_set():
+                stopped_by_user = True
+                break
+            lr = config.lr * schedule(step / max(1, total_steps))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            index = order[batch * config.batch_size : (batch + 1) * config.batch_size]
+            x = data.normalise(data.train.images[index])
+            for augment in augments:
+                x = augment(x)
+            if config.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = data.train.labels[index]
+            try:
+                with _autocast(config, device):
+                    logits = model(x)
+                    loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            except torch.OutOfMemoryError:
+                del x, y
+                torch.cuda.empty_cache()
+                raise TrainingError(
+                    f"The GPU ran out of memory at batch size {config.batch_size}: choose a smaller batch or model."
+                ) from None
+            step += 1
+            loss_sum += loss.detach()
+            correct += (logits.argmax(1) == y).sum()
+            pending.append((step, loss.detach(), lr))
+            # Publish about twice a second: one device sync for many steps, never one per step.
+            if time.perf_counter() - last_publish > 0.5 or batch == steps_per_epoch - 1:
+                _publish(pending, log, config)
+                pending, last_publish = [], time.perf_counter()
+                elapsed = time.perf_counter() - start
+                log.set_progress(epoch=epoch, step=step, elapsed=elapsed,
+                                 images_per_s=step * config.batch_size / elapsed,
+                                 eta=elapsed / step * (total_steps - step))
+        if stopped_by_user:
+            _publish(pending, log, config)
+            break
+        seconds = time.perf_counter() - epoch_start
+        seen = max(1, steps_per_epoch * config.batch_size)
+        val_loss, val_acc = (None, None) if data.val is None else evaluate(model, data, data.val, config)[:2]
+        record = EpochRecord(epoch, loss_sum.item() / max(1, steps_per_epoch), correct.item() / seen, val_loss,
+                             val_acc, lr, seconds, seen / seconds)
+        log.add_epoch(record)
+        if on_epoch:
+            on_epoch(model, log.snapshot()[1])
+        if val_loss is not None and config.patience:
+            if val_loss < best_loss:
+                best_loss, best_epoch, bad_epochs = val_loss, epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                bad_epochs += 1
+                if bad_epochs >= config.patience:
+                    stopped_early = True
+                    break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    test_loss, test_acc, probs = evaluate(model, data, data.test, config)
+    return TrainResult(
+        model, data.classes, data.mean.cpu(), data.std.cpu(), data.test.images.cpu(), data.test.labels.cpu(),
+        probs.cpu(), test_loss, test_acc, best_epoch or len(log.epochs), stopped_early, stopped_by_user,
+        time.perf_counter() - start, count_parameters(model),
+    )
+
+
+def _publish(pending: list[tuple[int, torch.Tensor, float]], log: MetricLog, config: TrainConfig) -> None:
+    if not pending:
+        return
+    losses = torch.stack([loss for _, loss, _ in pending]).tolist()
+    log.add_steps([(step, value, lr) for (step, _, lr), value in zip(pending, losses)])
+    bad = next(((step, value) for (step, _, _), value in zip(pending, losses) if not math.isfinite(value)), None)
+    if bad:
+        raise TrainingError(
+            f"The loss became {bad[1]} at step {bad[0]}: the learning rate {config.lr:g} is too high for this "
+            f"model; try {config.lr / 10:g}."
+        )

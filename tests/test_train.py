@@ -1,0 +1,170 @@
+import json
+import math
+import threading
+import time
+
+import pytest
+import torch
+
+from cnn_lab import jobs, runs
+from cnn_lab.evaluate import confusion_matrix, per_class_accuracy, top_k
+from cnn_lab.models import MODELS, ModelError, ModelSpec, build_model, count_parameters
+from cnn_lab.train import Control, MetricLog, TrainConfig, TrainingError, random_crop, random_flip, train
+
+
+def test_config_json_round_trip():
+    config = TrainConfig(dataset="digits", model=ModelSpec("mlp", hidden=[64]), augment=["flip"], patience=2)
+    again = TrainConfig.from_json(config.to_json())
+    assert again == config and isinstance(again.model, ModelSpec)
+    assert json.loads(config.to_json())["model"]["hidden"] == [64]
+
+
+def test_course_cnn_is_exact():
+    model = build_model(ModelSpec("course_cnn"), (3, 32, 32), 10)
+    shapes = []
+    x = torch.zeros(1, 3, 32, 32)
+    for layer in model[0]:
+        x = layer(x)
+        if isinstance(layer, torch.nn.Conv2d):
+            shapes.append(tuple(x.shape[1:]))
+    assert shapes == [(16, 14, 14), (32, 5, 5), (64, 1, 1)]
+    # 3*16*25+16 + 16*32*25+32 + 32*64*25+64 + 64*32+32 + 32*10+10
+    assert count_parameters(model) == 1216 + 12832 + 51264 + 2080 + 330
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_model_runs_on_cifar_shape(name):
+    model = build_model(ModelSpec(name, widths=[8, 16, 16]), (3, 32, 32), 10)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_course_cnn_refuses_tiny_images():
+    with pytest.raises(ModelError, match="at least 29x29"):
+        build_model(ModelSpec("course_cnn"), (1, 8, 8), 10)
+
+
+def test_batched_augmentations_keep_content():
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
+    flipped = random_flip(x, torch.Generator().manual_seed(1))
+    for i in range(2):
+        assert torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(2))
+    cropped = random_crop(x, pad=0)
+    assert torch.equal(cropped, x)
+    shifted = random_crop(x, pad=2, generator=torch.Generator().manual_seed(0))
+    assert shifted.shape == x.shape
+    # every output value exists in the reflect-padded input of the same image
+    padded = torch.nn.functional.pad(x, (2,) * 4, mode="reflect")
+    assert set(shifted[0, 0].flatten().tolist()) <= set(padded[0, 0].flatten().tolist())
+
+
+def test_digits_above_90_percent():
+    result = train(TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[16, 32]), epochs=8, batch_size=64))
+    assert result.test_acc > 0.9
+    assert result.test_probs.shape == (359, 10)
+
+
+def test_nan_stops_with_a_sentence():
+    config = TrainConfig(dataset="digits", model=ModelSpec("mlp"), epochs=3, batch_size=64, lr=1e6)
+    with pytest.raises(TrainingError, match="too high for this model; try 100000"):
+        train(config)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [({"epochs": 0}, "at least 1 epoch"), ({"batch_size": 100_000}, "larger than the training set"),
+     ({"lr": float("nan")}, "positive number")],
+)
+def test_bad_settings(changes, message):
+    with pytest.raises(TrainingError, match=message):
+        train(TrainConfig(dataset="digits", model=ModelSpec("mlp"), **changes))
+
+
+def test_early_stopping_restores_best_weights():
+    log = MetricLog()
+    config = TrainConfig(dataset="digits", model=ModelSpec("mlp", hidden=[256]), optimizer="adam", lr=3e-3,
+                         schedule="constant", epochs=60, batch_size=32, patience=2, val_fraction=0.3)
+    result = train(config, log=log)
+    assert result.stopped_early and len(log.epochs) < 60
+    val_losses = [e.val_loss for e in log.epochs]
+    assert result.best_epoch == 1 + val_losses.index(min(val_losses))
+    assert len(log.epochs) == result.best_epoch + 2
+
+
+def test_metrics_and_confusion_helpers():
+    probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    labels = torch.tensor([0, 1, 1])
+    assert confusion_matrix(probs, labels, 2).tolist() == [[1, 0], [1, 1]]
+    assert per_class_accuracy(probs, labels, 2) == [1.0, 0.5]
+    assert top_k(probs[0], ["cat", "dog"], 1) == [("cat", pytest.approx(0.9))]
+
+
+def _wait(predicate, timeout=60.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_job_pause_resume_stop_and_persistence():
+    manager = jobs.JobManager(max_running=1)
+    config = TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[16, 32]), epochs=200, batch_size=16)
+    job = manager.start(config)
+    assert _wait(lambda: job.log.snapshot()[0])
+    with pytest.raises(jobs.DeviceBusy, match="busy"):
+        manager.start(config)
+    job.pause()
+    time.sleep(0.3)
+    paused_at = job.log.snapshot()[2]["step"]
+    time.sleep(0.7)
+    assert job.log.snapshot()[2]["step"] - paused_at <= 2  # at most the step in flight and its publish
+    job.resume()
+    assert _wait(lambda: job.log.snapshot()[2]["step"] > paused_at + 5)
+    job.stop()
+    assert _wait(lambda: not job.alive, 30)
+    assert job.status == "stopped"
+    record = runs.load_run(job.run_id)
+    assert record.status == "stopped" and record.test_acc is not None
+    weights = runs.load_weights(job.run_id)
+    assert set(weights) == set(job.result.model.state_dict())
+
+
+def test_failed_job_reports_and_runs_stay():
+    manager = jobs.JobManager()
+    job = manager.start(TrainConfig(dataset="digits", model=ModelSpec("course_cnn"), epochs=1))
+    assert _wait(lambda: not job.alive)
+    assert job.status == "failed" and "at least 29x29" in job.message
+    assert runs.load_run(job.run_id).status == "failed"
+
+
+def test_interrupted_run_is_shown_as_interrupted():
+    run_id = runs.create_run("train", TrainConfig(dataset="digits").to_json())
+    assert runs.load_run(run_id, live=set()).status == "interrupted"
+    assert runs.load_run(run_id, live={run_id}).status == "running"
+
+
+def test_malicious_checkpoint_is_refused(tmp_path):
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (exec, ("open('%s', 'w').write('owned')" % (tmp_path / "owned"),))
+
+    run_id = runs.create_run("train", TrainConfig().to_json())
+    (runs.runs_root() / run_id / "model.pt").write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        runs.load_weights(run_id)
+    assert not (tmp_path / "owned").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, optimizer, lr, floor", [
+    ("linear", "adam", 1e-3, 0.25), ("mlp", "adam", 1e-3, 0.30), ("course_cnn", "adam", 1e-3, 0.35),
+])
+def test_course_presets_learn_cifar10(cifar10, model, optimizer, lr, floor):
+    config = TrainConfig(dataset="cifar10", model=ModelSpec(model, activation="leaky_relu",
+                         activation_params={"negative_slope": 0.2}), optimizer=optimizer, lr=lr, batch_size=128,
+                         epochs=1, schedule="constant", weight_decay=0, max_train=20_000, val_fraction=0)
+    result = train(config, dataset=cifar10)
+    assert result.test_acc > floor, f"{model}: {result.test_acc:.3f} (chance is 0.10)"
