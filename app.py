@@ -28,8 +28,8 @@ def home() -> None:
                  "status": [s.status() for s in backbones.BACKBONES.values()]})
 
 
-navigation = st.navigation(
-    [st.Page(home, title="Home", icon=":material/home:", default=True)]
-    + [st.Page(p.path, title=p.title, icon=p.icon) for p in PAGES]
-)
+pages = {p.path: st.Page(p.path, title=p.title, icon=p.icon) for p in PAGES}
+navigation = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), *pages.values()])
+if "deep_link" in st.session_state:  # see ui.page_header
+    st.switch_page(pages[st.session_state.pop("deep_link")])
 navigation.run()

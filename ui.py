@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from cnn_lab import images
 
@@ -33,6 +34,11 @@ PAGES = [
 
 
 def page_header(path: str) -> None:
+    if PagesManager.uses_pages_directory:
+        # The very first request after the server starts, when it is a deep link, runs the page file without
+        # app.py (Streamlit's old pages/ mode). Go through app.py, which then switches back to this page.
+        st.session_state["deep_link"] = path
+        st.switch_page("app.py")
     info = next(p for p in PAGES if p.path == path)
     st.title(info.title)
     st.caption(info.summary)

@@ -137,15 +137,6 @@ def resnet_small(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(spec.dropout), nn.Linear(c, classes))
 
 
-class Scale(nn.Module):
-    def __init__(self, factor: float):
-        super().__init__()
-        self.factor = factor
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.factor
-
-
 def speedrun(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
     """A VGG-like net for fast CIFAR-10 (the ideas of airbench): 2x2 stem, three blocks of two convs, max pools."""
     widths = spec.widths if len(spec.widths) == 3 else [64, 256, 256]
@@ -161,7 +152,7 @@ def speedrun(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
     return nn.Sequential(
         nn.Conv2d(shape[0], stem, 2, padding=0, bias=True), act(),  # a 2x2 stem: 32 -> 31 pixels
         block(stem, widths[0]), block(widths[0], widths[1]), block(widths[1], widths[2]),
-        nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(widths[2], classes, bias=False), Scale(1 / 9),
+        nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(widths[2], classes, bias=False),
     )
 
 

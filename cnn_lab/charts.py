@@ -1,0 +1,99 @@
+"""Plotly figures shared by the pages (figures are data: no Streamlit here)."""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from cnn_lab.train import EpochRecord
+
+MAX_POINTS = 1500  # a curve never draws more points than this, so long runs keep memory flat
+
+
+def downsample(xs: list, ys: list, limit: int = MAX_POINTS) -> tuple[list, list]:
+    if len(xs) <= limit:
+        return xs, ys
+    index = np.linspace(0, len(xs) - 1, limit).round().astype(int)
+    return [xs[i] for i in index], [ys[i] for i in index]
+
+
+def ema(values: list[float], smoothing: float) -> list[float]:
+    """Exponential moving average with debiasing, as TensorBoard smooths curves."""
+    out, avg = [], 0.0
+    for i, v in enumerate(values, start=1):
+        avg = smoothing * avg + (1 - smoothing) * v
+        out.append(avg / (1 - smoothing**i) if smoothing > 0 else v)
+    return out
+
+
+def step_loss_figure(steps: list[tuple[int, float, float]], smoothing: float = 0.9, log_y: bool = False) -> go.Figure:
+    xs = [s for s, _, _ in steps]
+    raw = [loss for _, loss, _ in steps]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Train loss per step", "Learning rate"))
+    x, y = downsample(xs, raw)
+    fig.add_scatter(x=x, y=y, name="loss", line=dict(color="rgba(59,111,216,0.3)"), row=1, col=1)
+    x, y = downsample(xs, ema(raw, smoothing))
+    fig.add_scatter(x=x, y=y, name=f"EMA {smoothing:.2f}", line=dict(color="#3b6fd8"), row=1, col=1)
+    x, y = downsample(xs, [lr for _, _, lr in steps])
+    fig.add_scatter(x=x, y=y, name="lr", line=dict(color="#d8843b"), row=1, col=2)
+    fig.update_xaxes(title_text="step")
+    if log_y:
+        fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_layout(height=300, margin=dict(t=40, b=30, l=40, r=10), showlegend=False)
+    return fig
+
+
+def epoch_figure(runs: dict[str, list[EpochRecord]], log_y: bool = False) -> go.Figure:
+    """Train and validation loss and accuracy per epoch; several runs overlay."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss per epoch", "Accuracy per epoch"))
+    palette = ["#3b6fd8", "#d8843b", "#3bb273", "#c0392b", "#8e44ad", "#7f8c8d"]
+    for i, (name, epochs) in enumerate(runs.items()):
+        color = palette[i % len(palette)]
+        x = [e.epoch for e in epochs]
+        for col, train_key, val_key in ((1, "train_loss", "val_loss"), (2, "train_acc", "val_acc")):
+            fig.add_scatter(x=x, y=[getattr(e, train_key) for e in epochs], name=f"{name} train", row=1, col=col,
+                            line=dict(color=color, dash="dot"), legendgroup=name, showlegend=col == 1)
+            if any(getattr(e, val_key) is not None for e in epochs):
+                fig.add_scatter(x=x, y=[getattr(e, val_key) for e in epochs], name=f"{name} val", row=1, col=col,
+                                line=dict(color=color), legendgroup=name, showlegend=col == 1)
+    fig.update_xaxes(title_text="epoch")
+    if log_y:
+        fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_layout(height=320, margin=dict(t=40, b=30, l=40, r=10))
+    return fig
+
+
+def confusion_figure(matrix: np.ndarray, classes: list[str]) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=matrix, x=classes, y=classes, colorscale="Blues", text=matrix, texttemplate="%{text}",
+                               hovertemplate="true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>"))
+    fig.update_layout(xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed", height=450,
+                      margin=dict(t=20, b=40, l=40, r=10))
+    return fig
+
+
+def bars(labels: list[str], values: list[float], title: str = "", percent: bool = True) -> go.Figure:
+    fig = go.Figure(go.Bar(x=values, y=labels, orientation="h", text=[f"{v:.1%}" if percent else f"{v:g}" for v in values]))
+    fig.update_layout(title=title, yaxis_autorange="reversed", height=60 + 28 * len(labels),
+                      margin=dict(t=40 if title else 10, b=20, l=10, r=10))
+    if percent:
+        fig.update_xaxes(tickformat=".0%", range=[0, 1])
+    return fig
+
+
+def filters_figure(weights: np.ndarray, columns: int = 8) -> go.Figure:
+    """First-layer filters (out, in, k, k) as small images, each scaled to its own range."""
+    n = weights.shape[0]
+    rows = -(-n // columns)
+    fig = make_subplots(rows=rows, cols=columns, horizontal_spacing=0.01, vertical_spacing=0.01)
+    for i, w in enumerate(weights):
+        w = (w - w.min()) / (w.max() - w.min() + 1e-8)
+        image = (np.transpose(w, (1, 2, 0)) * 255).astype(np.uint8) if w.shape[0] == 3 else None
+        r, c = divmod(i, columns)
+        if image is not None:
+            fig.add_image(z=image, row=r + 1, col=c + 1)
+        else:
+            fig.add_heatmap(z=w.mean(0), colorscale="gray", showscale=False, row=r + 1, col=c + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed")
+    fig.update_layout(height=70 * rows + 20, margin=dict(t=10, b=10, l=10, r=10))
+    return fig
