@@ -1,19 +1,61 @@
-"""Command line: `python -m cnn_lab {train,transfer,bench} ...`, the same core as the pages, headless."""
+"""Command line: `python -m cnn_lab {train,bench} ...`, the same core as the pages, headless."""
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from cnn_lab.presets import preset
+    from cnn_lab.train import TrainConfig, train
+
+    if args.config:
+        config = TrainConfig.from_json(Path(args.config).read_text())
+    else:
+        config = preset(args.preset or "Fast CNN (70%+ in 3 min on CPU)")
+    if args.epochs:
+        config.epochs = args.epochs
+    if args.dataset:
+        config.dataset = args.dataset
+    result = train(config)
+    print(json.dumps({"test_acc": result.test_acc, "seconds": result.seconds, "parameters": result.parameters}))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from cnn_lab import bench
+
+    section = bench.run(args.only.split(","), quick=args.quick)
+    if not args.no_write:
+        bench.write(section, Path(args.output))
+    print(section)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m cnn_lab", description=__doc__)
-    parser.add_subparsers(dest="command", metavar="{}")
+    sub = parser.add_subparsers(dest="command")
+    train = sub.add_parser("train", help="train a preset or a config JSON, print a JSON line of results")
+    train.add_argument("--preset", help="a preset's name (see the train page)")
+    train.add_argument("--config", help="a TrainConfig JSON file")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--dataset")
+    train.set_defaults(handler=cmd_train)
+    bench = sub.add_parser("bench", help="run benchmarks and add their table to BENCHMARKS.md")
+    bench.add_argument("--only", default="course,fast,speedrun,streaming", help="comma-separated benchmark names")
+    bench.add_argument("--quick", action="store_true", help="fewer epochs and batches")
+    bench.add_argument("--output", default="BENCHMARKS.md")
+    bench.add_argument("--no-write", action="store_true")
+    bench.set_defaults(handler=cmd_bench)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.command is None:
-        build_parser().print_help()
+        parser.print_help()
         return 0
     return args.handler(args)
 

@@ -1,0 +1,171 @@
+"""Benchmarks, measured side by side in one run on the current machine, written to BENCHMARKS.md.
+
+Each benchmark returns rows of (what, figure, note). The course's own recipe is measured in the same run
+as ours, so the ratios hold on any machine.
+"""
+from __future__ import annotations
+
+import platform
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from cnn_lab import data as datasets
+from cnn_lab.device import describe_device, pick_device
+from cnn_lab.presets import preset
+from cnn_lab.train import MetricLog, TrainConfig, train
+
+Row = tuple[str, str, str]
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def course_pipeline_images_per_s(cifar: datasets.ImageDataset, batches: int) -> float:
+    """The course's loop: a Dataset of PIL images, per-image ToTensor and Normalize, DataLoader batch 4,
+    2 workers, Adam on the course CNN. Measured over `batches` steps after a warm-up."""
+    import torchvision.transforms as T
+    from PIL import Image
+
+    from cnn_lab.models import ModelSpec, build_model
+
+    class CourseDataset(torch.utils.data.Dataset):
+        def __init__(self, split: datasets.Split):
+            self.images = split.images.permute(0, 2, 3, 1).numpy()
+            self.labels = split.labels.tolist()
+            self.transform = T.Compose([T.ToTensor(), T.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
+
+        def __len__(self) -> int:
+            return len(self.labels)
+
+        def __getitem__(self, i: int):
+            return self.transform(Image.fromarray(self.images[i])), self.labels[i]
+
+    device = pick_device()
+    loader = torch.utils.data.DataLoader(CourseDataset(cifar.splits["train"]), batch_size=4, shuffle=True, num_workers=2)
+    model = build_model(ModelSpec("course_cnn"), (3, 32, 32), 10).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    start, seen = None, 0
+    for i, (x, y) in enumerate(loader):
+        if i == 50:  # warm-up done: workers started, kernels loaded
+            _sync()
+            start, seen = time.perf_counter(), 0
+        x, y = x.to(device), y.to(device)
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        loss.item()  # the course prints a running loss, which syncs every step
+        seen += len(y)
+        if i == 50 + batches:
+            break
+    _sync()
+    return seen / (time.perf_counter() - start)
+
+
+def run_config(config: TrainConfig, cifar: datasets.ImageDataset, subscriber: bool = False) -> tuple[float, float, float]:
+    """(test accuracy, seconds, images/s) of one run; with `subscriber`, a thread polls the log like a page."""
+    log = MetricLog()
+    stop = threading.Event()
+
+    def poll() -> None:
+        from cnn_lab import charts
+
+        while not stop.wait(1.0):
+            steps, epochs, _ = log.snapshot()
+            if steps:
+                charts.step_loss_figure(steps).to_json()
+            if epochs:
+                charts.epoch_figure({"run": epochs}).to_json()
+
+    poller = threading.Thread(target=poll, daemon=True) if subscriber else None
+    if poller:
+        poller.start()
+    result = train(config, dataset=cifar, log=log)
+    stop.set()
+    images_per_s = sum(e.images_per_s * e.seconds for e in log.epochs) / sum(e.seconds for e in log.epochs)
+    return result.test_acc, result.seconds, images_per_s
+
+
+def bench_course(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
+    batches = 500 if quick else 2500
+    course_ips = course_pipeline_images_per_s(cifar, batches)
+    config = preset("Course: CNN")
+    config.val_fraction = 0.0
+    acc, seconds, ours_ips = run_config(config, cifar)
+    course_epoch_s = 50_000 / course_ips
+    return [
+        ("Course CNN, course pipeline (DataLoader, batch 4, 2 workers)", f"{course_ips:,.0f} img/s",
+         f"{course_epoch_s:.0f} s per epoch, so about {5 * course_epoch_s:.0f} s for 5 epochs ({batches} batches timed)"),
+        ("Course CNN, our trainer (whole-tensor batches of 128, same 5 epochs)", f"{ours_ips:,.0f} img/s",
+         f"{acc:.1%} test accuracy in {seconds:.1f} s; {ours_ips / course_ips:.1f}x the course pipeline's images/s"),
+    ]
+
+
+def bench_fast_preset(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
+    config = preset("Fast CNN (70%+ in 3 min on CPU)")
+    if quick:
+        config.epochs = 1
+    acc, seconds, ips = run_config(config, cifar)
+    return [(f"Fast CNN preset ({config.epochs} epochs)", f"{acc:.1%} in {seconds:.0f} s", f"{ips:,.0f} img/s")]
+
+
+def bench_speedrun(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
+    config = preset("Speedrun (GPU)")
+    if not torch.cuda.is_available():
+        return [("Speedrun preset", "skipped", "needs a GPU (it runs on CPU, slowly, from the page)")]
+    run_config(replace(config, epochs=1), cifar)  # warm-up: kernels, cuDNN autotuning
+    rows = []
+    for _ in range(1 if quick else 3):
+        acc, seconds, ips = run_config(config, cifar)
+        rows.append((f"Speedrun preset ({config.epochs} epochs, TTA)", f"{acc:.2%} in {seconds:.2f} s", f"{ips:,.0f} img/s"))
+    return rows
+
+
+def bench_streaming(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
+    config = preset("Course: CNN")
+    config.epochs, config.val_fraction = (1 if quick else 3), 0.0
+    _, headless, _ = run_config(config, cifar)
+    _, streamed, _ = run_config(config, cifar, subscriber=True)
+    return [("Streaming overhead (course CNN; a thread redraws the curves every second)",
+             f"{(streamed / headless - 1):+.1%}", f"headless {headless:.1f} s, with subscriber {streamed:.1f} s")]
+
+
+BENCHMARKS: dict[str, Callable[[datasets.ImageDataset, bool], list[Row]]] = {
+    "course": bench_course,
+    "fast": bench_fast_preset,
+    "speedrun": bench_speedrun,
+    "streaming": bench_streaming,
+}
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    return (f"{describe_device()} · {cpu}, {torch.get_num_threads()} torch threads · Python {platform.python_version()}"
+            f" · torch {torch.__version__}")
+
+
+def run(names: list[str], quick: bool = False) -> str:
+    """Run the named benchmarks and return a markdown section."""
+    cifar = datasets.load_dataset("cifar10")
+    lines = [f"### {time.strftime('%Y-%m-%d %H:%M')} · {machine()}", "", "| benchmark | figure | note |",
+             "| --- | --- | --- |"]
+    for name in names:
+        for what, figure, note in BENCHMARKS[name](cifar, quick):
+            lines.append(f"| {what} | {figure} | {note} |")
+            print(lines[-1], flush=True)
+    return "\n".join(lines) + "\n"
+
+
+def write(section: str, path: Path = Path("BENCHMARKS.md")) -> None:
+    """Append the newest section under the file's header."""
+    header = "# Benchmarks\n\nWritten by `python -m cnn_lab bench`; newest first.\n\n"
+    old = path.read_text().removeprefix(header) if path.exists() else ""
+    path.write_text(header + section + "\n" + old)
