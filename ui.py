@@ -44,13 +44,16 @@ def page_header(path: str) -> None:
     st.caption(info.summary)
 
 
+cached_sample = st.cache_resource(images.load_sample)
+
+
 def image_picker(key: str, max_side: int = images.WORK_SIDE) -> images.LoadedImage:
     """Sample photo or upload; a bad upload gets one sentence and the previous image stays."""
     source = st.radio("Image", ["Sample photo", "Upload"], horizontal=True, key=f"{key}_source")
     state_key = f"{key}_image"
     if source == "Sample photo":
         name = st.selectbox("Sample", list(images.SAMPLES), key=f"{key}_sample")
-        st.session_state[state_key] = images.load_sample(name, max_side)
+        st.session_state[state_key] = cached_sample(name, max_side)
     else:
         upload = st.file_uploader("Upload a photo", type=["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"],
                                   key=f"{key}_upload")
@@ -60,7 +63,7 @@ def image_picker(key: str, max_side: int = images.WORK_SIDE) -> images.LoadedIma
             except images.ImageError as error:
                 st.error(str(error))
     if state_key not in st.session_state:
-        st.session_state[state_key] = images.load_sample(next(iter(images.SAMPLES)), max_side)
+        st.session_state[state_key] = cached_sample(next(iter(images.SAMPLES)), max_side)
     loaded = st.session_state[state_key]
     if loaded.note:
         st.caption(loaded.note)

@@ -138,7 +138,26 @@ def bench_streaming(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
              f"{(streamed / headless - 1):+.1%}", f"headless {headless:.1f} s, with subscriber {streamed:.1f} s")]
 
 
+def bench_conv_update(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
+    """What one slider move on the convolution page costs on a 512x512 photo: conv, ReLU, pool and figure data."""
+    from cnn_lab import charts, conv, images, kernels
+
+    image = images.to_tensor(images.load_sample("astronaut").image)
+    bank = kernels.make_kernel("sobel x")[None]
+    times = []
+    for stride in [1, 2, 1, 3, 1, 2, 1, 1, 2, 1] * (1 if quick else 3):
+        start = time.perf_counter()
+        stages = conv.conv_relu_pool(image, bank, conv.ConvSettings(stride=stride), "max", 2)
+        maps = torch.cat([stages[0].conv, stages[0].conv.sum(0, keepdim=True)]).numpy()
+        charts.feature_maps_figure(maps, ["R", "G", "B", "sum"], columns=4).to_json()
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return [("Convolution page update, 512x512 RGB (conv + ReLU + pool + figure JSON)",
+             f"{times[len(times) // 2] * 1000:.0f} ms median", f"worst {times[-1] * 1000:.0f} ms over {len(times)} moves")]
+
+
 BENCHMARKS: dict[str, Callable[[datasets.ImageDataset, bool], list[Row]]] = {
+    "conv": bench_conv_update,
     "course": bench_course,
     "fast": bench_fast_preset,
     "speedrun": bench_speedrun,

@@ -97,3 +97,25 @@ def filters_figure(weights: np.ndarray, columns: int = 8) -> go.Figure:
     fig.update_yaxes(visible=False, autorange="reversed")
     fig.update_layout(height=70 * rows + 20, margin=dict(t=10, b=10, l=10, r=10))
     return fig
+
+
+def feature_maps_figure(maps: np.ndarray, titles: list[str], columns: int = 3, max_side: int = 256,
+                        height: int = 300) -> go.Figure:
+    """Feature maps on one diverging colour scale centred at zero, with a colour bar; large maps are shown
+    subsampled to at most `max_side` pixels a side (the numbers are computed at full size)."""
+    step = max(1, -(-max(maps.shape[-2:]) // max_side))
+    maps = maps[:, ::step, ::step]
+    limit = float(np.quantile(np.abs(maps), 0.995)) or 1.0  # robust: a few extreme pixels do not wash out the rest
+    rows = -(-len(maps) // columns)
+    fig = make_subplots(rows=rows, cols=min(columns, len(maps)), subplot_titles=titles, horizontal_spacing=0.03,
+                        vertical_spacing=0.08)
+    for i, m in enumerate(maps):
+        r, c = divmod(i, columns)
+        fig.add_heatmap(z=np.round(m, 3), zmin=-limit, zmax=limit, colorscale="RdBu_r", showscale=i == 0,
+                        colorbar=dict(len=0.8), row=r + 1, col=c + 1)
+    for i in range(len(maps)):  # square pixels: each y axis follows its own x axis
+        fig.layout[f"yaxis{i + 1 if i else ''}"].update(scaleanchor=f"x{i + 1 if i else ''}", autorange="reversed")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(height=height * rows, margin=dict(t=30, b=10, l=10, r=10))
+    return fig

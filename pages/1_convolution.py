@@ -1,6 +1,140 @@
+import numpy as np
+import pandas as pd
 import streamlit as st
+import torch
 
-from ui import page_header
+from cnn_lab import charts, conv, images, jobs, kernels, runs
+from ui import image_picker, page_header
 
 page_header("pages/1_convolution.py")
-st.info("This page is not built yet: its issue is still open.")
+
+left, right = st.columns([1, 2])
+with left:
+    loaded = image_picker("conv")
+    st.image(loaded.image, caption=f"{loaded.image.width}x{loaded.image.height}", width=260)
+image = images.to_tensor(loaded.image)
+
+# ---------------------------------------------------------------- the kernel
+with right:
+    source = st.radio("Kernel", ["Classic", "Custom grid", "Learned (from a trained run)"], horizontal=True)
+    learned = None
+    if source == "Classic":
+        names = st.multiselect("Kernels (several give several output filters)", list(kernels.KERNELS),
+                               default=["sobel x"], max_selections=6)
+        names = names or ["identity"]
+        sizes = sorted({size for n in names for size in kernels.KERNELS[n].sizes})
+        size = st.radio("Size (for the kernels that come in several sizes)", sizes, horizontal=True) if len(sizes) > 1 else sizes[0]
+        sigma = st.slider("Gaussian sigma", 0.3, 3.0, 1.0) if "gaussian blur" in names else 1.0
+        bank = kernels.stack([
+            kernels.make_kernel(n, size if size in kernels.KERNELS[n].sizes else None,
+                                **({"sigma": sigma} if n == "gaussian blur" else {}))
+            for n in names
+        ])
+        titles = names
+    elif source == "Custom grid":
+        size = st.radio("Grid", [3, 5, 7], horizontal=True)
+        start = st.selectbox("Start from", list(kernels.KERNELS), index=list(kernels.KERNELS).index("sharpen"))
+        base = kernels.make_kernel(start, size if size in kernels.KERNELS[start].sizes else None)
+        base = kernels.stack([base, torch.zeros(size, size)])[0] if base.shape[0] < size else base[:size, :size]
+        grid = st.data_editor(pd.DataFrame(base.numpy().round(4)), key=f"grid_{size}_{start}", hide_index=True)
+        bank = torch.tensor(grid.to_numpy(dtype=np.float32)).nan_to_num()[None]
+        titles = ["custom"]
+    else:
+        finished = [r for r in runs.list_runs(live=jobs.MANAGER.live_ids()) if (r.path / "model.pt").exists()]
+        if not finished:
+            st.info("No trained run yet: train one on the train or transfer page, then its first-layer filters appear here.")
+            bank, titles = kernels.make_kernel("identity")[None], ["identity"]
+        else:
+            run = st.selectbox("Run", finished, format_func=lambda r: f"{r.run_id} · {r.config.get('dataset')} · "
+                                                                        f"{r.config.get('model', {}).get('name', '')}")
+            first = next(v for v in runs.load_weights(run.run_id).values() if v.ndim == 4)
+            count = st.slider("Filters", 1, min(16, first.shape[0]), min(8, first.shape[0]))
+            learned = first[:count]
+            if learned.shape[1] == 1:
+                image = image.mean(0, keepdim=True)  # a model trained on grey images
+            elif learned.shape[1] != image.shape[0]:
+                st.error(f"These filters expect {learned.shape[1]} input channels; this image has {image.shape[0]}.")
+                st.stop()
+            bank, titles = learned, [f"filter {i}" for i in range(count)]
+    if learned is None:
+        st.plotly_chart(charts.feature_maps_figure(bank.numpy(), titles, columns=6, height=220), key="kernel_fig")
+
+# ---------------------------------------------------------------- how it is applied
+a, b, c, d = st.columns(4)
+channel_mode = a.radio("Channels", conv.CHANNEL_MODES, disabled=learned is not None,
+                       help="depthwise: the same kernel on each RGB channel; full: one 3-channel kernel summed "
+                            "into one map, as nn.Conv2d does")
+normalise = a.toggle("Normalise the kernel to sum 1", disabled=learned is not None)
+stride = b.slider("Stride", 1, 8, 1)
+dilation = b.slider("Dilation", 1, 8, 1)
+padding = c.slider("Padding", 0, 16, 1)
+padding_mode = c.selectbox("Padding mode", conv.PADDING_MODES)
+pool_kind = d.radio("Pooling", ["max", "avg"], horizontal=True)
+pool_size = d.slider("Pool size (= stride)", 1, 8, 2)
+stages_count = d.slider("Stages (conv-ReLU-pool, stacked)", 1, 3, 1, disabled=learned is not None)
+settings = conv.ConvSettings(stride, padding, padding_mode, dilation, channel_mode, normalise)
+
+try:
+    stages = conv.conv_relu_pool(image, bank, settings, pool_kind, pool_size, stages_count)
+except conv.ConvError as error:
+    st.error(str(error))
+    st.stop()
+
+maps = stages[0].conv
+if channel_mode == "depthwise" and learned is None:
+    channel_names = ["R", "G", "B"][: image.shape[0]]
+    titles = [f"{t} · {ch}" for t in titles for ch in channel_names]
+st.markdown(f"Input **{tuple(image.shape)}** → convolution **{tuple(maps.shape)}** → ReLU → {pool_kind} pool "
+            f"**{tuple(stages[0].pooled.shape)}**"
+            + "".join(f" → stage {i + 2} **{tuple(s.pooled.shape)}**" for i, s in enumerate(stages[1:])))
+
+tab_conv, tab_stages, tab_magnifier, tab_params = st.tabs(["Feature maps", "Conv → ReLU → pool", "Magnifier",
+                                                            "Why convolutions"])
+with tab_conv:
+    shown, shown_titles = maps[:12], titles[:12]
+    if channel_mode == "depthwise" and learned is None and len(bank) == 1:
+        shown = torch.cat([maps, maps.sum(0, keepdim=True)])
+        shown_titles = titles + ["sum of the three (= full mode)"]
+    st.plotly_chart(charts.feature_maps_figure(shown.numpy(), shown_titles, columns=4 if len(shown) == 4 else 3),
+                    key="maps_fig")
+with tab_stages:
+    for i, stage in enumerate(stages):
+        st.markdown(f"**Stage {i + 1}** (first map)")
+        st.plotly_chart(charts.feature_maps_figure(
+            torch.stack([stage.conv[0], stage.relu[0], torch.nn.functional.interpolate(
+                stage.pooled[None, :1], size=stage.relu.shape[-2:], mode="nearest")[0, 0]]).numpy(),
+            ["convolution", "ReLU", f"{pool_kind} pool {tuple(stage.pooled.shape[-2:])} (drawn at conv size)"]),
+            key=f"stage_{i}")
+with tab_magnifier:
+    if learned is not None:
+        st.caption("The magnifier works with the classic and custom kernels.")
+    else:
+        m1, m2, m3 = st.columns(3)
+        row = m1.slider("Output row", 0, maps.shape[1] - 1, maps.shape[1] // 2)
+        col = m2.slider("Output column", 0, maps.shape[2] - 1, maps.shape[2] // 2)
+        channel = m3.selectbox("Channel", range(image.shape[0]), format_func=lambda i: "RGB"[i] if image.shape[0] == 3 else "grey",
+                               disabled=channel_mode == "full")
+        magnified = conv.magnify(image, bank[0], settings, row, col, channel)
+        p1, p2, p3 = st.columns(3)
+        p1.markdown("**Input patch** (channel 1 shown)")
+        p1.dataframe(pd.DataFrame(magnified.patch[0].numpy()).round(3), hide_index=True)
+        p2.markdown("**Kernel**")
+        p2.dataframe(pd.DataFrame(magnified.kernel[0].numpy()).round(3), hide_index=True)
+        p3.markdown("**Products**")
+        p3.dataframe(pd.DataFrame(magnified.products[0].numpy()).round(3), hide_index=True)
+        terms = " + ".join(f"{x:.2f}·{w:.2f}" for x, w in zip(magnified.patch.flatten()[:9].tolist(),
+                                                              magnified.kernel.flatten()[:9].tolist()))
+        more = " + …" if magnified.patch.numel() > 9 else ""
+        st.markdown(f"output[{row}, {col}] = {terms}{more} = **{magnified.value:.4f}**")
+with tab_params:
+    st.markdown("For a C x H x W input and K outputs, a linear layer needs C·H·W·K + K parameters; a k x k "
+                "convolution needs C·k·k·K + K, whatever the image size.")
+    q1, q2, q3, q4, q5 = st.columns(5)
+    C = q1.number_input("C", 1, 512, 3)
+    H = q2.number_input("H", 1, 4096, 256)
+    W = q3.number_input("W", 1, 4096, 256)
+    K = q4.number_input("K outputs", 1, 4096, 100)
+    k = q5.number_input("k", 1, 15, 3)
+    dense, convolution = conv.linear_parameters(C, H, W, K), conv.conv_parameters(C, k, K)
+    st.metric("Linear layer", f"{dense:,}")
+    st.metric("Convolution", f"{convolution:,}", delta=f"{dense / convolution:,.0f}x fewer", delta_color="off")
