@@ -119,3 +119,61 @@ def feature_maps_figure(maps: np.ndarray, titles: list[str], columns: int = 3, m
     fig.update_yaxes(visible=False)
     fig.update_layout(height=height * rows, margin=dict(t=30, b=10, l=10, r=10))
     return fig
+
+
+def sliding_window_figure(size: tuple[int, int], padding: int, out: tuple[int, int], taps_of, duration_ms: int = 400,
+                          max_frames: int = 400, selected: tuple[int, int] | None = None) -> go.Figure:
+    """The padded input (padding ring in grey), the kernel's taps on it, and the output cell they write.
+
+    `taps_of(row, col)` gives the padded-input cells of one output cell. With `selected`, a still picture of
+    that cell; otherwise an animation over the output cells (at most `max_frames`), with play, pause and a
+    step scrubber."""
+    H, W = size[0] + 2 * padding, size[1] + 2 * padding
+    ring = np.zeros((H, W))
+    ring[padding : padding + size[0], padding : padding + size[1]] = 1
+    cells = [(r, c) for r in range(out[0]) for c in range(out[1])]
+    if len(cells) > max_frames:
+        cells = cells[:: -(-len(cells) // max_frames)]
+    first = selected or cells[0]
+
+    def traces(cell: tuple[int, int]) -> list[go.Scatter]:
+        taps = taps_of(*cell)
+        return [go.Scatter(x=[c for _, c in taps], y=[r for r, _ in taps], mode="markers", xaxis="x", yaxis="y",
+                           marker=dict(symbol="square", size=max(4, 300 // max(H, W)), color="rgba(216,67,59,0.75)"),
+                           name="kernel taps"),
+                go.Scatter(x=[cell[1]], y=[cell[0]], mode="markers", xaxis="x2", yaxis="y2", name="output cell",
+                           marker=dict(symbol="square", size=max(5, 300 // max(out)), color="#d8433b"))]
+
+    fig = make_subplots(rows=1, cols=2, column_widths=[H / (H + out[0]), out[0] / (H + out[0])],
+                        subplot_titles=(f"padded input {H}x{W} (grey = padding)", f"output {out[0]}x{out[1]}"))
+    fig.add_heatmap(z=ring, colorscale=[[0, "#d9d9d9"], [1, "#eaf1fb"]], showscale=False, xgap=1, ygap=1, row=1, col=1,
+                    hoverinfo="skip")
+    fig.add_heatmap(z=np.zeros(out), colorscale=[[0, "#f4f4f4"], [1, "#f4f4f4"]], showscale=False, xgap=1, ygap=1,
+                    row=1, col=2, hoverinfo="skip")
+    for trace in traces(first):
+        fig.add_trace(trace)
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", row=1, col=1)
+    fig.update_yaxes(autorange="reversed", scaleanchor="x2", row=1, col=2)
+    fig.update_layout(height=460, showlegend=False, margin=dict(t=40, b=10, l=10, r=10))
+    if selected is None:
+        fig.frames = [go.Frame(data=traces(cell), traces=[2, 3], name=f"{cell[0]},{cell[1]}") for cell in cells]
+        play = dict(frame=dict(duration=duration_ms, redraw=False), transition=dict(duration=0), fromcurrent=True)
+        fig.update_layout(
+            updatemenus=[dict(type="buttons", x=0, y=-0.05, xanchor="left", direction="left", buttons=[
+                dict(label="Play", method="animate", args=[None, play]),
+                dict(label="Pause", method="animate", args=[[None], dict(mode="immediate", frame=dict(duration=0))]),
+            ])],
+            sliders=[dict(x=0.15, y=-0.02, len=0.85, currentvalue=dict(prefix="output cell "), steps=[
+                dict(label=f.name, method="animate", args=[[f.name], dict(mode="immediate", frame=dict(duration=0))])
+                for f in fig.frames
+            ])],
+        )
+    return fig
+
+
+def coverage_figure(counts: np.ndarray) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=counts, colorscale="Viridis", colorbar=dict(title="windows"), xgap=1, ygap=1,
+                               hovertemplate="row %{y}, col %{x}: %{z} windows<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", scaleanchor="x")
+    fig.update_layout(height=360, margin=dict(t=10, b=10, l=10, r=10))
+    return fig
