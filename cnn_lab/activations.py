@@ -67,3 +67,27 @@ def softmax_cross_entropy(logits: list[float], target: int, temperature: float =
     (grad,) = torch.autograd.grad(loss, z)
     probs = torch.softmax(z.detach() / temperature, 0)
     return {"probs": probs.tolist(), "loss": loss.item(), "grad": grad.tolist()}
+
+
+def max_derivative(name: str, lo: float = -10.0, hi: float = 10.0, **params: float) -> tuple[float, float]:
+    """The largest |f'(x)| on [lo, hi] and where it is reached."""
+    x = torch.linspace(lo, hi, 20001, dtype=torch.float64)
+    _, grad = curve(name, x, **params)
+    i = int(grad.abs().argmax())
+    return grad[i].abs().item(), x[i].item()
+
+
+@torch.no_grad()
+def layer_activations(model: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    """The outputs of every activation module of a model on a batch, in forward order (forward hooks)."""
+    kinds = tuple({type(spec.make()) for spec in ACTIVATIONS.values()} - {nn.Identity})
+    found: list[tuple[str, torch.Tensor]] = []
+    hooks = [module.register_forward_hook(lambda m, i, o, name=name: found.append((name, o.detach().flatten())))
+             for name, module in model.named_modules() if isinstance(module, kinds)]
+    try:
+        model.eval()
+        model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return found
