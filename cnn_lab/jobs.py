@@ -11,11 +11,12 @@ from typing import Any, Callable, Protocol
 import torch
 
 from cnn_lab import runs
+from cnn_lab.augment import AugmentError
 from cnn_lab.data import DatasetError, DatasetUnavailable
 from cnn_lab.models import ModelError
 from cnn_lab.train import Control, MetricLog, TrainConfig, TrainingError, TrainResult, train
 
-EXPECTED_ERRORS = (TrainingError, DatasetUnavailable, DatasetError, ModelError)
+EXPECTED_ERRORS = (TrainingError, DatasetUnavailable, DatasetError, ModelError, AugmentError)
 
 
 class DeviceBusy(RuntimeError):

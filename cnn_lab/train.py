@@ -14,7 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnn_lab import augment
 from cnn_lab import data as datasets
+from cnn_lab.augment import TTA_VIEWS
 from cnn_lab.device import pick_device
 from cnn_lab.models import ModelSpec, build_model, count_parameters
 
@@ -37,6 +39,7 @@ class TrainConfig:
     schedule: str = "onecycle"  # constant | step | cosine | onecycle
     label_smoothing: float = 0.0
     augment: list[str] = field(default_factory=list)  # from AUGMENTS: "flip", "crop"
+    augment_preset: str = ""  # a pipeline saved on the augmentation page, applied batched on the device
     patience: int = 0  # early stopping on the validation loss, in epochs; 0 = off
     val_fraction: float = 0.1  # carved from train when the dataset has no validation split
     max_train: int = 0  # use only this many training images (0 = all), for quick runs
@@ -84,6 +87,7 @@ class DeviceData:
     classes: list[str]
 
     def normalise(self, images: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+        """uint8 images -> standardised floats (per-channel mean 0, std 1 over the training set)."""
         x = (images.float() / 255 - self.mean) / self.std
         return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
@@ -268,11 +272,8 @@ def evaluate(model: nn.Module, data: DeviceData, split: datasets.Split, config: 
     for start in range(0, len(split), batch_size):
         x = data.normalise(split.images[start : start + batch_size], config.channels_last)
         with _autocast(config, x.device):
-            logits = model(x).float()
-            if config.tta:
-                views = [x.flip(3), F.pad(x, (1, 0, 1, 0), mode="reflect")[..., :-1, :-1],
-                         F.pad(x, (0, 1, 0, 1), mode="reflect")[..., 1:, 1:]]
-                logits = torch.stack([logits] + [model(v).float() for v in views]).mean(0)
+            views = TTA_VIEWS.values() if config.tta else [TTA_VIEWS["original"]]
+            logits = torch.stack([model(view(x)).float() for view in views]).mean(0)
         probs.append(torch.softmax(logits, 1))
     p = torch.cat(probs)
     loss = F.nll_loss(torch.log(p.clamp_min(1e-12)), split.labels).item()
@@ -321,6 +322,8 @@ def train(
     log.set_progress(epoch=0, epochs=config.epochs, step=0, total_steps=total_steps, parameters=count_parameters(model),
                      device=str(device))
     augments = [AUGMENTS[name] for name in config.augment]
+    preset = (augment.batch_augmenter(augment.load_preset(config.augment_preset), tuple(data.train.images.shape[-2:]))
+              if config.augment_preset else None)
 
     best_loss, best_state, best_epoch, bad_epochs = math.inf, None, 0, 0
     stopped_early = stopped_by_user = False
@@ -342,9 +345,12 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             index = order[batch * config.batch_size : (batch + 1) * config.batch_size]
-            x = data.normalise(data.train.images[index])
-            for augment in augments:
-                x = augment(x)
+            if preset:  # the augmentation page's pipeline works on [0, 1] images
+                x = (preset(data.train.images[index].float() / 255) - data.mean) / data.std
+            else:
+                x = data.normalise(data.train.images[index])
+            for batched in augments:
+                x = batched(x)
             if config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = data.train.labels[index]

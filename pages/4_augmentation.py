@@ -1,6 +1,143 @@
+import numpy as np
 import streamlit as st
+import torch
 
-from ui import page_header
+from cnn_lab import augment, data
+from ui import image_picker, page_header
 
 page_header("pages/4_augmentation.py")
-st.info("This page is not built yet: its issue is still open.")
+
+
+def to_picture(x: torch.Tensor) -> np.ndarray:
+    """A (C, H, W) float image in [0, 1] or uint8 -> an array st.image draws."""
+    x = x.float() / 255 if x.dtype == torch.uint8 else x
+    picture = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return picture[..., 0] if picture.shape[-1] == 1 else picture
+
+
+@st.cache_resource
+def dataset_batch(name: str) -> torch.Tensor:
+    return data.load_dataset(name).splits["train"].images[:64]
+
+
+# ---------------------------------------------------------------- the image
+source = st.radio("Start from", ["Photo", "A dataset image (what the trainer sees)"], horizontal=True)
+if source == "Photo":
+    image = torch.from_numpy(np.asarray(image_picker("aug", max_side=256).image).copy()).permute(2, 0, 1)
+else:
+    a, b = st.columns(2)
+    name = a.selectbox("Dataset", ["digits", "cifar10"], format_func=lambda d: data.DATASETS[d].title)
+    try:
+        batch = dataset_batch(name)
+    except (data.DatasetUnavailable, data.DatasetError) as error:
+        st.error(str(error))
+        st.stop()
+    image = batch[b.slider("Image", 0, len(batch) - 1, 0)]
+
+# ---------------------------------------------------------------- the pipeline
+state = st.session_state
+if "aug_steps" not in state:
+    state.aug_steps = [augment.new_step("crop", 1.0), augment.new_step("hflip", 0.5),
+                       augment.new_step("rotation", 0.5), augment.new_step("color_jitter", 0.8)]
+    state.aug_version = 0
+steps: list[dict] = state.aug_steps
+
+
+def restructure(new_steps: list[dict]) -> None:
+    """Replace the pipeline; a new version number gives every step fresh widgets."""
+    state.aug_steps = new_steps
+    state.aug_version += 1
+
+
+st.subheader("Pipeline (torchvision.transforms.v2, in order)")
+version = state.aug_version
+for i, step in enumerate(steps):
+    spec = augment.STEPS[step["name"]]
+    with st.expander(f"{i + 1}. {spec.title} · p = {step['p']:g}" + ("" if step["enabled"] else " · off")):
+        c1, c2, c3, c4, c5 = st.columns([2, 3, 1, 1, 1])
+        step["enabled"] = c1.toggle("On", step["enabled"], key=f"on_{version}_{i}")
+        step["p"] = c2.slider("Probability", 0.0, 1.0, float(step["p"]), key=f"p_{version}_{i}")
+        if c3.button("↑", key=f"up_{version}_{i}", disabled=i == 0):
+            restructure(steps[: i - 1] + [steps[i], steps[i - 1]] + steps[i + 1 :])
+            st.rerun()
+        if c4.button("↓", key=f"down_{version}_{i}", disabled=i == len(steps) - 1):
+            restructure(steps[:i] + [steps[i + 1], steps[i]] + steps[i + 2 :])
+            st.rerun()
+        if c5.button("✕", key=f"del_{version}_{i}"):
+            restructure(steps[:i] + steps[i + 1 :])
+            st.rerun()
+        for param, (default, lo, hi) in spec.params.items():
+            whole = all(isinstance(v, int) for v in (default, lo, hi))
+            label = param.replace("_", " ") + (" (0 = the input's size)" if param == "size" else "")
+            value = st.slider(label, lo if whole else float(lo), hi if whole else float(hi),
+                              int(step["params"][param]) if whole else float(step["params"][param]),
+                              key=f"{param}_{version}_{i}")
+            step["params"][param] = float(value)
+a, b = st.columns([3, 1])
+new = a.selectbox("Add a step", list(augment.STEPS), format_func=lambda n: augment.STEPS[n].title)
+if b.button("Add", use_container_width=True):
+    restructure(steps + [augment.new_step(new)])
+    st.rerun()
+
+# ---------------------------------------------------------------- the draws
+st.subheader("Random draws")
+c1, c2, c3, c4 = st.columns(4)
+n = c1.slider("Draws", 1, 24, 8)
+seed = c2.number_input("Seed", 0, 10**6, 0, key="aug_seed")
+c3.button("Re-roll", on_click=lambda: state.update(aug_seed=state.aug_seed + n))  # n new draws
+show_params = c4.toggle("Show sampled parameters")
+try:
+    draws = augment.draw(image, steps, n, int(seed))
+    state.aug_last = draws
+except augment.AugmentError as error:
+    st.error(str(error))
+    draws = state.get("aug_last", [])
+    if draws:
+        st.caption("Showing the last draws that worked.")
+columns = st.columns(6)
+columns[0].image(to_picture(image), caption="original", use_container_width=True)
+for slot, (picture, log) in zip((columns * 5)[1:], draws):
+    slot.image(to_picture(picture), caption="; ".join(log) if show_params else None, use_container_width=True)
+
+# ---------------------------------------------------------------- export, load, save
+st.subheader("Use it elsewhere")
+tab_code, tab_json, tab_preset = st.tabs(["PyTorch code", "JSON", "Save as a preset for training"])
+size = tuple(image.shape[-2:])
+tab_code.code(augment.to_code(steps, size), language="python")
+with tab_json:
+    st.download_button("Download the pipeline (JSON)", augment.to_json(steps), "pipeline.json", "application/json")
+    text = st.text_area("Paste a pipeline JSON to load it", height=120)
+    if st.button("Load"):
+        try:
+            restructure(augment.from_json(text))
+            st.rerun()
+        except augment.AugmentError as error:
+            st.error(str(error))
+with tab_preset:
+    preset_name = st.text_input("Preset name", "my-pipeline")
+    if st.button("Save preset"):
+        saved = augment.save_preset(preset_name, steps)
+        st.success(f"Saved as '{saved}': the train page's augmentation-preset list offers it now.")
+    if augment.list_presets():
+        st.caption("Saved presets: " + ", ".join(augment.list_presets()))
+
+# ---------------------------------------------------------------- TTA, DropBlock and Cutout
+st.subheader("Test-time augmentation: the views that are averaged")
+views = st.columns(len(augment.TTA_VIEWS))
+batch = image[None].float() / 255
+for slot, (name, view) in zip(views, augment.TTA_VIEWS.items()):
+    slot.image(to_picture(view(batch)[0]), caption=name, use_container_width=True)
+st.caption("The trainer averages the model's probabilities over these views when TTA is on.")
+
+st.subheader("DropBlock and Cutout (regularization)")
+c1, c2, c3 = st.columns(3)
+block = c1.slider("DropBlock block size", 1, 32, 7)
+drop = c2.slider("DropBlock drop probability", 0.0, 0.5, 0.15)
+cut = c3.slider("Cutout square size", 1, 128, 24)
+h, w = image.shape[-2:]
+dropblock = augment.dropblock_mask(h, w, block, drop, int(seed))
+cutout = augment.cutout_mask(h, w, cut, int(seed))
+p1, p2 = st.columns(2)
+p1.image(to_picture(batch[0] * dropblock), caption=f"DropBlock: {1 - dropblock.mean().item():.0%} dropped",
+         use_container_width=True)
+p2.image(to_picture(batch[0] * cutout), caption="Cutout", use_container_width=True)

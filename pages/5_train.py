@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from cnn_lab import charts, evaluate, images, jobs, runs
+from cnn_lab import augment, charts, evaluate, images, jobs, runs
 from cnn_lab.data import DATASETS
 from cnn_lab.models import MODELS
 from cnn_lab.presets import PRESETS, preset
@@ -35,6 +35,9 @@ with st.expander("Settings", expanded=False):
     config.label_smoothing = c.slider("Label smoothing", 0.0, 0.5, config.label_smoothing, key=f"{name}_ls")
     config.augment = a.multiselect("Augmentation (batched on the device)", list(AUGMENTS), config.augment,
                                    key=f"{name}_aug")
+    presets = [""] + augment.list_presets()
+    config.augment_preset = a.selectbox("Augmentation preset (from the augmentation page)", presets,
+                                        format_func=lambda p: p or "none", key=f"{name}_augpreset")
     config.patience = b.number_input("Early-stopping patience (epochs, 0 = off)", 0, 50, config.patience,
                                      key=f"{name}_pat")
     config.max_train = c.number_input("Training images (0 = all)", 0, 1_000_000, config.max_train,

@@ -1,0 +1,263 @@
+"""Augmentation pipelines from torchvision.transforms.v2: steps <-> JSON <-> transforms <-> readable code,
+seeded draws with the parameters each draw sampled, saved presets the trainer uses, TTA views, DropBlock
+and Cutout masks.
+
+A pipeline is a list of steps, each {"name", "p", "enabled", "params"}. It runs on float images in [0, 1].
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torchvision.transforms import v2
+
+from cnn_lab.paths import cache_root
+
+
+class AugmentError(ValueError):
+    """A step torchvision rejects, or a range that is inverted; the message is one sentence."""
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    title: str
+    # params -> the code of one transform, with `size` standing for the input's (H, W); evaluated to build it
+    code: Callable[[dict[str, float]], str]
+    params: dict[str, tuple[float, float, float]]  # name -> (default, min, max)
+
+
+def _size(p: dict, key: str = "size") -> str:
+    return "size" if not p.get(key) else f"({int(p[key])}, {int(p[key])})"
+
+
+STEPS: dict[str, StepSpec] = {
+    "rotation": StepSpec("RandomRotation", lambda p: f"v2.RandomRotation(degrees=({p['min_deg']:g}, {p['max_deg']:g}))",
+                         {"min_deg": (-30, -180, 180), "max_deg": (30, -180, 180)}),
+    "hflip": StepSpec("RandomHorizontalFlip", lambda p: "v2.RandomHorizontalFlip(p=1.0)", {}),
+    "vflip": StepSpec("RandomVerticalFlip", lambda p: "v2.RandomVerticalFlip(p=1.0)", {}),
+    "resized_crop": StepSpec(
+        "RandomResizedCrop",
+        lambda p: f"v2.RandomResizedCrop({_size(p)}, scale=({p['min_scale']:g}, {p['max_scale']:g}), "
+                  f"ratio=({p['min_ratio']:g}, {p['max_ratio']:g}), antialias=True)",
+        {"size": (0, 0, 512), "min_scale": (0.35, 0.01, 1), "max_scale": (1, 0.01, 1), "min_ratio": (0.75, 0.2, 5),
+         "max_ratio": (1.333, 0.2, 5)}),
+    "crop": StepSpec("RandomCrop with padding",
+                     lambda p: f"v2.RandomCrop({_size(p)}, padding={int(p['padding'])}, padding_mode='reflect')",
+                     {"size": (0, 0, 512), "padding": (4, 0, 64)}),
+    "color_jitter": StepSpec(
+        "ColorJitter",
+        lambda p: f"v2.ColorJitter(brightness={p['brightness']:g}, contrast={p['contrast']:g}, "
+                  f"saturation={p['saturation']:g}, hue={p['hue']:g})",
+        {"brightness": (0.4, 0, 2), "contrast": (0.4, 0, 2), "saturation": (0.4, 0, 2), "hue": (0.1, 0, 0.5)}),
+    "grayscale": StepSpec("RandomGrayscale", lambda p: "v2.RandomGrayscale(p=1.0)", {}),
+    "blur": StepSpec("GaussianBlur", lambda p: f"v2.GaussianBlur(kernel_size={int(p['kernel'])}, "
+                                               f"sigma=({p['min_sigma']:g}, {p['max_sigma']:g}))",
+                     {"kernel": (5, 1, 31), "min_sigma": (0.1, 0.01, 10), "max_sigma": (2, 0.01, 10)}),
+    "noise": StepSpec("GaussianNoise", lambda p: f"v2.GaussianNoise(mean=0.0, sigma={p['sigma']:g}, clip=True)",
+                      {"sigma": (0.05, 0, 1)}),
+    "erasing": StepSpec("RandomErasing (Cutout)",
+                        lambda p: f"v2.RandomErasing(p=1.0, scale=({p['min_area']:g}, {p['max_area']:g}), value=0)",
+                        {"min_area": (0.02, 0.001, 1), "max_area": (0.2, 0.001, 1)}),
+    "affine": StepSpec("RandomAffine", lambda p: f"v2.RandomAffine(degrees=0, translate=({p['translate']:g}, "
+                                                 f"{p['translate']:g}), shear={p['shear']:g})",
+                       {"translate": (0.1, 0, 1), "shear": (10, 0, 60)}),
+    "perspective": StepSpec("RandomPerspective",
+                            lambda p: f"v2.RandomPerspective(distortion_scale={p['distortion']:g}, p=1.0)",
+                            {"distortion": (0.3, 0, 1)}),
+    "autoaugment": StepSpec("AutoAugment (ImageNet policy)", lambda p: "v2.AutoAugment()", {}),
+    "randaugment": StepSpec("RandAugment", lambda p: f"v2.RandAugment(num_ops={int(p['num_ops'])}, "
+                                                     f"magnitude={int(p['magnitude'])})",
+                            {"num_ops": (2, 1, 6), "magnitude": (9, 0, 30)}),
+    "trivialaugment": StepSpec("TrivialAugmentWide", lambda p: "v2.TrivialAugmentWide()", {}),
+}
+
+
+def new_step(name: str, p: float = 0.5) -> dict:
+    return {"name": name, "p": p, "enabled": True,
+            "params": {key: float(value[0]) for key, value in STEPS[name].params.items()}}
+
+
+def _check_ranges(step: dict) -> None:
+    params = step["params"]
+    for key in params:
+        if key.startswith("min_") and f"max_{key[4:]}" in params and params[key] > params[f"max_{key[4:]}"]:
+            raise AugmentError(f"{STEPS[step['name']].title}: the {key[4:]} range is inverted "
+                               f"(min {params[key]:g} > max {params[f'max_{key[4:]}']:g}).")
+
+
+def step_code(step: dict) -> str:
+    """One step as code: the transform, wrapped in RandomApply when its probability is below 1."""
+    code = STEPS[step["name"]].code(step["params"])
+    return code if step["p"] >= 1 else f"v2.RandomApply([{code}], p={step['p']:g})"
+
+
+def to_code(steps: list[dict], size: tuple[int, int] = (32, 32)) -> str:
+    """Readable PyTorch code for the pipeline, for images of `size` (what 'the input's size' becomes)."""
+    lines = [f"    {step_code(s)}," for s in steps if s["enabled"]]
+    return ("import torch\nfrom torchvision.transforms import v2\n\n"
+            f"size = {tuple(size)}\npipeline = v2.Compose([\n    v2.ToDtype(torch.float32, scale=True),\n"
+            + "\n".join(lines) + "\n])\n")
+
+
+def build(steps: list[dict], size: tuple[int, int]) -> v2.Compose:
+    """The transforms for images of `size`; bad settings raise AugmentError with torchvision's reason."""
+    transforms: list[v2.Transform] = [v2.ToDtype(torch.float32, scale=True)]
+    for step in steps:
+        if not step["enabled"]:
+            continue
+        if step["name"] not in STEPS:
+            raise AugmentError(f"Unknown augmentation {step['name']!r}.")
+        _check_ranges(step)
+        try:
+            # The very code that to_code exports (only numbers from the step are written into it).
+            transform = eval(step_code(step), {"v2": v2, "size": tuple(size)})
+        except (ValueError, TypeError) as error:
+            raise AugmentError(f"{STEPS[step['name']].title}: {error}") from None
+        transform.step = dict(step)  # the definition travels with the object: see to_steps
+        transforms.append(transform)
+    return v2.Compose(transforms)
+
+
+def to_steps(pipeline: v2.Compose) -> list[dict]:
+    """The steps a pipeline was built from (the inverse of build)."""
+    return [t.step for t in pipeline.transforms if hasattr(t, "step")]
+
+
+def to_json(steps: list[dict]) -> str:
+    return json.dumps(steps, indent=2)
+
+
+def from_json(text: str) -> list[dict]:
+    try:
+        steps = json.loads(text)
+        if not isinstance(steps, list):
+            raise ValueError
+        return [{"name": s["name"], "p": float(s["p"]), "enabled": bool(s.get("enabled", True)),
+                 "params": {k: float(v) for k, v in s["params"].items()}} for s in steps]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise AugmentError("This is not a pipeline JSON (a list of steps with name, p and params).") from None
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"{value.item():.3g}" if value.numel() == 1 else "tensor"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, (list, tuple)):
+        return "(" + ", ".join(_describe(v) for v in value) + ")"
+    return str(value) if not callable(value) else ""
+
+
+def draw(image: torch.Tensor, steps: list[dict], n: int, seed: int) -> list[tuple[torch.Tensor, list[str]]]:
+    """n seeded draws of the pipeline on one uint8 image (C, H, W): (float image, what each step sampled)."""
+    pipeline = build(steps, tuple(image.shape[-2:]))
+    log: list[str] = []
+    for transform in pipeline.transforms[1:]:
+        inner = transform.transforms[0] if isinstance(transform, v2.RandomApply) else transform
+        original = inner.make_params
+
+        def recorded(flat, original=original, inner=inner):
+            params = original(flat)
+            shown = ", ".join(f"{k}={_describe(v)}" for k, v in params.items() if _describe(v) and k != "condition")
+            log.append(f"{type(inner).__name__}({shown})" if shown else type(inner).__name__)
+            return params
+
+        inner.make_params = recorded  # record what this draw sampled
+    out = []
+    for i in range(n):
+        torch.manual_seed(seed + i)
+        log.clear()
+        try:
+            result = pipeline(image)
+        except (ValueError, RuntimeError) as error:
+            raise AugmentError(f"The pipeline cannot run on this {image.shape[-2]}x{image.shape[-1]} image: {error}") from None
+        out.append((result.clamp(0, 1), list(log) or ["nothing applied"]))
+    return out
+
+
+# ---------------------------------------------------------------- presets the trainer uses
+
+
+def _presets_dir():
+    folder = cache_root() / "augment_presets"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def save_preset(name: str, steps: list[dict]) -> str:
+    slug = re.sub(r"[^a-zA-Z0-9_-]+", "-", name).strip("-") or "preset"
+    (_presets_dir() / f"{slug}.json").write_text(to_json(steps))
+    return slug
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in _presets_dir().glob("*.json"))
+
+
+def load_preset(name: str) -> list[dict]:
+    path = _presets_dir() / f"{name}.json"
+    if not path.exists():
+        raise AugmentError(f"There is no augmentation preset named {name!r}; save one on the augmentation page.")
+    return from_json(path.read_text())
+
+
+def batch_augmenter(steps: list[dict], size: tuple[int, int], group: int = 16) -> Callable[[torch.Tensor], torch.Tensor]:
+    """For the trainer: apply the pipeline to a float batch in [0, 1], a fresh draw for every `group` images
+    (a v2 transform called on a batch draws one set of parameters for all of it)."""
+    pipeline = v2.Compose(build(steps, size).transforms[1:])  # the batch is float already
+
+    def apply(batch: torch.Tensor) -> torch.Tensor:
+        return torch.cat([pipeline(chunk) for chunk in batch.split(group)]).clamp(0, 1)
+
+    return apply
+
+
+# ---------------------------------------------------------------- test-time augmentation views
+
+
+def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """Translate a batch by (dy, dx) pixels, filling with the reflected border."""
+    p = max(abs(dy), abs(dx))
+    padded = F.pad(x, (p, p, p, p), mode="reflect")
+    h, w = x.shape[-2:]
+    return padded[..., p - dy : p - dy + h, p - dx : p - dx + w]
+
+
+# The views a TTA scheme averages: the image, its mirror, and small shifts (batched: (N, C, H, W)).
+TTA_VIEWS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "original": lambda x: x,
+    "flipped": lambda x: x.flip(-1),
+    "shifted down-right": lambda x: _shift(x, 1, 1),
+    "shifted up-left": lambda x: _shift(x, -1, -1),
+}
+
+
+# ---------------------------------------------------------------- DropBlock and Cutout
+
+
+def dropblock_mask(height: int, width: int, block: int, drop_prob: float, seed: int = 0) -> torch.Tensor:
+    """DropBlock (Ghiasi et al. 2018): zero contiguous block x block regions so that about `drop_prob` of the
+    units are dropped. Returns a (H, W) mask of 0s and 1s."""
+    g = torch.Generator().manual_seed(seed)
+    block = max(1, min(block, height, width))
+    valid = (height - block + 1) * (width - block + 1)
+    gamma = drop_prob / block**2 * height * width / max(1, valid)
+    centres = torch.zeros(1, 1, height, width)
+    top, left = block // 2, block // 2  # centres only where the whole block fits, as in the paper
+    centres[..., top : top + height - block + 1, left : left + width - block + 1] = (
+        torch.rand(height - block + 1, width - block + 1, generator=g) < gamma).float()
+    dropped = F.max_pool2d(centres, block, stride=1, padding=block // 2)[..., :height, :width]
+    return 1 - dropped[0, 0]
+
+
+def cutout_mask(height: int, width: int, size: int, seed: int = 0) -> torch.Tensor:
+    """Cutout (DeVries & Taylor 2017): one size x size square of zeros at a random centre (it may overhang)."""
+    g = torch.Generator().manual_seed(seed)
+    cy, cx = int(torch.randint(height, (1,), generator=g)), int(torch.randint(width, (1,), generator=g))
+    mask = torch.ones(height, width)
+    mask[max(0, cy - size // 2) : cy + (size + 1) // 2, max(0, cx - size // 2) : cx + (size + 1) // 2] = 0
+    return mask
