@@ -1,4 +1,4 @@
-"""Command line: `python -m cnn_lab {train,bench} ...`, the same core as the pages, headless."""
+"""Command line: `python -m cnn_lab {train,transfer,bench} ...`, the same core as the pages, headless."""
 from __future__ import annotations
 
 import argparse
@@ -23,6 +23,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_transfer(args: argparse.Namespace) -> int:
+    from cnn_lab.evaluate import per_class_accuracy
+    from cnn_lab.transfer import TransferConfig, run_transfer
+
+    config = TransferConfig(data=args.data, backbone=args.backbone, mode=args.mode)
+    if args.epochs:
+        config.epochs = args.epochs
+    result = run_transfer(config)
+    per_class = per_class_accuracy(result.test_probs, result.test_labels, len(result.classes))
+    print(json.dumps({"test_acc": result.test_acc, "seconds": result.seconds, "classes": len(result.classes),
+                      "per_class": dict(zip(result.classes, per_class)), **result.extras}))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from cnn_lab import bench
 
@@ -42,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int)
     train.add_argument("--dataset")
     train.set_defaults(handler=cmd_train)
+    transfer = sub.add_parser("transfer", help="fine-tune a pretrained backbone on an image folder, print JSON")
+    transfer.add_argument("--data", default="boats9", help="boats9, an ImageFolder path, or a .zip/.tar.gz")
+    transfer.add_argument("--backbone", default="efficientnet_lite0")
+    transfer.add_argument("--mode", default="probe", choices=["probe", "partial", "full"])
+    transfer.add_argument("--epochs", type=int)
+    transfer.set_defaults(handler=cmd_transfer)
     bench = sub.add_parser("bench", help="run benchmarks and add their table to BENCHMARKS.md")
     bench.add_argument("--only", default="conv,course,fast,speedrun,streaming", help="comma-separated benchmark names")
     bench.add_argument("--quick", action="store_true", help="fewer epochs and batches")

@@ -49,6 +49,7 @@ class ImageDataset:
     classes: list[str]
     splits: dict[str, Split]  # "train", "test" and, when the source has one, "val"
     skipped: int = 0  # files that were not images or were corrupt
+    source_id: str = ""  # names the exact source and settings (a hash), for caches built on top of this one
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -93,15 +94,11 @@ def _load(path: Path) -> ImageDataset:
 def cached(key: str, fingerprint: str, build: Callable[[], ImageDataset]) -> ImageDataset:
     """Return the cached arrays for (key, fingerprint), building and saving them on a miss."""
     path = _cache_file(key, fingerprint)
-    if path.exists():
-        return _load(path)
-    dataset = build()
-    _save(path, dataset)
+    dataset = _load(path) if path.exists() else build()
+    if not path.exists():
+        _save(path, dataset)
+    dataset.source_id = path.stem
     return dataset
-
-
-def is_cached(key: str, fingerprint: str) -> bool:
-    return _cache_file(key, fingerprint).exists()
 
 
 # ---------------------------------------------------------------- splits

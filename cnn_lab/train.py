@@ -17,6 +17,7 @@ from torch import nn
 from cnn_lab import augment
 from cnn_lab import data as datasets
 from cnn_lab.augment import TTA_VIEWS
+from cnn_lab.backbones import IMAGENET_MEAN, IMAGENET_STD
 from cnn_lab.device import pick_device
 from cnn_lab.models import ModelSpec, build_model, count_parameters
 
@@ -49,6 +50,8 @@ class TrainConfig:
     amp: bool = False  # bf16 autocast on the GPU (slower on CPU, so ignored there)
     whiten: bool = False  # initialise the first conv as a patch-whitening filter bank (speedrun)
     tta: bool = False  # evaluate the test set with flipped and shifted views too
+    normalisation: str = "dataset"  # dataset: its own mean and std | imagenet: what pretrained backbones expect
+    backbone_lr_factor: float = 1.0  # discriminative learning rates: the backbone's lr is lr times this
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -103,9 +106,12 @@ def to_device(dataset: datasets.ImageDataset, config: TrainConfig, device: torch
             train.labels, {"train": 1 - config.val_fraction, "val": config.val_fraction}, config.seed
         )
         train, val = datasets.split_of(train, parts["train"]), datasets.split_of(train, parts["val"])
-    floats = train.images.float() / 255
-    mean = floats.mean(dim=(0, 2, 3)).view(1, -1, 1, 1)
-    std = floats.std(dim=(0, 2, 3)).view(1, -1, 1, 1).clamp_min(1e-3)
+    if config.normalisation == "imagenet":
+        mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    else:
+        floats = train.images.float() / 255
+        mean = floats.mean(dim=(0, 2, 3)).view(1, -1, 1, 1)
+        std = floats.std(dim=(0, 2, 3)).view(1, -1, 1, 1).clamp_min(1e-3)
 
     def move(split: datasets.Split | None) -> datasets.Split | None:
         return None if split is None else datasets.Split(split.images.to(device), split.labels.to(device))
@@ -144,11 +150,16 @@ AUGMENTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 # ---------------------------------------------------------------- optimizers and schedules
 
 
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """No weight decay on biases and norm layers, as in torchvision's reference recipes."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+def _param_groups(model: nn.Module, weight_decay: float, backbone_lr_factor: float = 1.0) -> list[dict]:
+    """No weight decay on biases and norm layers, as in torchvision's reference recipes; a model with a
+    `backbone` gets its backbone's learning rate scaled by `backbone_lr_factor` (discriminative rates)."""
+    backbone = {id(p) for p in model.backbone.parameters()} if hasattr(model, "backbone") else set()
+    groups = []
+    for scale, members in ((backbone_lr_factor, lambda p: id(p) in backbone), (1.0, lambda p: id(p) not in backbone)):
+        params = [p for p in model.parameters() if p.requires_grad and members(p)]
+        groups += [{"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay, "lr_scale": scale},
+                   {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0, "lr_scale": scale}]
+    return [g for g in groups if g["params"]]
 
 
 OPTIMIZERS: dict[str, Callable[[list[dict], TrainConfig], torch.optim.Optimizer]] = {
@@ -258,6 +269,7 @@ class TrainResult:
     stopped_by_user: bool
     seconds: float
     parameters: int
+    extras: dict = field(default_factory=dict)  # e.g. the transfer run's feature-extraction time
 
 
 # ---------------------------------------------------------------- the loop
@@ -295,8 +307,10 @@ def train(
     log: MetricLog | None = None,
     control: Control | None = None,
     on_epoch: Callable[[nn.Module, list[EpochRecord]], None] | None = None,
+    model: nn.Module | None = None,
 ) -> TrainResult:
-    """Train as `config` says; metrics go to `log`, `control` pauses or stops, `on_epoch` saves progress."""
+    """Train as `config` says (or the given `model`); metrics go to `log`, `control` pauses or stops,
+    `on_epoch` saves progress."""
     config.validate()
     log, control = log or MetricLog(), control or Control()
     device = resolve_device(config)
@@ -309,13 +323,13 @@ def train(
             f"The batch size ({config.batch_size}) is larger than the training set ({n_train} images): "
             f"choose at most {n_train}."
         )
-    model = build_model(config.model, tuple(data.train.images.shape[1:]), len(data.classes)).to(device)
+    model = (model or build_model(config.model, tuple(data.train.images.shape[1:]), len(data.classes))).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if config.whiten:
         first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
         whiten_init(first, data.normalise(data.train.images[:5000]).float())
-    optimizer = OPTIMIZERS[config.optimizer](_param_groups(model, config.weight_decay), config)
+    optimizer = OPTIMIZERS[config.optimizer](_param_groups(model, config.weight_decay, config.backbone_lr_factor), config)
     schedule = SCHEDULES[config.schedule]
     steps_per_epoch = n_train // config.batch_size  # drop the last partial batch, as most recipes do
     total_steps = steps_per_epoch * config.epochs
@@ -343,7 +357,7 @@ def train(
                 break
             lr = config.lr * schedule(step / max(1, total_steps))
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group["lr_scale"]
             index = order[batch * config.batch_size : (batch + 1) * config.batch_size]
             if preset:  # the augmentation page's pipeline works on [0, 1] images
                 x = (preset(data.train.images[index].float() / 255) - data.mean) / data.std

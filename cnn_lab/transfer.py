@@ -1,0 +1,203 @@
+"""Transfer learning: a pretrained backbone with a new head, trained as a linear probe on cached features,
+by fine-tuning its last N blocks, or in full. Every mode runs through the same trainer and job manager as
+the train page.
+
+Why cached features are fast: the frozen backbone is the expensive part, and its output for an image never
+changes, so it runs once per image (batched, channels_last, inference mode) and the head then trains on
+(N, D) vectors in seconds. Augmentation cannot apply there, since every epoch would need new features.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cnn_lab import data as datasets
+from cnn_lab.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, Pretrained
+from cnn_lab.models import ModelSpec
+from cnn_lab.paths import cache_root
+from cnn_lab.train import Control, MetricLog, TrainConfig, TrainingError, TrainResult, resolve_device, train
+
+MODES = ("probe", "partial", "full")
+
+
+@dataclass
+class TransferConfig:
+    data: str = "boats9"  # "boats9" (from CNN_LAB_DATA), a folder path, or a .zip / .tar.gz path
+    backbone: str = "efficientnet_lite0"
+    mode: str = "probe"  # probe: cached features | partial: the last `unfreeze` blocks | full
+    unfreeze: int = 2
+    epochs: int = 30
+    lr: float = 0.05
+    backbone_lr_factor: float = 0.1  # full fine-tuning: the backbone learns this much slower than the head
+    batch_size: int = 64
+    weight_decay: float = 0.05  # strong: 1,280 features from 872 images overfit easily
+    label_smoothing: float = 0.1
+    augment_preset: str = ""  # fine-tuning only
+    flip_features: bool = True  # probe: train on mirrored images' features too, average both at test time
+    image_size: int = 224
+    seed: int = 0
+    device: str = "auto"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str | dict) -> "TransferConfig":
+        return cls(**(json.loads(text) if isinstance(text, str) else text))
+
+
+class TransferModel(nn.Module):
+    """backbone features -> (standardise) -> linear head. Blocks that do not train stay in eval mode, so their
+    batch-norm statistics stay the pretrained ones."""
+
+    def __init__(self, pretrained: Pretrained, classes: int, trainable_blocks: int | None = 0):
+        super().__init__()
+        self.backbone = pretrained.features
+        self.head = nn.Linear(pretrained.dim, classes)
+        self.register_buffer("feature_mean", torch.zeros(pretrained.dim))
+        self.register_buffer("feature_std", torch.ones(pretrained.dim))
+        blocks = pretrained.blocks
+        count = len(blocks) if trainable_blocks is None else min(trainable_blocks, len(blocks))
+        self.frozen = blocks[: len(blocks) - count]
+        self.last_block = blocks[-1]  # Grad-CAM looks here
+        if count < len(blocks):
+            for p in self.backbone.parameters():
+                p.requires_grad_(False)
+            for block in blocks[len(blocks) - count :]:
+                for p in block.parameters():
+                    p.requires_grad_(True)
+
+    def train(self, mode: bool = True) -> "TransferModel":
+        super().train(mode)
+        for block in self.frozen:
+            block.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head((self.backbone(x) - self.feature_mean) / self.feature_std)
+
+
+def build_transfer_model(backbone: str, classes: int, trainable_blocks: int | None = 0) -> TransferModel:
+    return TransferModel(BACKBONES[backbone].load(), classes, trainable_blocks)
+
+
+# ---------------------------------------------------------------- data and features
+
+
+def load_images(config: TransferConfig) -> datasets.ImageDataset:
+    """The dataset at the backbone's input size: boats9 from CNN_LAB_DATA, a folder, or an archive."""
+    if config.data == "boats9":
+        return datasets.load_local("boats9", size=config.image_size)
+    path = Path(config.data)
+    if path.is_file():
+        path = datasets.dataset_root(datasets.extract_archive(path))
+    return datasets.load_folder(path, size=config.image_size, seed=config.seed)
+
+
+@torch.inference_mode()
+def extract_features(pretrained: Pretrained, images: torch.Tensor, device: torch.device, batch_size: int = 32,
+                     flip: bool = False) -> torch.Tensor:
+    """(N, 3, H, W) uint8 -> (N, D) features. Fast on a CPU because it is batched, in inference mode (no
+    autograd records) and channels_last (what the CPU's convolution kernels prefer)."""
+    model = pretrained.features.to(device).eval().to(memory_format=torch.channels_last)
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = (images[start : start + batch_size].to(device).float() / 255 - mean) / std
+        x = (x.flip(-1) if flip else x).contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            out.append(model(x).float().cpu())
+    return torch.cat(out)
+
+
+def cached_features(backbone: str, pretrained: Pretrained, dataset: datasets.ImageDataset, split: str,
+                    device: torch.device, flip: bool = False) -> torch.Tensor:
+    """Features of one split, computed once per (backbone, exact dataset, split, flip) and kept on disk."""
+    folder = cache_root() / "features"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{backbone}-{dataset.source_id or dataset.name}-{split}{'-flip' if flip else ''}.pt"
+    if path.exists():
+        return torch.load(path, weights_only=True)
+    features = extract_features(pretrained, dataset.splits[split].images, device, flip=flip)
+    torch.save(features, path)
+    return features
+
+
+def features_cached(backbone: str, dataset: datasets.ImageDataset) -> bool:
+    return (cache_root() / "features" / f"{backbone}-{dataset.source_id}-train.pt").exists()
+
+
+def _with_val(dataset: datasets.ImageDataset, seed: int) -> datasets.ImageDataset:
+    """Make sure there is a validation split (15% of train, stratified) for early stopping and curves."""
+    if "val" in dataset.splits:
+        return dataset
+    parts = datasets.stratified_split(dataset.splits["train"].labels, {"train": 0.85, "val": 0.15}, seed)
+    train_split = dataset.splits["train"]
+    splits = {**dataset.splits, "train": datasets.split_of(train_split, parts["train"]),
+              "val": datasets.split_of(train_split, parts["val"])}
+    return datasets.ImageDataset(dataset.name, dataset.classes, splits, dataset.skipped, dataset.source_id + "-val")
+
+
+# ---------------------------------------------------------------- the run
+
+
+def run_transfer(config: TransferConfig, log: MetricLog | None = None, control: Control | None = None,
+                 on_epoch=None) -> TrainResult:
+    """Train as the config says; the result's model is a TransferModel that takes ImageNet-normalised images."""
+    if config.mode not in MODES:
+        raise TrainingError(f"Unknown mode {config.mode!r}; choose one of {', '.join(MODES)}.")
+    log = log or MetricLog()
+    start = time.perf_counter()
+    device = resolve_device(TrainConfig(device=config.device))
+    log.set_progress(stage="loading images")
+    images = _with_val(load_images(config), config.seed)
+    pretrained = BACKBONES[config.backbone].load()
+    common = dict(epochs=config.epochs, lr=config.lr, batch_size=config.batch_size, weight_decay=config.weight_decay,
+                  label_smoothing=config.label_smoothing, seed=config.seed, device=config.device, val_fraction=0.0)
+    if config.mode == "probe":
+        log.set_progress(stage="extracting features (once per dataset and backbone)")
+        extract_start = time.perf_counter()
+        flips = (False, True) if config.flip_features else (False,)
+        feats = {split: [cached_features(config.backbone, pretrained, images, split, device, flip) for flip in flips]
+                 for split in images.splits}
+        extract_seconds = time.perf_counter() - extract_start
+        # Train on every view; validate and test on the mean of the views (test-time augmentation).
+        splits = {
+            "train": datasets.Split(torch.cat(feats["train"])[..., None, None],
+                                    images.splits["train"].labels.repeat(len(flips))),
+            **{s: datasets.Split(torch.stack(feats[s]).mean(0)[..., None, None], images.splits[s].labels)
+               for s in ("val", "test")},
+        }
+        head_data = datasets.ImageDataset(images.name, images.classes, splits)
+        head_config = TrainConfig(dataset=images.name, model=ModelSpec("linear"), optimizer="sgd", schedule="cosine",
+                                  patience=0, **common)
+        result = train(head_config, dataset=head_data, log=log, control=control, on_epoch=on_epoch)
+        model = TransferModel(pretrained, len(images.classes))
+        model.head.load_state_dict({"weight": result.model[1].weight, "bias": result.model[1].bias})
+        # the trainer standardised (features / 255 - mean) / std: fold that into the model's buffers
+        model.feature_mean.copy_(result.mean.flatten() * 255)
+        model.feature_std.copy_(result.std.flatten() * 255)
+    else:
+        trainable = None if config.mode == "full" else config.unfreeze
+        model = TransferModel(pretrained, len(images.classes), trainable)
+        fine_config = TrainConfig(dataset=images.name, optimizer="sgd", schedule="onecycle", augment=["flip"],
+                                  augment_preset=config.augment_preset, normalisation="imagenet", channels_last=True,
+                                  amp=True, backbone_lr_factor=config.backbone_lr_factor if config.mode == "full" else 1.0,
+                                  **common)
+        result = train(fine_config, dataset=images, log=log, control=control, on_epoch=on_epoch, model=model)
+        extract_seconds = 0.0
+    model = model.cpu().eval()
+    test = images.splits["test"]
+    probs = result.test_probs
+    acc = (probs.argmax(1) == test.labels).float().mean().item()
+    return TrainResult(
+        model, images.classes, torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
+        test.images, test.labels, probs, result.test_loss, acc, result.best_epoch, result.stopped_early,
+        result.stopped_by_user, time.perf_counter() - start, result.parameters, extras={
+            "feature_seconds": extract_seconds, "head_seconds": result.seconds})

@@ -1,0 +1,116 @@
+import io
+import json
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnn_lab import data, explain, transfer
+from cnn_lab.evaluate import top_k
+from cnn_lab.models import ModelSpec, build_model
+from cnn_lab.train import TrainConfig, train
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def probe_result(boats9_folder):
+    return transfer.run_transfer(transfer.TransferConfig(data="boats9"))
+
+
+def test_linear_probe_on_boats9(probe_result):
+    assert probe_result.test_acc >= 0.85, probe_result.test_acc
+    assert probe_result.test_probs.shape == (118, 9)
+    assert isinstance(probe_result.model, transfer.TransferModel)
+
+
+def test_probe_model_predicts_the_same_end_to_end(probe_result):
+    """The saved TransferModel (backbone + folded standardisation + head) reproduces the probe's predictions."""
+    x = (probe_result.test_images[:8].float() / 255 - probe_result.mean) / probe_result.std
+    with torch.no_grad():
+        direct = torch.softmax(probe_result.model(x), 1)
+        mirrored = torch.softmax(probe_result.model(x.flip(-1)), 1)
+    # the probe averaged the features of the two views; the model sees one view at a time: same argmax mostly
+    agree = ((direct + mirrored).argmax(1) == probe_result.test_probs[:8].argmax(1)).float().mean()
+    assert agree >= 0.75
+
+
+def test_feature_cache_is_reused(probe_result):
+    import time
+
+    start = time.perf_counter()
+    again = transfer.run_transfer(transfer.TransferConfig(data="boats9", lr=0.1, epochs=10))
+    assert time.perf_counter() - start < 15  # no feature extraction: only the head trains
+    assert again.extras["feature_seconds"] < 2
+
+
+def test_top_k_output(probe_result):
+    top = top_k(probe_result.test_probs[0], probe_result.classes, 3)
+    assert len(top) == 3 and top[0][1] >= top[1][1] >= top[2][1]
+    assert all(name in probe_result.classes for name, _ in top)
+
+
+def _zip_of_images(path, names, size=(40, 30)):
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(path, "w") as zf:
+        for name in names:
+            buffer = io.BytesIO()
+            Image.fromarray(rng.integers(0, 255, (*size[::-1], 3), dtype=np.uint8)).save(buffer, "PNG")
+            zf.writestr(name, buffer.getvalue())
+
+
+def test_dataset_from_a_zip_and_a_malicious_zip(tmp_path):
+    good = tmp_path / "photos.zip"
+    _zip_of_images(good, [f"photos/{c}/{i}.png" for c in ("kayak", "tug") for i in range(6)] + ["photos/readme.txt"])
+    root = data.dataset_root(data.extract_archive(good))
+    ds = data.load_folder(root, size=16)
+    assert ds.classes == ["kayak", "tug"] and sum(len(s) for s in ds.splits.values()) == 12
+    evil = tmp_path / "evil.zip"
+    _zip_of_images(evil, ["a/1.png", "../../outside.png"])
+    with pytest.raises(data.DatasetError, match="unsafe path"):
+        data.extract_archive(evil)
+    empty = tmp_path / "empty.zip"
+    with zipfile.ZipFile(empty, "w") as zf:
+        zf.writestr("notes/readme.txt", "no images")
+    with pytest.raises(data.DatasetError):
+        data.load_folder(data.dataset_root(data.extract_archive(empty)), size=16)
+
+
+def test_grad_cam_finds_the_object():
+    """A CNN learns 'a bright square is present'; Grad-CAM must put most of its mass on the square."""
+    g = torch.Generator().manual_seed(0)
+    n = 600
+    images = (torch.rand(n, 1, 32, 32, generator=g) * 60).to(torch.uint8)
+    labels = torch.arange(n) % 2
+    boxes = torch.randint(0, 24, (n, 2), generator=g)
+    for i in range(n):
+        if labels[i]:
+            r, c = boxes[i].tolist()
+            images[i, :, r : r + 8, c : c + 8] = 255
+    split = data.Split(images, labels)
+    ds = data.ImageDataset("squares", ["empty", "square"], {"train": split, "test": split})
+    config = TrainConfig(model=ModelSpec("cnn", widths=[8, 16]), epochs=4, batch_size=32, val_fraction=0)
+    result = train(config, dataset=ds)
+    assert result.test_acc > 0.95
+    model = result.model
+    layer = model[1][0]  # the second block's convolution, at 16x16
+    inside = []
+    for i in torch.nonzero(labels).flatten()[:20].tolist():
+        x = (images[i : i + 1].float() / 255 - result.mean) / result.std
+        cam, target = explain.grad_cam(model, layer, x, target=1)
+        assert cam.shape == (32, 32) and target == 1
+        r, c = boxes[i].tolist()
+        inside.append(cam[r : r + 8, c : c + 8].sum().item() / cam.sum().item())
+    assert np.mean(inside) > 3 * (64 / 1024)  # far more than the square's 6% share of the image
+
+
+def test_cli_transfer_prints_a_json_line(boats9_folder, probe_result):
+    out = subprocess.run([sys.executable, "-m", "cnn_lab", "transfer", "--data", str(boats9_folder), "--backbone",
+                          "efficientnet_lite0", "--mode", "probe", "--epochs", "5"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["test_acc"] > 0.8 and result["classes"] == 9 and "feature_seconds" in result
