@@ -3,10 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import streamlit as st
+import torch
 from streamlit.runtime.pages_manager import PagesManager
 
-from cnn_lab import images
+from cnn_lab import charts, evaluate, images, jobs
+from cnn_lab.train import TrainResult
 
 
 @dataclass(frozen=True)
@@ -68,3 +71,106 @@ def image_picker(key: str, max_side: int = images.WORK_SIDE) -> images.LoadedIma
     if loaded.note:
         st.caption(loaded.note)
     return loaded
+
+
+# ---------------------------------------------------------------- training jobs (train and transfer pages)
+
+
+def job_controls(kind: str, start_label: str, make_job) -> jobs.Job | None:
+    """Start / Pause / Resume / Stop for the newest job of `kind`; `make_job()` starts one (may raise DeviceBusy)."""
+    job = jobs.MANAGER.latest(kind)
+    start, pause, resume, stop = st.columns(4)
+    if start.button(start_label, type="primary", disabled=bool(job and job.alive)):
+        try:
+            job = make_job()
+        except jobs.DeviceBusy as error:
+            st.warning(str(error))
+    if job and job.alive:
+        if pause.button("Pause", disabled=job.status != "running"):
+            job.pause()
+        if resume.button("Resume", disabled=job.status != "paused"):
+            job.resume()
+        if stop.button("Stop"):
+            job.stop()
+    return job
+
+
+def live_panel(job: jobs.Job | None, empty_note: str) -> None:
+    """Progress and learning curves, redrawn once a second while the job runs (a fragment: only this part
+    reruns); once the job ends the whole page reruns, with polling off."""
+
+    @st.fragment(run_every=1.0 if job and job.alive else None)
+    def live() -> None:
+        if job is None:
+            st.info(empty_note)
+            return
+        steps, epochs, progress = job.log.snapshot()
+        total = max(1, progress.get("total_steps", 1))
+        stage = progress.get("stage", "") if not steps else ""
+        st.progress(min(1.0, progress.get("step", 0) / total),
+                    text=f"{job.status} · {stage or ''}epoch {progress.get('epoch', 0)}/{progress.get('epochs', '?')}"
+                         f" · step {progress.get('step', 0)}/{total} · {progress.get('images_per_s', 0):,.0f} img/s · "
+                         f"ETA {progress.get('eta', 0):.0f} s · {progress.get('parameters', 0):,} parameters on "
+                         f"{progress.get('device', '?')}")
+        a, b = st.columns(2)
+        smoothing = a.slider("Smoothing (EMA)", 0.0, 0.99, 0.9, key=f"ema_{job.kind}")
+        log_y = b.toggle("Log-scale loss", key=f"log_y_{job.kind}")
+        if steps:
+            st.plotly_chart(charts.step_loss_figure(steps, smoothing, log_y), key=f"steps_{job.kind}")
+        if epochs:
+            st.plotly_chart(charts.epoch_figure({job.run_id: epochs}, log_y), key=f"epochs_{job.kind}")
+        if job.status == "failed":
+            st.error(job.message)
+        elif not job.alive and job.message:
+            st.success(job.message)
+        flag = f"was_alive_{job.kind}"
+        if not job.alive and st.session_state.get(flag):
+            st.session_state[flag] = False
+            st.rerun(scope="app")
+        st.session_state[flag] = job.alive
+
+    live()
+
+
+def picture(image: torch.Tensor) -> np.ndarray:
+    """A (C, H, W) uint8 tensor -> an array st.image draws."""
+    array = image.permute(1, 2, 0).numpy()
+    return array[..., 0] if array.shape[-1] == 1 else array
+
+
+def results_panel(result: TrainResult, key: str) -> None:
+    """Test accuracy, per-class accuracy, the confusion matrix and its misclassified images."""
+    classes = result.classes
+    st.subheader(f"Test accuracy: {result.test_acc:.1%}")
+    left, right = st.columns(2)
+    left.plotly_chart(charts.bars(classes, evaluate.per_class_accuracy(result.test_probs, result.test_labels,
+                                                                       len(classes)), "Accuracy per class"),
+                      key=f"per_class_{key}")
+    matrix = evaluate.confusion_matrix(result.test_probs, result.test_labels, len(classes)).numpy()
+    right.plotly_chart(charts.confusion_figure(matrix, classes), key=f"confusion_{key}")
+    st.markdown("**Misclassified test images**: pick a cell of the confusion matrix")
+    a, b = st.columns(2)
+    true = a.selectbox("True class", range(len(classes)), format_func=classes.__getitem__, key=f"true_{key}")
+    predicted = b.selectbox("Predicted as", range(len(classes)), index=(true + 1) % len(classes),
+                            format_func=classes.__getitem__, key=f"pred_{key}")
+    wrong = evaluate.misclassified(result.test_probs, result.test_labels, true, predicted)[:12]
+    if len(wrong) == 0:
+        st.caption("No test image of this cell.")
+    columns = st.columns(6)
+    for slot, index in zip(columns * 2, wrong.tolist()):
+        top3 = evaluate.top_k(result.test_probs[index], classes, 3)
+        slot.image(picture(result.test_images[index]), width=110,
+                   caption=", ".join(f"{c} {p:.0%}" for c, p in top3))
+
+
+def upload_to_tensor(upload, shape: tuple[int, int, int]) -> tuple[images.LoadedImage, torch.Tensor] | None:
+    """An uploaded photo as a uint8 (C, H, W) tensor of the model's input shape; None (with a sentence) if bad."""
+    try:
+        loaded = images.load_image(upload.getvalue())
+    except images.ImageError as error:
+        st.error(str(error))
+        return None
+    c, h, w = shape
+    small = loaded.image.convert("L" if c == 1 else "RGB").resize((w, h))
+    tensor = torch.from_numpy(np.asarray(small).copy())
+    return loaded, tensor[None] if c == 1 else tensor.permute(2, 0, 1)

@@ -31,6 +31,7 @@ class Pretrained:
     features: nn.Module  # normalised (N, 3, H, W) -> (N, dim)
     blocks: list[nn.Module]  # in forward order, for fine-tuning the last N
     dim: int
+    cam_layer: nn.Module  # the last convolutional stage, where Grad-CAM looks
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def _efficientnet_lite0() -> Pretrained:
         )
     model._fc, model._dropout = nn.Identity(), nn.Identity()
     blocks = [nn.ModuleList([model._conv_stem, model._bn0]), *model._blocks, nn.ModuleList([model._conv_head, model._bn1])]
-    return Pretrained(model, blocks, 1280)
+    return Pretrained(model, blocks, 1280, model._conv_head)
 
 
 def _torchvision_weights_file(weights) -> tuple[Path | None, str]:
@@ -67,7 +68,7 @@ def _torchvision_weights_file(weights) -> tuple[Path | None, str]:
 
 
 def _torchvision_backbone(
-    title: str, model_name: str, weights_name: str, head: str, dim: int, blocks: Callable
+    title: str, model_name: str, weights_name: str, head: str, dim: int, blocks: Callable[[nn.Module], list[nn.Module]]
 ) -> BackboneSpec:
     import torchvision.models as tvm
 
@@ -90,7 +91,7 @@ def _torchvision_backbone(
             ) from None
         model.load_state_dict(state)
         setattr(model, head, nn.Identity())
-        return Pretrained(model, blocks(model), dim)
+        return Pretrained(model, blocks(model), dim, blocks(model)[-1])
 
     return BackboneSpec(title, load, lambda: _torchvision_weights_file(weights)[1])
 
@@ -103,7 +104,8 @@ BACKBONES: dict[str, BackboneSpec] = {
     "efficientnet_lite0": BackboneSpec("EfficientNet-Lite0", _efficientnet_lite0, lambda: "shipped in a package (offline)"),
     "resnet18": _torchvision_backbone("ResNet18 (torchvision)", "resnet18", "ResNet18_Weights", "fc", 512, _resnet_blocks),
     "mobilenet_v3_small": _torchvision_backbone(
-        "MobileNetV3-Small (torchvision)", "mobilenet_v3_small", "MobileNet_V3_Small_Weights", "classifier", 576, lambda m: list(m.features)
+        "MobileNetV3-Small (torchvision)", "mobilenet_v3_small", "MobileNet_V3_Small_Weights", "classifier", 576,
+        lambda m: list(m.features),
     ),
 }
 

@@ -177,3 +177,13 @@ def coverage_figure(counts: np.ndarray) -> go.Figure:
     fig.update_yaxes(autorange="reversed", scaleanchor="x")
     fig.update_layout(height=360, margin=dict(t=10, b=10, l=10, r=10))
     return fig
+
+
+def overlay_figure(image: np.ndarray, heat: np.ndarray, title: str) -> go.Figure:
+    """A heat map in [0, 1] drawn half-transparent over the photo (Grad-CAM)."""
+    fig = go.Figure(go.Image(z=image if image.ndim == 3 else np.repeat(image[..., None], 3, -1)))
+    fig.add_heatmap(z=heat, colorscale="Jet", opacity=0.45, zmin=0, zmax=1, showscale=False, hoverinfo="skip")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(title=title, height=360, margin=dict(t=40, b=0, l=0, r=0))
+    return fig

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from cnn_lab.augment import TTA_VIEWS
 
 
 def confusion_matrix(probs: torch.Tensor, labels: torch.Tensor, classes: int) -> torch.Tensor:
@@ -28,8 +31,16 @@ def top_k(probs: torch.Tensor, classes: list[str], k: int = 5) -> list[tuple[str
 
 
 @torch.no_grad()
-def classify(model: nn.Module, image: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """Probabilities for one uint8 image (C, H, W) already at the model's input size."""
+def classify(model: nn.Module, image: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
+             tta: bool = False) -> torch.Tensor:
+    """Probabilities for one uint8 image (C, H, W) at the model's input size; with `tta`, the mean over the
+    test-time views (flip, shifts) and a centre crop zoomed back to full size."""
     model.eval()
     x = (image.float()[None] / 255 - mean) / std
-    return torch.softmax(model(x), 1)[0]
+    if not tta:
+        return torch.softmax(model(x), 1)[0]
+    h, w = x.shape[-2:]
+    zoom = F.interpolate(x[..., h // 16 : h - h // 16, w // 16 : w - w // 16], size=(h, w), mode="bilinear",
+                         align_corners=False)
+    views = [view(x) for view in TTA_VIEWS.values()] + [zoom]
+    return torch.stack([torch.softmax(model(v), 1)[0] for v in views]).mean(0)

@@ -102,7 +102,7 @@ class JobManager:
             job.result = result
             runs.save_epochs(job.run_id, job.log.snapshot()[1])
             runs.finish_run(job.run_id, job.status, job.message, result.test_acc, seconds=result.seconds,
-                            parameters=result.parameters)
+                            parameters=result.parameters, classes=result.classes, **result.extras)
         except EXPECTED_ERRORS as error:
             job.status, job.message = "failed", str(error)
             runs.finish_run(job.run_id, "failed", job.message)

@@ -32,6 +32,7 @@ class RunRecord:
     epochs: list[EpochRecord]
     test_acc: float | None
     created: float
+    classes: list[str]  # empty until the run has finished
 
     @property
     def path(self) -> Path:
@@ -88,7 +89,8 @@ def load_run(run_id: str, live: set[str] = frozenset()) -> RunRecord:
         state = "interrupted"  # the process that ran it is gone
     epochs = [EpochRecord(**e) for e in json.loads((folder / "metrics.json").read_text())]
     return RunRecord(run_id, status["kind"], json.loads((folder / "config.json").read_text()), state,
-                     status.get("message", ""), epochs, status.get("test_acc"), status["created"])
+                     status.get("message", ""), epochs, status.get("test_acc"), status["created"],
+                     status.get("classes", []))
 
 
 def list_runs(live: set[str] = frozenset(), kind: str | None = None) -> list[RunRecord]:

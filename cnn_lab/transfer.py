@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from cnn_lab import data as datasets
+from cnn_lab import runs
 from cnn_lab.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, Pretrained
 from cnn_lab.models import ModelSpec
 from cnn_lab.paths import cache_root
@@ -64,7 +65,7 @@ class TransferModel(nn.Module):
         blocks = pretrained.blocks
         count = len(blocks) if trainable_blocks is None else min(trainable_blocks, len(blocks))
         self.frozen = blocks[: len(blocks) - count]
-        self.last_block = blocks[-1]  # Grad-CAM looks here
+        self.cam_layer = pretrained.cam_layer
         if count < len(blocks):
             for p in self.backbone.parameters():
                 p.requires_grad_(False)
@@ -87,6 +88,24 @@ def build_transfer_model(backbone: str, classes: int, trainable_blocks: int | No
 
 
 # ---------------------------------------------------------------- data and features
+
+KAGGLE_BOATS = "clorichel/boat-types-recognition"
+
+
+def download_kaggle_boats() -> Path:
+    """The Kaggle boat-types dataset through kagglehub, when the network and Kaggle credentials allow."""
+    try:
+        import kagglehub
+
+        return datasets.dataset_root(Path(kagglehub.dataset_download(KAGGLE_BOATS)))
+    except ImportError:
+        raise datasets.DatasetUnavailable("kagglehub is not installed: pip install kagglehub.") from None
+    except Exception as error:  # noqa: BLE001 - kagglehub raises many kinds of network and credential errors
+        raise datasets.DatasetUnavailable(
+            f"The Kaggle dataset {KAGGLE_BOATS} could not be downloaded ({type(error).__name__}): the network is "
+            "unreachable or Kaggle credentials are missing; use boats9 or a folder on this machine instead."
+        ) from None
+
 
 
 def load_images(config: TransferConfig) -> datasets.ImageDataset:
@@ -131,6 +150,14 @@ def cached_features(backbone: str, pretrained: Pretrained, dataset: datasets.Ima
 
 def features_cached(backbone: str, dataset: datasets.ImageDataset) -> bool:
     return (cache_root() / "features" / f"{backbone}-{dataset.source_id}-train.pt").exists()
+
+
+def load_run_model(record: "runs.RunRecord") -> TransferModel:
+    """A finished transfer run's model from its folder (weights_only loading)."""
+    config = TransferConfig.from_json(record.config)
+    model = build_transfer_model(config.backbone, len(record.classes), None)
+    model.load_state_dict(runs.load_weights(record.run_id))
+    return model.eval()
 
 
 def _with_val(dataset: datasets.ImageDataset, seed: int) -> datasets.ImageDataset:

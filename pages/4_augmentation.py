@@ -75,7 +75,7 @@ for i, step in enumerate(steps):
             step["params"][param] = float(value)
 a, b = st.columns([3, 1])
 new = a.selectbox("Add a step", list(augment.STEPS), format_func=lambda n: augment.STEPS[n].title)
-if b.button("Add", use_container_width=True):
+if b.button("Add", width="stretch"):
     restructure(steps + [augment.new_step(new)])
     st.rerun()
 
@@ -95,9 +95,9 @@ except augment.AugmentError as error:
     if draws:
         st.caption("Showing the last draws that worked.")
 columns = st.columns(6)
-columns[0].image(to_picture(image), caption="original", use_container_width=True)
+columns[0].image(to_picture(image), caption="original", width="stretch")
 for slot, (picture, log) in zip((columns * 5)[1:], draws):
-    slot.image(to_picture(picture), caption="; ".join(log) if show_params else None, use_container_width=True)
+    slot.image(to_picture(picture), caption="; ".join(log) if show_params else None, width="stretch")
 
 # ---------------------------------------------------------------- export, load, save
 st.subheader("Use it elsewhere")
@@ -126,7 +126,7 @@ st.subheader("Test-time augmentation: the views that are averaged")
 views = st.columns(len(augment.TTA_VIEWS))
 batch = image[None].float() / 255
 for slot, (name, view) in zip(views, augment.TTA_VIEWS.items()):
-    slot.image(to_picture(view(batch)[0]), caption=name, use_container_width=True)
+    slot.image(to_picture(view(batch)[0]), caption=name, width="stretch")
 st.caption("The trainer averages the model's probabilities over these views when TTA is on.")
 
 st.subheader("DropBlock and Cutout (regularization)")
@@ -139,5 +139,5 @@ dropblock = augment.dropblock_mask(h, w, block, drop, int(seed))
 cutout = augment.cutout_mask(h, w, cut, int(seed))
 p1, p2 = st.columns(2)
 p1.image(to_picture(batch[0] * dropblock), caption=f"DropBlock: {1 - dropblock.mean().item():.0%} dropped",
-         use_container_width=True)
-p2.image(to_picture(batch[0] * cutout), caption="Cutout", use_container_width=True)
+         width="stretch")
+p2.image(to_picture(batch[0] * cutout), caption="Cutout", width="stretch")

@@ -1,18 +1,16 @@
 import io
 
-import numpy as np
 import streamlit as st
 import torch
 
-from cnn_lab import augment, charts, evaluate, images, jobs, runs
+from cnn_lab import augment, charts, evaluate, jobs, runs
 from cnn_lab.data import DATASETS
 from cnn_lab.models import MODELS
 from cnn_lab.presets import PRESETS, preset
 from cnn_lab.train import AUGMENTS, OPTIMIZERS, SCHEDULES, TrainConfig
-from ui import page_header
+from ui import job_controls, live_panel, page_header, results_panel, upload_to_tensor
 
 page_header("pages/5_train.py")
-manager = jobs.MANAGER
 
 # ---------------------------------------------------------------- the recipe
 name = st.selectbox("Preset", list(PRESETS), index=3, help="The course's three practicals, and better recipes.")
@@ -47,85 +45,18 @@ with st.expander("Settings", expanded=False):
     config.seed = c.number_input("Seed", 0, 10**6, config.seed, key=f"{name}_seed")
     st.download_button("Download this config (JSON)", config.to_json(), "config.json", "application/json")
 
-# ---------------------------------------------------------------- start, pause, resume, stop
-job = manager.latest("train")
-start, pause, resume, stop = st.columns(4)
-if start.button("Start training", type="primary", disabled=bool(job and job.alive)):
-    try:
-        job = manager.start(config)
-    except jobs.DeviceBusy as error:
-        st.warning(str(error))
-if job and job.alive:
-    if pause.button("Pause", disabled=job.status != "running"):
-        job.pause()
-    if resume.button("Resume", disabled=job.status != "paused"):
-        job.resume()
-    if stop.button("Stop"):
-        job.stop()
-
-
-@st.fragment(run_every=1.0 if job and job.alive else None)
-def live(job: jobs.Job | None) -> None:
-    """Redraws once a second while the job runs; reruns the whole page once it ends."""
-    if job is None:
-        st.info("No run yet: pick a preset and press Start.")
-        return
-    steps, epochs, progress = job.log.snapshot()
-    total = max(1, progress.get("total_steps", 1))
-    st.progress(min(1.0, progress.get("step", 0) / total),
-                text=f"{job.status} · epoch {progress.get('epoch', 0)}/{progress.get('epochs', '?')} · "
-                     f"step {progress.get('step', 0)}/{total} · {progress.get('images_per_s', 0):,.0f} img/s · "
-                     f"ETA {progress.get('eta', 0):.0f} s · {progress.get('parameters', 0):,} parameters on "
-                     f"{progress.get('device', '?')}")
-    smoothing = st.slider("Smoothing (EMA)", 0.0, 0.99, 0.9, key="ema")
-    log_y = st.toggle("Log-scale loss", key="log_y")
-    if steps:
-        st.plotly_chart(charts.step_loss_figure(steps, smoothing, log_y), key="steps_chart")
-    if epochs:
-        st.plotly_chart(charts.epoch_figure({job.run_id: epochs}, log_y), key="epochs_chart")
-    if job.status == "failed":
-        st.error(job.message)
-    elif not job.alive and job.message:
-        st.success(job.message)
-    if not job.alive and st.session_state.get("was_alive"):
-        st.session_state.was_alive = False
-        st.rerun(scope="app")
-    st.session_state.was_alive = job.alive
-
-
-live(job)
+# ---------------------------------------------------------------- start, pause, resume, stop; live curves
+job = job_controls("train", "Start training", lambda: jobs.MANAGER.start(config))
+live_panel(job, "No run yet: pick a preset and press Start.")
 
 # ---------------------------------------------------------------- after training
 if job and not job.alive and job.result is not None:
     result = job.result
-    classes = result.classes
-    st.subheader(f"Test accuracy: {result.test_acc:.1%}")
-    left, right = st.columns(2)
-    left.plotly_chart(charts.bars(classes, evaluate.per_class_accuracy(result.test_probs, result.test_labels,
-                                                                       len(classes)), "Accuracy per class"))
-    matrix = evaluate.confusion_matrix(result.test_probs, result.test_labels, len(classes)).numpy()
-    right.plotly_chart(charts.confusion_figure(matrix, classes))
-
-    st.markdown("**Misclassified test images**: pick a cell of the confusion matrix")
-    a, b = st.columns(2)
-    true = a.selectbox("True class", range(len(classes)), format_func=classes.__getitem__, key="true_cls")
-    predicted = b.selectbox("Predicted as", range(len(classes)), index=(true + 1) % len(classes),
-                            format_func=classes.__getitem__, key="pred_cls")
-    wrong = evaluate.misclassified(result.test_probs, result.test_labels, true, predicted)[:12]
-    if len(wrong) == 0:
-        st.caption("No test image of this cell.")
-    columns = st.columns(6)
-    for slot, index in zip(columns * 2, wrong.tolist()):
-        top3 = evaluate.top_k(result.test_probs[index], classes, 3)
-        picture = result.test_images[index].permute(1, 2, 0).numpy()
-        slot.image(picture.squeeze(-1) if picture.shape[-1] == 1 else picture, width=96,
-                   caption=", ".join(f"{c} {p:.0%}" for c, p in top3))
-
-    weights = result.model and next((m.weight for m in result.model.modules() if isinstance(m, torch.nn.Conv2d)), None)
+    results_panel(result, "train")
+    weights = next((m.weight for m in result.model.modules() if isinstance(m, torch.nn.Conv2d)), None)
     if weights is not None:
         st.markdown("**First-layer filters**")
         st.plotly_chart(charts.filters_figure(weights.detach().cpu().numpy()[:32]))
-
     buffer = io.BytesIO()
     torch.save(result.model.state_dict(), buffer)
     a, b = st.columns(2)
@@ -134,25 +65,17 @@ if job and not job.alive and job.result is not None:
 
     st.markdown("**Classify an image with this model**")
     upload = st.file_uploader("Upload an image", type=["jpg", "jpeg", "png", "webp", "bmp", "gif"], key="classify")
-    if upload is not None:
-        try:
-            loaded = images.load_image(upload.getvalue())
-        except images.ImageError as error:
-            st.error(str(error))
-        else:
-            c, h, w = result.test_images.shape[1:]
-            small = loaded.image.convert("L" if c == 1 else "RGB").resize((w, h))
-            tensor = torch.from_numpy(np.asarray(small).copy())
-            tensor = tensor[None] if c == 1 else tensor.permute(2, 0, 1)
-            probs = evaluate.classify(result.model, tensor, result.mean, result.std)
-            top = evaluate.top_k(probs, classes, 5)
-            a, b = st.columns([1, 3])
-            a.image(loaded.image, width=160)
-            b.plotly_chart(charts.bars([c for c, _ in top], [p for _, p in top], "Top-5"))
+    converted = upload_to_tensor(upload, tuple(result.test_images.shape[1:])) if upload else None
+    if converted:
+        loaded, tensor = converted
+        top = evaluate.top_k(evaluate.classify(result.model, tensor, result.mean, result.std), result.classes, 5)
+        a, b = st.columns([1, 3])
+        a.image(loaded.image, width=160)
+        b.plotly_chart(charts.bars([c for c, _ in top], [p for _, p in top], "Top-5"))
 
 # ---------------------------------------------------------------- history
 st.subheader("Runs")
-history = runs.list_runs(live=manager.live_ids(), kind="train")
+history = runs.list_runs(live=jobs.MANAGER.live_ids(), kind="train")
 if not history:
     st.caption("Finished, stopped and interrupted runs appear here.")
 else:

@@ -1,6 +1,154 @@
 import streamlit as st
+import torch
 
-from ui import page_header
+from cnn_lab import augment, charts, data, evaluate, explain, jobs, runs, transfer
+from cnn_lab.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, WeightsUnavailable
+from cnn_lab.paths import cache_root
+from ui import job_controls, live_panel, page_header, picture, results_panel, upload_to_tensor
 
 page_header("pages/6_transfer.py")
-st.info("This page is not built yet: its issue is still open.")
+config = transfer.TransferConfig()
+
+
+@st.cache_resource(show_spinner="Decoding the images (once; later loads read the cache)...")
+def dataset_at(source: str, size: int) -> data.ImageDataset:
+    return transfer.load_images(transfer.TransferConfig(data=source, image_size=size))
+
+
+# ---------------------------------------------------------------- data
+st.subheader("1. Data")
+choice = st.radio("Dataset", ["boats9 (on this machine)", "A folder on this machine", "Upload a zip",
+                              "Kaggle boat types (kagglehub)"], horizontal=True)
+try:
+    if choice.startswith("boats9"):
+        config.data = "boats9"
+    elif choice.startswith("A folder"):
+        config.data = st.text_input("Folder (ImageFolder layout: <root>/<class>/ or <root>/{train,val,test}/<class>/)")
+        if not config.data:
+            st.stop()
+    elif choice.startswith("Upload"):
+        upload = st.file_uploader("A zip of class folders", type=["zip"])
+        if upload is None:
+            st.stop()
+        saved = cache_root() / "uploads" / upload.name
+        saved.parent.mkdir(exist_ok=True)
+        saved.write_bytes(upload.getvalue())
+        config.data = str(saved)
+    else:
+        config.data = str(transfer.download_kaggle_boats())
+    dataset = dataset_at(config.data, config.image_size)
+except (data.DatasetError, data.DatasetUnavailable) as error:
+    st.error(str(error))
+    st.stop()
+
+counts = {split: dataset.class_counts(split) for split in dataset.splits}
+st.caption(f"{len(dataset.classes)} classes; " + ", ".join(f"{split}: {sum(c)}" for split, c in counts.items())
+           + (f"; {dataset.skipped} unreadable files skipped" if dataset.skipped else ""))
+fig = charts.bars(dataset.classes, counts["train"], "Training images per class", percent=False)
+left, right = st.columns([2, 3])
+left.plotly_chart(fig, key="counts")
+with right:
+    labels = dataset.splits["train"].labels
+    for index, name in enumerate(dataset.classes[:9]):
+        first = torch.nonzero(labels == index).flatten()[:4].tolist()
+        columns = st.columns([2, 1, 1, 1, 1])
+        columns[0].caption(name)
+        for slot, i in zip(columns[1:], first):
+            slot.image(picture(dataset.splits["train"].images[i]), width="stretch")
+
+# ---------------------------------------------------------------- backbone and mode
+st.subheader("2. Backbone and training mode")
+status = {name: spec.status() for name, spec in BACKBONES.items()}
+st.dataframe([{"backbone": spec.title, "weights": status[name]} for name, spec in BACKBONES.items()], hide_index=True)
+config.backbone = st.selectbox("Backbone", list(BACKBONES), format_func=lambda n: f"{BACKBONES[n].title} · {status[n]}")
+a, b, c = st.columns(3)
+config.mode = a.radio("Mode", transfer.MODES, format_func={
+    "probe": "linear probe on cached features", "partial": "fine-tune the last N blocks",
+    "full": "full fine-tuning"}.get)
+if config.mode == "probe":
+    config.flip_features = a.toggle("Also use mirrored images' features", True)
+    st.caption("Cached features: the backbone runs once over the data, then only the head trains, in seconds. "
+               "Augmentation cannot apply here, because each epoch would need the backbone to run again on new "
+               "views; the mirrored features are the one augmentation computed once, ahead of time.")
+else:
+    if config.mode == "partial":
+        config.unfreeze = a.slider("Blocks to fine-tune (from the end)", 0, 8, 2)
+    else:
+        config.backbone_lr_factor = a.select_slider("Backbone learning rate / head learning rate",
+                                                    [0.01, 0.03, 0.1, 0.3, 1.0], 0.1)
+    presets = [""] + augment.list_presets()
+    config.augment_preset = a.selectbox("Augmentation preset", presets, format_func=lambda p: p or "flips only")
+    config.epochs, config.lr, config.weight_decay, config.batch_size = 10, 0.01, 5e-4, 32
+    st.caption("Fine-tuning runs the whole network on every image in every epoch: minutes on a CPU, seconds on a GPU.")
+config.epochs = b.number_input("Epochs", 1, 500, config.epochs)
+config.lr = b.number_input("Learning rate", 1e-5, 10.0, config.lr, format="%g")
+config.weight_decay = c.number_input("Weight decay", 0.0, 1.0, config.weight_decay, format="%g")
+config.label_smoothing = c.slider("Label smoothing", 0.0, 0.4, config.label_smoothing)
+config.batch_size = c.number_input("Batch size", 1, 1024, config.batch_size)
+
+
+def start_job() -> jobs.Job:
+    return jobs.MANAGER.start(config, kind="transfer", work=lambda log, control, on_epoch: transfer.run_transfer(
+        config, log, control, on_epoch))
+
+
+# ---------------------------------------------------------------- training
+st.subheader("3. Train")
+job = job_controls("transfer", "Start fine-tuning", start_job)
+live_panel(job, "No transfer run yet: choose the settings above and press Start.")
+if job and not job.alive and job.result is not None:
+    results_panel(job.result, "transfer")
+    extras = job.result.extras
+    if extras.get("feature_seconds"):
+        st.caption(f"Feature extraction {extras['feature_seconds']:.1f} s (cached for the next run), head training "
+                   f"{extras['head_seconds']:.1f} s.")
+
+# ---------------------------------------------------------------- classify a photo
+st.subheader("4. Classify a photo")
+finished = [r for r in runs.list_runs(live=jobs.MANAGER.live_ids(), kind="transfer")
+            if r.status == "finished" and r.classes and (r.path / "model.pt").exists()]
+if not finished:
+    st.caption("Train a transfer run first; the best finished run is then used here.")
+    st.stop()
+finished.sort(key=lambda r: r.test_acc or 0, reverse=True)
+record = st.selectbox("Run", finished, format_func=lambda r: f"{r.run_id} · {r.config['backbone']} · "
+                                                                 f"{r.config['mode']} · test {r.test_acc:.1%}")
+
+
+@st.cache_resource(max_entries=2)
+def run_model(run_id: str) -> transfer.TransferModel:
+    return transfer.load_run_model(runs.load_run(run_id))
+
+
+try:
+    model = run_model(record.run_id)
+except WeightsUnavailable as error:
+    st.error(str(error))
+    st.stop()
+mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+size = transfer.TransferConfig.from_json(record.config).image_size
+source = st.radio("Photo", ["Upload", "A test image"], horizontal=True)
+if source == "Upload":
+    upload = st.file_uploader("A photo to classify", type=["jpg", "jpeg", "png", "webp", "bmp", "gif"], key="photo")
+    converted = upload_to_tensor(upload, (3, size, size)) if upload else None
+    if converted is None:
+        st.stop()
+    tensor = converted[1]
+else:
+    tests = dataset.splits["test"].images
+    tensor = tests[st.slider("Test image", 0, len(tests) - 1, 0)]
+k = st.slider("Top-k", 1, len(record.classes), min(5, len(record.classes)))
+tta = st.toggle("Test-time augmentation (average flips, shifts and a zoom)")
+probs = evaluate.classify(model, tensor, mean, std)
+top = evaluate.top_k(evaluate.classify(model, tensor, mean, std, tta=True) if tta else probs, record.classes, k)
+left, right = st.columns([1, 2])
+right.plotly_chart(charts.bars([c for c, _ in top], [p for _, p in top], f"Top-{k}"), key="topk")
+if tta:
+    plain = probs[record.classes.index(top[0][0])].item()
+    right.caption(f"Confidence in {top[0][0]}: {plain:.1%} on the photo alone, {top[0][1]:.1%} averaged over the views.")
+target = left.selectbox("Grad-CAM for class", ["the predicted class", *record.classes])
+x = (tensor.float()[None] / 255 - mean) / std
+cam, explained = explain.grad_cam(model, model.cam_layer, x,
+                                  None if target == "the predicted class" else record.classes.index(target))
+left.plotly_chart(charts.overlay_figure(picture(tensor), cam.numpy(), f"Grad-CAM: {record.classes[explained]}"),
+                  key="cam")

@@ -1,0 +1,53 @@
+"""The transfer page through AppTest: a linear probe on boats9, then classification with Grad-CAM."""
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cnn_lab import jobs
+from tests.conftest import ROOT, require_archive
+
+PAGE = str(ROOT / "pages/6_transfer.py")
+
+
+def test_probe_run_then_classify_a_test_image():
+    require_archive("boats9")
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception
+    assert any(c.value.startswith("9 classes; train: 872, val: 105, test: 118") for c in at.caption)
+    next(b for b in at.button if b.label == "Start fine-tuning").click().run()
+    job = jobs.MANAGER.latest("transfer")
+    assert job is not None
+    for _ in range(600):
+        if not job.alive:
+            break
+        time.sleep(0.5)
+    assert job.status == "finished", job.message
+    assert job.result.test_acc >= 0.85
+    at.run()
+    assert not at.exception
+    assert any(h.value.startswith("Test accuracy") for h in at.subheader)
+    next(r for r in at.radio if r.label == "Photo").set_value("A test image").run()
+    assert not at.exception
+    keys = [c.proto.id for c in at.get("plotly_chart")]
+    assert len(keys) >= 4  # counts, per class, confusion, top-k, Grad-CAM
+    next(t for t in at.toggle if t.label.startswith("Test-time")).set_value(True).run()
+    assert any(c.value.startswith("Confidence in") for c in at.caption)
+
+
+@pytest.mark.parametrize("choice, message", [
+    ("A folder on this machine", "does not exist"),
+])
+def test_bad_folder_gets_one_sentence(choice, message):
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at.radio[0].set_value(choice).run()
+    at.text_input[0].input("/nonexistent/photos").run()
+    assert not at.exception
+    assert message in at.error[0].value
+
+
+def test_kaggle_offline_gets_one_sentence():
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at.radio[0].set_value("Kaggle boat types (kagglehub)").run()
+    assert not at.exception
+    assert "could not be downloaded" in at.error[0].value or "not installed" in at.error[0].value
