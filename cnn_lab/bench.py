@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 
 from cnn_lab import data as datasets
+from cnn_lab.backbones import IMAGENET_MEAN, IMAGENET_STD
 from cnn_lab.device import describe_device, pick_device
 from cnn_lab.presets import preset
 from cnn_lab.train import MetricLog, TrainConfig, train
@@ -156,7 +157,77 @@ def bench_conv_update(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
              f"{times[len(times) // 2] * 1000:.0f} ms median", f"worst {times[-1] * 1000:.0f} ms over {len(times)} moves")]
 
 
+def naive_extraction_images_per_s(folder: Path, pretrained, images: int) -> float:
+    """The usual first attempt: an ImageFolder DataLoader decoding JPEGs with per-image transforms, NCHW tensors,
+    and a forward pass that records autograd history (no inference mode)."""
+    import torchvision.transforms as T
+    from torchvision.datasets import ImageFolder
+
+    transform = T.Compose([T.Resize((224, 224)), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    loader = torch.utils.data.DataLoader(ImageFolder(folder, transform), batch_size=32, shuffle=False, num_workers=2)
+    model = pretrained.features.to(pick_device()).eval().to(memory_format=torch.contiguous_format)
+    start, seen = time.perf_counter(), 0
+    for x, _ in loader:
+        model(x.to(pick_device())).sum().item()
+        seen += len(x)
+        if seen >= images:
+            break
+    return seen / (time.perf_counter() - start)
+
+
+def bench_transfer(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
+    """Feature extraction per backbone (naive vs ours), the linear probe end to end, a head re-run from cached
+    features, and on a GPU the fine-tuning preset."""
+    import shutil
+
+    from cnn_lab import evaluate, transfer
+    from cnn_lab.backbones import BACKBONES, WeightsUnavailable
+    from cnn_lab.paths import cache_root
+
+    rows: list[Row] = []
+    boats = transfer.load_images(transfer.TransferConfig())  # decoded once (cached arrays)
+    device = pick_device()
+    for name, spec in BACKBONES.items():
+        try:
+            pretrained = spec.load()
+        except WeightsUnavailable:
+            rows.append((f"Feature extraction, {spec.title}", "skipped", "weights unavailable offline"))
+            continue
+        sample = boats.splits["train"].images[:128 if quick else 256]
+        transfer.extract_features(pretrained, sample[:32], device)  # warm-up
+        _sync()
+        start = time.perf_counter()
+        transfer.extract_features(pretrained, sample, device)
+        _sync()
+        ours = len(sample) / (time.perf_counter() - start)
+        folder = datasets.dataset_root(datasets.extract_archive(datasets.local_archive("boats9"))) / "train"
+        naive = naive_extraction_images_per_s(folder, pretrained, 64 if quick else 128)
+        rows.append((f"Feature extraction, {spec.title}, 224x224", f"{ours:,.0f} img/s",
+                     f"naive ImageFolder + DataLoader + autograd, NCHW: {naive:,.0f} img/s ({ours / naive:.1f}x)"))
+    shutil.rmtree(cache_root() / "features", ignore_errors=True)  # end to end: extraction included
+    start = time.perf_counter()
+    probe = transfer.run_transfer(transfer.TransferConfig())
+    total = time.perf_counter() - start
+    per_class = evaluate.per_class_accuracy(probe.test_probs, probe.test_labels, len(probe.classes))
+    rows.append(("Linear probe on boats9, EfficientNet-Lite0, end to end", f"{probe.test_acc:.1%} in {total:.1f} s",
+                 f"features {probe.extras['feature_seconds']:.1f} s; per class: "
+                 + ", ".join(f"{c} {a:.0%}" for c, a in zip(probe.classes, per_class))))
+    start = time.perf_counter()
+    again = transfer.run_transfer(transfer.TransferConfig(lr=0.1, epochs=40, label_smoothing=0.0))
+    rows.append(("Probe re-run with new head hyperparameters (cached features)",
+                 f"{time.perf_counter() - start:.1f} s", f"{again.test_acc:.1%} test accuracy"))
+    if device.type == "cuda":
+        config = transfer.TransferConfig(mode="partial", unfreeze=4, epochs=10, lr=0.01, weight_decay=5e-4,
+                                         batch_size=32)
+        start = time.perf_counter()
+        tuned = transfer.run_transfer(config)
+        rows.append(("Fine-tuning preset on boats9 (last 4 blocks, 10 epochs, flips)",
+                     f"{tuned.test_acc:.1%} in {time.perf_counter() - start:.1f} s", "GPU"))
+    return rows
+
+
 BENCHMARKS: dict[str, Callable[[datasets.ImageDataset, bool], list[Row]]] = {
+    "transfer": bench_transfer,
     "conv": bench_conv_update,
     "course": bench_course,
     "fast": bench_fast_preset,
