@@ -96,15 +96,17 @@ def job_controls(kind: str, start_label: str, make_job) -> jobs.Job | None:
 
 
 def live_panel(job: jobs.Job | None, empty_note: str) -> None:
-    """Progress and learning curves, redrawn once a second while the job runs (a fragment: only this part
-    reruns); once the job ends the whole page reruns, with polling off."""
+    """Progress and the per-step curve redraw once a second while the job runs, the per-epoch curves every
+    three seconds (each a fragment: only that part reruns); once the job ends the whole page reruns, with
+    polling off."""
+    running = bool(job and job.alive)
 
-    @st.fragment(run_every=1.0 if job and job.alive else None)
-    def live() -> None:
+    @st.fragment(run_every=1.0 if running else None)
+    def live_steps() -> None:
         if job is None:
             st.info(empty_note)
             return
-        steps, epochs, progress = job.log.snapshot()
+        steps, _, progress = job.log.snapshot()
         total = max(1, progress.get("total_steps", 1))
         stage = progress.get("stage", "") if not steps else ""
         st.progress(min(1.0, progress.get("step", 0) / total),
@@ -117,8 +119,6 @@ def live_panel(job: jobs.Job | None, empty_note: str) -> None:
         log_y = b.toggle("Log-scale loss", key=f"log_y_{job.kind}")
         if steps:
             st.plotly_chart(charts.step_loss_figure(steps, smoothing, log_y), key=f"steps_{job.kind}")
-        if epochs:
-            st.plotly_chart(charts.epoch_figure({job.run_id: epochs}, log_y), key=f"epochs_{job.kind}")
         if job.status == "failed":
             st.error(job.message)
         elif not job.alive and job.message:
@@ -129,7 +129,15 @@ def live_panel(job: jobs.Job | None, empty_note: str) -> None:
             st.rerun(scope="app")
         st.session_state[flag] = job.alive
 
-    live()
+    @st.fragment(run_every=3.0 if running else None)
+    def live_epochs() -> None:
+        epochs = job.log.snapshot()[1] if job else []
+        if epochs:
+            log_y = st.session_state.get(f"log_y_{job.kind}", False)
+            st.plotly_chart(charts.epoch_figure({job.run_id: epochs}, log_y), key=f"epochs_{job.kind}")
+
+    live_steps()
+    live_epochs()
 
 
 def picture(image: torch.Tensor) -> np.ndarray:

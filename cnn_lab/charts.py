@@ -7,7 +7,7 @@ from plotly.subplots import make_subplots
 
 from cnn_lab.train import EpochRecord
 
-MAX_POINTS = 1500  # a curve never draws more points than this, so long runs keep memory flat
+MAX_POINTS = 600  # a curve never draws more points than this, so long runs keep memory flat
 
 
 def downsample(xs: list, ys: list, limit: int = MAX_POINTS) -> tuple[list, list]:
@@ -27,19 +27,24 @@ def ema(values: list[float], smoothing: float) -> list[float]:
 
 
 def step_loss_figure(steps: list[tuple[int, float, float]], smoothing: float = 0.9, log_y: bool = False) -> go.Figure:
+    """Train loss per step (raw and smoothed) with the learning rate on a second axis. One plain figure, no
+    subplots: it is rebuilt every second while a job runs, so it must be cheap."""
     xs = [s for s, _, _ in steps]
     raw = [loss for _, loss, _ in steps]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Train loss per step", "Learning rate"))
     x, y = downsample(xs, raw)
-    fig.add_scatter(x=x, y=y, name="loss", line=dict(color="rgba(59,111,216,0.3)"), row=1, col=1)
-    x, y = downsample(xs, ema(raw, smoothing))
-    fig.add_scatter(x=x, y=y, name=f"EMA {smoothing:.2f}", line=dict(color="#3b6fd8"), row=1, col=1)
-    x, y = downsample(xs, [lr for _, _, lr in steps])
-    fig.add_scatter(x=x, y=y, name="lr", line=dict(color="#d8843b"), row=1, col=2)
-    fig.update_xaxes(title_text="step")
-    if log_y:
-        fig.update_yaxes(type="log", row=1, col=1)
-    fig.update_layout(height=300, margin=dict(t=40, b=30, l=40, r=10), showlegend=False)
+    _, smooth = downsample(xs, ema(raw, smoothing))
+    _, lr = downsample(xs, [lr for _, _, lr in steps])
+    fig = go.Figure([
+        go.Scatter(x=x, y=y, name="loss", line=dict(color="rgba(59,111,216,0.3)")),
+        go.Scatter(x=x, y=smooth, name=f"loss, EMA {smoothing:.2f}", line=dict(color="#3b6fd8")),
+        go.Scatter(x=x, y=lr, name="learning rate", yaxis="y2", line=dict(color="#d8843b", dash="dot")),
+    ])
+    fig.update_layout(
+        title="Train loss per step", xaxis_title="step", height=300, margin=dict(t=40, b=30, l=40, r=40),
+        yaxis=dict(title="loss", type="log" if log_y else "linear"),
+        yaxis2=dict(title="learning rate", overlaying="y", side="right", showgrid=False),
+        legend=dict(orientation="h", y=-0.25),
+    )
     return fig
 
 

@@ -41,6 +41,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     augment: list[str] = field(default_factory=list)  # from AUGMENTS: "flip", "crop"
     augment_preset: str = ""  # a pipeline saved on the augmentation page, applied batched on the device
+    crop_padding: int = 4  # the "crop" augmentation's reflect padding: shifts of up to this many pixels
     patience: int = 0  # early stopping on the validation loss, in epochs; 0 = off
     val_fraction: float = 0.1  # carved from train when the dataset has no validation split
     max_train: int = 0  # use only this many training images (0 = all), for quick runs
@@ -141,9 +142,9 @@ def random_crop(x: torch.Tensor, pad: int = 4, generator: torch.Generator | None
     return padded.flatten(2).gather(2, index).view(n, c, h, w)
 
 
-AUGMENTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "flip": random_flip,
-    "crop": random_crop,
+AUGMENTS: dict[str, Callable[[torch.Tensor, TrainConfig], torch.Tensor]] = {
+    "flip": lambda x, config: random_flip(x),
+    "crop": lambda x, config: random_crop(x, config.crop_padding),
 }
 
 
@@ -364,7 +365,7 @@ def train(
             else:
                 x = data.normalise(data.train.images[index])
             for batched in augments:
-                x = batched(x)
+                x = batched(x, config)
             if config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = data.train.labels[index]

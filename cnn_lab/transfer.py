@@ -118,12 +118,17 @@ def load_images(config: TransferConfig) -> datasets.ImageDataset:
     return datasets.load_folder(path, size=config.image_size, seed=config.seed)
 
 
-@torch.inference_mode()
 def extract_features(pretrained: Pretrained, images: torch.Tensor, device: torch.device, batch_size: int = 32,
                      flip: bool = False) -> torch.Tensor:
     """(N, 3, H, W) uint8 -> (N, D) features. Fast on a CPU because it is batched, in inference mode (no
     autograd records) and channels_last (what the CPU's convolution kernels prefer)."""
+    # Move the weights outside inference mode, so they stay ordinary tensors that fine-tuning can train later.
     model = pretrained.features.to(device).eval().to(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        return _extract(model, images, device, batch_size, flip)
+
+
+def _extract(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int, flip: bool) -> torch.Tensor:
     mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
     out = []
