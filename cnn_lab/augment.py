@@ -227,12 +227,14 @@ def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return padded[..., p - dy : p - dy + h, p - dx : p - dx + w]
 
 
-# The views a TTA scheme averages: the image, its mirror, and small shifts (batched: (N, C, H, W)).
+# The views a TTA scheme averages: the image, its mirror, and both shifted by a pixel (batched: (N, C, H, W)).
 TTA_VIEWS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "original": lambda x: x,
     "flipped": lambda x: x.flip(-1),
     "shifted down-right": lambda x: _shift(x, 1, 1),
     "shifted up-left": lambda x: _shift(x, -1, -1),
+    "flipped, shifted down-right": lambda x: _shift(x.flip(-1), 1, 1),
+    "flipped, shifted up-left": lambda x: _shift(x.flip(-1), -1, -1),
 }
 
 

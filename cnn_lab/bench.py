@@ -222,7 +222,8 @@ def bench_transfer(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     total = time.perf_counter() - start
     per_class = evaluate.per_class_accuracy(probe.test_probs, probe.test_labels, len(probe.classes))
     rows.append(("Linear probe on boats9, EfficientNet-Lite0, end to end", f"{probe.test_acc:.1%} in {total:.1f} s",
-                 f"features {probe.extras['feature_seconds']:.1f} s; per class: "
+                 f"images {probe.extras['load_seconds']:.1f} s, backbone {probe.extras['backbone_seconds']:.1f} s, "
+                 f"features {probe.extras['feature_seconds']:.1f} s, head {probe.extras['head_seconds']:.1f} s; per class: "
                  + ", ".join(f"{c} {a:.0%}" for c, a in zip(probe.classes, per_class))))
     start = time.perf_counter()
     again = transfer.run_transfer(transfer.TransferConfig(lr=0.1, epochs=40, label_smoothing=0.0))

@@ -35,7 +35,7 @@ PRESETS: dict[str, tuple[str, TrainConfig]] = {
         "airbench's ideas in our trainer: a whitened 2x2 stem, VGG-like blocks with batch norm, bf16, "
         "flip and translate augmentation, label smoothing, test-time augmentation. Slow on CPU.",
         TrainConfig(dataset="cifar10", model=ModelSpec("speedrun", widths=[64, 256, 256]), optimizer="sgd", lr=0.4,
-                    momentum=0.9, batch_size=1024, epochs=14, schedule="onecycle", weight_decay=5e-4,
+                    momentum=0.9, batch_size=1024, epochs=14, schedule="onecycle", weight_decay=1e-3,
                     label_smoothing=0.2, augment=["flip", "crop"], crop_padding=2, channels_last=True, amp=True,
                     whiten=True, tta=True, val_fraction=0.0),
     ),

@@ -133,10 +133,15 @@ def _extract(model: nn.Module, images: torch.Tensor, device: torch.device, batch
     std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
     out = []
     for start in range(0, len(images), batch_size):
-        x = (images[start : start + batch_size].to(device).float() / 255 - mean) / std
+        batch = images[start : start + batch_size].to(device)
+        count = len(batch)
+        if device.type == "cuda" and count < batch_size:
+            # Keep one input shape: every new shape makes cuDNN plan all its convolutions again.
+            batch = torch.cat([batch, batch.new_zeros(batch_size - count, *batch.shape[1:])])
+        x = (batch.float() / 255 - mean) / std
         x = (x.flip(-1) if flip else x).contiguous(memory_format=torch.channels_last)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            out.append(model(x).float().cpu())
+            out.append(model(x).float()[:count].cpu())
     return torch.cat(out)
 
 
@@ -189,7 +194,9 @@ def run_transfer(config: TransferConfig, log: MetricLog | None = None, control: 
     device = resolve_device(TrainConfig(device=config.device))
     log.set_progress(stage="loading images")
     images = _with_val(load_images(config), config.seed)
+    loaded = time.perf_counter()
     pretrained = BACKBONES[config.backbone].load()
+    timings = {"load_seconds": loaded - start, "backbone_seconds": time.perf_counter() - loaded}
     common = dict(epochs=config.epochs, lr=config.lr, batch_size=config.batch_size, weight_decay=config.weight_decay,
                   label_smoothing=config.label_smoothing, seed=config.seed, device=config.device, val_fraction=0.0)
     if config.mode == "probe":
@@ -232,4 +239,4 @@ def run_transfer(config: TransferConfig, log: MetricLog | None = None, control: 
         model, images.classes, torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
         test.images, test.labels, probs, result.test_loss, acc, result.best_epoch, result.stopped_early,
         result.stopped_by_user, time.perf_counter() - start, result.parameters, extras={
-            "feature_seconds": extract_seconds, "head_seconds": result.seconds})
+            **timings, "feature_seconds": extract_seconds, "head_seconds": result.seconds})
