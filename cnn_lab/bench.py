@@ -268,7 +268,7 @@ def run(names: list[str], quick: bool = False) -> str:
 
 
 def write(section: str, path: Path = Path("BENCHMARKS.md")) -> None:
-    """Append the newest section under the file's header."""
-    header = "# Benchmarks\n\nWritten by `python -m cnn_lab bench`; newest first.\n\n"
-    old = path.read_text().removeprefix(header) if path.exists() else ""
-    path.write_text(header + section + "\n" + old)
+    """Insert the newest table above the older ones (the first '### ' heading), keeping the text above them."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
+    cut = text.find("\n### ") + 1 or len(text)
+    path.write_text(text[:cut] + section + "\n" + text[cut:])

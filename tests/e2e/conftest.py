@@ -43,7 +43,7 @@ def start_app(env_extra: dict[str, str] | None = None) -> tuple[subprocess.Popen
 
 
 @pytest.fixture(scope="session")
-def app_url():
+def app_url(lab_cache):
     process, url = start_app()
     yield url
     process.terminate()

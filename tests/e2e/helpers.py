@@ -1,0 +1,37 @@
+"""Small Playwright helpers for Streamlit widgets, found by their labels."""
+from __future__ import annotations
+
+import time
+
+
+def slider(page, label: str):
+    return page.locator('[data-testid="stSlider"]').filter(has_text=label).locator('[role="slider"]').first
+
+
+def nudge(page, label: str, presses: int = 1, key: str = "ArrowRight") -> None:
+    handle = slider(page, label)
+    handle.focus()
+    for _ in range(presses):
+        handle.press(key)
+
+
+def choose(page, label: str, option: str) -> None:
+    page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
+    page.locator('li[role="option"]').filter(has_text=option).first.click()
+
+
+def text_of(page, selector: str) -> str:
+    return page.locator(selector).first.inner_text()
+
+
+def wait_until(predicate, timeout: float = 60.0, every: float = 0.25) -> bool:
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(every)
+    return False
+
+
+def no_exception(page) -> bool:
+    return page.locator('[data-testid="stException"]').count() == 0

@@ -1,0 +1,130 @@
+"""Whole workflows in a real browser: a training run streamed, stopped and found again after a reload; two
+sessions starting at once; an app killed mid-run; a photo classified on the transfer page."""
+import json
+import os
+import signal
+
+import pytest
+
+from cnn_lab import runs
+from tests.conftest import require_archive
+
+from .conftest import screenshot, start_app, wait_idle
+from .helpers import choose, no_exception, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def _long_digits_run(page, url: str, epochs: int = 400) -> None:
+    page.goto(f"{url}/train")
+    page.wait_for_selector("text=Start training", timeout=60_000)
+    wait_idle(page)
+    choose(page, "Preset", "Digits (seconds, built in)")
+    wait_idle(page)
+    page.locator("summary:has-text('Settings'), [data-testid='stExpander'] >> text=Settings").first.click()
+    epochs_input = page.get_by_label("Epochs")
+    epochs_input.fill(str(epochs))
+    epochs_input.press("Enter")
+    wait_idle(page)
+
+
+def _progress(page) -> str:
+    bar = page.locator('[data-testid="stProgress"]')
+    return bar.first.inner_text() if bar.count() else ""
+
+
+def _step(page) -> int:
+    text = _progress(page)
+    return int(text.split("step ")[1].split("/")[0]) if "step " in text else -1
+
+
+def test_training_streams_stops_and_survives_a_reload(page, app_url):
+    _long_digits_run(page, app_url)
+    page.get_by_role("button", name="Start training").click()
+    assert wait_until(lambda: _step(page) > 0, 60), _progress(page)
+    seen = {_step(page)}
+    assert wait_until(lambda: (seen.add(_step(page)) or len(seen)) >= 3, 30), seen  # two updates after the first
+    assert page.locator(".js-plotly-plot").count() >= 1
+    screenshot(page, "train-running")
+    page.get_by_role("button", name="Stop").click()
+    page.wait_for_selector("text=Stopped by the user", timeout=60_000)
+    page.reload()
+    page.wait_for_selector("text=Runs", timeout=60_000)
+    wait_idle(page)
+    history = runs.list_runs(kind="train")
+    assert history[0].status == "stopped" and history[0].epochs
+    assert page.locator(f"text={history[0].run_id}").count() >= 1 or page.locator(
+        '[data-testid="stDataFrame"]').count() >= 1
+    assert no_exception(page)
+    screenshot(page, "train-after-reload")
+
+
+def test_two_sessions_start_at_once(browser, app_url):
+    before = {r.run_id for r in runs.list_runs()}
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(2)]
+    pages = [c.new_page() for c in contexts]
+    try:
+        for p in pages:
+            _long_digits_run(p, app_url)
+        for p in pages:
+            p.get_by_role("button", name="Start training").click()
+        for p in pages:
+            wait_idle(p)
+        new = [r for r in runs.list_runs() if r.run_id not in before]
+        assert len(new) == 1, [r.run_id for r in new]  # one job; the other session was told the device is busy
+        busy = sum(p.locator("text=The device is busy").count() for p in pages)
+        running = sum(1 for p in pages if _progress(p).startswith("running"))
+        assert busy == 1 or running == 2  # told busy, or (if its click came after the rerun) shown the same job
+        pages[1].get_by_role("button", name="Stop").click()
+        assert wait_until(lambda: runs.load_run(new[0].run_id).status == "stopped", 60)
+        for p in pages:
+            p.reload()
+            p.wait_for_selector("text=Runs", timeout=60_000)
+            wait_idle(p)
+            assert no_exception(p)
+        screenshot(pages[0], "two-sessions")
+    finally:
+        for c in contexts:
+            c.close()
+
+
+def test_killed_app_shows_the_run_as_interrupted(browser):
+    process, url = start_app()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        before = {r.run_id for r in runs.list_runs()}
+        _long_digits_run(page, url, epochs=2000)
+        page.get_by_role("button", name="Start training").click()
+        assert wait_until(lambda: any(r.epochs for r in runs.list_runs() if r.run_id not in before), 60)
+        run_id = next(r.run_id for r in runs.list_runs() if r.run_id not in before)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        saved = json.loads((runs.runs_root() / run_id / "metrics.json").read_text())
+        process, url = start_app()
+        page.goto(f"{url}/train")
+        page.wait_for_selector("text=Runs", timeout=60_000)
+        wait_idle(page)
+        assert page.locator("text=interrupted").count() >= 1
+        record = runs.load_run(run_id)
+        assert record.status == "interrupted" and len(record.epochs) >= len(saved) >= 1
+        screenshot(page, "interrupted")
+    finally:
+        page.close()
+        process.kill()
+
+
+def test_transfer_probe_then_upload_a_photo(page, app_url, boats9_folder):
+    require_archive("boats9")
+    page.goto(f"{app_url}/transfer")
+    page.wait_for_selector("text=9 classes", timeout=120_000)
+    wait_idle(page)
+    page.get_by_role("button", name="Start fine-tuning").click()
+    page.wait_for_selector("text=Test accuracy", timeout=400_000)
+    wait_idle(page)
+    photo = next((boats9_folder / "test" / "Kayaks").glob("*.jpg"))
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').last.set_input_files(str(photo))
+    page.wait_for_selector("text=Top-5", timeout=60_000)
+    page.wait_for_selector("text=Grad-CAM", timeout=60_000)
+    wait_idle(page)
+    assert no_exception(page)
+    screenshot(page, "transfer-classified")

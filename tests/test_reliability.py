@@ -1,0 +1,162 @@
+"""Misuse: 20 start/stop cycles leak neither threads nor memory, and a corpus of bad files and settings each
+gets one clear sentence from the core, never a crash or a hang."""
+import gc
+import io
+import pickle
+import threading
+import time
+import zipfile
+
+import numpy as np
+import psutil
+import pytest
+import torch
+from PIL import Image
+
+from cnn_lab import augment, conv, data, geometry, images, jobs, kernels, runs
+from cnn_lab.models import ModelSpec
+from cnn_lab.train import TrainConfig, TrainingError, train
+
+
+def test_twenty_start_stop_cycles_leave_no_threads_and_flat_memory():
+    manager = jobs.JobManager()
+    config = TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[16, 32]), epochs=500, batch_size=16)
+    process = psutil.Process()
+    rss = []
+    threads_before = threading.active_count()
+    for cycle in range(20):
+        job = manager.start(config)
+        deadline = time.time() + 30
+        while not job.log.snapshot()[0] and time.time() < deadline:
+            time.sleep(0.02)
+        job.stop()
+        job.thread.join(timeout=30)
+        assert job.status == "stopped"
+        gc.collect()
+        rss.append(process.memory_info().rss)
+    assert threading.active_count() == threads_before
+    growth = (rss[-1] - rss[4]) / 2**20  # after the first cycles have warmed the allocator up
+    print(f"RSS after cycle 5: {rss[4] / 2**20:.0f} MiB, after 20: {rss[-1] / 2**20:.0f} MiB")
+    assert growth < 60, f"memory grew by {growth:.0f} MiB over 15 cycles"
+
+
+def _png(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, format=fmt, **kw)
+    return buffer.getvalue()
+
+
+def _jpeg() -> bytes:
+    return _png(Image.new("RGB", (64, 64), "teal"), "JPEG")
+
+
+def _gif() -> bytes:
+    buffer = io.BytesIO()
+    frames = [Image.new("P", (16, 16), i) for i in range(3)]
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    return buffer.getvalue()
+
+
+# file -> None when it must load (converted), or the words of the sentence it must get
+FILES = {
+    "empty file": (b"", "empty"),
+    "text renamed .jpg": (b"hello, I am text", "not an image"),
+    "truncated JPEG": (_jpeg()[:300], "truncated or corrupt"),
+    "JPEG header only": (b"\xff\xd8\xff\xe0\x00\x10JFIF", "not an image|truncated"),
+    "20000x20000 PNG": (_png(Image.new("1", (20000, 20000))), "megapixel limit"),
+    "SVG": (b"<svg xmlns='http://www.w3.org/2000/svg' width='10' height='10'/>", "not an image"),
+    "HTML": (b"<html><body>not a photo</body></html>", "not an image"),
+    "PDF header": (b"%PDF-1.4 fake", "not an image"),
+    "zip file as photo": (b"PK\x03\x04" + b"\0" * 40, "not an image"),
+    "1x1 PNG": (_png(Image.new("RGB", (1, 1), "red")), None),
+    "16-bit PNG": (_png(Image.fromarray(np.arange(4096, dtype=np.uint16).reshape(64, 64) * 16)), None),
+    "CMYK JPEG": (_png(Image.new("CMYK", (32, 32), (0, 255, 0, 0)), "JPEG"), None),
+    "animated GIF": (_gif(), None),
+    "RGBA PNG": (_png(Image.new("RGBA", (20, 20), (255, 0, 0, 0))), None),
+    "palette PNG": (_png(Image.new("P", (20, 20), 3)), None),
+    "grayscale TIFF": (_png(Image.new("L", (20, 20), 9), "TIFF"), None),
+}
+
+
+@pytest.mark.parametrize("name", list(FILES))
+def test_bad_and_odd_files(name):
+    payload, message = FILES[name]
+    if message is None:
+        loaded = images.load_image(payload)
+        assert loaded.image.mode == "RGB"
+        return
+    with pytest.raises(images.ImageError, match=message) as error:
+        images.load_image(payload)
+    sentence = str(error.value)
+    assert sentence.endswith(".") and "\n" not in sentence and "Traceback" not in sentence
+
+
+def test_one_pixel_image_through_the_convolution_core():
+    one = images.to_tensor(images.load_image(FILES["1x1 PNG"][0]).image)
+    out = conv.convolve(one, kernels.make_kernel("sharpen")[None], conv.ConvSettings(padding=1))
+    assert out.shape == (3, 1, 1)
+    with pytest.raises(conv.ConvError, match="pooling window"):
+        conv.conv_relu_pool(one, kernels.make_kernel("sharpen")[None], conv.ConvSettings(padding=1), "max", 2)
+
+
+def test_zip_bomb_and_traversal(tmp_path):
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(4):
+            zf.writestr(f"c{i}/zeros.png", b"\0" * (40 * 2**20))
+    with pytest.raises(data.DatasetError, match="allowed size"):
+        data.extract_archive(bomb, max_bytes=100 * 2**20)
+    traversal = tmp_path / "traversal.zip"
+    with zipfile.ZipFile(traversal, "w") as zf:
+        zf.writestr("../../etc/evil.png", b"x")
+    with pytest.raises(data.DatasetError, match="unsafe path"):
+        data.extract_archive(traversal)
+    absolute = tmp_path / "absolute.zip"
+    with zipfile.ZipFile(absolute, "w") as zf:
+        zf.writestr("/tmp/evil.png", b"x")
+    with pytest.raises(data.DatasetError, match="unsafe path"):
+        data.extract_archive(absolute)
+
+
+def test_malicious_pickle_checkpoint(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    run_id = runs.create_run("train", TrainConfig().to_json())
+    (runs.runs_root() / run_id / "model.pt").write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(pickle.UnpicklingError):
+        runs.load_weights(run_id)
+
+
+# settings that cannot work -> the sentence they must get
+SETTINGS = [
+    (lambda: train(TrainConfig(dataset="digits", model=ModelSpec("mlp"), lr=1e8, epochs=2)), TrainingError,
+     "too high for this model"),
+    (lambda: train(TrainConfig(dataset="digits", model=ModelSpec("mlp"), epochs=0)), TrainingError, "at least 1 epoch"),
+    (lambda: train(TrainConfig(dataset="digits", model=ModelSpec("mlp"), batch_size=10**6)), TrainingError,
+     "larger than the training set"),
+    (lambda: train(TrainConfig(dataset="nope")), data.DatasetError, "Unknown dataset"),
+    (lambda: conv.convolve(torch.rand(3, 4, 4), torch.ones(1, 9, 9), conv.ConvSettings(padding=0)), conv.ConvError,
+     "more than the padded image"),
+    (lambda: conv.convolve(torch.rand(3, 64, 64), kernels.make_kernel("laplacian")[None],
+                           conv.ConvSettings(normalise=True)), conv.ConvError, "sums to zero"),
+    (lambda: geometry.output_size(geometry.Layer("conv", 11, 8, 0, dilation=5), (64, 64)), geometry.GeometryError,
+     "would be"),
+    (lambda: geometry.output_size(geometry.Layer("conv", 3, 8, "same"), (64, 64)), geometry.GeometryError,
+     "not supported"),
+    (lambda: augment.build([{**augment.new_step("blur"), "params": {"kernel": 30.0, "min_sigma": 0.1,
+                                                                      "max_sigma": 2.0}}], (32, 32)),
+     augment.AugmentError, "odd"),
+    (lambda: augment.from_json("[1, 2, 3]"), augment.AugmentError, "not a pipeline JSON"),
+]
+
+
+@pytest.mark.parametrize("call, error, message", SETTINGS, ids=[s[2] for s in SETTINGS])
+def test_impossible_settings(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_corpus_is_at_least_25_cases():
+    assert len(FILES) + len(SETTINGS) + 3 >= 25  # plus the zip bomb, the traversal zips and the pickle
