@@ -26,7 +26,7 @@ with st.expander("Settings", expanded=False):
                                    key=f"{name}_opt")
     config.lr = a.number_input("Learning rate", 1e-6, 1e3, config.lr, format="%g", key=f"{name}_lr")
     config.batch_size = b.number_input("Batch size", 1, 8192, config.batch_size, key=f"{name}_bs")
-    config.epochs = c.number_input("Epochs", 0, 200, config.epochs, key=f"{name}_epochs")
+    config.epochs = c.number_input("Epochs", 0, 1000, config.epochs, key=f"{name}_epochs")
     config.schedule = a.selectbox("LR schedule", list(SCHEDULES), index=list(SCHEDULES).index(config.schedule),
                                   key=f"{name}_sched")
     config.weight_decay = b.number_input("Weight decay", 0.0, 1.0, config.weight_decay, format="%g", key=f"{name}_wd")
@@ -79,6 +79,13 @@ history = runs.list_runs(live=jobs.MANAGER.live_ids(), kind="train")
 if not history:
     st.caption("Finished, stopped and interrupted runs appear here.")
 else:
+    latest = history[0]
+    st.markdown(f"Latest run **{latest.run_id}**: {latest.status}, {len(latest.epochs)} epoch(s) saved"
+                + (f", test accuracy {latest.test_acc:.1%}" if latest.test_acc is not None else "") + ".")
+    for record in history:
+        if record.status == "interrupted":
+            st.warning(f"Run {record.run_id} was interrupted: the app stopped while it ran. Its metrics up to "
+                       f"epoch {len(record.epochs)} and its last saved weights are kept.")
     st.dataframe(
         [{"run": r.run_id, "status": r.status, "dataset": r.config["dataset"], "model": r.config["model"]["name"],
           "optimizer": r.config["optimizer"], "lr": r.config["lr"], "batch": r.config["batch_size"],

@@ -141,7 +141,7 @@ SETTINGS = [
      "more than the padded image"),
     (lambda: conv.convolve(torch.rand(3, 64, 64), kernels.make_kernel("laplacian")[None],
                            conv.ConvSettings(normalise=True)), conv.ConvError, "sums to zero"),
-    (lambda: geometry.output_size(geometry.Layer("conv", 11, 8, 0, dilation=5), (64, 64)), geometry.GeometryError,
+    (lambda: geometry.output_size(geometry.Layer("conv", 11, 8, 0, dilation=5), (32, 32)), geometry.GeometryError,
      "would be"),
     (lambda: geometry.output_size(geometry.Layer("conv", 3, 8, "same"), (64, 64)), geometry.GeometryError,
      "not supported"),

@@ -5,7 +5,7 @@ import time
 
 
 def slider(page, label: str):
-    return page.locator('[data-testid="stSlider"]').filter(has_text=label).locator('[role="slider"]').first
+    return page.locator('[data-testid="stSlider"]').filter(has_text=label).locator('input[type="range"]').first
 
 
 def nudge(page, label: str, presses: int = 1, key: str = "ArrowRight") -> None:
@@ -17,7 +17,7 @@ def nudge(page, label: str, presses: int = 1, key: str = "ArrowRight") -> None:
 
 def choose(page, label: str, option: str) -> None:
     page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
-    page.locator('li[role="option"]').filter(has_text=option).first.click()
+    page.locator('[role="option"]').filter(has_text=option).first.click()
 
 
 def text_of(page, selector: str) -> str:
@@ -35,3 +35,17 @@ def wait_until(predicate, timeout: float = 60.0, every: float = 0.25) -> bool:
 
 def no_exception(page) -> bool:
     return page.locator('[data-testid="stException"]').count() == 0
+
+
+def settled_count(locator, quiet: float = 1.5, timeout: float = 30.0) -> int:
+    """The number of matching elements once it has stopped changing for `quiet` seconds."""
+    end = time.time() + timeout
+    last, since = locator.count(), time.time()
+    while time.time() < end:
+        time.sleep(0.25)
+        now = locator.count()
+        if now != last:
+            last, since = now, time.time()
+        elif time.time() - since >= quiet:
+            return now
+    return last

@@ -4,7 +4,7 @@ import pytest
 from ui import PAGES
 
 from .conftest import screenshot, wait_idle
-from .helpers import nudge, no_exception, text_of, wait_until
+from .helpers import nudge, no_exception, settled_count, text_of, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -51,9 +51,9 @@ def test_augmentation_draw_count_follows_the_slider(page, app_url):
     page.wait_for_selector("text=Random draws", timeout=60_000)
     wait_idle(page)
     images = page.locator('[data-testid="stImage"]')
-    before = images.count()
+    before = settled_count(images)
     nudge(page, "Draws", 2)
-    assert wait_until(lambda: images.count() == before + 2, 30)
+    assert wait_until(lambda: images.count() == before + 2, 30), (before, images.count())
     assert no_exception(page)
     screenshot(page, "slider-augmentation")
 
