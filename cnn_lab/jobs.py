@@ -12,11 +12,12 @@ import torch
 
 from cnn_lab import runs
 from cnn_lab.augment import AugmentError
+from cnn_lab.backbones import WeightsUnavailable
 from cnn_lab.data import DatasetError, DatasetUnavailable
 from cnn_lab.models import ModelError
 from cnn_lab.train import Control, MetricLog, TrainConfig, TrainingError, TrainResult, train
 
-EXPECTED_ERRORS = (TrainingError, DatasetUnavailable, DatasetError, ModelError, AugmentError)
+EXPECTED_ERRORS = (TrainingError, DatasetUnavailable, DatasetError, ModelError, AugmentError, WeightsUnavailable)
 
 
 class DeviceBusy(RuntimeError):

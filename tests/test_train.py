@@ -168,3 +168,12 @@ def test_course_presets_learn_cifar10(cifar10, model, optimizer, lr, floor):
                          epochs=1, schedule="constant", weight_decay=0, max_train=20_000, val_fraction=0)
     result = train(config, dataset=cifar10)
     assert result.test_acc > floor, f"{model}: {result.test_acc:.3f} (chance is 0.10)"
+
+
+def test_gpu_out_of_memory_becomes_a_sentence(monkeypatch):
+    def exhausted(self, x):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(torch.nn.Flatten, "forward", exhausted)
+    with pytest.raises(TrainingError, match="ran out of memory at batch size 64: choose a smaller batch"):
+        train(TrainConfig(dataset="digits", model=ModelSpec("mlp"), epochs=1, batch_size=64))

@@ -114,3 +114,23 @@ def test_cli_transfer_prints_a_json_line(boats9_folder, probe_result):
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["test_acc"] > 0.8 and result["classes"] == 9 and "feature_seconds" in result
+
+
+def test_weights_missing_offline_fail_the_job_with_a_sentence(monkeypatch, tmp_path, boats9_folder):
+    import urllib.error
+    import urllib.request
+
+    from cnn_lab import jobs
+
+    def refuse(*args, **kwargs):
+        raise urllib.error.URLError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # no cached weights either
+    config = transfer.TransferConfig(data="boats9", backbone="resnet18")
+    job = jobs.JobManager().start(config, kind="transfer",
+                                  work=lambda log, control, on_epoch: transfer.run_transfer(config, log, control, on_epoch))
+    job.thread.join(timeout=120)
+    assert job.status == "failed"
+    assert job.message.startswith("ResNet18 (torchvision)'s ImageNet weights could not be downloaded because the network")
+    assert "EfficientNet-Lite0, which works offline" in job.message
