@@ -156,10 +156,14 @@ def results_panel(result: TrainResult, key: str) -> None:
                       key=f"per_class_{key}")
     matrix = evaluate.confusion_matrix(result.test_probs, result.test_labels, len(classes)).numpy()
     right.plotly_chart(charts.confusion_figure(matrix, classes), key=f"confusion_{key}")
-    st.markdown("**Misclassified test images**: pick a cell of the confusion matrix")
+    st.markdown("**Misclassified test images**: pick a cell of the confusion matrix (it opens on the most confused)")
+    confusions = matrix.copy()
+    np.fill_diagonal(confusions, -1)
+    worst_true, worst_predicted = divmod(int(confusions.argmax()), len(classes))
     a, b = st.columns(2)
-    true = a.selectbox("True class", range(len(classes)), format_func=classes.__getitem__, key=f"true_{key}")
-    predicted = b.selectbox("Predicted as", range(len(classes)), index=(true + 1) % len(classes),
+    true = a.selectbox("True class", range(len(classes)), index=worst_true, format_func=classes.__getitem__,
+                       key=f"true_{key}")
+    predicted = b.selectbox("Predicted as", range(len(classes)), index=worst_predicted,
                             format_func=classes.__getitem__, key=f"pred_{key}")
     wrong = evaluate.misclassified(result.test_probs, result.test_labels, true, predicted)[:12]
     if len(wrong) == 0:
