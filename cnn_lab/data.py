@@ -387,4 +387,6 @@ def availability(name: str) -> str:
         return "on this machine"
     if spec.download_folder and (cache_root() / "torchvision" / spec.download_folder).exists():
         return "downloaded"
+    if spec.download_folder is None:
+        return f"not on this machine: put {spec.local_stem}.tar.gz in the CNN_LAB_DATA folder"
     return "downloads on first use (needs the network)"

@@ -122,3 +122,10 @@ def test_zip_bomb_is_refused(tmp_path):
     assert archive.stat().st_size < 2**20
     with pytest.raises(data.DatasetError, match="more than the allowed size"):
         data.extract_archive(archive, max_bytes=32 * 2**20)
+
+
+def test_availability_words(monkeypatch, tmp_path):
+    assert data.availability("digits") == "built in"
+    monkeypatch.setenv("CNN_LAB_DATA", str(tmp_path))  # an empty data folder
+    assert data.availability("boats9").startswith("not on this machine: put boats9.tar.gz")
+    assert data.availability("cifar100") == "downloads on first use (needs the network)"
