@@ -372,10 +372,13 @@ DATASETS: dict[str, DatasetSpec] = {
 
 
 def load_dataset(name: str) -> ImageDataset:
-    """Load a registered dataset by name; raises DatasetUnavailable with a sentence for the page."""
-    if name not in DATASETS:
-        raise DatasetError(f"Unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
-    return DATASETS[name].load()
+    """A registered dataset by name, or an image folder by path (at 32x32); raises DatasetUnavailable or
+    DatasetError with a sentence for the page."""
+    if name in DATASETS:
+        return DATASETS[name].load()
+    if Path(name).is_dir():
+        return load_folder(name, size=32)
+    raise DatasetError(f"Unknown dataset {name!r}: choose one of {', '.join(DATASETS)}, or an existing folder.")
 
 
 def availability(name: str) -> str:

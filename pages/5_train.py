@@ -5,6 +5,7 @@ import torch
 
 from cnn_lab import augment, charts, evaluate, jobs, runs
 from cnn_lab.data import DATASETS
+from cnn_lab.activations import ACTIVATIONS
 from cnn_lab.models import MODELS
 from cnn_lab.presets import PRESETS, preset
 from cnn_lab.train import AUGMENTS, OPTIMIZERS, SCHEDULES, TrainConfig
@@ -12,14 +13,31 @@ from ui import job_controls, live_panel, page_header, results_panel, upload_to_t
 
 page_header("pages/5_train.py")
 
+
+def _ints(text: str, fallback: list[int]) -> list[int]:
+    """'24, 48, 96' -> [24, 48, 96]; anything else keeps the fallback, with a sentence."""
+    try:
+        values = [int(v) for v in text.replace(" ", "").split(",") if v]
+        if values and all(v > 0 for v in values):
+            return values
+    except ValueError:
+        pass
+    st.warning(f"'{text}' is not a list of positive whole numbers; keeping {fallback}.")
+    return fallback
+
+
 # ---------------------------------------------------------------- the recipe
 name = st.selectbox("Preset", list(PRESETS), index=3, help="The course's three practicals, and better recipes.")
 st.caption(PRESETS[name][0])
 config = preset(name)
 with st.expander("Settings", expanded=False):
     a, b, c = st.columns(3)
-    config.dataset = a.selectbox("Dataset", list(DATASETS), index=list(DATASETS).index(config.dataset),
-                                 format_func=lambda d: DATASETS[d].title, key=f"{name}_dataset")
+    choices = [*DATASETS, "folder"]
+    config.dataset = a.selectbox("Dataset", choices, index=choices.index(config.dataset),
+                                 format_func=lambda d: DATASETS[d].title if d in DATASETS else "An image folder (32x32)",
+                                 key=f"{name}_dataset")
+    if config.dataset == "folder":
+        config.dataset = a.text_input("Folder (<root>/<class>/ or <root>/{train,val,test}/<class>/)", key=f"{name}_dir")
     config.model.name = b.selectbox("Model", list(MODELS), index=list(MODELS).index(config.model.name),
                                     format_func=lambda m: MODELS[m][0], key=f"{name}_model")
     config.optimizer = c.selectbox("Optimizer", list(OPTIMIZERS), index=list(OPTIMIZERS).index(config.optimizer),
@@ -40,7 +58,18 @@ with st.expander("Settings", expanded=False):
                                      key=f"{name}_pat")
     config.max_train = c.number_input("Training images (0 = all)", 0, 1_000_000, config.max_train,
                                       key=f"{name}_max")
+    config.model.activation = b.selectbox("Activation", list(ACTIVATIONS),
+                                          index=list(ACTIVATIONS).index(config.model.activation), key=f"{name}_act")
+    if config.model.name in ("cnn", "resnet_small", "speedrun"):
+        config.model.widths = _ints(c.text_input("Conv widths", ", ".join(map(str, config.model.widths)),
+                                                 key=f"{name}_widths"), config.model.widths)
+    if config.model.name == "mlp":
+        config.model.hidden = _ints(c.text_input("Hidden sizes", ", ".join(map(str, config.model.hidden)),
+                                                 key=f"{name}_hidden"), config.model.hidden)
     config.model.dropout = a.slider("Dropout", 0.0, 0.8, config.model.dropout, key=f"{name}_drop")
+    devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    config.device = a.selectbox("Device", devices, key=f"{name}_device")
+    config.tta = b.toggle("Test-time augmentation", config.tta, key=f"{name}_tta")
     config.model.batch_norm = b.toggle("Batch norm", config.model.batch_norm, key=f"{name}_bn")
     config.seed = c.number_input("Seed", 0, 10**6, config.seed, key=f"{name}_seed")
     st.download_button("Download this config (JSON)", config.to_json(), "config.json", "application/json")

@@ -53,3 +53,30 @@ def test_second_start_while_busy_says_device_busy():
                 break
             time.sleep(0.1)
     assert busy.status == "stopped" and earlier is not busy
+
+
+def test_settings_reject_bad_widths_and_train_from_a_folder(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, color in (("red", (200, 30, 30)), ("blue", (30, 30, 200))):
+        (tmp_path / name).mkdir()
+        for i in range(20):
+            noise = rng.integers(0, 40, (16, 16, 3))
+            Image.fromarray((np.array(color) + noise).clip(0, 255).astype(np.uint8)).save(tmp_path / name / f"{i}.png")
+    at = AppTest.from_file(str(ROOT / "pages/5_train.py"), default_timeout=60).run()
+    at.selectbox[0].select("Digits (seconds, built in)").run()
+    at.text_input(key="Digits (seconds, built in)_widths").input("16, x").run()
+    assert "not a list of positive whole numbers" in at.warning[0].value
+    at.selectbox(key="Digits (seconds, built in)_dataset").select("folder").run()
+    at.text_input(key="Digits (seconds, built in)_dir").input(str(tmp_path)).run()
+    at.number_input(key="Digits (seconds, built in)_bs").set_value(8).run()
+    next(b for b in at.button if b.label == "Start training").click().run()
+    job = jobs.MANAGER.latest("train")
+    for _ in range(120):
+        if not job.alive:
+            break
+        time.sleep(0.5)
+    assert job.status == "finished", job.message
+    assert job.result.classes == ["blue", "red"] and job.result.test_acc == 1.0
