@@ -58,15 +58,33 @@ def test_augmentation_draw_count_follows_the_slider(page, app_url):
     screenshot(page, "slider-augmentation")
 
 
-def test_bad_upload_gives_one_sentence_and_keeps_the_image(page, app_url, tmp_path):
+# corpus file (from the reliability tests) -> what the convolution page must then show
+UPLOADS = [
+    ("text renamed .jpg", "text=This file is not an image that can be read"),
+    ("empty file", "text=The file is empty"),
+    ("truncated JPEG", "text=truncated or corrupt"),
+    ("20000x20000 PNG", "text=over the 40-megapixel limit"),
+    ("SVG", "text=This file is not an image that can be read"),
+    ("CMYK JPEG", "text=32x32"),
+    ("1x1 PNG", "text=The pooling window (2) is larger than the feature map (1x1)"),
+]
+
+
+def test_bad_uploads_give_one_sentence_and_keep_the_image(page, app_url, tmp_path):
+    from tests.test_reliability import FILES
+
     page.goto(f"{app_url}/convolution")
     page.wait_for_selector("text=512x512", timeout=60_000)
     wait_idle(page)
     page.locator("label:has-text('Upload')").first.click()
-    bad = tmp_path / "photo.jpg"
-    bad.write_text("this is not a picture")
-    page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(str(bad))
-    page.wait_for_selector("text=This file is not an image that can be read", timeout=30_000)
-    assert page.locator("text=512x512").count() >= 1  # the previous image is still there
-    assert no_exception(page)
+    wait_idle(page)
+    for name, expected in UPLOADS:
+        path = tmp_path / f"{name.replace(' ', '_')}.{'png' if 'PNG' in name else 'jpg'}"
+        path.write_bytes(FILES[name][0])
+        page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(str(path))
+        page.wait_for_selector(expected, timeout=30_000)
+        wait_idle(page)
+        assert no_exception(page), name
+        if FILES[name][1] is not None:  # refused: the previous image stays
+            assert page.locator("text=512x512").count() >= 1, name
     screenshot(page, "bad-upload")
