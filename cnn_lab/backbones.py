@@ -108,10 +108,3 @@ BACKBONES: dict[str, BackboneSpec] = {
         lambda m: list(m.features),
     ),
 }
-
-
-def imagenet_classes() -> list[str]:
-    """The 1,000 ImageNet class names (read from torchvision's metadata: no download)."""
-    from torchvision.models import ResNet18_Weights
-
-    return list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])

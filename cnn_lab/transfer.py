@@ -159,7 +159,12 @@ def cached_features(backbone: str, pretrained: Pretrained, dataset: datasets.Ima
 
 
 def features_cached(backbone: str, dataset: datasets.ImageDataset) -> bool:
-    return (cache_root() / "features" / f"{backbone}-{dataset.source_id}-train.pt").exists()
+    """Whether a probe on this dataset (as loaded, before the validation split is made) needs no extraction."""
+    return (cache_root() / "features" / f"{backbone}-{_with_val_id(dataset)}-train.pt").exists()
+
+
+def _with_val_id(dataset: datasets.ImageDataset) -> str:
+    return dataset.source_id if "val" in dataset.splits else dataset.source_id + "-val"
 
 
 def load_run_model(record: "runs.RunRecord") -> TransferModel:
@@ -178,7 +183,7 @@ def _with_val(dataset: datasets.ImageDataset, seed: int) -> datasets.ImageDatase
     train_split = dataset.splits["train"]
     splits = {**dataset.splits, "train": datasets.split_of(train_split, parts["train"]),
               "val": datasets.split_of(train_split, parts["val"])}
-    return datasets.ImageDataset(dataset.name, dataset.classes, splits, dataset.skipped, dataset.source_id + "-val")
+    return datasets.ImageDataset(dataset.name, dataset.classes, splits, dataset.skipped, _with_val_id(dataset))
 
 
 # ---------------------------------------------------------------- the run

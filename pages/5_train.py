@@ -6,7 +6,7 @@ import torch
 from cnn_lab import augment, charts, evaluate, jobs, runs
 from cnn_lab.data import DATASETS
 from cnn_lab.activations import ACTIVATIONS
-from cnn_lab.models import MODELS
+from cnn_lab.models import MODELS, first_conv_weights
 from cnn_lab.presets import PRESETS, preset
 from cnn_lab.train import AUGMENTS, OPTIMIZERS, SCHEDULES, TrainConfig
 from ui import job_controls, live_panel, page_header, results_panel, upload_to_tensor
@@ -82,10 +82,10 @@ live_panel(job, "No run yet: pick a preset and press Start.")
 if job and not job.alive and job.result is not None:
     result = job.result
     results_panel(result, "train")
-    weights = next((m.weight for m in result.model.modules() if isinstance(m, torch.nn.Conv2d)), None)
+    weights = first_conv_weights(result.model)
     if weights is not None:
         st.markdown("**First-layer filters**")
-        st.plotly_chart(charts.filters_figure(weights.detach().cpu().numpy()[:32]))
+        st.plotly_chart(charts.filters_figure(weights.numpy()[:32]))
     buffer = io.BytesIO()
     torch.save(result.model.state_dict(), buffer)
     a, b = st.columns(2)

@@ -67,6 +67,8 @@ config.mode = a.radio("Mode", transfer.MODES, format_func={
     "full": "full fine-tuning"}.get)
 if config.mode == "probe":
     config.flip_features = a.toggle("Also use mirrored images' features", True)
+    if transfer.features_cached(config.backbone, dataset):
+        st.success("This dataset's features from this backbone are cached: the probe will take seconds.")
     st.caption("Cached features: the backbone runs once over the data, then only the head trains, in seconds. "
                "Augmentation cannot apply here, because each epoch would need the backbone to run again on new "
                "views; the mirrored features are the one augmentation computed once, ahead of time.")

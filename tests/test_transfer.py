@@ -41,6 +41,8 @@ def test_probe_model_predicts_the_same_end_to_end(probe_result):
 def test_feature_cache_is_reused(probe_result):
     import time
 
+    assert transfer.features_cached("efficientnet_lite0", transfer.load_images(transfer.TransferConfig()))
+    assert not transfer.features_cached("mobilenet_v3_small", transfer.load_images(transfer.TransferConfig()))
     start = time.perf_counter()
     again = transfer.run_transfer(transfer.TransferConfig(data="boats9", lr=0.1, epochs=10))
     assert time.perf_counter() - start < 15  # no feature extraction: only the head trains
