@@ -60,11 +60,16 @@ def image_picker(key: str, max_side: int = images.WORK_SIDE) -> images.LoadedIma
     else:
         upload = st.file_uploader("Upload a photo", type=["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"],
                                   key=f"{key}_upload")
-        if upload is not None:
+        seen = st.session_state.get(f"{key}_upload_seen")  # (file id, error): decode each upload once
+        if upload is not None and (seen is None or seen[0] != upload.file_id):
             try:
                 st.session_state[state_key] = images.load_image(upload.getvalue(), max_side)
+                seen = (upload.file_id, None)
             except images.ImageError as error:
-                st.error(str(error))
+                seen = (upload.file_id, str(error))
+            st.session_state[f"{key}_upload_seen"] = seen
+        if upload is not None and seen[1]:
+            st.error(seen[1])
     if state_key not in st.session_state:
         st.session_state[state_key] = cached_sample(next(iter(images.SAMPLES)), max_side)
     loaded = st.session_state[state_key]
