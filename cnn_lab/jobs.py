@@ -115,9 +115,6 @@ class JobManager:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
 
-    def get(self, run_id: str) -> Job | None:
-        return self._jobs.get(run_id)
-
     def latest(self, kind: str | None = None) -> Job | None:
         jobs = [job for job in self._jobs.values() if kind is None or job.kind == kind]
         return jobs[-1] if jobs else None
