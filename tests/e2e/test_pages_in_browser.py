@@ -88,3 +88,24 @@ def test_bad_uploads_give_one_sentence_and_keep_the_image(page, app_url, tmp_pat
         if FILES[name][1] is not None:  # refused: the previous image stays
             assert page.locator("text=512x512").count() >= 1, name
     screenshot(page, "bad-upload")
+
+
+def test_editing_a_kernel_cell_changes_the_arithmetic(page, app_url):
+    page.goto(f"{app_url}/convolution")
+    page.wait_for_selector("text=512x512", timeout=60_000)
+    wait_idle(page)
+    page.locator("label:has-text('Custom grid')").click()
+    wait_idle(page)
+    line = page.locator("p:has-text('output[256, 256] =')").first
+    assert wait_until(lambda: "0.07·5.00" in line.inner_text(), 30)  # the sharpen kernel's centre weight
+    wait_idle(page)
+    grid = page.locator('[data-testid="stDataFrame"]').first.bounding_box()
+    row_height = (grid["height"] - 35) / 3  # a header, then three rows
+    page.mouse.click(grid["x"] + grid["width"] / 2, grid["y"] + 35 + 1.5 * row_height)  # the centre cell
+    page.wait_for_timeout(500)
+    page.keyboard.type("9")  # typing on a selected cell opens its editor
+    page.wait_for_timeout(300)
+    page.keyboard.press("Enter")
+    assert wait_until(lambda: "0.07·9.00" in line.inner_text(), 30), line.inner_text()
+    assert no_exception(page)
+    screenshot(page, "edited-kernel")
