@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import streamlit as st
 import torch
 
@@ -30,7 +32,7 @@ try:
         upload = st.file_uploader("A zip of class folders", type=["zip"])
         if upload is None:
             st.stop()
-        saved = cache_root() / "uploads" / f"{upload.file_id}-{upload.name}"  # a new upload is a new dataset
+        saved = cache_root() / "uploads" / f"{upload.file_id}-{Path(upload.name).name}"  # a new upload: a new dataset
         saved.parent.mkdir(exist_ok=True)
         saved.write_bytes(upload.getvalue())
         config.data = str(saved)
