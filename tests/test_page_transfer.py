@@ -50,4 +50,4 @@ def test_kaggle_offline_gets_one_sentence():
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     at.radio[0].set_value("Kaggle boat types (kagglehub)").run()
     assert not at.exception
-    assert "could not be downloaded" in at.error[0].value or "not installed" in at.error[0].value
+    assert "could not be downloaded" in at.error[0].value  # offline here: the network or credentials are missing
