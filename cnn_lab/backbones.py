@@ -91,7 +91,8 @@ def _torchvision_backbone(
             ) from None
         model.load_state_dict(state)
         setattr(model, head, nn.Identity())
-        return Pretrained(model, blocks(model), dim, blocks(model)[-1])
+        stages = blocks(model)
+        return Pretrained(model, stages, dim, stages[-1])
 
     return BackboneSpec(title, load, lambda: _torchvision_weights_file(weights)[1])
 

@@ -94,8 +94,10 @@ def _load(path: Path) -> ImageDataset:
 def cached(key: str, fingerprint: str, build: Callable[[], ImageDataset]) -> ImageDataset:
     """Return the cached arrays for (key, fingerprint), building and saving them on a miss."""
     path = _cache_file(key, fingerprint)
-    dataset = _load(path) if path.exists() else build()
-    if not path.exists():
+    if path.exists():
+        dataset = _load(path)
+    else:
+        dataset = build()
         _save(path, dataset)
     dataset.source_id = path.stem
     return dataset

@@ -15,7 +15,7 @@ from cnn_lab.augment import AugmentError
 from cnn_lab.backbones import WeightsUnavailable
 from cnn_lab.data import DatasetError, DatasetUnavailable
 from cnn_lab.models import ModelError
-from cnn_lab.train import Control, MetricLog, TrainConfig, TrainingError, TrainResult, train
+from cnn_lab.train import Control, MetricLog, TrainingError, TrainResult, train
 
 EXPECTED_ERRORS = (TrainingError, DatasetUnavailable, DatasetError, ModelError, AugmentError, WeightsUnavailable)
 

@@ -376,9 +376,7 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-            except torch.OutOfMemoryError:
-                del x, y
-                torch.cuda.empty_cache()
+            except torch.OutOfMemoryError:  # the job manager empties the CUDA cache when the job ends
                 raise TrainingError(
                     f"The GPU ran out of memory at batch size {config.batch_size}: choose a smaller batch or model."
                 ) from None

@@ -1,14 +1,12 @@
-import io
-
 import streamlit as st
 import torch
 
 from cnn_lab import augment, charts, evaluate, jobs, runs
-from cnn_lab.data import DATASETS
 from cnn_lab.activations import ACTIVATIONS
+from cnn_lab.data import DATASETS
 from cnn_lab.models import MODELS, first_conv_weights
 from cnn_lab.presets import PRESETS, preset
-from cnn_lab.train import AUGMENTS, OPTIMIZERS, SCHEDULES, TrainConfig
+from cnn_lab.train import AUGMENTS, OPTIMIZERS, SCHEDULES
 from ui import job_controls, live_panel, page_header, results_panel, upload_to_tensor
 
 page_header("pages/5_train.py")
@@ -86,10 +84,9 @@ if job and not job.alive and job.result is not None:
     if weights is not None:
         st.markdown("**First-layer filters**")
         st.plotly_chart(charts.filters_figure(weights.numpy()[:32]))
-    buffer = io.BytesIO()
-    torch.save(result.model.state_dict(), buffer)
     a, b = st.columns(2)
-    a.download_button("Download the weights (state_dict)", buffer.getvalue(), f"{job.run_id}.pt")
+    weights_file = runs.runs_root() / job.run_id / "model.pt"  # saved by the job; read only when clicked
+    a.download_button("Download the weights (state_dict)", weights_file.read_bytes, f"{job.run_id}.pt")
     b.download_button("Download the config (JSON)", job.config.to_json(), f"{job.run_id}.json")
 
     st.markdown("**Classify an image with this model**")

@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 import torch
 
@@ -125,12 +126,25 @@ def run_model(run_id: str) -> transfer.TransferModel:
 
 
 try:
-    model = run_model(record.run_id)
+    run_model(record.run_id)
 except WeightsUnavailable as error:
     st.error(str(error))
     st.stop()
-mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 size = transfer.TransferConfig.from_json(record.config).image_size
+
+
+@st.cache_data(max_entries=16)
+def predict(run_id: str, image: np.ndarray, target: int | None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, int]:
+    """Probabilities without and with TTA, and Grad-CAM, for one photo: computed once per photo and class,
+    not on every rerun of the page."""
+    model, photo = run_model(run_id), torch.from_numpy(image)
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    plain = evaluate.classify(model, photo, mean, std)
+    averaged = evaluate.classify(model, photo, mean, std, tta=True)
+    cam, explained = explain.grad_cam(model, model.cam_layer, (photo.float()[None] / 255 - mean) / std, target)
+    return plain, averaged, cam.numpy(), explained
+
+
 source = st.radio("Photo", ["Upload", "A test image"], horizontal=True)
 if source == "Upload":
     upload = st.file_uploader("A photo to classify", type=["jpg", "jpeg", "png", "webp", "bmp", "gif"], key="photo")
@@ -143,16 +157,13 @@ else:
     tensor = tests[st.slider("Test image", 0, len(tests) - 1, 0)]
 k = st.slider("Top-k", 1, len(record.classes), min(5, len(record.classes)))
 tta = st.toggle("Test-time augmentation (average flips, shifts and a zoom)")
-probs = evaluate.classify(model, tensor, mean, std)
-top = evaluate.top_k(evaluate.classify(model, tensor, mean, std, tta=True) if tta else probs, record.classes, k)
 left, right = st.columns([1, 2])
+target = left.selectbox("Grad-CAM for class", ["the predicted class", *record.classes])
+plain, averaged, cam, explained = predict(record.run_id, tensor.numpy(),
+                                          None if target == "the predicted class" else record.classes.index(target))
+top = evaluate.top_k(averaged if tta else plain, record.classes, k)
 right.plotly_chart(charts.bars([c for c, _ in top], [p for _, p in top], f"Top-{k}"), key="topk")
 if tta:
-    plain = probs[record.classes.index(top[0][0])].item()
-    right.caption(f"Confidence in {top[0][0]}: {plain:.1%} on the photo alone, {top[0][1]:.1%} averaged over the views.")
-target = left.selectbox("Grad-CAM for class", ["the predicted class", *record.classes])
-x = (tensor.float()[None] / 255 - mean) / std
-cam, explained = explain.grad_cam(model, model.cam_layer, x,
-                                  None if target == "the predicted class" else record.classes.index(target))
-left.plotly_chart(charts.overlay_figure(picture(tensor), cam.numpy(), f"Grad-CAM: {record.classes[explained]}"),
-                  key="cam")
+    alone = plain[record.classes.index(top[0][0])].item()
+    right.caption(f"Confidence in {top[0][0]}: {alone:.1%} on the photo alone, {top[0][1]:.1%} averaged over the views.")
+left.plotly_chart(charts.overlay_figure(picture(tensor), cam, f"Grad-CAM: {record.classes[explained]}"), key="cam")

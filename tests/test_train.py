@@ -1,6 +1,4 @@
 import json
-import math
-import threading
 import time
 
 import pytest
@@ -9,7 +7,7 @@ import torch
 from cnn_lab import jobs, runs
 from cnn_lab.evaluate import confusion_matrix, per_class_accuracy, top_k
 from cnn_lab.models import MODELS, ModelError, ModelSpec, build_model, count_parameters
-from cnn_lab.train import Control, MetricLog, TrainConfig, TrainingError, random_crop, random_flip, train
+from cnn_lab.train import MetricLog, TrainConfig, TrainingError, random_crop, random_flip, train
 
 
 def test_config_json_round_trip():

@@ -11,7 +11,7 @@ from PIL import Image
 
 from cnn_lab import data, explain, transfer
 from cnn_lab.evaluate import top_k
-from cnn_lab.models import ModelSpec, build_model
+from cnn_lab.models import ModelSpec
 from cnn_lab.train import TrainConfig, train
 from tests.conftest import ROOT
 
