@@ -5,7 +5,8 @@ import time
 
 
 def slider(page, label: str):
-    return page.locator('[data-testid="stSlider"]').filter(has_text=label).locator('input[type="range"]').first
+    exact = page.locator('[data-testid="stWidgetLabel"]').get_by_text(label, exact=True)  # "Stride", not "(= stride)"
+    return page.locator('[data-testid="stSlider"]').filter(has=exact).locator('input[type="range"]').first
 
 
 def nudge(page, label: str, presses: int = 1, key: str = "ArrowRight") -> None:
