@@ -53,6 +53,8 @@ class TrainConfig:
     tta: bool = False  # evaluate the test set with flipped and shifted views too
     normalisation: str = "dataset"  # dataset: its own mean and std | imagenet: what pretrained backbones expect
     backbone_lr_factor: float = 1.0  # discriminative learning rates: the backbone's lr is lr times this
+    bias_lr_factor: float = 1.0  # biases and batch-norm shifts learn this many times faster (airbench's scaled biases)
+    lookahead: bool = False  # every 5 steps, pull the weights to their running average (airbench's lookahead)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -151,15 +153,17 @@ AUGMENTS: dict[str, Callable[[torch.Tensor, TrainConfig], torch.Tensor]] = {
 # ---------------------------------------------------------------- optimizers and schedules
 
 
-def _param_groups(model: nn.Module, weight_decay: float, backbone_lr_factor: float = 1.0) -> list[dict]:
-    """No weight decay on biases and norm layers, as in torchvision's reference recipes; a model with a
-    `backbone` gets its backbone's learning rate scaled by `backbone_lr_factor` (discriminative rates)."""
+def _param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
+    """No weight decay on biases and norm layers, as in torchvision's reference recipes; they learn
+    `bias_lr_factor` times faster. A model with a `backbone` gets its backbone's learning rate scaled by
+    `backbone_lr_factor` (discriminative rates)."""
     backbone = {id(p) for p in model.backbone.parameters()} if hasattr(model, "backbone") else set()
     groups = []
-    for scale, members in ((backbone_lr_factor, lambda p: id(p) in backbone), (1.0, lambda p: id(p) not in backbone)):
+    for scale, members in ((config.backbone_lr_factor, lambda p: id(p) in backbone), (1.0, lambda p: id(p) not in backbone)):
         params = [p for p in model.parameters() if p.requires_grad and members(p)]
-        groups += [{"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay, "lr_scale": scale},
-                   {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0, "lr_scale": scale}]
+        groups += [{"params": [p for p in params if p.ndim > 1], "weight_decay": config.weight_decay, "lr_scale": scale},
+                   {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0,
+                    "lr_scale": scale * config.bias_lr_factor}]
     return [g for g in groups if g["params"]]
 
 
@@ -189,6 +193,25 @@ def whiten_init(conv: nn.Conv2d, images: torch.Tensor, eps: float = 5e-4) -> Non
     with torch.no_grad():
         conv.weight.copy_(torch.cat([filters, -filters]).float()[: conv.out_channels])
         conv.weight.requires_grad_(False)
+
+
+class Lookahead:
+    """airbench's lookahead: every few steps the weights move to a running average of themselves. The average
+    leans on the past more as training ends (its decay grows as progress cubed), which steadies the last epochs."""
+
+    every = 5
+
+    def __init__(self, model: nn.Module):
+        # state_dict's tensors share storage with the model's: copying into them sets the model's weights
+        self.weights = [v for v in model.state_dict().values() if v.is_floating_point()]
+        self.average = [v.clone() for v in self.weights]
+
+    @torch.no_grad()
+    def update(self, progress: float) -> None:
+        decay = 0.95**self.every * progress**3
+        for average, weight in zip(self.average, self.weights):
+            average.lerp_(weight, 1 - decay)
+            weight.copy_(average)
 
 
 # ---------------------------------------------------------------- metrics and control
@@ -330,14 +353,16 @@ def train(
     if config.whiten:
         first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
         whiten_init(first, data.normalise(data.train.images[:5000]).float())
-    optimizer = OPTIMIZERS[config.optimizer](_param_groups(model, config.weight_decay, config.backbone_lr_factor), config)
+    optimizer = OPTIMIZERS[config.optimizer](_param_groups(model, config), config)
     schedule = SCHEDULES[config.schedule]
+    lookahead = Lookahead(model) if config.lookahead else None
     steps_per_epoch = n_train // config.batch_size  # drop the last partial batch, as most recipes do
     total_steps = steps_per_epoch * config.epochs
     log.set_progress(epoch=0, epochs=config.epochs, step=0, total_steps=total_steps, parameters=count_parameters(model),
                      device=str(device))
     augments = [AUGMENTS[name] for name in config.augment]
-    preset = (augment.batch_augmenter(augment.load_preset(config.augment_preset), tuple(data.train.images.shape[-2:]))
+    preset = (augment.batch_augmenter(augment.load_preset(config.augment_preset), tuple(data.train.images.shape[-2:]),
+                                      group=max(1, config.batch_size // 16))  # 16 draws per batch
               if config.augment_preset else None)
 
     best_loss, best_state, best_epoch, bad_epochs = math.inf, None, 0, 0
@@ -381,6 +406,8 @@ def train(
                     f"The GPU ran out of memory at batch size {config.batch_size}: choose a smaller batch or model."
                 ) from None
             step += 1
+            if lookahead and step % Lookahead.every == 0:
+                lookahead.update(step / total_steps)
             loss_sum += loss.detach()
             correct += (logits.argmax(1) == y).sum()
             pending.append((step, loss.detach(), lr))
