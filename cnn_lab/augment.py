@@ -182,6 +182,21 @@ def draw(image: torch.Tensor, steps: list[dict], n: int, seed: int) -> list[tupl
 # ---------------------------------------------------------------- presets the trainer uses
 
 
+def _builtin(name: str, p: float, **params: float) -> dict:
+    step = new_step(name, p)
+    step["params"].update(params)
+    return step
+
+
+# Pipelines that come with the app, listed beside the ones saved on the augmentation page.
+BUILTIN_PRESETS: dict[str, list[dict]] = {
+    "photos: zoom crop and colour": [
+        _builtin("resized_crop", 1.0, min_scale=0.35),
+        _builtin("color_jitter", 0.5, brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02),
+    ],
+}
+
+
 def _presets_dir():
     folder = cache_root() / "augment_presets"
     folder.mkdir(parents=True, exist_ok=True)
@@ -195,10 +210,13 @@ def save_preset(name: str, steps: list[dict]) -> str:
 
 
 def list_presets() -> list[str]:
-    return sorted(p.stem for p in _presets_dir().glob("*.json"))
+    """The built-in presets, then the saved ones."""
+    return [*BUILTIN_PRESETS, *sorted(p.stem for p in _presets_dir().glob("*.json"))]
 
 
 def load_preset(name: str) -> list[dict]:
+    if name in BUILTIN_PRESETS:
+        return [dict(step, params=dict(step["params"])) for step in BUILTIN_PRESETS[name]]
     path = _presets_dir() / f"{name}.json"
     if not path.exists():
         raise AugmentError(f"There is no augmentation preset named {name!r}; save one on the augmentation page.")

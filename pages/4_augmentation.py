@@ -118,8 +118,7 @@ with tab_preset:
     if st.button("Save preset"):
         saved = augment.save_preset(preset_name, steps)
         st.success(f"Saved as '{saved}': the train page's augmentation-preset list offers it now.")
-    if augment.list_presets():
-        st.caption("Saved presets: " + ", ".join(augment.list_presets()))
+    st.caption("Presets the train and transfer pages offer (built-in first): " + ", ".join(augment.list_presets()))
 
 # ---------------------------------------------------------------- TTA, DropBlock and Cutout
 st.subheader("Test-time augmentation: the views that are averaged")

@@ -91,3 +91,14 @@ def test_trainer_uses_a_saved_preset():
     assert train(config).test_acc > 0.8
     with pytest.raises(augment.AugmentError, match="no augmentation preset"):
         train(TrainConfig(dataset="digits", model=ModelSpec("mlp"), epochs=1, augment_preset="missing"))
+
+
+def test_builtin_preset_is_listed_and_draws():
+    name = "photos: zoom crop and colour"
+    assert augment.list_presets()[0] == name
+    steps = augment.load_preset(name)
+    steps[0]["params"]["min_scale"] = 0.9  # a copy: the built-in stays as it was
+    assert augment.BUILTIN_PRESETS[name][0]["params"]["min_scale"] == 0.35
+    drawn = augment.draw(IMAGE, augment.load_preset(name), 4, seed=0)
+    assert len({round(image.sum().item(), 3) for image, _ in drawn}) == 4  # four different draws
+    assert all(image.shape == IMAGE.shape for image, _ in drawn)
