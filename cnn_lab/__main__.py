@@ -25,9 +25,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_transfer(args: argparse.Namespace) -> int:
     from cnn_lab.evaluate import per_class_accuracy
-    from cnn_lab.transfer import TransferConfig, run_transfer
+    from cnn_lab.transfer import TransferConfig, preset, run_transfer
 
-    config = TransferConfig(data=args.data, backbone=args.backbone, mode=args.mode)
+    config = preset(args.preset) if args.preset else TransferConfig()
+    config.data, config.backbone = args.data, args.backbone
+    if args.mode:
+        config.mode = args.mode
     if args.epochs:
         config.epochs = args.epochs
     result = run_transfer(config)
@@ -59,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     transfer = sub.add_parser("transfer", help="fine-tune a pretrained backbone on an image folder, print JSON")
     transfer.add_argument("--data", default="boats9", help="boats9, an ImageFolder path, or a .zip/.tar.gz")
     transfer.add_argument("--backbone", default="efficientnet_lite0")
-    transfer.add_argument("--mode", default="probe", choices=["probe", "partial", "full"])
+    transfer.add_argument("--preset", help="a preset's name (see the transfer page); the options below override it")
+    transfer.add_argument("--mode", choices=["probe", "partial", "full"], help="default: the preset's, else probe")
     transfer.add_argument("--epochs", type=int)
     transfer.set_defaults(handler=cmd_transfer)
     bench = sub.add_parser("bench", help="run benchmarks and add their table to BENCHMARKS.md")

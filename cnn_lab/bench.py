@@ -194,12 +194,19 @@ def naive_extraction_images_per_s(folder: Path, pretrained, images: int) -> floa
     return seen / (time.perf_counter() - start)
 
 
+def _per_class(result) -> str:
+    from cnn_lab import evaluate
+
+    accuracy = evaluate.per_class_accuracy(result.test_probs, result.test_labels, len(result.classes))
+    return "per class: " + ", ".join(f"{c} {a:.0%}" for c, a in zip(result.classes, accuracy))
+
+
 def bench_transfer(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     """Feature extraction per backbone (naive vs ours), the linear probe end to end, a head re-run from cached
     features, and on a GPU the fine-tuning preset."""
     import shutil
 
-    from cnn_lab import evaluate, transfer
+    from cnn_lab import transfer
     from cnn_lab.backbones import BACKBONES, WeightsUnavailable
     from cnn_lab.paths import cache_root
 
@@ -227,22 +234,20 @@ def bench_transfer(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     start = time.perf_counter()
     probe = transfer.run_transfer(transfer.TransferConfig())
     total = time.perf_counter() - start
-    per_class = evaluate.per_class_accuracy(probe.test_probs, probe.test_labels, len(probe.classes))
     rows.append(("Linear probe on boats9, EfficientNet-Lite0, end to end", f"{probe.test_acc:.1%} in {total:.1f} s",
                  f"images {probe.extras['load_seconds']:.1f} s, backbone {probe.extras['backbone_seconds']:.1f} s, "
-                 f"features {probe.extras['feature_seconds']:.1f} s, head {probe.extras['head_seconds']:.1f} s; per class: "
-                 + ", ".join(f"{c} {a:.0%}" for c, a in zip(probe.classes, per_class))))
+                 f"features {probe.extras['feature_seconds']:.1f} s, head {probe.extras['head_seconds']:.1f} s; "
+                 + _per_class(probe)))
     start = time.perf_counter()
     again = transfer.run_transfer(transfer.TransferConfig(lr=0.1, epochs=40, label_smoothing=0.0))
     rows.append(("Probe re-run with new head hyperparameters (cached features)",
                  f"{time.perf_counter() - start:.1f} s", f"{again.test_acc:.1%} test accuracy"))
     if device.type == "cuda":
-        config = transfer.TransferConfig(mode="partial", unfreeze=4, epochs=10, lr=0.01, weight_decay=5e-4,
-                                         batch_size=32)
+        name = "Fine-tune (best on boats9, for a GPU)"
         start = time.perf_counter()
-        tuned = transfer.run_transfer(config)
-        rows.append(("Fine-tuning preset on boats9 (last 4 blocks, 10 epochs, flips)",
-                     f"{tuned.test_acc:.1%} in {time.perf_counter() - start:.1f} s", "GPU"))
+        tuned = transfer.run_transfer(transfer.preset(name))
+        rows.append((f"Transfer preset \"{name}\" on boats9", f"{tuned.test_acc:.1%} in {time.perf_counter() - start:.1f} s",
+                     _per_class(tuned)))
     return rows
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -39,6 +39,8 @@ class TransferConfig:
     weight_decay: float = 0.05  # strong: 1,280 features from 872 images overfit easily
     label_smoothing: float = 0.1
     augment_preset: str = ""  # fine-tuning only
+    head_from_probe: bool = False  # fine-tuning: start from a linear probe's head (LP-FT), not a random one
+    tta: bool = False  # fine-tuning: test on the average of flipped and shifted views
     flip_features: bool = True  # probe: train on mirrored images' features too, average both at test time
     image_size: int = 224
     seed: int = 0
@@ -50,6 +52,26 @@ class TransferConfig:
     @classmethod
     def from_json(cls, text: str | dict) -> "TransferConfig":
         return cls(**(json.loads(text) if isinstance(text, str) else text))
+
+
+# Starting points for the page and the CLI; every field stays editable.
+PRESETS: dict[str, tuple[str, TransferConfig]] = {
+    "Linear probe (seconds, even on a CPU)": (
+        "The backbone runs once over the photos, then only a linear head trains on the cached features.",
+        TransferConfig(),
+    ),
+    "Fine-tune (best on boats9, for a GPU)": (
+        "LP-FT: a linear probe first, then its head and the last blocks fine-tune together on zoom crops, "
+        "flips and colour changes, at 288 pixels; tested on the average of flipped and shifted views.",
+        TransferConfig(mode="partial", unfreeze=4, epochs=10, lr=0.01, weight_decay=5e-4, batch_size=32,
+                       image_size=288, augment_preset="photos: zoom crop and colour", head_from_probe=True, tta=True),
+    ),
+}
+
+
+def preset(name: str) -> TransferConfig:
+    """A fresh copy of a preset's config."""
+    return replace(PRESETS[name][1])
 
 
 class TransferModel(nn.Module):
@@ -230,9 +252,20 @@ def run_transfer(config: TransferConfig, log: MetricLog | None = None, control: 
     else:
         trainable = None if config.mode == "full" else config.unfreeze
         model = TransferModel(pretrained, len(images.classes), trainable)
+        if config.head_from_probe:
+            # LP-FT (Kumar et al. 2022): a random head sends large, random gradients into the pretrained blocks
+            # in the first steps and distorts their features; a probe's head starts close to right instead.
+            log.set_progress(stage="training a linear probe for the starting head")
+            probe = run_transfer(replace(TransferConfig(), data=config.data, backbone=config.backbone,
+                                         image_size=config.image_size, seed=config.seed, device=config.device),
+                                 control=control)
+            model.head.load_state_dict(probe.model.head.state_dict())
+            model.feature_mean.copy_(probe.model.feature_mean)
+            model.feature_std.copy_(probe.model.feature_std)
         fine_config = TrainConfig(dataset=images.name, optimizer="sgd", schedule="onecycle", augment=["flip"],
                                   augment_preset=config.augment_preset, normalisation="imagenet", channels_last=True,
-                                  amp=True, backbone_lr_factor=config.backbone_lr_factor if config.mode == "full" else 1.0,
+                                  amp=True, tta=config.tta,
+                                  backbone_lr_factor=config.backbone_lr_factor if config.mode == "full" else 1.0,
                                   **common)
         result = train(fine_config, dataset=images, log=log, control=control, on_epoch=on_epoch, model=model)
         extract_seconds = 0.0

@@ -1,3 +1,4 @@
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -60,12 +61,15 @@ with right:
             slot.image(picture(dataset.splits["train"].images[i]), width="stretch")
 
 # ---------------------------------------------------------------- backbone and mode
-st.subheader("2. Backbone and training mode")
+st.subheader("2. Recipe, backbone and training mode")
+recipe = st.selectbox("Start from", list(transfer.PRESETS))
+st.caption(transfer.PRESETS[recipe][0])
+config = replace(transfer.preset(recipe), data=config.data)
 status = {name: spec.status() for name, spec in BACKBONES.items()}
 st.dataframe([{"backbone": spec.title, "weights": status[name]} for name, spec in BACKBONES.items()], hide_index=True)
 config.backbone = st.selectbox("Backbone", list(BACKBONES), format_func=lambda n: f"{BACKBONES[n].title} · {status[n]}")
 a, b, c = st.columns(3)
-config.mode = a.radio("Mode", transfer.MODES, format_func={
+config.mode = a.radio("Mode", transfer.MODES, transfer.MODES.index(config.mode), format_func={
     "probe": "linear probe on cached features", "partial": "fine-tune the last N blocks",
     "full": "full fine-tuning"}.get)
 if config.mode == "probe":
@@ -77,13 +81,20 @@ if config.mode == "probe":
                "views; the mirrored features are the one augmentation computed once, ahead of time.")
 else:
     if config.mode == "partial":
-        config.unfreeze = a.slider("Blocks to fine-tune (from the end)", 0, 8, 2)
+        config.unfreeze = a.slider("Blocks to fine-tune (from the end)", 0, 8, config.unfreeze)
     else:
         config.backbone_lr_factor = a.select_slider("Backbone learning rate / head learning rate",
-                                                    [0.01, 0.03, 0.1, 0.3, 1.0], 0.1)
+                                                    [0.01, 0.03, 0.1, 0.3, 1.0], config.backbone_lr_factor)
     presets = [""] + augment.list_presets()
-    config.augment_preset = a.selectbox("Augmentation preset", presets, format_func=lambda p: p or "flips only")
-    config.epochs, config.lr, config.weight_decay, config.batch_size = 10, 0.01, 5e-4, 32
+    config.augment_preset = a.selectbox("Augmentation preset", presets, presets.index(config.augment_preset),
+                                        format_func=lambda p: p or "flips only")
+    config.image_size = a.select_slider("Image size (pixels)", [160, 224, 288, 320], config.image_size)
+    config.head_from_probe = a.toggle("Start from a linear probe's head (LP-FT)", config.head_from_probe,
+                                      help="A random head's first gradients distort the pretrained features; a "
+                                           "probe's head, trained in seconds on cached features, does not.")
+    config.tta = a.toggle("Test on flipped and shifted views too (TTA)", config.tta)
+    if transfer.preset(recipe).mode == "probe":  # switched away from the probe recipe: fine-tuning's own defaults
+        config.epochs, config.lr, config.weight_decay, config.batch_size = 10, 0.01, 5e-4, 32
     st.caption("Fine-tuning runs the whole network on every image in every epoch: minutes on a CPU, seconds on a GPU.")
 config.epochs = b.number_input("Epochs", 1, 500, config.epochs)
 config.lr = b.number_input("Learning rate", 1e-5, 10.0, config.lr, format="%g")
@@ -153,7 +164,7 @@ if source == "Upload":
         st.stop()
     tensor = converted[1]
 else:
-    tests = dataset.splits["test"].images
+    tests = dataset_at(config.data, size).splits["test"].images  # at the size the run was trained at
     tensor = tests[st.slider("Test image", 0, len(tests) - 1, 0)]
 k = st.slider("Top-k", 1, len(record.classes), min(5, len(record.classes)))
 tta = st.toggle("Test-time augmentation (average flips, shifts and a zoom)")

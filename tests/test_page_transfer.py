@@ -51,3 +51,17 @@ def test_kaggle_offline_gets_one_sentence():
     at.radio[0].set_value("Kaggle boat types (kagglehub)").run()
     assert not at.exception
     assert "could not be downloaded" in at.error[0].value  # offline here: the network or credentials are missing
+
+
+def test_the_best_recipe_fills_in_the_fine_tuning_settings():
+    require_archive("boats9")
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    next(s for s in at.selectbox if s.label == "Start from").set_value("Fine-tune (best on boats9, for a GPU)").run()
+    assert not at.exception
+    assert next(r for r in at.radio if r.label == "Mode").value == "partial"
+    assert next(s for s in at.slider if s.label.startswith("Blocks to fine-tune")).value == 4
+    assert next(s for s in at.select_slider if s.label.startswith("Image size")).value == 288
+    assert next(s for s in at.selectbox if s.label == "Augmentation preset").value == "photos: zoom crop and colour"
+    assert next(t for t in at.toggle if "LP-FT" in t.label).value is True
+    assert next(n for n in at.number_input if n.label == "Epochs").value == 10
+    assert any("LP-FT" in c.value for c in at.caption)  # the recipe's description
