@@ -63,7 +63,7 @@ PRESETS: dict[str, tuple[str, TransferConfig]] = {
     "Fine-tune (best on boats9, for a GPU)": (
         "LP-FT: a linear probe first, then its head and the last blocks fine-tune together on zoom crops, "
         "flips and colour changes, at 288 pixels; tested on the average of flipped and shifted views.",
-        TransferConfig(mode="partial", unfreeze=4, epochs=10, lr=0.01, weight_decay=5e-4, batch_size=32,
+        TransferConfig(mode="partial", unfreeze=4, epochs=20, lr=0.02, weight_decay=5e-4, batch_size=32,
                        image_size=288, augment_preset="photos: zoom crop and colour", head_from_probe=True, tta=True),
     ),
 }
