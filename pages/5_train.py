@@ -70,6 +70,11 @@ with st.expander("Settings", expanded=False):
     config.tta = b.toggle("Test-time augmentation", config.tta, key=f"{name}_tta")
     config.model.batch_norm = b.toggle("Batch norm", config.model.batch_norm, key=f"{name}_bn")
     config.seed = c.number_input("Seed", 0, 10**6, config.seed, key=f"{name}_seed")
+    config.lookahead = b.toggle("Lookahead (average the weights every 5 steps)", config.lookahead,
+                                key=f"{name}_lookahead")
+    config.bias_lr_factor = c.number_input("Bias learning-rate factor", 1.0, 256.0, float(config.bias_lr_factor),
+                                           key=f"{name}_biaslr", help="Biases and batch-norm shifts learn this "
+                                           "many times faster than the weights (airbench uses 64).")
     st.download_button("Download this config (JSON)", config.to_json(), "config.json", "application/json")
 
 # ---------------------------------------------------------------- start, pause, resume, stop; live curves

@@ -80,3 +80,13 @@ def test_settings_reject_bad_widths_and_train_from_a_folder(tmp_path):
         time.sleep(0.5)
     assert job.status == "finished", job.message
     assert job.result.classes == ["blue", "red"] and job.result.test_acc == 1.0
+
+
+def test_speedrun_preset_is_selectable_with_its_settings():
+    at = AppTest.from_file(str(ROOT / "pages/5_train.py"), default_timeout=60).run()
+    at.selectbox[0].select("Speedrun (GPU)").run()
+    assert not at.exception
+    assert at.number_input(key="Speedrun (GPU)_epochs").value == 12
+    assert at.number_input(key="Speedrun (GPU)_biaslr").value == 64
+    assert at.toggle(key="Speedrun (GPU)_lookahead").value is True
+    assert at.toggle(key="Speedrun (GPU)_tta").value is True

@@ -1,0 +1,69 @@
+"""The speedrun recipe's parts: the net's initialisation, patch whitening, scaled bias learning rates,
+lookahead, and the preset itself running on a CPU (slowly, on a slice of CIFAR-10)."""
+import torch
+from torch import nn
+
+from cnn_lab.models import ModelSpec, Scale, build_model
+from cnn_lab.presets import preset
+from cnn_lab.train import Lookahead, TrainConfig, _param_groups, train, whiten_init
+
+
+def test_speedrun_net_starts_as_airbench_describes():
+    model = build_model(ModelSpec("speedrun"), (3, 32, 32), 10)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert len(convs) == 6
+    for conv in convs:
+        n = min(conv.in_channels, conv.out_channels)
+        identity = torch.zeros_like(conv.weight[:n])
+        identity[range(n), range(n), 1, 1] = 1
+        assert torch.equal(conv.weight[:n], identity)  # these filters pass their channel through
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert all(not m.weight.requires_grad and torch.all(m.weight == 1) and m.momentum == 0.4 for m in norms)
+    assert isinstance(model[-1], Scale) and model[-1].factor == 1 / 9
+    assert model(torch.randn(4, 3, 32, 32)).shape == (4, 10)
+
+
+def test_whitened_stem_decorrelates_patches():
+    mix = torch.tensor([[1.0, 0.0, 0.0], [0.9, 0.3, 0.0], [0.8, 0.1, 0.2]])  # strongly correlated colours
+    images = torch.einsum("ij,njhw->nihw", mix, torch.randn(200, 3, 16, 16))
+    conv = nn.Conv2d(3, 24, 2)
+    whiten_init(conv, images, eps=1e-6)
+    with torch.no_grad():
+        out = nn.functional.conv2d(images, conv.weight[:12])  # the 12 PCA directions (the other 12: their negatives)
+    flat = out.permute(1, 0, 2, 3).reshape(12, -1)
+    covariance = torch.cov(flat)
+    assert torch.allclose(covariance, torch.eye(12), atol=0.05)
+    assert not conv.weight.requires_grad
+
+
+def test_biases_learn_faster_and_frozen_scales_are_left_out():
+    model = build_model(ModelSpec("speedrun"), (3, 32, 32), 10)
+    groups = _param_groups(model, TrainConfig(bias_lr_factor=64, weight_decay=1e-3))
+    weights, biases = groups
+    assert weights["lr_scale"] == 1 and weights["weight_decay"] == 1e-3 and all(p.ndim > 1 for p in weights["params"])
+    assert biases["lr_scale"] == 64 and biases["weight_decay"] == 0
+    frozen = {id(m.weight) for m in model.modules() if isinstance(m, nn.BatchNorm2d)}
+    assert not frozen & {id(p) for g in groups for p in g["params"]}
+
+
+def test_lookahead_moves_the_weights_to_their_average():
+    layer = nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+    lookahead = Lookahead(layer)
+    with torch.no_grad():
+        layer.weight.fill_(3.0)
+    lookahead.update(progress=0.0)  # early: no pull at all
+    assert torch.all(layer.weight == 3.0)
+    with torch.no_grad():
+        layer.weight.fill_(5.0)
+    lookahead.update(progress=1.0)  # at the end: decay 0.95^5, the average of 3 and 5 leans to 3
+    expected = 3.0 * 0.95**5 + 5.0 * (1 - 0.95**5)
+    assert torch.allclose(layer.weight, torch.full((1, 2), expected))
+
+
+def test_speedrun_preset_runs_on_a_cpu(cifar10):
+    config = preset("Speedrun (GPU)")
+    config.max_train, config.batch_size, config.epochs, config.tta = 2560, 256, 2, False  # a slice, to stay quick
+    result = train(config, dataset=cifar10)
+    assert result.test_acc > 0.3, result.test_acc  # 42% after its 20 steps here; chance is 10%
