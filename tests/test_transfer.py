@@ -111,7 +111,7 @@ def test_grad_cam_finds_the_object():
 
 def test_cli_transfer_prints_a_json_line(boats9_folder, probe_result):
     out = subprocess.run([sys.executable, "-m", "cnn_lab", "transfer", "--data", str(boats9_folder), "--backbone",
-                          "efficientnet_lite0", "--mode", "probe", "--epochs", "5"], cwd=ROOT, capture_output=True,
+                          "efficientnet_lite0", "--preset", "Linear probe (seconds, even on a CPU)", "--epochs", "5"], cwd=ROOT, capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
