@@ -4,7 +4,7 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cnn_lab import jobs
+from cnn_lab import jobs, transfer
 from tests.conftest import ROOT, require_archive
 
 PAGE = str(ROOT / "pages/6_transfer.py")
@@ -55,13 +55,16 @@ def test_kaggle_offline_gets_one_sentence():
 
 def test_the_best_recipe_fills_in_the_fine_tuning_settings():
     require_archive("boats9")
+    name = "Fine-tune (best on boats9, for a GPU)"
+    best = transfer.preset(name)
     at = AppTest.from_file(PAGE, default_timeout=120).run()
-    next(s for s in at.selectbox if s.label == "Start from").set_value("Fine-tune (best on boats9, for a GPU)").run()
+    next(s for s in at.selectbox if s.label == "Start from").set_value(name).run()
     assert not at.exception
-    assert next(r for r in at.radio if r.label == "Mode").value == "partial"
-    assert next(s for s in at.slider if s.label.startswith("Blocks to fine-tune")).value == 4
-    assert next(s for s in at.select_slider if s.label.startswith("Image size")).value == 288
-    assert next(s for s in at.selectbox if s.label == "Augmentation preset").value == "photos: zoom crop and colour"
-    assert next(t for t in at.toggle if "LP-FT" in t.label).value is True
-    assert next(n for n in at.number_input if n.label == "Epochs").value == 10
+    assert next(r for r in at.radio if r.label == "Mode").value == best.mode == "partial"
+    assert next(s for s in at.slider if s.label.startswith("Blocks to fine-tune")).value == best.unfreeze
+    assert next(s for s in at.select_slider if s.label.startswith("Image size")).value == best.image_size == 288
+    assert next(s for s in at.selectbox if s.label == "Augmentation preset").value == best.augment_preset
+    assert next(t for t in at.toggle if "LP-FT" in t.label).value is best.head_from_probe is True
+    assert next(n for n in at.number_input if n.label == "Epochs").value == best.epochs
+    assert next(n for n in at.number_input if n.label == "Learning rate").value == best.lr
     assert any("LP-FT" in c.value for c in at.caption)  # the recipe's description
