@@ -18,7 +18,7 @@ from cnn_lab import data as datasets
 from cnn_lab.backbones import IMAGENET_MEAN, IMAGENET_STD
 from cnn_lab.device import describe_device, pick_device
 from cnn_lab.presets import preset
-from cnn_lab.train import EpochRecord, MetricLog, TrainConfig, train
+from cnn_lab.train import EpochRecord, MetricLog, TrainConfig, TrainResult, train
 
 Row = tuple[str, str, str]
 
@@ -196,7 +196,7 @@ def naive_extraction_images_per_s(folder: Path, pretrained, images: int) -> floa
     return seen / (time.perf_counter() - start)
 
 
-def _per_class(result) -> str:
+def _per_class(result: TrainResult) -> str:
     from cnn_lab import evaluate
 
     accuracy = evaluate.per_class_accuracy(result.test_probs, result.test_labels, len(result.classes))
