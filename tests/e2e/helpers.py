@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import time
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
 
 def slider(page, label: str):
     exact = page.locator('[data-testid="stWidgetLabel"]').get_by_text(label, exact=True)  # "Stride", not "(= stride)"
@@ -16,9 +18,23 @@ def nudge(page, label: str, presses: int = 1, key: str = "ArrowRight") -> None:
         handle.press(key)
 
 
-def choose(page, label: str, option: str) -> None:
-    page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
-    page.locator('[role="option"]').filter(has_text=option).first.click()
+def choose(page, label: str, option: str, tries: int = 3) -> None:
+    """Open a selectbox and pick an option; again if a rerun closed the list before the pick."""
+    for _ in range(tries):
+        page.get_by_role("combobox", name=label, exact=True).click()
+        item = page.locator('[role="option"]').filter(has_text=option).first
+        try:
+            item.click(timeout=5_000)
+            return
+        except PlaywrightTimeout:  # the list closed under us
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(1_000)
+    raise AssertionError(f"could not choose {option!r} in {label!r}")
+
+
+def chosen(page, label: str) -> str:
+    """The option a selectbox shows."""
+    return page.get_by_role("combobox", name=label, exact=True).input_value()
 
 
 def text_of(page, selector: str) -> str:

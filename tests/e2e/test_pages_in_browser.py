@@ -4,7 +4,7 @@ import pytest
 from ui import PAGES
 
 from .conftest import screenshot, wait_idle
-from .helpers import nudge, no_exception, settled_count, text_of, wait_until
+from .helpers import choose, chosen, nudge, no_exception, settled_count, text_of, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -109,3 +109,17 @@ def test_editing_a_kernel_cell_changes_the_arithmetic(page, app_url):
     assert wait_until(lambda: "0.07·9.00" in line.inner_text(), 30), line.inner_text()
     assert no_exception(page)
     screenshot(page, "edited-kernel")
+
+
+def test_the_best_transfer_recipe_fills_in_its_settings(page, app_url):
+    page.goto(f"{app_url}/transfer")
+    page.wait_for_selector("text=9 classes", timeout=120_000)
+    wait_idle(page)
+    assert page.get_by_text("Blocks to fine-tune").count() == 0  # the probe recipe comes first
+    choose(page, "Start from", "Fine-tune (best on boats9, for a GPU)")
+    wait_idle(page)
+    page.wait_for_selector("text=Blocks to fine-tune (from the end)", timeout=30_000)
+    assert page.get_by_text("Start from a linear probe's head (LP-FT)").count() == 1
+    assert chosen(page, "Augmentation preset") == "photos: zoom crop and colour"
+    assert no_exception(page)
+    screenshot(page, "transfer-best-recipe")
