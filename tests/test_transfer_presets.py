@@ -24,4 +24,4 @@ def test_fine_tuning_starts_from_the_probe_head(boats9_folder):
     cold = transfer.run_transfer(transfer.TransferConfig(mode="partial", unfreeze=1, epochs=1, lr=1e-7, batch_size=64,
                                                          image_size=64))
     assert not torch.allclose(cold.model.head.weight, probe.model.head.weight, atol=1e-2)
-    assert cold.test_acc < 0.3  # a random head, untrained
+    assert cold.test_acc < tuned.test_acc - 0.2  # a random head, barely trained
