@@ -95,17 +95,17 @@ else:
     config.tta = a.toggle("Test on flipped and shifted views too (TTA)", config.tta)
     if transfer.preset(recipe).mode == "probe":  # switched away from the probe recipe: fine-tuning's own defaults
         config.epochs, config.lr, config.weight_decay, config.batch_size = 10, 0.01, 5e-4, 32
-    if torch.cuda.is_available():
-        st.caption("Fine-tuning runs the whole network on every image in every epoch: seconds on this GPU.")
-    else:
-        st.warning(f"No GPU on this machine: fine-tuning runs the whole network on every image in every epoch, "
-                   f"about a minute per epoch on 2 CPU cores at 288 pixels, so roughly {config.epochs} minutes; "
-                   "the linear probe takes under a minute.")
 config.epochs = b.number_input("Epochs", 1, 500, config.epochs)
 config.lr = b.number_input("Learning rate", 1e-5, 10.0, config.lr, format="%g")
 config.weight_decay = c.number_input("Weight decay", 0.0, 1.0, config.weight_decay, format="%g")
 config.label_smoothing = c.slider("Label smoothing", 0.0, 0.4, config.label_smoothing)
 config.batch_size = c.number_input("Batch size", 1, 1024, config.batch_size)
+if config.mode != "probe" and torch.cuda.is_available():
+    st.caption("Fine-tuning runs the whole network on every image in every epoch: seconds on this GPU.")
+elif config.mode != "probe":  # after the epochs input, so that the estimate follows it
+    st.warning(f"No GPU on this machine: fine-tuning runs the whole network on every image in every epoch, "
+               f"about a minute per epoch on 2 CPU cores at 288 pixels, so roughly {config.epochs} minutes; "
+               "the linear probe takes under a minute.")
 
 
 def start_job() -> jobs.Job:

@@ -69,5 +69,7 @@ def test_the_best_recipe_fills_in_the_fine_tuning_settings():
     assert next(n for n in at.number_input if n.label == "Epochs").value == best.epochs
     assert next(n for n in at.number_input if n.label == "Learning rate").value == best.lr
     assert any("LP-FT" in c.value for c in at.caption)  # the recipe's description
-    if not torch.cuda.is_available():  # what fine-tuning will cost here
+    if not torch.cuda.is_available():  # what fine-tuning will cost here, following the epochs input
         assert any(f"roughly {best.epochs} minutes" in w.value for w in at.warning)
+        next(n for n in at.number_input if n.label == "Epochs").set_value(5).run()
+        assert any("roughly 5 minutes" in w.value for w in at.warning)
