@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
 import torch
 from streamlit.runtime.pages_manager import PagesManager
 
-from cnn_lab import charts, evaluate, images, jobs
+from cnn_lab import charts, downloads, evaluate, images, jobs
+from cnn_lab.activations import ACTIVATIONS
+from cnn_lab.models import ModelSpec
 from cnn_lab.train import TrainResult
 
 
@@ -78,14 +81,90 @@ def image_picker(key: str, max_side: int = images.WORK_SIDE) -> images.LoadedIma
     return loaded
 
 
+# ---------------------------------------------------------------- downloads started from a page
+
+
+def download_panel(name: str, label: str, button: str, work, ready: bool, offline: str) -> Path:
+    """A download the page starts: a button, then live progress (bytes, speed, ETA) and Cancel, in a thread the
+    process owns, so a refresh or a second tab finds it. Returns what `work` made once it is done; until then the
+    page stops here. When `ready` is False (its server cannot be reached) it says `offline` and offers no button."""
+    task = downloads.BACKGROUND.get(name)
+    if task is not None and task.status == "done":
+        return task.result
+    if task is None or not task.alive:
+        if task is not None and task.message:
+            (st.info if task.status == "cancelled" else st.error)(task.message)
+        if not ready:
+            st.warning(offline)
+        elif st.button(button, type="primary"):
+            downloads.BACKGROUND.start(name, label, work)
+            st.rerun()
+        st.stop()
+
+    @st.fragment(run_every=1.0)
+    def progress() -> None:
+        if not task.alive:
+            st.rerun(scope="app")
+        shown = task.progress
+        st.progress(shown.fraction if shown else 0.0, text=shown.text() if shown else f"downloading {label}: connecting")
+        if st.button("Cancel the download"):
+            task.cancel.set()
+
+    progress()
+    st.stop()
+
+
+# ---------------------------------------------------------------- model settings (train page)
+
+
+def ints(text: str, fallback: list[int]) -> list[int]:
+    """'24, 48, 96' -> [24, 48, 96]; anything else keeps the fallback, with a sentence."""
+    try:
+        values = [int(v) for v in text.replace(" ", "").split(",") if v]
+        if values and all(v > 0 for v in values):
+            return values
+    except ValueError:
+        pass
+    st.warning(f"'{text}' is not a list of positive whole numbers; keeping {fallback}.")
+    return fallback
+
+
+def model_settings(spec: ModelSpec, settings: tuple[str, ...], key: str) -> None:
+    """Widgets for the ModelSpec fields that this model reads (the model registry names them), editing `spec`;
+    a setting the model would ignore is not shown."""
+    if not settings:
+        st.caption("This model has no settings of its own.")
+        return
+    a, b, c = st.columns(3)
+    if "activation" in settings:
+        chosen = a.selectbox("Activation", list(ACTIVATIONS), index=list(ACTIVATIONS).index(spec.activation),
+                             key=f"{key}_act")
+        if chosen != spec.activation:  # another function: its own parameters, at their defaults
+            spec.activation, spec.activation_params = chosen, {}
+        for param, (default, low, high) in ACTIVATIONS[chosen].params.items():
+            value = float(spec.activation_params.get(param, default))
+            spec.activation_params[param] = a.slider(f"{chosen}: {param}", low, high, value, key=f"{key}_{chosen}_{param}")
+    if "batch_norm" in settings:
+        spec.batch_norm = b.toggle("Batch norm", spec.batch_norm, key=f"{key}_bn")
+    if "dropout" in settings:
+        spec.dropout = b.slider("Dropout", 0.0, 0.8, spec.dropout, key=f"{key}_drop")
+    if "widths" in settings:
+        spec.widths = ints(c.text_input("Conv widths", ", ".join(map(str, spec.widths)), key=f"{key}_widths"),
+                           spec.widths)
+    if "hidden" in settings:
+        spec.hidden = ints(c.text_input("Hidden sizes", ", ".join(map(str, spec.hidden)), key=f"{key}_hidden"),
+                           spec.hidden)
+
+
 # ---------------------------------------------------------------- training jobs (train and transfer pages)
 
 
-def job_controls(kind: str, start_label: str, make_job) -> jobs.Job | None:
-    """Start / Pause / Resume / Stop for the newest job of `kind`; `make_job()` starts one (may raise DeviceBusy)."""
+def job_controls(kind: str, start_label: str, make_job, can_start: bool = True) -> jobs.Job | None:
+    """Start / Pause / Resume / Stop for the newest job of `kind`; `make_job()` starts one (may raise DeviceBusy).
+    Start is off while the job runs, or when `can_start` is False (the page has said why)."""
     job = jobs.MANAGER.latest(kind)
     start, pause, resume, stop = st.columns(4)
-    if start.button(start_label, type="primary", disabled=bool(job and job.alive)):
+    if start.button(start_label, type="primary", disabled=bool(job and job.alive) or not can_start):
         try:
             job = make_job()
         except jobs.DeviceBusy as error:
@@ -112,13 +191,16 @@ def live_panel(job: jobs.Job | None, empty_note: str) -> None:
             st.info(empty_note)
             return
         steps, _, progress = job.log.snapshot()
-        total = max(1, progress.get("total_steps", 1))
-        stage = progress.get("stage", "") if not steps else ""
-        st.progress(min(1.0, progress.get("step", 0) / total),
-                    text=f"{job.status} · {stage or ''}epoch {progress.get('epoch', 0)}/{progress.get('epochs', '?')}"
-                         f" · step {progress.get('step', 0)}/{total} · {progress.get('images_per_s', 0):,.0f} img/s · "
-                         f"ETA {progress.get('eta', 0):.0f} s · {progress.get('parameters', 0):,} parameters on "
-                         f"{progress.get('device', '?')}")
+        if "total_steps" not in progress:  # not training yet: loading, downloading, or it failed before the start
+            st.progress(progress.get("stage_fraction", 0.0),
+                        text=f"{job.status} · {progress.get('stage', 'starting')}")
+        else:
+            total = max(1, progress["total_steps"])
+            st.progress(min(1.0, progress.get("step", 0) / total),
+                        text=f"{job.status} · epoch {progress.get('epoch', 0)}/{progress['epochs']} · step "
+                             f"{progress.get('step', 0)}/{total} · {progress.get('images_per_s', 0):,.0f} img/s · "
+                             f"ETA {progress.get('eta', 0):.0f} s · {progress['parameters']:,} parameters on "
+                             f"{progress['device']}")
         a, b = st.columns(2)
         smoothing = a.slider("Smoothing (EMA)", 0.0, 0.99, 0.9, key=f"ema_{job.kind}")
         log_y = b.toggle("Log-scale loss", key=f"log_y_{job.kind}")
@@ -126,6 +208,8 @@ def live_panel(job: jobs.Job | None, empty_note: str) -> None:
             st.plotly_chart(charts.step_loss_figure(steps, smoothing, log_y), key=f"steps_{job.kind}")
         if job.status == "failed":
             st.error(job.message)
+        elif job.status == "stopped" and job.result is None:  # stopped before training, e.g. a cancelled download
+            st.info(job.message)
         elif not job.alive and job.message:
             st.success(job.message)
         flag = f"was_alive_{job.kind}"

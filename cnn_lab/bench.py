@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 
 from cnn_lab import data as datasets
+from cnn_lab import downloads
 from cnn_lab.backbones import IMAGENET_MEAN, IMAGENET_STD
 from cnn_lab.device import describe_device, pick_device
 from cnn_lab.presets import preset
@@ -34,7 +35,7 @@ def course_pipeline_images_per_s(cifar: datasets.ImageDataset, batches: int) -> 
     import torchvision.transforms as T
     from PIL import Image
 
-    from cnn_lab.models import ModelSpec, build_model
+    from cnn_lab.models import build_model, course_spec
 
     class CourseDataset(torch.utils.data.Dataset):
         def __init__(self, split: datasets.Split):
@@ -50,7 +51,7 @@ def course_pipeline_images_per_s(cifar: datasets.ImageDataset, batches: int) -> 
 
     device = pick_device()
     loader = torch.utils.data.DataLoader(CourseDataset(cifar.splits["train"]), batch_size=4, shuffle=True, num_workers=2)
-    model = build_model(ModelSpec("course_cnn"), (3, 32, 32), 10).to(device)
+    model = build_model(course_spec("course_cnn"), (3, 32, 32), 10).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     start, seen = None, 0
@@ -218,7 +219,7 @@ def bench_transfer(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     device = pick_device()
     for name, spec in BACKBONES.items():
         try:
-            pretrained = spec.load()
+            pretrained = spec.load(downloads.Hooks())
         except WeightsUnavailable:
             rows.append((f"Feature extraction, {spec.title}", "skipped", "weights unavailable offline"))
             continue

@@ -25,6 +25,11 @@ class ConvSettings:
     normalise: bool = False  # divide the kernel by its sum, so that it keeps the brightness
 
 
+def standardise(image: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
+    """(C, H, W) pixels in [0, 1] -> what a trained network's first layer saw: per channel, minus mean, over std."""
+    return (image - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)
+
+
 def prepare_kernel(kernel: torch.Tensor, normalise: bool) -> torch.Tensor:
     if not normalise:
         return kernel

@@ -14,6 +14,7 @@ from cnn_lab import runs
 from cnn_lab.augment import AugmentError
 from cnn_lab.backbones import WeightsUnavailable
 from cnn_lab.data import DatasetError, DatasetUnavailable
+from cnn_lab.downloads import DownloadCancelled
 from cnn_lab.models import ModelError
 from cnn_lab.train import Control, MetricLog, TrainingError, TrainResult, train
 
@@ -87,7 +88,7 @@ class JobManager:
 
     def _run(self, job: Job, work: Work) -> None:
         def on_epoch(model, epochs) -> None:
-            runs.save_epochs(job.run_id, epochs, model)
+            runs.save_epochs(job.run_id, epochs, model, normalisation=_normalisation(job.log))
 
         try:
             result = work(job.log, job.control, on_epoch)
@@ -101,12 +102,16 @@ class JobManager:
                 + (" (early stopping restored the best epoch's weights)." if result.stopped_early else ".")
             )
             job.result = result
-            runs.save_epochs(job.run_id, job.log.snapshot()[1])
+            runs.save_epochs(job.run_id, job.log.snapshot()[1], normalisation=(result.mean.flatten().tolist(),
+                                                                           result.std.flatten().tolist()))
             runs.finish_run(job.run_id, job.status, job.message, result.test_acc, seconds=result.seconds,
                             parameters=result.parameters, classes=result.classes, **result.extras)
+        except DownloadCancelled as error:
+            job.status, job.message = "stopped", str(error)
+            self._end_before_training(job)
         except EXPECTED_ERRORS as error:
             job.status, job.message = "failed", str(error)
-            runs.finish_run(job.run_id, "failed", job.message)
+            self._end_before_training(job)
         except Exception as error:  # noqa: BLE001 - the worker must report, never die silently
             job.status = "failed"
             job.message = f"The run failed unexpectedly: {type(error).__name__}: {error}"
@@ -114,6 +119,15 @@ class JobManager:
         finally:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
+
+    @staticmethod
+    def _end_before_training(job: Job) -> None:
+        """A run that never reached its first step (no data, no weights, a cancelled download) leaves no run folder
+        to clutter the history; the job keeps its sentence for the page. One that did train is kept as failed."""
+        if "total_steps" in job.log.snapshot()[2]:
+            runs.finish_run(job.run_id, job.status, job.message)
+        else:
+            runs.delete_run(job.run_id)
 
     def latest(self, kind: str | None = None) -> Job | None:
         jobs = [job for job in self._jobs.values() if kind is None or job.kind == kind]
@@ -127,6 +141,12 @@ class JobManager:
         finished = [job for job in self._jobs.values() if not job.alive]
         for job in finished[:-keep]:
             job.result = None
+
+
+def _normalisation(log: MetricLog) -> tuple[list[float], list[float]] | None:
+    """The per-channel mean and std the model is trained with, as the trainer published them."""
+    progress = log.snapshot()[2]
+    return (progress["mean"], progress["std"]) if "mean" in progress else None
 
 
 # One manager per process: every session, tab and refresh shares it.

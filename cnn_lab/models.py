@@ -34,7 +34,7 @@ def _act(spec: ModelSpec) -> nn.Module:
 
 def _flat_size(body: nn.Module, shape: Shape) -> int:
     with torch.no_grad():
-        return body(torch.zeros(1, *shape)).flatten(1).shape[1]
+        return body(torch.zeros(2, *shape)).flatten(1).shape[1]  # two images: batch norm needs more than one
 
 
 def linear(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
@@ -43,32 +43,46 @@ def linear(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, classes))
 
 
+def dense_block(c_in: int, c_out: int, spec: ModelSpec) -> list[nn.Module]:
+    """linear -> batch norm (if on) -> activation -> dropout (if on): one hidden layer of an MLP."""
+    layers: list[nn.Module] = [nn.Linear(c_in, c_out, bias=not spec.batch_norm)]
+    if spec.batch_norm:
+        layers.append(nn.BatchNorm1d(c_out))
+    layers.append(_act(spec))
+    if spec.dropout:
+        layers.append(nn.Dropout(spec.dropout))
+    return layers
+
+
 def mlp(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
+    """Flatten, then one dense block per hidden size, then a linear layer to the classes."""
     layers: list[nn.Module] = [nn.Flatten()]
     width = shape[0] * shape[1] * shape[2]
     for hidden in spec.hidden:
-        layers += [nn.Linear(width, hidden), _act(spec)]
-        if spec.dropout:
-            layers.append(nn.Dropout(spec.dropout))
+        layers += dense_block(width, hidden, spec)
         width = hidden
     return nn.Sequential(*layers, nn.Linear(width, classes))
 
 
 def course_cnn(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
-    """The course's CNN, exactly: three 5x5 stride-2 convolutions 3-16-32-64, LeakyReLU(0.2), MLP 64-32-classes."""
+    """The course's CNN: three 5x5 stride-2 convolutions 3-16-32-64, then an MLP 64-32-classes. With
+    `course_spec` it is the course's exactly (LeakyReLU(0.2), no batch norm, no dropout); the course's own
+    experiments change the activation, add batch norm after each convolution and dropout before each linear layer."""
     if min(shape[1:]) < 29:
         raise ModelError(
             f"The course CNN needs images of at least 29x29 pixels (three 5x5 stride-2 convolutions); "
             f"these are {shape[1]}x{shape[2]}: choose the configurable CNN or the MLP."
         )
-    act = lambda: nn.LeakyReLU(0.2)  # noqa: E731 - the course's activation
-    body = nn.Sequential(
-        nn.Conv2d(shape[0], 16, 5, stride=2), act(),
-        nn.Conv2d(16, 32, 5, stride=2), act(),
-        nn.Conv2d(32, 64, 5, stride=2), act(),
-        nn.Flatten(),
-    )
-    return nn.Sequential(body, nn.Linear(_flat_size(body, shape), 32), act(), nn.Linear(32, classes))
+    layers: list[nn.Module] = []
+    for c_in, c_out in ((shape[0], 16), (16, 32), (32, 64)):
+        layers.append(nn.Conv2d(c_in, c_out, 5, stride=2, bias=not spec.batch_norm))
+        if spec.batch_norm:
+            layers.append(nn.BatchNorm2d(c_out))
+        layers.append(_act(spec))
+    body = nn.Sequential(*layers, nn.Flatten())
+    dropout = lambda: [nn.Dropout(spec.dropout)] if spec.dropout else []  # noqa: E731
+    return nn.Sequential(body, *dropout(), nn.Linear(_flat_size(body, shape), 32), _act(spec), *dropout(),
+                         nn.Linear(32, classes))
 
 
 def conv_block(c_in: int, c_out: int, spec: ModelSpec, pool: bool) -> nn.Sequential:
@@ -152,7 +166,9 @@ def speedrun(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
     """A VGG-like net for fast CIFAR-10 with airbench's ideas: a 2x2 stem (whitened by the trainer), three blocks
     of two convs with max pooling, convs that start as the identity, batch norm with fast-moving statistics and no
     learned scale, and logits scaled by 1/9."""
-    widths = spec.widths if len(spec.widths) == 3 else [64, 256, 256]
+    if len(spec.widths) != 3:
+        raise ModelError(f"The speedrun net has three blocks: give three conv widths, not {len(spec.widths)}.")
+    widths = spec.widths
     act = lambda: nn.GELU()  # noqa: E731
 
     def conv(c_in: int, c_out: int) -> nn.Conv2d:
@@ -177,21 +193,36 @@ def speedrun(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
     )
 
 
-MODELS: dict[str, tuple[str, Callable[[ModelSpec, Shape, int], nn.Module]]] = {
-    "linear": ("Linear classifier", linear),
-    "mlp": ("MLP", mlp),
-    "course_cnn": ("Course CNN (3 conv 5x5/2 + MLP)", course_cnn),
-    "cnn": ("Configurable CNN (conv-BN-act-pool blocks)", cnn),
-    "lenet5": ("LeNet-5", lenet5),
-    "resnet_small": ("Small ResNet", resnet_small),
-    "speedrun": ("Speedrun net (airbench ideas)", speedrun),
+@dataclass(frozen=True)
+class ModelInfo:
+    title: str
+    build: Callable[[ModelSpec, Shape, int], nn.Module]
+    settings: tuple[str, ...]  # the ModelSpec fields this model reads: the train page shows only these
+
+
+MODELS: dict[str, ModelInfo] = {
+    "linear": ModelInfo("Linear classifier", linear, ()),
+    "mlp": ModelInfo("MLP", mlp, ("hidden", "activation", "batch_norm", "dropout")),
+    "course_cnn": ModelInfo("Course CNN (3 conv 5x5/2 + MLP)", course_cnn, ("activation", "batch_norm", "dropout")),
+    "cnn": ModelInfo("Configurable CNN (conv-BN-act-pool blocks)", cnn, ("widths", "activation", "batch_norm", "dropout")),
+    "lenet5": ModelInfo("LeNet-5", lenet5, ("activation",)),
+    "resnet_small": ModelInfo("Small ResNet", resnet_small, ("widths", "activation", "dropout")),
+    "speedrun": ModelInfo("Speedrun net (airbench ideas)", speedrun, ("widths",)),
 }
+
+# The course's choices: LeakyReLU(0.2), no batch norm, no dropout.
+COURSE_CHOICES = dict(activation="leaky_relu", activation_params={"negative_slope": 0.2}, batch_norm=False, dropout=0.0)
+
+
+def course_spec(name: str, **changes) -> ModelSpec:
+    """A model as the course builds it, with `changes` on top (its experiments: dropout, batch norm, ...)."""
+    return ModelSpec(name, **(COURSE_CHOICES | changes))
 
 
 def build_model(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
     if spec.name not in MODELS:
         raise ModelError(f"Unknown model {spec.name!r}; choose one of {', '.join(MODELS)}.")
-    return MODELS[spec.name][1](spec, shape, classes)
+    return MODELS[spec.name].build(spec, shape, classes)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -16,8 +16,9 @@ def cache_root() -> Path:
 
 
 def data_root() -> Path | None:
-    """The folder of local datasets: `CNN_LAB_DATA`, else `../shared/datasets` beside the project."""
-    if os.environ.get("CNN_LAB_DATA"):
-        return Path(os.environ["CNN_LAB_DATA"])
+    """The folder of local datasets: `CNN_LAB_DATA`, else `../shared/datasets` beside the project.
+    `CNN_LAB_DATA=` (set but empty) means no data folder at all, as on a newcomer's machine."""
+    if "CNN_LAB_DATA" in os.environ:
+        return Path(os.environ["CNN_LAB_DATA"]) if os.environ["CNN_LAB_DATA"] else None
     shared = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
     return shared if shared.is_dir() else None

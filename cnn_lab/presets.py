@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import copy
 
-from cnn_lab.models import ModelSpec
+from cnn_lab.models import ModelSpec, course_spec
 from cnn_lab.train import TrainConfig
-
-COURSE_ACT = {"activation": "leaky_relu", "activation_params": {"negative_slope": 0.2}}
 
 # The course: Adam, batch 128, 5 epochs, no augmentation; 31% / 45% / 59% on CIFAR-10.
 _COURSE = dict(dataset="cifar10", optimizer="adam", lr=1e-3, batch_size=128, epochs=5, schedule="constant",
@@ -15,15 +13,15 @@ _COURSE = dict(dataset="cifar10", optimizer="adam", lr=1e-3, batch_size=128, epo
 PRESETS: dict[str, tuple[str, TrainConfig]] = {
     "Course: linear classifier": (
         "The course's first practical: one linear layer on raw pixels (about 31% on CIFAR-10).",
-        TrainConfig(model=ModelSpec("linear"), **_COURSE),
+        TrainConfig(model=course_spec("linear"), **_COURSE),
     ),
     "Course: MLP": (
         "The course's MLP with LeakyReLU(0.2) (about 45%).",
-        TrainConfig(model=ModelSpec("mlp", hidden=[256, 128], **COURSE_ACT), **_COURSE),
+        TrainConfig(model=course_spec("mlp", hidden=[256, 128]), **_COURSE),
     ),
     "Course: CNN": (
         "The course's CNN: three 5x5 stride-2 convolutions 3-16-32-64, then an MLP 64-32-10 (about 59%).",
-        TrainConfig(model=ModelSpec("course_cnn"), **_COURSE),
+        TrainConfig(model=course_spec("course_cnn"), **_COURSE),
     ),
     "Fast CNN (70%+ in 3 min on CPU)": (
         "Conv-BN-ReLU-pool blocks 24-48-96, SGD-Nesterov with one-cycle, label smoothing, random flips.",

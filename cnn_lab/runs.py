@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +34,8 @@ class RunRecord:
     test_acc: float | None
     created: float
     classes: list[str]  # empty until the run has finished
+    mean: list[float] | None = None  # the per-channel normalisation the model expects (None: not saved)
+    std: list[float] | None = None
 
     @property
     def path(self) -> Path:
@@ -60,11 +63,19 @@ def create_run(kind: str, config_json: str) -> str:
     return run_id
 
 
-def save_epochs(run_id: str, epochs: list[EpochRecord], model: nn.Module | None = None) -> None:
+def save_epochs(run_id: str, epochs: list[EpochRecord], model: nn.Module | None = None,
+                normalisation: tuple[list[float], list[float]] | None = None) -> None:
+    """Per-epoch metrics; with the model, its weights; with the normalisation, the mean and std it expects."""
     folder = runs_root() / run_id
     _write_json(folder / "metrics.json", [asdict(e) for e in epochs])
     if model is not None:
         save_weights(run_id, model)
+    if normalisation is not None:
+        _update_status(run_id, mean=normalisation[0], std=normalisation[1])
+
+
+def delete_run(run_id: str) -> None:
+    shutil.rmtree(runs_root() / run_id, ignore_errors=True)
 
 
 def save_weights(run_id: str, model: nn.Module) -> None:
@@ -74,11 +85,13 @@ def save_weights(run_id: str, model: nn.Module) -> None:
     path.with_suffix(".tmp").replace(path)
 
 
-def finish_run(run_id: str, status: str, message: str = "", test_acc: float | None = None, **extra) -> None:
+def _update_status(run_id: str, **values) -> None:
     path = runs_root() / run_id / "status.json"
-    record = json.loads(path.read_text())
-    record.update(status=status, message=message, test_acc=test_acc, finished=time.time(), **extra)
-    _write_json(path, record)
+    _write_json(path, json.loads(path.read_text()) | values)
+
+
+def finish_run(run_id: str, status: str, message: str = "", test_acc: float | None = None, **extra) -> None:
+    _update_status(run_id, status=status, message=message, test_acc=test_acc, finished=time.time(), **extra)
 
 
 def load_run(run_id: str, live: set[str] = frozenset()) -> RunRecord:
@@ -90,7 +103,7 @@ def load_run(run_id: str, live: set[str] = frozenset()) -> RunRecord:
     epochs = [EpochRecord(**e) for e in json.loads((folder / "metrics.json").read_text())]
     return RunRecord(run_id, status["kind"], json.loads((folder / "config.json").read_text()), state,
                      status.get("message", ""), epochs, status.get("test_acc"), status["created"],
-                     status.get("classes", []))
+                     status.get("classes", []), status.get("mean"), status.get("std"))
 
 
 def list_runs(live: set[str] = frozenset(), kind: str | None = None) -> list[RunRecord]:

@@ -19,6 +19,7 @@ from cnn_lab import data as datasets
 from cnn_lab.augment import TTA_VIEWS
 from cnn_lab.backbones import IMAGENET_MEAN, IMAGENET_STD
 from cnn_lab.device import pick_device
+from cnn_lab.downloads import Hooks
 from cnn_lab.models import ModelSpec, build_model, count_parameters
 
 
@@ -277,6 +278,12 @@ class Control:
         self.running.wait()
 
 
+def download_hooks(log: MetricLog, control: Control) -> Hooks:
+    """A download on the way to training shows in the job's progress, and the job's Stop cancels it."""
+    return Hooks(report=lambda progress: log.set_progress(stage=progress.text(), stage_fraction=progress.fraction),
+                 cancel=control.stop_requested)
+
+
 @dataclass
 class TrainResult:
     model: nn.Module
@@ -339,7 +346,7 @@ def train(
     log, control = log or MetricLog(), control or Control()
     device = resolve_device(config)
     torch.manual_seed(config.seed)
-    dataset = dataset or datasets.load_dataset(config.dataset)
+    dataset = dataset or datasets.load_dataset(config.dataset, download_hooks(log, control))
     data = to_device(dataset, config, device)
     n_train = len(data.train)
     if config.batch_size > n_train:
@@ -359,7 +366,7 @@ def train(
     steps_per_epoch = n_train // config.batch_size  # drop the last partial batch, as most recipes do
     total_steps = steps_per_epoch * config.epochs
     log.set_progress(epoch=0, epochs=config.epochs, step=0, total_steps=total_steps, parameters=count_parameters(model),
-                     device=str(device))
+                     device=str(device), mean=data.mean.flatten().tolist(), std=data.std.flatten().tolist())
     augments = [AUGMENTS[name] for name in config.augment]
     preset = (augment.batch_augmenter(augment.load_preset(config.augment_preset), tuple(data.train.images.shape[-2:]),
                                       group=max(1, config.batch_size // 16))  # 16 draws per batch

@@ -16,15 +16,17 @@ image = images.to_tensor(loaded.image)
 
 # ---------------------------------------------------------------- the kernel
 with right:
-    source = st.radio("Kernel", ["Classic", "Custom grid", "Learned (from a trained run)"], horizontal=True)
+    source = st.radio("Kernel", ["Classic", "Custom grid", "Learned (from a trained run)"], horizontal=True,
+                      key="kernel_source")
     learned = None
     if source == "Classic":
         names = st.multiselect("Kernels (several give several output filters)", list(kernels.KERNELS),
-                               default=["sobel x"], max_selections=6)
+                               default=["sobel x"], max_selections=6, key="cv_kernels")
         names = names or ["identity"]
         sizes = sorted({size for n in names for size in kernels.KERNELS[n].sizes})
-        size = st.radio("Size (for the kernels that come in several sizes)", sizes, horizontal=True) if len(sizes) > 1 else sizes[0]
-        sigma = st.slider("Gaussian sigma", 0.3, 3.0, 1.0) if "gaussian blur" in names else 1.0
+        size = (st.radio("Size (for the kernels that come in several sizes)", sizes, horizontal=True, key="cv_size")
+                if len(sizes) > 1 else sizes[0])
+        sigma = st.slider("Gaussian sigma", 0.3, 3.0, 1.0, key="cv_sigma") if "gaussian blur" in names else 1.0
         bank = kernels.stack([
             kernels.make_kernel(n, size if size in kernels.KERNELS[n].sizes else None,
                                 **({"sigma": sigma} if n == "gaussian blur" else {}))
@@ -32,8 +34,9 @@ with right:
         ])
         titles = names
     elif source == "Custom grid":
-        size = st.radio("Grid", [3, 5, 7], horizontal=True)
-        start = st.selectbox("Start from", list(kernels.KERNELS), index=list(kernels.KERNELS).index("sharpen"))
+        size = st.radio("Grid", [3, 5, 7], horizontal=True, key="cv_grid")
+        start = st.selectbox("Start from", list(kernels.KERNELS), index=list(kernels.KERNELS).index("sharpen"),
+                             key="cv_start")
         base = kernels.make_kernel(start, size if size in kernels.KERNELS[start].sizes else None)
         base = kernels.stack([base, torch.zeros(size, size)])[0] if base.shape[0] < size else base[:size, :size]
         grid = st.data_editor(pd.DataFrame(base.numpy().round(4)), key=f"grid_{size}_{start}", hide_index=True)
@@ -48,31 +51,39 @@ with right:
             run = st.selectbox("Run", finished, format_func=lambda r: f"{r.run_id} · {r.config.get('dataset')} · "
                                                                         f"{r.config.get('model', {}).get('name', '')}")
             first = next(v for v in runs.load_weights(run.run_id).values() if v.ndim == 4)
-            count = st.slider("Filters", 1, min(16, first.shape[0]), min(8, first.shape[0]))
+            count = st.slider("Filters", 1, min(16, first.shape[0]), min(8, first.shape[0]), key="cv_filters")
             learned = first[:count]
             if learned.shape[1] == 1:
                 image = image.mean(0, keepdim=True)  # a model trained on grey images
             elif learned.shape[1] != image.shape[0]:
                 st.error(f"These filters expect {learned.shape[1]} input channels; this image has {image.shape[0]}.")
                 st.stop()
+            if run.mean is None:
+                st.caption("This run did not save the normalisation it was trained with: the filters see pixels in [0, 1].")
+            else:  # the filters see the photo as they saw their training images
+                image = conv.standardise(image, run.mean, run.std)
+                st.caption("The photo is normalised as in training: per channel, minus "
+                           f"{', '.join(f'{m:.3f}' for m in run.mean)}, divided by {', '.join(f'{v:.3f}' for v in run.std)}.")
             bank, titles = learned, [f"filter {i}" for i in range(count)]
     if learned is None:
         st.plotly_chart(charts.feature_maps_figure(bank.numpy(), titles, columns=6, height=220), key="kernel_fig")
 
 # ---------------------------------------------------------------- how it is applied
 a, b, c, d = st.columns(4)
-channel_mode = a.radio("Channels", conv.CHANNEL_MODES, disabled=learned is not None,
+channel_mode = a.radio("Channels", conv.CHANNEL_MODES, disabled=learned is not None, key="cv_channels",
                        help="depthwise: the same kernel on each RGB channel; full: one 3-channel kernel summed "
                             "into one map, as nn.Conv2d does")
-normalise = a.toggle("Normalise the kernel to sum 1", disabled=learned is not None)
-stride = b.slider("Stride", 1, 8, 1)
-dilation = b.slider("Dilation", 1, 8, 1)
-padding = c.slider("Padding", 0, 16, 1)
-padding_mode = c.selectbox("Padding mode", conv.PADDING_MODES)
-pool_kind = d.radio("Pooling", ["max", "avg"], horizontal=True)
-pool_size = d.slider("Pool size (= stride)", 1, 8, 2)
-stages_count = d.slider("Stages (conv-ReLU-pool, stacked)", 1, 3, 1, disabled=learned is not None)
+normalise = a.toggle("Normalise the kernel to sum 1", disabled=learned is not None, key="cv_normalise")
+stride = b.slider("Stride", 1, 8, 1, key="cv_stride")
+dilation = b.slider("Dilation", 1, 8, 1, key="cv_dilation")
+padding = c.slider("Padding", 0, 16, 1, key="cv_padding")
+padding_mode = c.selectbox("Padding mode", conv.PADDING_MODES, key="cv_padding_mode")
+pool_kind = d.radio("Pooling", ["max", "avg"], horizontal=True, key="cv_pool")
+pool_size = d.slider("Pool size (= stride)", 1, 8, 2, key="cv_pool_size")
+stages_count = d.slider("Stages (conv-ReLU-pool, stacked)", 1, 3, 1, disabled=learned is not None, key="cv_stages")
 settings = conv.ConvSettings(stride, padding, padding_mode, dilation, channel_mode, normalise)
+if normalise and torch.allclose(bank.sum(dim=(-2, -1)), torch.ones(len(bank))):
+    a.caption("These kernels already sum to 1: normalising leaves them as they are.")
 
 try:
     stages = conv.conv_relu_pool(image, bank, settings, pool_kind, pool_size, stages_count)
@@ -110,10 +121,10 @@ with tab_magnifier:
         st.caption("The magnifier works with the classic and custom kernels.")
     else:
         m1, m2, m3 = st.columns(3)
-        row = m1.slider("Output row", 0, maps.shape[1] - 1, maps.shape[1] // 2)
-        col = m2.slider("Output column", 0, maps.shape[2] - 1, maps.shape[2] // 2)
+        row = m1.slider("Output row", 0, maps.shape[1] - 1, maps.shape[1] // 2, key="cv_row")
+        col = m2.slider("Output column", 0, maps.shape[2] - 1, maps.shape[2] // 2, key="cv_col")
         channel = m3.selectbox("Channel", range(image.shape[0]), format_func=lambda i: "RGB"[i] if image.shape[0] == 3 else "grey",
-                               disabled=channel_mode == "full")
+                               disabled=channel_mode == "full", key="cv_channel")
         magnified = conv.magnify(image, bank[0], settings, row, col, channel)
         p1, p2, p3 = st.columns(3)
         p1.markdown("**Input patch** (channel 1 shown)")
@@ -130,11 +141,11 @@ with tab_params:
     st.markdown("For a C x H x W input and K outputs, a linear layer needs C·H·W·K + K parameters; a k x k "
                 "convolution needs C·k·k·K + K, whatever the image size.")
     q1, q2, q3, q4, q5 = st.columns(5)
-    C = q1.number_input("C", 1, 512, 3)
-    H = q2.number_input("H", 1, 4096, 256)
-    W = q3.number_input("W", 1, 4096, 256)
-    K = q4.number_input("K outputs", 1, 4096, 100)
-    k = q5.number_input("k", 1, 15, 3)
+    C = q1.number_input("C", 1, 512, 3, key="cv_C")
+    H = q2.number_input("H", 1, 4096, 256, key="cv_H")
+    W = q3.number_input("W", 1, 4096, 256, key="cv_W")
+    K = q4.number_input("K outputs", 1, 4096, 100, key="cv_K")
+    k = q5.number_input("k", 1, 15, 3, key="cv_k")
     dense, convolution = conv.linear_parameters(C, H, W, K), conv.conv_parameters(C, k, K)
     st.metric("Linear layer", f"{dense:,}")
     st.metric("Convolution", f"{convolution:,}", delta=f"{dense / convolution:,.0f}x fewer", delta_color="off")

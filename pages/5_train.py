@@ -1,31 +1,25 @@
+from pathlib import Path
+
 import streamlit as st
 import torch
 
 from cnn_lab import augment, charts, evaluate, jobs, runs
-from cnn_lab.activations import ACTIVATIONS
-from cnn_lab.data import DATASETS
+from cnn_lab.data import DATASETS, availability
 from cnn_lab.models import MODELS, first_conv_weights
 from cnn_lab.presets import PRESETS, preset
 from cnn_lab.train import AUGMENTS, OPTIMIZERS, SCHEDULES
-from ui import job_controls, live_panel, page_header, results_panel, upload_to_tensor
+from ui import job_controls, live_panel, model_settings, page_header, results_panel, upload_to_tensor
 
 page_header("pages/5_train.py")
 
 
-def _ints(text: str, fallback: list[int]) -> list[int]:
-    """'24, 48, 96' -> [24, 48, 96]; anything else keeps the fallback, with a sentence."""
-    try:
-        values = [int(v) for v in text.replace(" ", "").split(",") if v]
-        if values and all(v > 0 for v in values):
-            return values
-    except ValueError:
-        pass
-    st.warning(f"'{text}' is not a list of positive whole numbers; keeping {fallback}.")
-    return fallback
-
-
 # ---------------------------------------------------------------- the recipe
-name = st.selectbox("Preset", list(PRESETS), index=3, help="The course's three practicals, and better recipes.")
+DIGITS = "Digits (seconds, built in)"
+if "use_digits" in st.session_state:  # the "train on the built-in Digits" button, from the last run of the page
+    del st.session_state["use_digits"]
+    st.session_state["preset"] = DIGITS
+name = st.selectbox("Preset", list(PRESETS), index=3, key="preset",
+                    help="The course's three practicals, and better recipes.")
 st.caption(PRESETS[name][0])
 config = preset(name)
 with st.expander("Settings", expanded=False):
@@ -37,12 +31,12 @@ with st.expander("Settings", expanded=False):
     if config.dataset == "folder":
         config.dataset = a.text_input("Folder (<root>/<class>/ or <root>/{train,val,test}/<class>/)", key=f"{name}_dir")
     config.model.name = b.selectbox("Model", list(MODELS), index=list(MODELS).index(config.model.name),
-                                    format_func=lambda m: MODELS[m][0], key=f"{name}_model")
+                                    format_func=lambda m: MODELS[m].title, key=f"{name}_model")
     config.optimizer = c.selectbox("Optimizer", list(OPTIMIZERS), index=list(OPTIMIZERS).index(config.optimizer),
                                    key=f"{name}_opt")
     config.lr = a.number_input("Learning rate", 1e-6, 1e3, config.lr, format="%g", key=f"{name}_lr")
     config.batch_size = b.number_input("Batch size", 1, 8192, config.batch_size, key=f"{name}_bs")
-    config.epochs = c.number_input("Epochs", 0, 1000, config.epochs, key=f"{name}_epochs")
+    config.epochs = c.number_input("Epochs", 1, 1000, config.epochs, key=f"{name}_epochs")
     config.schedule = a.selectbox("LR schedule", list(SCHEDULES), index=list(SCHEDULES).index(config.schedule),
                                   key=f"{name}_sched")
     config.weight_decay = b.number_input("Weight decay", 0.0, 1.0, config.weight_decay, format="%g", key=f"{name}_wd")
@@ -56,29 +50,40 @@ with st.expander("Settings", expanded=False):
                                      key=f"{name}_pat")
     config.max_train = c.number_input("Training images (0 = all)", 0, 1_000_000, config.max_train,
                                       key=f"{name}_max")
-    config.model.activation = b.selectbox("Activation", list(ACTIVATIONS),
-                                          index=list(ACTIVATIONS).index(config.model.activation), key=f"{name}_act")
-    if config.model.name in ("cnn", "resnet_small", "speedrun"):
-        config.model.widths = _ints(c.text_input("Conv widths", ", ".join(map(str, config.model.widths)),
-                                                 key=f"{name}_widths"), config.model.widths)
-    if config.model.name == "mlp":
-        config.model.hidden = _ints(c.text_input("Hidden sizes", ", ".join(map(str, config.model.hidden)),
-                                                 key=f"{name}_hidden"), config.model.hidden)
-    config.model.dropout = a.slider("Dropout", 0.0, 0.8, config.model.dropout, key=f"{name}_drop")
     devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     config.device = a.selectbox("Device", devices, key=f"{name}_device")
     config.tta = b.toggle("Test-time augmentation", config.tta, key=f"{name}_tta")
-    config.model.batch_norm = b.toggle("Batch norm", config.model.batch_norm, key=f"{name}_bn")
     config.seed = c.number_input("Seed", 0, 10**6, config.seed, key=f"{name}_seed")
     config.lookahead = b.toggle("Lookahead (average the weights every 5 steps)", config.lookahead,
                                 key=f"{name}_lookahead")
     config.bias_lr_factor = c.number_input("Bias learning-rate factor", 1.0, 256.0, float(config.bias_lr_factor),
                                            key=f"{name}_biaslr", help="Biases and batch-norm shifts learn this "
                                            "many times faster than the weights (airbench uses 64).")
+
+    st.markdown(f"**{MODELS[config.model.name].title}**: its own settings")
+    model_settings(config.model, MODELS[config.model.name].settings, key=f"{name}_{config.model.name}")
     st.download_button("Download this config (JSON)", config.to_json(), "config.json", "application/json")
+st.session_state["train_config"] = config  # what Start runs (the settings tests read it too)
+
+# ---------------------------------------------------------------- before Start: is the data here?
+ready = True
+if config.dataset in DATASETS:
+    available = availability(config.dataset)
+    if not available.on_machine:
+        ready = available.can_download  # then it downloads when Start is pressed
+        (st.info if ready else st.warning)(available.advice)
+        if not ready and st.button(f"Train on the built-in Digits instead ({DIGITS})"):
+            st.session_state["use_digits"] = True
+            st.rerun()
+elif not config.dataset.strip():
+    ready = False
+    st.info("Type the path of an image folder in the settings above, then press Start.")
+elif not Path(config.dataset).is_dir():
+    ready = False
+    st.warning(f"The folder {config.dataset} does not exist; check the path in the settings above.")
 
 # ---------------------------------------------------------------- start, pause, resume, stop; live curves
-job = job_controls("train", "Start training", lambda: jobs.MANAGER.start(config))
+job = job_controls("train", "Start training", lambda: jobs.MANAGER.start(config), can_start=ready)
 live_panel(job, "No run yet: pick a preset and press Start.")
 
 # ---------------------------------------------------------------- after training

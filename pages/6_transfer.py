@@ -5,10 +5,10 @@ import numpy as np
 import streamlit as st
 import torch
 
-from cnn_lab import augment, charts, data, evaluate, explain, jobs, runs, transfer
+from cnn_lab import augment, charts, data, downloads, evaluate, explain, jobs, runs, transfer
 from cnn_lab.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, WeightsUnavailable
 from cnn_lab.paths import cache_root
-from ui import job_controls, live_panel, page_header, picture, results_panel, upload_to_tensor
+from ui import download_panel, job_controls, live_panel, page_header, picture, results_panel, upload_to_tensor
 
 page_header("pages/6_transfer.py")
 config = transfer.TransferConfig()
@@ -21,16 +21,27 @@ def dataset_at(source: str, size: int) -> data.ImageDataset:
 
 # ---------------------------------------------------------------- data
 st.subheader("1. Data")
-choice = st.radio("Dataset", ["boats9 (on this machine)", "A folder on this machine", "Upload a zip",
-                              "Kaggle boat types (kagglehub)"], horizontal=True)
+ready = transfer.first_ready_source()
+if ready is None:  # a fresh machine: say what each source is and what to do
+    st.info("No boat photos are on this machine yet. Four ways to get some:\n\n" + "\n".join(
+        f"- **{source.title}**: {source.about} {source.todo}" for source in transfer.SOURCES.values()))
+choice = st.radio("Dataset", list(transfer.SOURCES), index=list(transfer.SOURCES).index(ready or "upload"),
+                  format_func=lambda name: transfer.SOURCES[name].title
+                  + ("" if transfer.SOURCES[name].ready() or name in ("upload", "folder") else " (not here yet)"),
+                  horizontal=True, key="source")
 try:
-    if choice.startswith("boats9"):
-        config.data = "boats9"
-    elif choice.startswith("A folder"):
-        config.data = st.text_input("Folder (ImageFolder layout: <root>/<class>/ or <root>/{train,val,test}/<class>/)")
-        if not config.data:
+    if choice == "boats9":
+        if not transfer.SOURCES["boats9"].ready():
+            st.warning(f"boats9 is not on this machine. {transfer.SOURCES['boats9'].todo}")
             st.stop()
-    elif choice.startswith("Upload"):
+        config.data = "boats9"
+    elif choice == "folder":
+        config.data = st.text_input("Folder (ImageFolder layout: <root>/<class>/ or <root>/{train,val,test}/<class>/)",
+                                    key="folder")
+        if not config.data.strip():
+            st.caption("Type a folder's path to use the photos in it.")
+            st.stop()
+    elif choice == "upload":
         upload = st.file_uploader("A zip of class folders", type=["zip"])
         if upload is None:
             st.stop()
@@ -39,7 +50,12 @@ try:
         saved.write_bytes(upload.getvalue())
         config.data = str(saved)
     else:
-        config.data = str(transfer.download_kaggle_boats())
+        folder = transfer.kaggle_boats_folder() or download_panel(
+            "kaggle", "the Kaggle boat types", "Download the Kaggle boat types", transfer.download_kaggle_boats,
+            ready=downloads.reachable(transfer.KAGGLE_SERVER),
+            offline="The Kaggle boat types cannot be downloaded now: this machine cannot reach kaggle.com. "
+                    "Use boats9 or your own photos instead.")
+        config.data = str(folder)
     dataset = dataset_at(config.data, config.image_size)
 except (data.DatasetError, data.DatasetUnavailable) as error:
     st.error(str(error))
@@ -62,18 +78,26 @@ with right:
 
 # ---------------------------------------------------------------- backbone and mode
 st.subheader("2. Recipe, backbone and training mode")
-recipe = st.selectbox("Start from", list(transfer.PRESETS))
+recipe = st.selectbox("Start from", list(transfer.PRESETS), key="tf_recipe")
 st.caption(transfer.PRESETS[recipe][0])
 config = replace(transfer.preset(recipe), data=config.data)
+
+
+def key(name: str) -> str:
+    """A widget's key: a new recipe (or mode, for the settings whose defaults follow it) starts from its values."""
+    return f"tf_{name}|{recipe}" + (f"|{config.mode}" if name in ("epochs", "lr", "wd", "bs") else "")
+
+
 status = {name: spec.status() for name, spec in BACKBONES.items()}
 st.dataframe([{"backbone": spec.title, "weights": status[name]} for name, spec in BACKBONES.items()], hide_index=True)
-config.backbone = st.selectbox("Backbone", list(BACKBONES), format_func=lambda n: f"{BACKBONES[n].title} · {status[n]}")
+config.backbone = st.selectbox("Backbone", list(BACKBONES), format_func=lambda n: f"{BACKBONES[n].title} · {status[n]}",
+                               key=key("backbone"))
 a, b, c = st.columns(3)
 config.mode = a.radio("Mode", transfer.MODES, transfer.MODES.index(config.mode), format_func={
     "probe": "linear probe on cached features", "partial": "fine-tune the last N blocks",
-    "full": "full fine-tuning"}.get)
+    "full": "full fine-tuning"}.get, key=f"mode|{recipe}")
 if config.mode == "probe":
-    config.flip_features = a.toggle("Also use mirrored images' features", True)
+    config.flip_features = a.toggle("Also use mirrored images' features", True, key=key("flip"))
     if transfer.features_cached(config.backbone, dataset):
         st.success("This dataset's features from this backbone are cached: the probe will take seconds.")
     st.caption("Cached features: the backbone runs once over the data, then only the head trains, in seconds. "
@@ -81,31 +105,36 @@ if config.mode == "probe":
                "views; the mirrored features are the one augmentation computed once, ahead of time.")
 else:
     if config.mode == "partial":
-        config.unfreeze = a.slider("Blocks to fine-tune (from the end)", 0, 8, config.unfreeze)
+        config.unfreeze = a.slider("Blocks to fine-tune (from the end)", 0, 8, config.unfreeze, key=key("unfreeze"))
     else:
         config.backbone_lr_factor = a.select_slider("Backbone learning rate / head learning rate",
-                                                    [0.01, 0.03, 0.1, 0.3, 1.0], config.backbone_lr_factor)
+                                                    [0.01, 0.03, 0.1, 0.3, 1.0], config.backbone_lr_factor,
+                                                    key=key("backbone_lr"))
     presets = [""] + augment.list_presets()
     config.augment_preset = a.selectbox("Augmentation preset", presets, presets.index(config.augment_preset),
-                                        format_func=lambda p: p or "flips only")
-    config.image_size = a.select_slider("Image size (pixels)", [160, 224, 288, 320], config.image_size)
+                                        format_func=lambda p: p or "flips only", key=key("augment"))
+    config.image_size = a.select_slider("Image size (pixels)", [160, 224, 288, 320], config.image_size, key=key("size"))
     config.head_from_probe = a.toggle("Start from a linear probe's head (LP-FT)", config.head_from_probe,
                                       help="A random head's first gradients distort the pretrained features; a "
-                                           "probe's head, trained in seconds on cached features, does not.")
-    config.tta = a.toggle("Test on flipped and shifted views too (TTA)", config.tta)
+                                           "probe's head, trained in seconds on cached features, does not.",
+                                      key=key("lpft"))
+    config.tta = a.toggle("Test on flipped and shifted views too (TTA)", config.tta, key=key("tta"))
     if transfer.preset(recipe).mode == "probe":  # switched away from the probe recipe: fine-tuning's own defaults
         config.epochs, config.lr, config.weight_decay, config.batch_size = 10, 0.01, 5e-4, 32
-config.epochs = b.number_input("Epochs", 1, 500, config.epochs)
-config.lr = b.number_input("Learning rate", 1e-5, 10.0, config.lr, format="%g")
-config.weight_decay = c.number_input("Weight decay", 0.0, 1.0, config.weight_decay, format="%g")
-config.label_smoothing = c.slider("Label smoothing", 0.0, 0.4, config.label_smoothing)
-config.batch_size = c.number_input("Batch size", 1, 1024, config.batch_size)
+config.epochs = b.number_input("Epochs", 1, 500, config.epochs, key=key("epochs"))
+config.lr = b.number_input("Learning rate", 1e-5, 10.0, config.lr, format="%g", key=key("lr"))
+config.weight_decay = c.number_input("Weight decay", 0.0, 1.0, config.weight_decay, format="%g", key=key("wd"))
+config.label_smoothing = c.slider("Label smoothing", 0.0, 0.4, config.label_smoothing, key=key("ls"))
+config.batch_size = c.number_input("Batch size", 1, 1024, config.batch_size, key=key("bs"))
 if config.mode != "probe" and torch.cuda.is_available():
     st.caption("Fine-tuning runs the whole network on every image in every epoch: seconds on this GPU.")
 elif config.mode != "probe":  # after the epochs input, so that the estimate follows it
     st.warning(f"No GPU on this machine: fine-tuning runs the whole network on every image in every epoch, "
                f"about a minute per epoch on 2 CPU cores at 288 pixels, so roughly {config.epochs} minutes; "
                "the linear probe takes under a minute.")
+
+
+st.session_state["transfer_config"] = config  # what Start runs (the settings tests read it too)
 
 
 def start_job() -> jobs.Job:

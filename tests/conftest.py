@@ -10,10 +10,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _data_dir() -> Path | None:
-    for candidate in (os.environ.get("CNN_LAB_DATA"), ROOT.parent / "shared" / "datasets"):
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    return None
+    """The folder the app would use (cnn_lab.paths.data_root): `CNN_LAB_DATA=` means none, as on a bare clone."""
+    from cnn_lab.paths import data_root
+
+    root = data_root()
+    return root if root is not None and root.is_dir() else None
 
 
 DATA_DIR = _data_dir()
@@ -24,8 +25,7 @@ def lab_cache(tmp_path_factory) -> Path:
     """Every test session gets its own cache, shared by its tests, so archives are extracted only once."""
     cache = Path(os.environ.get("CNN_LAB_TEST_CACHE") or tmp_path_factory.mktemp("cnn_lab_cache"))
     os.environ["CNN_LAB_CACHE"] = str(cache)
-    if DATA_DIR:
-        os.environ["CNN_LAB_DATA"] = str(DATA_DIR)
+    os.environ["CNN_LAB_DATA"] = str(DATA_DIR or "")  # the app started by the browser tests sees the same
     return cache
 
 

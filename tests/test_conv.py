@@ -81,3 +81,10 @@ def test_course_parameter_argument():
     assert conv.conv_parameters(3, 3, 100) == 2_800
     layer = torch.nn.Conv2d(3, 100, 3)
     assert conv.conv_parameters(3, 3, 100) == sum(p.numel() for p in layer.parameters())
+
+
+def test_standardise_matches_the_trainers_normalisation():
+    image = torch.rand(3, 5, 5)
+    mean, std = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
+    expected = (image - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+    assert torch.allclose(conv.standardise(image, mean, std), expected)

@@ -67,7 +67,7 @@ def test_settings_reject_bad_widths_and_train_from_a_folder(tmp_path):
             Image.fromarray((np.array(color) + noise).clip(0, 255).astype(np.uint8)).save(tmp_path / name / f"{i}.png")
     at = AppTest.from_file(str(ROOT / "pages/5_train.py"), default_timeout=60).run()
     at.selectbox[0].select("Digits (seconds, built in)").run()
-    at.text_input(key="Digits (seconds, built in)_widths").input("16, x").run()
+    at.text_input(key="Digits (seconds, built in)_cnn_widths").input("16, x").run()
     assert "not a list of positive whole numbers" in at.warning[0].value
     at.selectbox(key="Digits (seconds, built in)_dataset").select("folder").run()
     at.text_input(key="Digits (seconds, built in)_dir").input(str(tmp_path)).run()

@@ -6,7 +6,7 @@ import torch
 
 from cnn_lab import jobs, runs
 from cnn_lab.evaluate import confusion_matrix, per_class_accuracy, top_k
-from cnn_lab.models import MODELS, ModelError, ModelSpec, build_model, count_parameters
+from cnn_lab.models import MODELS, ModelError, ModelSpec, build_model, count_parameters, course_spec
 from cnn_lab.train import MetricLog, TrainConfig, TrainingError, random_crop, random_flip, train
 
 
@@ -18,7 +18,7 @@ def test_config_json_round_trip():
 
 
 def test_course_cnn_is_exact():
-    model = build_model(ModelSpec("course_cnn"), (3, 32, 32), 10)
+    model = build_model(course_spec("course_cnn"), (3, 32, 32), 10)
     shapes = []
     x = torch.zeros(1, 3, 32, 32)
     for layer in model[0]:
@@ -28,11 +28,42 @@ def test_course_cnn_is_exact():
     assert shapes == [(16, 14, 14), (32, 5, 5), (64, 1, 1)]
     # 3*16*25+16 + 16*32*25+32 + 32*64*25+64 + 64*32+32 + 32*10+10
     assert count_parameters(model) == 1216 + 12832 + 51264 + 2080 + 330
+    assert [type(m).__name__ for m in model[0] if not isinstance(m, torch.nn.Conv2d)].count("LeakyReLU") == 3
+
+
+def test_course_cnn_follows_the_course_experiments():
+    """Batch norm after each conv, dropout before each linear layer, any activation: lessons 18-22."""
+    plain = build_model(course_spec("course_cnn"), (3, 32, 32), 10)
+    both = build_model(course_spec("course_cnn", batch_norm=True, dropout=0.3), (3, 32, 32), 10)
+    kinds = [type(m).__name__ for m in both.modules()]
+    assert kinds.count("BatchNorm2d") == 3 and kinds.count("Dropout") == 2
+    # batch norm adds a scale and a shift per channel and the convs lose their biases: +2*(16+32+64) - (16+32+64)
+    assert count_parameters(both) == count_parameters(plain) + (16 + 32 + 64)
+    relu = build_model(course_spec("course_cnn", activation="relu", activation_params={}), (3, 32, 32), 10)
+    assert "LeakyReLU" not in str(relu) and str(relu).count("ReLU()") == 4
+    both.train()
+    x = torch.randn(4, 3, 32, 32)
+    assert not torch.equal(both(x), both(x))  # dropout is active in training
+    both.eval()
+    assert torch.equal(both(x), both(x))
+
+
+def test_mlp_batch_norm_and_dropout():
+    model = build_model(course_spec("mlp", hidden=[32, 16], batch_norm=True, dropout=0.2), (1, 8, 8), 10)
+    kinds = [type(m).__name__ for m in model]
+    assert kinds.count("BatchNorm1d") == 2 and kinds.count("Dropout") == 2
+    assert model(torch.randn(3, 1, 8, 8)).shape == (3, 10)
+
+
+def test_speedrun_net_refuses_a_width_list_it_cannot_use():
+    with pytest.raises(ModelError, match="three conv widths"):
+        build_model(ModelSpec("speedrun", widths=[32, 64]), (3, 32, 32), 10)
 
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_model_runs_on_cifar_shape(name):
     model = build_model(ModelSpec(name, widths=[8, 16, 16]), (3, 32, 32), 10)
+    assert set(MODELS[name].settings) <= set(ModelSpec.__dataclass_fields__)
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
@@ -131,12 +162,17 @@ def test_job_pause_resume_stop_and_persistence():
     assert set(weights) == set(job.result.model.state_dict())
 
 
-def test_failed_job_reports_and_runs_stay():
+def test_a_job_that_never_started_leaves_no_run_but_a_failed_one_stays():
     manager = jobs.JobManager()
     job = manager.start(TrainConfig(dataset="digits", model=ModelSpec("course_cnn"), epochs=1))
     assert _wait(lambda: not job.alive)
-    assert job.status == "failed" and "at least 29x29" in job.message
-    assert runs.load_run(job.run_id).status == "failed"
+    assert job.status == "failed" and "at least 29x29" in job.message  # the page still has the sentence
+    assert not (runs.runs_root() / job.run_id).exists()  # but the history is not cluttered
+    job = manager.start(TrainConfig(dataset="digits", model=ModelSpec("mlp"), lr=1e6, epochs=3))
+    assert _wait(lambda: not job.alive)
+    assert job.status == "failed" and "too high" in job.message
+    record = runs.load_run(job.run_id)  # it trained, then failed: kept, with its sentence
+    assert record.status == "failed" and "too high" in record.message
 
 
 def test_interrupted_run_is_shown_as_interrupted():
@@ -164,8 +200,7 @@ def test_malicious_checkpoint_is_refused(tmp_path):
     ("linear", "adam", 1e-3, 0.25), ("mlp", "adam", 1e-3, 0.30), ("course_cnn", "adam", 1e-3, 0.35),
 ])
 def test_course_presets_learn_cifar10(cifar10, model, optimizer, lr, floor):
-    config = TrainConfig(dataset="cifar10", model=ModelSpec(model, activation="leaky_relu",
-                         activation_params={"negative_slope": 0.2}), optimizer=optimizer, lr=lr, batch_size=128,
+    config = TrainConfig(dataset="cifar10", model=course_spec(model), optimizer=optimizer, lr=lr, batch_size=128,
                          epochs=1, schedule="constant", weight_decay=0, max_train=20_000, val_fraction=0)
     result = train(config, dataset=cifar10)
     assert result.test_acc > floor, f"{model}: {result.test_acc:.3f} (chance is 0.10)"

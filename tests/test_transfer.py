@@ -38,15 +38,16 @@ def test_probe_model_predicts_the_same_end_to_end(probe_result):
     assert agree >= 0.75
 
 
-def test_feature_cache_is_reused(probe_result):
-    import time
-
+def test_feature_cache_is_reused(probe_result, monkeypatch):
     assert transfer.features_cached("efficientnet_lite0", transfer.load_images(transfer.TransferConfig()))
     assert not transfer.features_cached("mobilenet_v3_small", transfer.load_images(transfer.TransferConfig()))
-    start = time.perf_counter()
+
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("a re-run extracted features again")
+
+    monkeypatch.setattr(transfer, "extract_features", no_extraction)
     again = transfer.run_transfer(transfer.TransferConfig(data="boats9", lr=0.1, epochs=10))
-    assert time.perf_counter() - start < 15  # no feature extraction: only the head trains
-    assert again.extras["feature_seconds"] < 2
+    assert again.test_acc >= 0.85  # only the head trained, on the cached features
 
 
 def test_top_k_output(probe_result):
@@ -134,5 +135,5 @@ def test_weights_missing_offline_fail_the_job_with_a_sentence(monkeypatch, tmp_p
                                   work=lambda log, control, on_epoch: transfer.run_transfer(config, log, control, on_epoch))
     job.thread.join(timeout=120)
     assert job.status == "failed"
-    assert job.message.startswith("ResNet18 (torchvision)'s ImageNet weights could not be downloaded because the network")
+    assert job.message.startswith("ResNet18 (torchvision)'s ImageNet weights could not be downloaded (")
     assert "EfficientNet-Lite0, which works offline" in job.message

@@ -1,6 +1,7 @@
 """Every page in a real browser: it loads, a slider moves, the output changes, and no exception box shows."""
 import pytest
 
+from tests.conftest import require_archive
 from ui import PAGES
 
 from .conftest import screenshot, wait_idle
@@ -112,6 +113,7 @@ def test_editing_a_kernel_cell_changes_the_arithmetic(page, app_url):
 
 
 def test_the_best_transfer_recipe_fills_in_its_settings(page, app_url):
+    require_archive("boats9")  # skip, with the reason, before waiting for anything
     page.goto(f"{app_url}/transfer")
     page.wait_for_selector("text=9 classes", timeout=120_000)
     wait_idle(page)
