@@ -192,8 +192,8 @@ def live_panel(job: jobs.Job | None, empty_note: str) -> None:
             return
         steps, _, progress = job.log.snapshot()
         if "total_steps" not in progress:  # not training yet: loading, downloading, or it failed before the start
-            st.progress(progress.get("stage_fraction", 0.0),
-                        text=f"{job.status} · {progress.get('stage', 'starting')}")
+            stage = progress.get("stage", "loading the data") if job.alive else ""
+            st.progress(progress.get("stage_fraction", 0.0), text=job.status + (f" · {stage}" if stage else ""))
         else:
             total = max(1, progress["total_steps"])
             st.progress(min(1.0, progress.get("step", 0) / total),

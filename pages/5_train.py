@@ -72,7 +72,7 @@ if config.dataset in DATASETS:
     if not available.on_machine:
         ready = available.can_download  # then it downloads when Start is pressed
         (st.info if ready else st.warning)(available.advice)
-        if not ready and st.button(f"Train on the built-in Digits instead ({DIGITS})"):
+        if not ready and st.button("Use the built-in Digits preset instead"):
             st.session_state["use_digits"] = True
             st.rerun()
 elif not config.dataset.strip():

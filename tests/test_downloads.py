@@ -144,3 +144,33 @@ def test_a_torchvision_set_arrives_through_the_downloader(server, monkeypatch):
     assert mnist.splits["test"].labels.tolist() == list(range(10))
     assert {p.label for p in seen} == {f"MNIST (file {i} of 4)" for i in range(1, 5)}
     assert data.availability("mnist").on_machine
+
+
+def test_stop_cancels_a_jobs_download_and_leaves_no_run(server, monkeypatch, tmp_path):
+    """A training job that has to download its data shows the download as its progress; Stop cancels it."""
+    import torchvision.datasets as tvd
+
+    from cnn_lab import jobs, runs
+    from cnn_lab.models import ModelSpec
+    from cnn_lab.train import TrainConfig
+
+    monkeypatch.setenv("CNN_LAB_CACHE", str(tmp_path))
+    body = bytes(8 << 20)
+    _Handler.files = {"/mnist/train-images-idx3-ubyte.gz": body}
+    _Handler.slow.set()
+    monkeypatch.setattr(tvd.MNIST, "mirrors", [server + "/mnist/"])
+    monkeypatch.setattr(tvd.MNIST, "resources", [("train-images-idx3-ubyte.gz", hashlib.md5(body).hexdigest())])
+    job = jobs.JobManager().start(TrainConfig(dataset="mnist", model=ModelSpec("mlp"), epochs=1))
+    for _ in range(200):
+        if "downloading MNIST" in job.log.snapshot()[2].get("stage", ""):
+            break
+        time.sleep(0.05)
+    progress = job.log.snapshot()[2]
+    assert progress["stage"].startswith("downloading MNIST: ") and " of 8.4 MB" in progress["stage"]
+    assert 0 < progress["stage_fraction"] < 1
+    job.stop()
+    job.thread.join(timeout=30)
+    assert job.status == "stopped" and "cancelled" in job.message
+    assert not (runs.runs_root() / job.run_id).exists()
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix == ".part"]
+    assert not (tmp_path / "torchvision" / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").exists()

@@ -90,3 +90,37 @@ def test_speedrun_preset_is_selectable_with_its_settings():
     assert at.number_input(key="Speedrun (GPU)_biaslr").value == 64
     assert at.toggle(key="Speedrun (GPU)_lookahead").value is True
     assert at.toggle(key="Speedrun (GPU)_tta").value is True
+
+
+def _run_from_page(preset_name: str, changes) -> jobs.Job:
+    at = AppTest.from_file(str(ROOT / "pages/5_train.py"), default_timeout=60).run()
+    at.selectbox(key="preset").set_value(preset_name).run()
+    for change in changes:
+        change(at)
+        at.run()
+    next(b for b in at.button if b.label == "Start training").click().run()
+    job = jobs.MANAGER.latest("train")
+    job.thread.join(timeout=300)
+    assert job.status == "finished", job.message
+    return job
+
+
+def test_course_cnn_with_batch_norm_and_dropout_trains_from_the_page():
+    """The course's lesson 18-22 experiment, from the page: the same CNN with batch norm and dropout is another
+    model (more parameters, other layers) and its curve is not the plain one's."""
+    from tests.conftest import require_archive
+
+    require_archive("cifar10-jpg")
+    name = "Course: CNN"
+    short = [lambda at: at.number_input(key=f"{name}_max").set_value(3000),
+             lambda at: at.number_input(key=f"{name}_epochs").set_value(2)]
+    plain = _run_from_page(name, short)
+    both = _run_from_page(name, short + [lambda at: at.toggle(key=f"{name}_course_cnn_bn").set_value(True),
+                                         lambda at: at.slider(key=f"{name}_course_cnn_drop").set_value(0.3)])
+    kinds = [type(m).__name__ for m in both.result.model.modules()]
+    assert kinds.count("BatchNorm2d") == 3 and kinds.count("Dropout") == 2
+    assert both.result.parameters == plain.result.parameters + 16 + 32 + 64
+    plain_curve = [e.train_loss for e in plain.log.snapshot()[1]]
+    both_curve = [e.train_loss for e in both.log.snapshot()[1]]
+    assert len(plain_curve) == len(both_curve) == 2 and plain_curve != both_curve
+    assert both.result.test_acc > 0.2  # it learns (chance is 10%)

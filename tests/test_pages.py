@@ -5,6 +5,8 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import ROOT
 from ui import PAGES
 
+pytestmark = pytest.mark.newcomer
+
 
 def test_home_lists_pages_and_machine():
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()

@@ -7,7 +7,7 @@ from ui import PAGES
 from .conftest import screenshot, wait_idle
 from .helpers import choose, chosen, nudge, no_exception, settled_count, text_of, wait_until
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.newcomer]
 
 
 def test_home_and_every_page(page, app_url):

@@ -1,0 +1,91 @@
+"""A newcomer's first minutes, through AppTest, on a machine with no data folder and no network: each page says
+what to do next, in plain words, before anything is started."""
+import socket
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cnn_lab import jobs, runs
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.newcomer
+
+
+class _Connection:
+    def close(self) -> None:
+        pass
+
+
+def _unreachable(*args, **kwargs):
+    raise OSError("Network is unreachable")
+
+
+@pytest.fixture
+def bare_machine(monkeypatch, tmp_path):
+    """No data folder, an empty cache, and no network (every connection is refused)."""
+    from cnn_lab import downloads
+
+    monkeypatch.setenv("CNN_LAB_DATA", "")
+    monkeypatch.setenv("CNN_LAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(downloads, "_reachable_cache", {})
+    monkeypatch.setattr(socket, "create_connection", _unreachable)
+    return tmp_path
+
+
+def test_train_page_says_the_data_is_missing_before_start_and_offers_digits(bare_machine):
+    at = AppTest.from_file(str(ROOT / "pages/5_train.py"), default_timeout=60).run()
+    assert not at.exception
+    assert at.selectbox(key="preset").value.startswith("Fast CNN")  # CIFAR-10, which is not here
+    assert "CIFAR-10 is not on this machine and cannot be downloaded now" in at.warning[0].value
+    start = next(b for b in at.button if b.label == "Start training")
+    assert start.disabled  # no failed run with "epoch 0/?" to read
+    before = {r.run_id for r in runs.list_runs()}
+    next(b for b in at.button if b.label.startswith("Use the built-in Digits preset")).click().run()
+    assert at.selectbox(key="preset").value == "Digits (seconds, built in)"
+    assert not at.warning and not next(b for b in at.button if b.label == "Start training").disabled
+    assert {r.run_id for r in runs.list_runs()} == before  # nothing was started, nothing clutters the history
+
+
+def test_train_page_says_a_download_will_happen_when_the_network_answers(bare_machine, monkeypatch):
+    monkeypatch.setattr(socket, "create_connection", lambda *args, **kwargs: _Connection())  # the server answers
+    at = AppTest.from_file(str(ROOT / "pages/5_train.py"), default_timeout=60).run()
+    assert "downloads (170 MB) when you press Start" in at.info[0].value
+    assert not next(b for b in at.button if b.label == "Start training").disabled
+
+
+def test_transfer_page_explains_every_source_when_none_is_here(bare_machine):
+    at = AppTest.from_file(str(ROOT / "pages/6_transfer.py"), default_timeout=60).run()
+    assert not at.exception
+    guide = at.info[0].value
+    assert guide.startswith("No boat photos are on this machine yet")
+    for words in ("boats9", "9 classes", "CNN_LAB_DATA", "Kaggle", "kagglehub", "Upload a zip", "one folder per class",
+                  "A folder on this machine"):
+        assert words in guide, words
+    assert at.radio(key="source").value == "upload"  # the first thing a newcomer can do here
+    at.radio(key="source").set_value("boats9").run()
+    assert "boats9 is not on this machine. Put boats9.tar.gz in a folder" in at.warning[0].value
+    at.radio(key="source").set_value("kaggle").run()
+    assert "cannot reach kaggle.com" in at.warning[0].value and not at.exception
+
+
+def test_transfer_page_starts_on_boats9_when_it_is_here(monkeypatch):
+    from tests.conftest import require_archive
+
+    require_archive("boats9")
+    at = AppTest.from_file(str(ROOT / "pages/6_transfer.py"), default_timeout=120).run()
+    assert at.radio(key="source").value == "boats9"
+    assert not any(i.value.startswith("No boat photos") for i in at.info)
+
+
+def test_a_failed_start_is_said_in_the_panel_without_placeholders(bare_machine):
+    """Started anyway (the CLI, or the data vanished after the check): the job's sentence, no "epoch 0/?"."""
+    from cnn_lab.presets import preset
+
+    job = jobs.MANAGER.start(preset("Course: CNN"))
+    job.thread.join(timeout=60)
+    assert job.status == "failed"
+    assert job.message.startswith("CIFAR-10 could not be downloaded: this machine cannot reach its server")
+    assert not (runs.runs_root() / job.run_id).exists()  # a run that never started is not in the history
+    at = AppTest.from_file(str(ROOT / "pages/5_train.py"), default_timeout=60).run()
+    assert at.get("progress")[0].proto.text == "failed"
+    assert at.error[0].value == job.message
