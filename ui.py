@@ -9,9 +9,11 @@ import streamlit as st
 import torch
 from streamlit.runtime.pages_manager import PagesManager
 
-from cnn_lab import charts, downloads, evaluate, images, jobs
+from cnn_lab import charts, downloads, evaluate, identity, images, jobs
 from cnn_lab.activations import ACTIVATIONS
+from cnn_lab.identity import LOCAL, Person
 from cnn_lab.models import ModelSpec
+from cnn_lab.settings import load_settings
 from cnn_lab.train import TrainResult
 
 
@@ -156,27 +158,108 @@ def model_settings(spec: ModelSpec, settings: tuple[str, ...], key: str) -> None
                            spec.hidden)
 
 
+# ---------------------------------------------------------------- who is asking (shared mode)
+
+
+def signed_in() -> Person | None:
+    """Who is asking, without asking: you in local mode; in shared mode st.login's user, or the person whose key
+    the URL (or this tab) holds; None when nobody has signed in yet."""
+    settings = load_settings()
+    if not settings.shared:
+        return LOCAL
+    if settings.login:
+        return identity.logged_in(st.user.email, settings.admins) if st.user.is_logged_in else None
+    key = st.query_params.get("who") or st.session_state.get("who", "")
+    person = identity.People().by_key(key)
+    if person is not None:
+        st.session_state["who"] = st.query_params["who"] = key  # kept in the URL: a refresh is the same person
+        st.sidebar.caption(f"Signed in as **{person.name}**{' (admin)' if person.admin else ''}. This page's link "
+                           "holds your key: bookmark it to find your jobs again.")
+    return person
+
+
+def who_is_asking() -> Person:
+    """Local mode: you, who own every job. Shared mode: st.login's user (when CNN_LAB_LOGIN is on), or the name
+    claimed with the key that the URL keeps; until then a sign-in form, and the page stops there."""
+    person = signed_in()
+    if person is not None:
+        return person
+    settings = load_settings()
+    if settings.login:
+        st.info("This is a shared server: log in to train, so that your jobs are yours.")
+        st.button("Log in", on_click=st.login)
+        st.stop()
+    with st.form("sign_in"):
+        st.markdown("**This is a shared server.** Give a name to own your jobs; the class sees it in the queue.")
+        name = st.text_input("Your name")
+        password = st.text_input("Admin password (leave it empty to join as a learner)", type="password")
+        if st.form_submit_button("Join", type="primary"):
+            try:
+                person, key = identity.People().claim(name, password, settings.admin_password)
+            except identity.IdentityError as error:
+                st.error(str(error))
+            else:
+                st.session_state["who"] = st.query_params["who"] = key
+                st.rerun()
+    st.stop()
+
+
 # ---------------------------------------------------------------- training jobs (train and transfer pages)
 
 
-def job_controls(kind: str, start_label: str, make_job, can_start: bool = True) -> jobs.Job | None:
-    """Start / Pause / Resume / Stop for the newest job of `kind`; `make_job()` starts one (may raise DeviceBusy).
-    Start is off while the job runs, or when `can_start` is False (the page has said why)."""
-    job = jobs.MANAGER.latest(kind)
+def _wait_words(job: jobs.Job) -> str:
+    seconds = jobs.MANAGER.estimated_wait(job)
+    return "estimated wait unknown until a like job has run" if seconds is None else f"estimated wait {seconds:.0f} s"
+
+
+def job_controls(kind: str, start_label: str, make_job, person: Person, can_start: bool = True) -> jobs.Job | None:
+    """Start / Pause / Resume / Stop for this tab's job of `kind` (else your newest); `make_job()` submits one.
+    Start queues when the device is busy; only the owner or an admin sees the other buttons enabled."""
+    job = jobs.MANAGER.get(st.session_state.get(f"job_{kind}", "")) or jobs.MANAGER.latest(kind, person)
     start, pause, resume, stop = st.columns(4)
-    if start.button(start_label, type="primary", disabled=bool(job and job.alive) or not can_start):
+    if start.button(start_label, type="primary", disabled=not can_start):
         try:
             job = make_job()
-        except jobs.DeviceBusy as error:
+            st.session_state[f"job_{kind}"] = job.run_id
+        except jobs.QueueFull as error:
             st.warning(str(error))
     if job and job.alive:
-        if pause.button("Pause", disabled=job.status != "running"):
-            job.pause()
-        if resume.button("Resume", disabled=job.status != "paused"):
-            job.resume()
-        if stop.button("Stop"):
-            job.stop()
+        allowed = jobs.MANAGER.can_control(job, person)
+        if pause.button("Pause", disabled=job.status != "running" or not allowed):
+            jobs.MANAGER.pause(job, person)
+        if resume.button("Resume", disabled=job.status != "paused" or not allowed):
+            jobs.MANAGER.resume(job, person)
+        if stop.button("Stop" if job.status != "queued" else "Leave the queue", disabled=not allowed):
+            jobs.MANAGER.stop(job, person)
     return job
+
+
+def queue_panel(person: Person) -> None:
+    """Every job that waits or runs, everyone's: whose, what, where in the queue, how far along. An admin can
+    stop any of them."""
+    @st.fragment(run_every=2.0 if any(job.alive for job in jobs.MANAGER.jobs()) else None)
+    def panel() -> None:
+        alive = [job for job in jobs.MANAGER.jobs() if job.alive]
+        if not alive:
+            st.caption("The device is free: nobody's job runs or waits.")
+            return
+        rows = []
+        for job in alive:
+            progress = job.log.snapshot()[2]
+            done = progress.get("step", 0) / max(1, progress.get("total_steps", 1))
+            position = jobs.MANAGER.position(job)
+            rows.append({"who": job.owner, "what": job.kind, "status": job.status,
+                         "queue": f"#{position} · {_wait_words(job)}" if position else "",
+                         "progress": f"{done:.0%}" if job.status != "queued" else ""})
+        st.dataframe(rows, hide_index=True)
+        if person.admin and load_settings().shared:
+            a, b = st.columns([3, 1])
+            target = a.selectbox("Admin: a job", alive, format_func=lambda j: f"{j.owner} · {j.kind} · {j.status}")
+            if b.button("Stop this job"):
+                jobs.MANAGER.stop(target, person)
+
+    with st.expander("The queue: everyone's jobs", expanded=load_settings().shared):
+        panel()
 
 
 def live_panel(job: jobs.Job | None, empty_note: str) -> None:
@@ -191,7 +274,9 @@ def live_panel(job: jobs.Job | None, empty_note: str) -> None:
             st.info(empty_note)
             return
         steps, _, progress = job.log.snapshot()
-        if "total_steps" not in progress:  # not training yet: loading, downloading, or it failed before the start
+        if job.status == "queued":
+            st.progress(0.0, text=f"queued · position {jobs.MANAGER.position(job)} · {_wait_words(job)}")
+        elif "total_steps" not in progress:  # not training yet: loading, downloading, or it failed before the start
             stage = progress.get("stage", "loading the data") if job.alive else ""
             st.progress(progress.get("stage_fraction", 0.0), text=job.status + (f" · {stage}" if stage else ""))
         else:

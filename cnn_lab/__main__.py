@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     transfer.add_argument("--epochs", type=int)
     transfer.set_defaults(handler=cmd_transfer)
     bench = sub.add_parser("bench", help="run benchmarks and add their table to BENCHMARKS.md")
-    bench.add_argument("--only", default="conv,course,fast,speedrun,streaming,transfer", help="comma-separated benchmark names")
+    bench.add_argument("--only", default="data,conv,course,fast,speedrun,streaming,transfer", help="comma-separated benchmark names")
     bench.add_argument("--quick", action="store_true", help="fewer epochs and batches")
     bench.add_argument("--output", default="BENCHMARKS.md")
     bench.add_argument("--no-write", action="store_true")

@@ -5,7 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from cnn_lab.train import EpochRecord
+from cnn_lab.metrics import EpochRecord
 
 MAX_POINTS = 600  # a curve never draws more points than this, so long runs keep memory flat
 

@@ -10,7 +10,9 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import tarfile
+import uuid
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from PIL import Image
 
 from cnn_lab.downloads import DownloadCancelled, DownloadError, Hooks, fetch, reachable
 from cnn_lab.images import ImageError, read_rgb
+from cnn_lab.limits import LimitError, check_decode_budget, enforce_disk_budget
 from cnn_lab.paths import cache_root, data_root
 
 SPLITS = ("train", "val", "test")
@@ -74,7 +77,7 @@ def _save(path: Path, dataset: ImageDataset) -> None:
     arrays = {f"{name}_x": s.images.numpy() for name, s in dataset.splits.items()}
     arrays |= {f"{name}_y": s.labels.numpy() for name, s in dataset.splits.items()}
     meta = json.dumps({"name": dataset.name, "classes": dataset.classes, "skipped": dataset.skipped})
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp.npz")  # each writer its own temporary file
     np.savez(tmp, meta=np.array(meta), **arrays)
     tmp.replace(path)
     for stale in path.parent.glob(path.name.rsplit("-", 1)[0] + "-*.npz"):
@@ -96,9 +99,14 @@ def _load(path: Path) -> ImageDataset:
 def cached(key: str, fingerprint: str, build: Callable[[], ImageDataset]) -> ImageDataset:
     """Return the cached arrays for (key, fingerprint), building and saving them on a miss."""
     path = _cache_file(key, fingerprint)
-    if path.exists():
+    try:
         dataset = _load(path)
-    else:
+    except FileNotFoundError:
+        dataset = None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # unreadable (cut short, corrupt): rebuild
+        path.unlink(missing_ok=True)
+        dataset = None
+    if dataset is None:
         dataset = build()
         _save(path, dataset)
     dataset.source_id = path.stem
@@ -170,16 +178,27 @@ def _decode(path: Path, size: int) -> np.ndarray | None:
 
 
 def _decode_split(files: dict[str, list[Path]], classes: list[str], size: int) -> tuple[Split, int]:
+    """Decode every file into one array allocated up front (after checking it fits the memory budget)."""
     paths = [(path, classes.index(name)) for name, group in files.items() for path in group]
+    try:
+        check_decode_budget(len(paths), 3, size)
+    except LimitError as error:
+        raise DatasetError(str(error)) from None
+    images = np.empty((len(paths), 3, size, size), dtype=np.uint8)
+
+    def decode_into(index: int) -> bool:
+        array = _decode(paths[index][0], size)
+        if array is not None:
+            images[index] = array
+        return array is not None
+
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        decoded = list(pool.map(lambda item: _decode(item[0], size), paths, chunksize=256))
-    keep = [i for i, array in enumerate(decoded) if array is not None]
-    skipped = len(paths) - len(keep)
-    if not keep:
+        readable = np.fromiter(pool.map(decode_into, range(len(paths))), dtype=bool, count=len(paths))
+    if not readable.any():
         raise DatasetError("None of the files in this folder is a readable image.")
-    images = torch.from_numpy(np.stack([decoded[i] for i in keep]))
-    labels = torch.tensor([paths[i][1] for i in keep], dtype=torch.int64)
-    return Split(images, labels), skipped
+    labels = torch.tensor([label for _, label in paths], dtype=torch.int64)[torch.from_numpy(readable)]
+    kept = images if readable.all() else images[readable]  # a copy only when files were skipped
+    return Split(torch.from_numpy(kept), labels), int((~readable).sum())
 
 
 def load_folder(
@@ -231,25 +250,50 @@ def _split_one(split: Split, fractions: dict[str, float], seed: int) -> dict[str
 
 
 def extract_archive(archive: str | Path, max_bytes: int = 2 * 2**30, max_files: int = 200_000) -> Path:
-    """Extract a .tar.gz or .zip once into the cache and return the folder; refuses unsafe paths and bombs."""
+    """Extract a .tar.gz or .zip once into the cache and return the folder. Unsafe paths, links, special files and
+    bombs are refused with one sentence; the extraction happens in a temporary folder that is renamed only when
+    complete, so a refused or broken archive leaves nothing behind."""
     archive = Path(archive)
     stat = archive.stat()
     target = cache_root() / "extracted" / f"{archive.name}-{stat.st_size}-{stat.st_mtime_ns}"
     if (target / ".complete").exists():
         return target
-    target.mkdir(parents=True, exist_ok=True)
-    if zipfile.is_zipfile(archive):
-        _extract_zip(archive, target, max_bytes, max_files)
-    elif tarfile.is_tarfile(archive):
-        with tarfile.open(archive) as tar:
-            members = tar.getmembers()
-            if len(members) > max_files or sum(m.size for m in members) > max_bytes:
-                raise DatasetError(f"The archive {archive.name} is too large to extract here.")
-            tar.extractall(target, filter="data")
-    else:
-        raise DatasetError(f"{archive.name} is neither a zip nor a tar archive.")
-    (target / ".complete").touch()
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
+    partial.mkdir(parents=True)
+    try:
+        if zipfile.is_zipfile(archive):
+            _extract_zip(archive, partial, max_bytes, max_files)
+        elif tarfile.is_tarfile(archive):
+            _extract_tar(archive, partial, max_bytes, max_files)
+        else:
+            raise DatasetError(f"{archive.name} is neither a zip nor a tar archive.")
+        (partial / ".complete").touch()
+        if not (target / ".complete").exists():  # else another upload of the same file got there first
+            shutil.rmtree(target, ignore_errors=True)  # an older, incomplete extraction
+            partial.rename(target)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, UnicodeError) as error:
+        raise DatasetError(f"The archive {archive.name} is damaged or cannot be read ({type(error).__name__}); "
+                           "it was not used.") from None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    enforce_disk_budget(keep=target)
     return target
+
+
+def _extract_tar(archive: Path, target: Path, max_bytes: int, max_files: int) -> None:
+    with tarfile.open(archive) as tar:
+        members = tar.getmembers()
+        if len(members) > max_files or sum(m.size for m in members) > max_bytes:
+            raise DatasetError(f"The archive {archive.name} is too large to extract here.")
+        odd = next((m for m in members if not (m.isfile() or m.isdir())), None)
+        if odd is not None:
+            kind = "link" if (odd.issym() or odd.islnk()) else "special file"
+            raise DatasetError(f"The archive {archive.name} holds a {kind} ({odd.name}); only files and folders are "
+                               "allowed, so it was not used.")
+        try:
+            tar.extractall(target, filter="data")
+        except tarfile.FilterError as error:  # absolute or escaping paths, odd permissions
+            raise DatasetError(f"The archive {archive.name} holds an unsafe entry ({error}); it was not used.") from None
 
 
 def _extract_zip(archive: Path, target: Path, max_bytes: int, max_files: int) -> None:

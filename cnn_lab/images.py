@@ -12,8 +12,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 40_000_000  # above this a file is refused before decoding (decompression bombs)
 WORK_SIDE = 512  # pages downscale larger images so that every slider move stays fast
-
-Image.MAX_IMAGE_PIXELS = None  # the check below gives the user a sentence instead of Pillow's exception
+# The formats a file may be (Pillow guesses from the content, never the name); Pillow's own bomb guard stays on.
+FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")  # JPEG covers phone photos (MPO) too
+Image.init()  # register every format plugin, so that Image.open can be told which ones it may use
 
 
 class ImageError(ValueError):
@@ -34,11 +35,12 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         lo, hi = float(arr.min()), float(arr.max())
         arr = (arr - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(arr)
         img = Image.fromarray(arr.round().astype(np.uint8), mode="L")
-    if img.mode == "P":
-        img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "PA"):
+    if img.mode == "P" and "transparency" not in img.info:
+        return img.convert("RGB")  # straight to 3 bytes a pixel: no 4-byte copy on the way (palette bombs)
+    if img.mode in ("P", "RGBA", "LA", "PA"):
+        rgba = img.convert("RGBA")  # once
         background = Image.new("RGB", img.size, (255, 255, 255))
-        background.paste(img.convert("RGBA"), mask=img.convert("RGBA").getchannel("A"))
+        background.paste(rgba, mask=rgba.getchannel("A"))
         return background
     return img.convert("RGB")
 
@@ -50,7 +52,7 @@ def read_rgb(source: bytes | str | Path | BinaryIO, max_pixels: int = MAX_PIXELS
             raise ImageError("The file is empty.")
         source = io.BytesIO(source)
     try:
-        img = Image.open(source)
+        img = Image.open(source, formats=FORMATS)
         width, height = img.size
         if width * height > max_pixels:
             raise ImageError(
@@ -61,7 +63,10 @@ def read_rgb(source: bytes | str | Path | BinaryIO, max_pixels: int = MAX_PIXELS
         img.load()
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:  # Pillow's guard, for the largest claims, before ours could look
+        raise ImageError(f"The image is over the {max_pixels / 1e6:.0f}-megapixel limit (it claims far more "
+                         "pixels); please use a smaller image.") from None
+    except UnidentifiedImageError:
         raise ImageError("This file is not an image that can be read (use JPEG, PNG, WebP, BMP or GIF).") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageError(f"The image file is truncated or corrupt ({error}).") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import secrets
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -14,7 +15,7 @@ import torch
 from torch import nn
 
 from cnn_lab.paths import cache_root
-from cnn_lab.train import EpochRecord
+from cnn_lab.metrics import EpochRecord
 
 
 def runs_root() -> Path:
@@ -36,6 +37,7 @@ class RunRecord:
     classes: list[str]  # empty until the run has finished
     mean: list[float] | None = None  # the per-channel normalisation the model expects (None: not saved)
     std: list[float] | None = None
+    owner: str = "you"
 
     @property
     def path(self) -> Path:
@@ -48,17 +50,22 @@ class RunRecord:
 
 
 def _write_json(path: Path, value) -> None:
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")  # each writer its own temporary file
     tmp.write_text(json.dumps(value, indent=2))
     tmp.replace(path)  # atomic: a killed app never leaves half a file
 
 
-def create_run(kind: str, config_json: str) -> str:
-    run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 10**6:06d}"
+def new_run_id() -> str:
+    """A run's name: when it was made, to the second, and a random part so that two at once never clash."""
+    return time.strftime("%Y%m%d-%H%M%S") + f"-{secrets.randbelow(10**6):06d}"
+
+
+def create_run(run_id: str, kind: str, config_json: str, owner: str = "you") -> str:
     folder = runs_root() / run_id
     folder.mkdir()
     (folder / "config.json").write_text(config_json)
-    _write_json(folder / "status.json", {"kind": kind, "status": "running", "message": "", "created": time.time()})
+    _write_json(folder / "status.json", {"kind": kind, "status": "running", "message": "", "created": time.time(),
+                                         "owner": owner})
     _write_json(folder / "metrics.json", [])
     return run_id
 
@@ -81,8 +88,9 @@ def delete_run(run_id: str) -> None:
 def save_weights(run_id: str, model: nn.Module) -> None:
     path = runs_root() / run_id / "model.pt"
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save(state, path.with_suffix(".tmp"))
-    path.with_suffix(".tmp").replace(path)
+    tmp = path.with_name(f".model.{secrets.token_hex(4)}.tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
 
 
 def _update_status(run_id: str, **values) -> None:
@@ -103,18 +111,20 @@ def load_run(run_id: str, live: set[str] = frozenset()) -> RunRecord:
     epochs = [EpochRecord(**e) for e in json.loads((folder / "metrics.json").read_text())]
     return RunRecord(run_id, status["kind"], json.loads((folder / "config.json").read_text()), state,
                      status.get("message", ""), epochs, status.get("test_acc"), status["created"],
-                     status.get("classes", []), status.get("mean"), status.get("std"))
+                     status.get("classes", []), status.get("mean"), status.get("std"), status.get("owner", "you"))
 
 
-def list_runs(live: set[str] = frozenset(), kind: str | None = None) -> list[RunRecord]:
-    """All runs, newest first; `live` names the runs a job in this process is still running."""
+def list_runs(live: set[str] = frozenset(), kind: str | None = None, owner: str | None = None) -> list[RunRecord]:
+    """All runs (of `owner`, when given), newest first; `live` names the runs a job in this process still runs."""
     records = []
     for folder in sorted(runs_root().iterdir(), reverse=True):
+        if folder.name.startswith("."):
+            continue
         try:
             record = load_run(folder.name, live)
         except (OSError, ValueError, KeyError, TypeError):
             continue  # a folder that is not a complete run
-        if kind is None or record.kind == kind:
+        if (kind is None or record.kind == kind) and (owner is None or record.owner == owner):
             records.append(record)
     return records
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -20,6 +19,7 @@ from cnn_lab.augment import TTA_VIEWS
 from cnn_lab.backbones import IMAGENET_MEAN, IMAGENET_STD
 from cnn_lab.device import pick_device
 from cnn_lab.downloads import Hooks
+from cnn_lab.metrics import Control, EpochRecord, MetricLog
 from cnn_lab.models import ModelSpec, build_model, count_parameters
 
 
@@ -213,69 +213,6 @@ class Lookahead:
         for average, weight in zip(self.average, self.weights):
             average.lerp_(weight, 1 - decay)
             weight.copy_(average)
-
-
-# ---------------------------------------------------------------- metrics and control
-
-
-@dataclass
-class EpochRecord:
-    epoch: int
-    train_loss: float
-    train_acc: float
-    val_loss: float | None
-    val_acc: float | None
-    lr: float
-    seconds: float
-    images_per_s: float
-
-
-class MetricLog:
-    """The thread-safe channel between the worker and the pages: the worker appends, readers copy."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.steps: list[tuple[int, float, float]] = []  # (step, train loss, lr)
-        self.epochs: list[EpochRecord] = []
-        self.progress: dict = {}
-
-    def add_steps(self, rows: list[tuple[int, float, float]]) -> None:
-        with self._lock:
-            self.steps.extend(rows)
-
-    def add_epoch(self, record: EpochRecord) -> None:
-        with self._lock:
-            self.epochs.append(record)
-
-    def set_progress(self, **values) -> None:
-        with self._lock:
-            self.progress = {**self.progress, **values}
-
-    def snapshot(self) -> tuple[list[tuple[int, float, float]], list[EpochRecord], dict]:
-        with self._lock:
-            return list(self.steps), list(self.epochs), dict(self.progress)
-
-
-class Control:
-    """Pause, resume and stop, checked by the worker once per step."""
-
-    def __init__(self) -> None:
-        self.stop_requested = threading.Event()
-        self.running = threading.Event()
-        self.running.set()
-
-    def pause(self) -> None:
-        self.running.clear()
-
-    def resume(self) -> None:
-        self.running.set()
-
-    def stop(self) -> None:
-        self.stop_requested.set()
-        self.running.set()
-
-    def wait_if_paused(self) -> None:
-        self.running.wait()
 
 
 def download_hooks(log: MetricLog, control: Control) -> Hooks:

@@ -24,8 +24,8 @@ from cnn_lab.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, Pretrained
 from cnn_lab.models import ModelSpec
 from cnn_lab.paths import cache_root
 from cnn_lab.downloads import DownloadCancelled, Hooks, Progress, reachable
-from cnn_lab.train import (Control, MetricLog, TrainConfig, TrainingError, TrainResult, download_hooks,
-                           resolve_device, train)
+from cnn_lab.metrics import Control, MetricLog
+from cnn_lab.train import TrainConfig, TrainingError, TrainResult, download_hooks, resolve_device, train
 
 MODES = ("probe", "partial", "full")
 

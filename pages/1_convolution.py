@@ -4,7 +4,8 @@ import streamlit as st
 import torch
 
 from cnn_lab import charts, conv, images, jobs, kernels, runs
-from ui import image_picker, page_header
+from cnn_lab.settings import load_settings
+from ui import image_picker, page_header, signed_in
 
 page_header("pages/1_convolution.py")
 
@@ -43,7 +44,10 @@ with right:
         bank = torch.tensor(grid.to_numpy(dtype=np.float32)).nan_to_num()[None]
         titles = ["custom"]
     else:
-        finished = [r for r in runs.list_runs(live=jobs.MANAGER.live_ids()) if (r.path / "model.pt").exists()]
+        person = signed_in()  # in shared mode your runs only, and none before you sign in
+        mine = [] if person is None else runs.list_runs(live=jobs.MANAGER.live_ids(),
+                                                         owner=person.name if load_settings().shared else None)
+        finished = [r for r in mine if (r.path / "model.pt").exists()]
         if not finished:
             st.info("No trained run yet: train one on the train or transfer page, then its first-layer filters appear here.")
             bank, titles = kernels.make_kernel("identity")[None], ["identity"]

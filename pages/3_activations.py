@@ -6,7 +6,7 @@ import torch
 from plotly.subplots import make_subplots
 
 from cnn_lab import activations, jobs
-from ui import page_header
+from ui import page_header, signed_in
 
 page_header("pages/3_activations.py")
 
@@ -104,7 +104,8 @@ with st.expander("Two classes: binary cross-entropy with a sigmoid"):
 
 # ---------------------------------------------------------------- a trained model's real activations
 st.subheader("Activations inside a trained model")
-job = jobs.MANAGER.latest("train")
+person = signed_in()  # your newest run (in shared mode, none before you sign in)
+job = jobs.MANAGER.latest("train", person) if person else None
 if job is None or job.result is None:
     st.caption("Train a model on the train page: its per-layer dead and saturated shares on a test batch appear here.")
 else:

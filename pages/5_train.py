@@ -3,14 +3,18 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from cnn_lab import augment, charts, evaluate, jobs, runs
+from cnn_lab import augment, charts, evaluate, jobs, limits, runs
 from cnn_lab.data import DATASETS, availability
 from cnn_lab.models import MODELS, first_conv_weights
 from cnn_lab.presets import PRESETS, preset
+from cnn_lab.settings import load_settings
 from cnn_lab.train import AUGMENTS, OPTIMIZERS, SCHEDULES
-from ui import job_controls, live_panel, model_settings, page_header, results_panel, upload_to_tensor
+from ui import (job_controls, live_panel, model_settings, page_header, queue_panel, results_panel, upload_to_tensor,
+                who_is_asking)
 
 page_header("pages/5_train.py")
+person = who_is_asking()
+shared = load_settings().shared
 
 
 # ---------------------------------------------------------------- the recipe
@@ -78,13 +82,19 @@ if config.dataset in DATASETS:
 elif not config.dataset.strip():
     ready = False
     st.info("Type the path of an image folder in the settings above, then press Start.")
-elif not Path(config.dataset).is_dir():
-    ready = False
-    st.warning(f"The folder {config.dataset} does not exist; check the path in the settings above.")
+else:
+    try:
+        config.dataset = str(limits.allowed_folder(config.dataset))
+        if not Path(config.dataset).is_dir():
+            raise limits.LimitError(f"The folder {config.dataset} does not exist; check the path in the settings above.")
+    except limits.LimitError as error:
+        ready = False
+        st.warning(str(error))
 
 # ---------------------------------------------------------------- start, pause, resume, stop; live curves
-job = job_controls("train", "Start training", lambda: jobs.MANAGER.start(config), can_start=ready)
+job = job_controls("train", "Start training", lambda: jobs.MANAGER.submit(config, owner=person), person, ready)
 live_panel(job, "No run yet: pick a preset and press Start.")
+queue_panel(person)
 
 # ---------------------------------------------------------------- after training
 if job and not job.alive and job.result is not None:
@@ -111,7 +121,7 @@ if job and not job.alive and job.result is not None:
 
 # ---------------------------------------------------------------- history
 st.subheader("Runs")
-history = runs.list_runs(live=jobs.MANAGER.live_ids(), kind="train")
+history = runs.list_runs(live=jobs.MANAGER.live_ids(), kind="train", owner=person.name if shared else None)
 if not history:
     st.caption("Finished, stopped and interrupted runs appear here.")
 else:

@@ -1,16 +1,18 @@
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import streamlit as st
 import torch
 
-from cnn_lab import augment, charts, data, downloads, evaluate, explain, jobs, runs, transfer
+from cnn_lab import augment, charts, data, downloads, evaluate, explain, jobs, limits, runs, transfer
 from cnn_lab.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, WeightsUnavailable
-from cnn_lab.paths import cache_root
-from ui import download_panel, job_controls, live_panel, page_header, picture, results_panel, upload_to_tensor
+from cnn_lab.settings import load_settings
+from ui import (download_panel, job_controls, live_panel, page_header, picture, queue_panel, results_panel,
+                upload_to_tensor, who_is_asking)
 
 page_header("pages/6_transfer.py")
+person = who_is_asking()
+shared = load_settings().shared
 config = transfer.TransferConfig()
 
 
@@ -36,19 +38,17 @@ try:
             st.stop()
         config.data = "boats9"
     elif choice == "folder":
-        config.data = st.text_input("Folder (ImageFolder layout: <root>/<class>/ or <root>/{train,val,test}/<class>/)",
-                                    key="folder")
-        if not config.data.strip():
+        folder = st.text_input("Folder (ImageFolder layout: <root>/<class>/ or <root>/{train,val,test}/<class>/)",
+                               key="folder")
+        if not folder.strip():
             st.caption("Type a folder's path to use the photos in it.")
             st.stop()
+        config.data = str(limits.allowed_folder(folder))
     elif choice == "upload":
         upload = st.file_uploader("A zip of class folders", type=["zip"])
         if upload is None:
             st.stop()
-        saved = cache_root() / "uploads" / f"{upload.file_id}-{Path(upload.name).name}"  # a new upload: a new dataset
-        saved.parent.mkdir(exist_ok=True)
-        saved.write_bytes(upload.getvalue())
-        config.data = str(saved)
+        config.data = str(limits.save_upload(upload.getvalue(), upload.name))  # named by content: extracted once
     else:
         folder = transfer.kaggle_boats_folder() or download_panel(
             "kaggle", "the Kaggle boat types", "Download the Kaggle boat types", transfer.download_kaggle_boats,
@@ -57,7 +57,7 @@ try:
                     "Use boats9 or your own photos instead.")
         config.data = str(folder)
     dataset = dataset_at(config.data, config.image_size)
-except (data.DatasetError, data.DatasetUnavailable) as error:
+except (data.DatasetError, data.DatasetUnavailable, limits.LimitError) as error:
     st.error(str(error))
     st.stop()
 
@@ -138,14 +138,15 @@ st.session_state["transfer_config"] = config  # what Start runs (the settings te
 
 
 def start_job() -> jobs.Job:
-    return jobs.MANAGER.start(config, kind="transfer", work=lambda log, control, on_epoch: transfer.run_transfer(
-        config, log, control, on_epoch))
+    return jobs.MANAGER.submit(config, kind="transfer", owner=person, work=lambda log, control, on_epoch:
+                               transfer.run_transfer(config, log, control, on_epoch))
 
 
 # ---------------------------------------------------------------- training
 st.subheader("3. Train")
-job = job_controls("transfer", "Start fine-tuning", start_job)
+job = job_controls("transfer", "Start fine-tuning", start_job, person)
 live_panel(job, "No transfer run yet: choose the settings above and press Start.")
+queue_panel(person)
 if job and not job.alive and job.result is not None:
     results_panel(job.result, "transfer")
     extras = job.result.extras
@@ -155,8 +156,8 @@ if job and not job.alive and job.result is not None:
 
 # ---------------------------------------------------------------- classify a photo
 st.subheader("4. Classify a photo")
-finished = [r for r in runs.list_runs(live=jobs.MANAGER.live_ids(), kind="transfer")
-            if r.status == "finished" and r.classes and (r.path / "model.pt").exists()]
+mine = runs.list_runs(live=jobs.MANAGER.live_ids(), kind="transfer", owner=person.name if shared else None)
+finished = [r for r in mine if r.status == "finished" and r.classes and (r.path / "model.pt").exists()]
 if not finished:
     st.caption("Train a transfer run first; the best finished run is then used here.")
     st.stop()

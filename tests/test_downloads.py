@@ -160,7 +160,8 @@ def test_stop_cancels_a_jobs_download_and_leaves_no_run(server, monkeypatch, tmp
     _Handler.slow.set()
     monkeypatch.setattr(tvd.MNIST, "mirrors", [server + "/mnist/"])
     monkeypatch.setattr(tvd.MNIST, "resources", [("train-images-idx3-ubyte.gz", hashlib.md5(body).hexdigest())])
-    job = jobs.JobManager().start(TrainConfig(dataset="mnist", model=ModelSpec("mlp"), epochs=1))
+    manager = jobs.JobManager()
+    job = manager.start(TrainConfig(dataset="mnist", model=ModelSpec("mlp"), epochs=1))
     for _ in range(200):
         if "downloading MNIST" in job.log.snapshot()[2].get("stage", ""):
             break
@@ -168,7 +169,7 @@ def test_stop_cancels_a_jobs_download_and_leaves_no_run(server, monkeypatch, tmp
     progress = job.log.snapshot()[2]
     assert progress["stage"].startswith("downloading MNIST: ") and " of 8.4 MB" in progress["stage"]
     assert 0 < progress["stage_fraction"] < 1
-    job.stop()
+    manager.stop(job)
     job.thread.join(timeout=30)
     assert job.status == "stopped" and "cancelled" in job.message
     assert not (runs.runs_root() / job.run_id).exists()

@@ -29,30 +29,38 @@ def test_short_run_on_digits_shows_curves_and_results():
     assert any(job.run_id == row for row in at.dataframe[0].value["run"].tolist())
 
 
-def test_second_start_while_busy_says_device_busy():
-    earlier = jobs.MANAGER.latest("train")
-    at = AppTest.from_file(str(ROOT / "pages/5_train.py"), default_timeout=60).run()
-    at.selectbox[0].select("Digits (seconds, built in)").run()
-    # A long job holds the device; the page must say so instead of starting a second one.
+def _wait_for(predicate, seconds=60.0) -> bool:
+    for _ in range(int(seconds * 10)):
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_start_while_busy_queues_and_a_second_tab_finds_the_running_job():
     from cnn_lab.presets import preset
 
     long = preset("Digits (seconds, built in)")
     long.epochs = 500
-    busy = jobs.MANAGER.start(long)
+    busy = jobs.MANAGER.start(long)  # a long job holds the device
+    queued = None
     try:
-        at.run()
-        assert at.button[0].disabled  # Start is disabled while a job runs
-        # A second tab (a fresh session) finds the same running job instead of starting another.
-        at2 = AppTest.from_file(str(ROOT / "pages/5_train.py"), default_timeout=60).run()
-        assert at2.button[0].disabled
-        assert at2.get("progress")[0].proto.text.startswith("running")
+        # A fresh session (a refresh, a second tab) finds the running job instead of starting another.
+        at = AppTest.from_file(str(ROOT / "pages/5_train.py"), default_timeout=60).run()
+        assert at.get("progress")[0].proto.text.startswith("running")
+        at.selectbox[0].select("Digits (seconds, built in)").run()
+        next(b for b in at.button if b.label == "Start training").click().run()  # the device is busy: queued
+        queued = jobs.MANAGER.latest("train")
+        assert queued is not busy and queued.status == "queued" and jobs.MANAGER.position(queued) == 1
+        assert at.get("progress")[0].proto.text.startswith("queued · position 1 · estimated wait")
+        jobs.MANAGER.stop(busy)
+        assert _wait_for(lambda: queued.status in ("running", "finished"))  # the queue moves on by itself
     finally:
-        busy.stop()
-        for _ in range(100):
-            if not busy.alive:
-                break
-            time.sleep(0.1)
-    assert busy.status == "stopped" and earlier is not busy
+        jobs.MANAGER.stop(busy)
+        if queued is not None:
+            jobs.MANAGER.stop(queued)
+        assert _wait_for(lambda: not busy.alive and not (queued and queued.alive))
+    assert busy.status == "stopped"
 
 
 def test_settings_reject_bad_widths_and_train_from_a_folder(tmp_path):

@@ -1,7 +1,6 @@
 """The transfer page through AppTest: a linear probe on boats9, then classification with Grad-CAM."""
 import time
 
-import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 

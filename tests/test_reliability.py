@@ -29,11 +29,15 @@ def test_twenty_start_stop_cycles_leave_no_threads_and_flat_memory():
         deadline = time.time() + 30
         while not job.log.snapshot()[0] and time.time() < deadline:
             time.sleep(0.02)
-        job.stop()
+        manager.stop(job)
         job.thread.join(timeout=30)
         assert job.status == "stopped"
         gc.collect()
         rss.append(process.memory_info().rss)
+    for _ in range(50):  # the supervisor thread ends within half a second of the last job
+        if threading.active_count() == threads_before:
+            break
+        time.sleep(0.1)
     assert threading.active_count() == threads_before
     growth = (rss[-1] - rss[4]) / 2**20  # after the first cycles have warmed the allocator up
     print(f"RSS after cycle 5: {rss[4] / 2**20:.0f} MiB, after 20: {rss[-1] / 2**20:.0f} MiB")
@@ -123,7 +127,7 @@ def test_malicious_pickle_checkpoint(tmp_path):
         def __reduce__(self):
             return (print, ("this must never run",))
 
-    run_id = runs.create_run("train", TrainConfig().to_json())
+    run_id = runs.create_run(runs.new_run_id(), "train", TrainConfig().to_json())
     (runs.runs_root() / run_id / "model.pt").write_bytes(pickle.dumps(Payload()))
     with pytest.raises(pickle.UnpicklingError):
         runs.load_weights(run_id)

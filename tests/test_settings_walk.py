@@ -193,7 +193,7 @@ def _drawn(at) -> str:
 @pytest.fixture
 def learned_run():
     """A finished run whose first layer is 4 filters of 3x3 over grey images, trained with mean 0.4, std 0.2."""
-    run_id = runs.create_run("train", TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[4])).to_json())
+    run_id = runs.create_run(runs.new_run_id(), "train", TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[4])).to_json())
     conv = torch.nn.Conv2d(1, 4, 3)
     torch.manual_seed(0)
     torch.nn.init.normal_(conv.weight)

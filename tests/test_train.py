@@ -7,7 +7,8 @@ import torch
 from cnn_lab import jobs, runs
 from cnn_lab.evaluate import confusion_matrix, per_class_accuracy, top_k
 from cnn_lab.models import MODELS, ModelError, ModelSpec, build_model, count_parameters, course_spec
-from cnn_lab.train import MetricLog, TrainConfig, TrainingError, random_crop, random_flip, train
+from cnn_lab.metrics import MetricLog
+from cnn_lab.train import TrainConfig, TrainingError, random_crop, random_flip, train
 
 
 def test_config_json_round_trip():
@@ -144,16 +145,18 @@ def test_job_pause_resume_stop_and_persistence():
     config = TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[16, 32]), epochs=200, batch_size=16)
     job = manager.start(config)
     assert _wait(lambda: job.log.snapshot()[0])
-    with pytest.raises(jobs.DeviceBusy, match="busy"):
-        manager.start(config)
-    job.pause()
+    second = manager.start(config)  # the device is busy: it waits in the queue, it is not refused
+    assert second.status == "queued" and manager.position(second) == 1
+    manager.stop(second)
+    assert second.status == "stopped" and "out of the queue" in second.message and manager.waiting() == []
+    manager.pause(job)
     time.sleep(0.3)
     paused_at = job.log.snapshot()[2]["step"]
     time.sleep(0.7)
     assert job.log.snapshot()[2]["step"] - paused_at <= 2  # at most the step in flight and its publish
-    job.resume()
+    manager.resume(job)
     assert _wait(lambda: job.log.snapshot()[2]["step"] > paused_at + 5)
-    job.stop()
+    manager.stop(job)
     assert _wait(lambda: not job.alive, 30)
     assert job.status == "stopped"
     record = runs.load_run(job.run_id)
@@ -176,7 +179,7 @@ def test_a_job_that_never_started_leaves_no_run_but_a_failed_one_stays():
 
 
 def test_interrupted_run_is_shown_as_interrupted():
-    run_id = runs.create_run("train", TrainConfig(dataset="digits").to_json())
+    run_id = runs.create_run(runs.new_run_id(), "train", TrainConfig(dataset="digits").to_json())
     assert runs.load_run(run_id, live=set()).status == "interrupted"
     assert runs.load_run(run_id, live={run_id}).status == "running"
 
@@ -188,7 +191,7 @@ def test_malicious_checkpoint_is_refused(tmp_path):
         def __reduce__(self):
             return (exec, ("open('%s', 'w').write('owned')" % (tmp_path / "owned"),))
 
-    run_id = runs.create_run("train", TrainConfig().to_json())
+    run_id = runs.create_run(runs.new_run_id(), "train", TrainConfig().to_json())
     (runs.runs_root() / run_id / "model.pt").write_bytes(pickle.dumps(Evil()))
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         runs.load_weights(run_id)

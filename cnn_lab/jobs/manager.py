@@ -1,0 +1,292 @@
+"""The job manager: jobs belong to a person, wait in a fair queue, and run in background threads owned by the
+process, not by a browser tab. The worker never touches Streamlit; pages poll the job's log.
+
+A job's life: queued -> running (<-> paused) -> finished | stopped | failed. Only its owner or an admin may pause,
+resume or stop it. A supervisor thread enforces the time limit and gives the device back from a job paused too
+long; a job that ends frees its slot and the next one in the queue starts.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import torch
+
+from cnn_lab import runs
+from cnn_lab.augment import AugmentError
+from cnn_lab.backbones import WeightsUnavailable
+from cnn_lab.data import DatasetError, DatasetUnavailable
+from cnn_lab.downloads import DownloadCancelled
+from cnn_lab.identity import LOCAL, Person
+from cnn_lab.jobs.local import ThreadExecutor
+from cnn_lab.jobs.queue import FairQueue, Ticket, start_times
+from cnn_lab.metrics import Control, MetricLog
+from cnn_lab.models import ModelError
+from cnn_lab.settings import Settings, load_settings
+from cnn_lab.train import TrainingError, TrainResult, train
+
+EXPECTED_ERRORS = (TrainingError, DatasetUnavailable, DatasetError, ModelError, AugmentError, WeightsUnavailable)
+
+
+class NotAllowed(PermissionError):
+    """Someone who is neither the job's owner nor an admin tried to control it; the message is one sentence."""
+
+
+class JobConfig(Protocol):
+    def to_json(self) -> str: ...
+
+
+# work(log, control, on_epoch) -> TrainResult
+Work = Callable[[MetricLog, Control, Callable], TrainResult]
+
+
+@dataclass
+class Job:
+    run_id: str
+    kind: str
+    config: Any
+    owner: str = LOCAL.name
+    work: Work | None = None
+    log: MetricLog = field(default_factory=MetricLog)
+    control: Control = field(default_factory=Control)
+    status: str = "queued"  # queued | running | paused | finished | stopped | failed
+    message: str = ""
+    result: TrainResult | None = None
+    thread: threading.Thread | None = None
+    submitted: float = field(default_factory=time.time)
+    started: float | None = None
+    paused_since: float | None = None
+    stop_reason: str = ""  # why the manager stopped it (time limit, paused too long), for its message
+
+    @property
+    def alive(self) -> bool:
+        """Waiting or running: not ended yet."""
+        return self.status == "queued" or (self.thread is not None and self.thread.is_alive())
+
+    @property
+    def waiting(self) -> bool:
+        return self.status == "queued"
+
+
+class JobManager:
+    def __init__(self, settings: Settings | None = None, max_running: int | None = None):
+        self.settings = settings or load_settings()
+        self.max_running = max_running or self.settings.max_running
+        self._jobs: dict[str, Job] = {}
+        self._queue = FairQueue(self.settings.queued_per_person if self.settings.shared else 10_000)
+        self._lock = threading.RLock()
+        self._executor = ThreadExecutor()
+        self._supervisor: threading.Thread | None = None
+        self._seconds_per_epoch: dict[tuple, float] = {}  # (kind, dataset, model) -> seconds, from finished jobs
+
+    # ------------------------------------------------------------ submitting
+
+    def submit(self, config: JobConfig, work: Work | None = None, kind: str = "train", owner: Person = LOCAL) -> Job:
+        """Queue a job for `owner`; it starts at once when a slot is free. Raises QueueFull past the per-person cap."""
+        self.forget_results()
+        with self._lock:
+            job = Job(runs.new_run_id(), kind, config, owner.name)
+            job.work = work or (lambda log, control, on_epoch: train(config, log=log, control=control,
+                                                                      on_epoch=on_epoch))
+            self._queue.push(Ticket(job.run_id, job.owner))
+            self._jobs[job.run_id] = job
+            self._dispatch()
+        self._ensure_supervisor()
+        return job
+
+    def start(self, config: JobConfig, work: Work | None = None, kind: str = "train") -> Job:
+        """Submit a job as the local user (local mode, the CLI and tests)."""
+        return self.submit(config, work, kind)
+
+    def _dispatch(self) -> None:
+        """Start waiting jobs while slots are free (the caller holds the lock)."""
+        while True:
+            running = [job for job in self._jobs.values() if job.status in ("running", "paused")]
+            if len(running) >= self.max_running:
+                return
+            busy = {job.owner for job in running} if self.settings.shared else set()
+            ticket = self._queue.pop_next(busy)
+            if ticket is None:
+                return
+            job = self._jobs[ticket.job_id]
+            runs.create_run(job.run_id, job.kind, job.config.to_json(), owner=job.owner)
+            job.status, job.started = "running", time.time()
+            job.thread = self._executor.launch(f"cnn-lab-{job.run_id}", lambda job=job: self._run(job))
+
+    # ------------------------------------------------------------ running
+
+    def _run(self, job: Job) -> None:
+        def on_epoch(model, epochs) -> None:
+            runs.save_epochs(job.run_id, epochs, model, normalisation=_normalisation(job.log))
+
+        try:
+            result = job.work(job.log, job.control, on_epoch)
+            result.model.cpu()
+            runs.save_weights(job.run_id, result.model)
+            job.status = "stopped" if result.stopped_by_user else "finished"
+            job.message = (
+                f"{job.stop_reason or 'Stopped by the user'}; test accuracy of the model so far: {result.test_acc:.1%}."
+                if result.stopped_by_user
+                else f"Test accuracy {result.test_acc:.1%} after {len(job.log.epochs)} epochs in {result.seconds:.0f} s"
+                + (" (early stopping restored the best epoch's weights)." if result.stopped_early else ".")
+            )
+            job.result = result
+            runs.save_epochs(job.run_id, job.log.snapshot()[1], normalisation=(result.mean.flatten().tolist(),
+                                                                               result.std.flatten().tolist()))
+            runs.finish_run(job.run_id, job.status, job.message, result.test_acc, seconds=result.seconds,
+                            parameters=result.parameters, classes=result.classes, **result.extras)
+            self._remember_speed(job, result.seconds)
+        except DownloadCancelled as error:
+            job.status, job.message = "stopped", str(error)
+            self._end_before_training(job)
+        except EXPECTED_ERRORS as error:
+            job.status, job.message = "failed", str(error)
+            self._end_before_training(job)
+        except Exception as error:  # noqa: BLE001 - the worker must report, never die silently
+            job.status = "failed"
+            job.message = f"The run failed unexpectedly: {type(error).__name__}: {error}"
+            runs.finish_run(job.run_id, "failed", job.message, traceback=traceback.format_exc())
+        finally:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            with self._lock:
+                self._dispatch()  # the slot is free: the next job in the queue starts
+
+    @staticmethod
+    def _end_before_training(job: Job) -> None:
+        """A run that never reached its first step (no data, no weights, a cancelled download) leaves no run folder
+        to clutter the history; the job keeps its sentence for the page. One that did train is kept as failed."""
+        if "total_steps" in job.log.snapshot()[2]:
+            runs.finish_run(job.run_id, job.status, job.message)
+        else:
+            runs.delete_run(job.run_id)
+
+    # ------------------------------------------------------------ control: the owner or an admin
+
+    def can_control(self, job: Job, person: Person) -> bool:
+        return person.admin or job.owner == person.name
+
+    def _check(self, job: Job, person: Person, verb: str) -> None:
+        if not self.can_control(job, person):
+            raise NotAllowed(f"Only {job.owner} or an admin can {verb} this job.")
+
+    def pause(self, job: Job, person: Person = LOCAL) -> None:
+        self._check(job, person, "pause")
+        if job.status == "running":
+            job.control.pause()
+            job.status, job.paused_since = "paused", time.time()
+
+    def resume(self, job: Job, person: Person = LOCAL) -> None:
+        self._check(job, person, "resume")
+        if job.status == "paused":
+            job.control.resume()
+            job.status, job.paused_since = "running", None
+
+    def stop(self, job: Job, person: Person = LOCAL, reason: str = "") -> None:
+        """Stop a running job (it keeps the model so far) or take a waiting one out of the queue."""
+        self._check(job, person, "stop")
+        with self._lock:
+            if job.status == "queued" and self._queue.remove(job.run_id):
+                job.status = "stopped"
+                job.message = "Taken out of the queue before it started."
+                return
+        job.stop_reason = reason or (f"Stopped by {person.name}" if person.name != job.owner else "")
+        job.control.stop()
+        if job.status == "paused":
+            job.status = "running"
+
+    # ------------------------------------------------------------ the supervisor: time limit, pause timeout
+
+    def _ensure_supervisor(self) -> None:
+        with self._lock:
+            if self._supervisor is None or not self._supervisor.is_alive():
+                self._supervisor = threading.Thread(target=self._supervise, name="cnn-lab-supervisor", daemon=True)
+                self._supervisor.start()
+
+    def _supervise(self) -> None:
+        while any(job.alive for job in list(self._jobs.values())):
+            self.enforce_limits()
+            time.sleep(0.5)
+
+    def enforce_limits(self, now: float | None = None) -> None:
+        now = now or time.time()
+        limit = self.settings.time_limit_minutes * 60
+        pause_limit = self.settings.pause_timeout_minutes * 60
+        for job in list(self._jobs.values()):
+            if job.status == "paused" and pause_limit and now - job.paused_since > pause_limit:
+                self.stop(job, LOCAL, f"Paused for over {self.settings.pause_timeout_minutes:g} minutes, so it gave "
+                                      "the device back")
+            elif job.status == "running" and limit and job.started and now - job.started > limit:
+                if not job.control.stop_requested.is_set():
+                    self.stop(job, LOCAL, f"Stopped at the time limit of {self.settings.time_limit_minutes:g} minutes")
+
+    # ------------------------------------------------------------ what the pages read
+
+    def jobs(self, kind: str | None = None) -> list[Job]:
+        """Every job of this process, in the order they were submitted."""
+        return [job for job in self._jobs.values() if kind is None or job.kind == kind]
+
+    def get(self, run_id: str) -> Job | None:
+        return self._jobs.get(run_id)
+
+    def latest(self, kind: str | None = None, owner: Person | None = None) -> Job | None:
+        """The newest job (of `owner`, when given: in shared mode a page shows your jobs)."""
+        jobs = [job for job in self.jobs(kind) if owner is None or job.owner == owner.name]
+        return jobs[-1] if jobs else None
+
+    def waiting(self) -> list[Job]:
+        """The queue, in the order it will be served."""
+        return [self._jobs[t.job_id] for t in self._queue.waiting()]
+
+    def position(self, job: Job) -> int | None:
+        waiting = self.waiting()
+        return waiting.index(job) + 1 if job in waiting else None
+
+    def estimated_wait(self, job: Job) -> float | None:
+        """Seconds until a waiting job should start (None when a job ahead has no estimate yet)."""
+        waiting = self.waiting()
+        if job not in waiting:
+            return None
+        running = [j for j in self._jobs.values() if j.status in ("running", "paused")]
+        left = [j.log.snapshot()[2].get("eta") or self.expected_seconds(j) for j in running]
+        durations = [self.expected_seconds(j) for j in waiting[: waiting.index(job) + 1]]
+        if any(value is None for value in left + durations[:-1]):
+            return None
+        return start_times(left, durations[:-1] + [0.0], self.max_running)[-1]
+
+    def expected_seconds(self, job: Job) -> float | None:
+        """How long a job should take: its epochs times the seconds per epoch of the last like job here."""
+        per_epoch = self._seconds_per_epoch.get(_signature(job))
+        return per_epoch * getattr(job.config, "epochs", 1) if per_epoch else None
+
+    def _remember_speed(self, job: Job, seconds: float) -> None:
+        epochs = max(1, len(job.log.epochs))
+        self._seconds_per_epoch[_signature(job)] = seconds / epochs
+
+    def live_ids(self) -> set[str]:
+        return {run_id for run_id, job in self._jobs.items() if job.alive}
+
+    def forget_results(self, keep: int = 2) -> None:
+        """Drop models and device data of all but the newest `keep` finished jobs, to free memory."""
+        finished = [job for job in self._jobs.values() if not job.alive]
+        for job in finished[:-keep]:
+            job.result = None
+
+
+def _signature(job: Job) -> tuple:
+    config = job.config
+    model = getattr(getattr(config, "model", None), "name", getattr(config, "backbone", ""))
+    return job.kind, getattr(config, "dataset", getattr(config, "data", "")), model, getattr(config, "mode", "")
+
+
+def _normalisation(log: MetricLog) -> tuple[list[float], list[float]] | None:
+    """The per-channel mean and std the model is trained with, as the trainer published them."""
+    progress = log.snapshot()[2]
+    return (progress["mean"], progress["std"]) if "mean" in progress else None
+
+
+# One manager per process: every session, tab and refresh shares it.
+MANAGER = JobManager()

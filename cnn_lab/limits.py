@@ -1,0 +1,89 @@
+"""Budgets and fences for a server that strangers use: which folders a browser may point the app at, where
+uploads go (named by their content, so the same file is stored and extracted once), how much disk the uploads
+and caches may take (the oldest go first), and how much memory one decoded dataset may take."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from pathlib import Path
+
+from cnn_lab.paths import cache_root, data_root
+from cnn_lab.settings import load_settings
+
+
+class LimitError(ValueError):
+    """An input beyond what this server allows; the message is one sentence."""
+
+
+def uploads_root() -> Path:
+    root = cache_root() / "uploads"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def allowed_folder(text: str) -> Path:
+    """The folder a page was given, resolved. Refused: an empty path (both modes); in shared mode anything outside
+    the data folder and the uploads area (resolved first, so `..` and symbolic links cannot leave them)."""
+    if not text.strip():
+        raise LimitError("Type a folder's path: an empty path is not a folder.")
+    path = Path(text.strip()).expanduser().resolve()
+    if load_settings().shared:
+        roots = [root.resolve() for root in (data_root(), uploads_root()) if root is not None]
+        if not any(path == root or path.is_relative_to(root) for root in roots):
+            where = " or ".join(str(root) for root in roots)
+            raise LimitError(f"On this shared server only folders inside {where} can be used.")
+    return path
+
+
+def save_upload(content: bytes, name: str) -> Path:
+    """Store an upload under the hash of its content (the same file twice is one file, extracted once)."""
+    suffix = "".join(Path(name).suffixes[-2:]).lower() if name.lower().endswith(".tar.gz") else Path(name).suffix.lower()
+    path = uploads_root() / f"{hashlib.sha256(content).hexdigest()[:24]}{suffix}"
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}-{time.monotonic_ns()}.tmp")
+        tmp.write_bytes(content)
+        tmp.replace(path)
+    os.utime(path)  # used now: the disk budget removes the least recently used first
+    enforce_disk_budget(keep=path)
+    return path
+
+
+BUDGETED = ("uploads", "extracted", "datasets", "features")  # what the disk budget may remove, under the cache
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def enforce_disk_budget(budget_bytes: int | None = None, keep: Path | None = None) -> list[Path]:
+    """Remove the least recently used uploads, extractions and caches until they fit the budget; returns what
+    went. `keep` (what is being used now) is never removed."""
+    budget = budget_bytes if budget_bytes is not None else int(load_settings().disk_budget_gb * 2**30)
+    entries = [entry for folder in BUDGETED if (cache_root() / folder).is_dir()
+               for entry in (cache_root() / folder).iterdir() if not entry.name.startswith(".")]
+    sizes = {entry: _size(entry) for entry in entries}
+    total, removed = sum(sizes.values()), []
+    for entry in sorted(entries, key=lambda e: e.stat().st_mtime):
+        if total <= budget:
+            break
+        if keep is not None and (entry == keep or keep.is_relative_to(entry)):
+            continue
+        shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+        total -= sizes[entry]
+        removed.append(entry)
+    return removed
+
+
+def check_decode_budget(count: int, channels: int, size: int) -> None:
+    """Refuse, before decoding anything, a dataset whose arrays would pass the memory budget."""
+    needed = count * channels * size * size
+    budget = load_settings().decode_budget_gb * 2**30
+    if needed > budget:
+        raise LimitError(
+            f"Decoding these {count:,} images at {size}x{size} pixels would take {needed / 2**30:.1f} GB of memory, "
+            f"over this server's {budget / 2**30:.1f} GB limit: use fewer images or a smaller image size."
+        )

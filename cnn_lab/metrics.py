@@ -1,0 +1,73 @@
+"""The channel between a training worker and the pages: per-step and per-epoch metrics, progress, and the
+pause / resume / stop control. Thread-safe, and bounded: a run of any length keeps at most `max_steps` step
+points (older ones thinned to every other), so memory stays flat however long a job runs."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float | None
+    val_acc: float | None
+    lr: float
+    seconds: float
+    images_per_s: float
+
+
+class MetricLog:
+    """The worker appends, readers copy. Step points are kept at a stride that doubles whenever the buffer
+    fills (every point, then every 2nd, 4th, ...), so the whole curve stays drawn at a bounded cost."""
+
+    def __init__(self, max_steps: int = 10_000) -> None:
+        self._lock = threading.Lock()
+        self.max_steps = max_steps
+        self.stride = 1
+        self.steps: list[tuple[int, float, float]] = []  # (step, train loss, lr)
+        self.epochs: list[EpochRecord] = []
+        self.progress: dict = {}
+
+    def add_steps(self, rows: list[tuple[int, float, float]]) -> None:
+        with self._lock:
+            self.steps.extend(row for row in rows if row[0] % self.stride == 0)
+            while len(self.steps) > self.max_steps:
+                self.stride *= 2
+                self.steps = [row for row in self.steps if row[0] % self.stride == 0]
+
+    def add_epoch(self, record: EpochRecord) -> None:
+        with self._lock:
+            self.epochs.append(record)
+
+    def set_progress(self, **values) -> None:
+        with self._lock:
+            self.progress = {**self.progress, **values}
+
+    def snapshot(self) -> tuple[list[tuple[int, float, float]], list[EpochRecord], dict]:
+        with self._lock:
+            return list(self.steps), list(self.epochs), dict(self.progress)
+
+
+class Control:
+    """Pause, resume and stop, checked by the worker once per step."""
+
+    def __init__(self) -> None:
+        self.stop_requested = threading.Event()
+        self.running = threading.Event()
+        self.running.set()
+
+    def pause(self) -> None:
+        self.running.clear()
+
+    def resume(self) -> None:
+        self.running.set()
+
+    def stop(self) -> None:
+        self.stop_requested.set()
+        self.running.set()
+
+    def wait_if_paused(self) -> None:
+        self.running.wait()

@@ -1,0 +1,48 @@
+"""The server's settings, from environment variables, so that the app and the CLI read the same ones.
+
+Local mode (the default) needs none of them. A class server sets CNN_LAB_SHARED=1 and usually an admin password;
+README.md's "Run it for a class" lists them all.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    shared: bool = False  # many people on one server: each job has an owner, folders are fenced in
+    login: bool = False  # identify people with st.login (an OIDC provider in .streamlit/secrets.toml)
+    admins: tuple[str, ...] = ()  # st.login e-mails with admin rights
+    admin_password: str = ""  # without st.login: the password that makes a person an admin
+    max_running: int = 1  # jobs on the device at once
+    queued_per_person: int = 3  # jobs one person may have waiting (shared mode; one running per person)
+    time_limit_minutes: float = 30.0  # a job running longer is stopped (0 = no limit)
+    pause_timeout_minutes: float = 10.0  # a job paused longer gives the device back: it is stopped (0 = never)
+    disk_budget_gb: float = 5.0  # uploads, extracted archives and caches together; the oldest go first
+    decode_budget_gb: float = 2.0  # the largest decoded dataset (images x 3 x size^2 bytes) one load may build
+
+
+def _number(name: str, default: float) -> float:
+    text = os.environ.get(name, "").strip()
+    try:
+        return float(text) if text else default
+    except ValueError:
+        raise ValueError(f"The setting {name}={text!r} is not a number.") from None
+
+
+def load_settings() -> Settings:
+    """The settings in force now (read on each call: cheap, and a test can change them)."""
+    env = os.environ.get
+    return Settings(
+        shared=env("CNN_LAB_SHARED", "") not in ("", "0", "false", "no"),
+        login=env("CNN_LAB_LOGIN", "") not in ("", "0", "false", "no"),
+        admins=tuple(a.strip() for a in env("CNN_LAB_ADMINS", "").split(",") if a.strip()),
+        admin_password=env("CNN_LAB_ADMIN_PASSWORD", ""),
+        max_running=int(_number("CNN_LAB_MAX_JOBS", 1)),
+        queued_per_person=int(_number("CNN_LAB_QUEUED_PER_PERSON", 3)),
+        time_limit_minutes=_number("CNN_LAB_TIME_LIMIT_MINUTES", 30.0),
+        pause_timeout_minutes=_number("CNN_LAB_PAUSE_TIMEOUT_MINUTES", 10.0),
+        disk_budget_gb=_number("CNN_LAB_DISK_BUDGET_GB", 5.0),
+        decode_budget_gb=_number("CNN_LAB_DECODE_BUDGET_GB", 2.0),
+    )
