@@ -1,4 +1,7 @@
 """CNN Lab home: what this is, the pages in course order, and what this machine has."""
+import logging
+import uuid
+
 import streamlit as st
 
 from cnn_lab import backbones, data, device
@@ -32,4 +35,10 @@ pages = {p.path: st.Page(p.path, title=p.title, icon=p.icon) for p in PAGES}
 navigation = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), *pages.values()])
 if "deep_link" in st.session_state:  # see ui.page_header
     st.switch_page(pages[st.session_state.pop("deep_link")])
-navigation.run()
+try:
+    navigation.run()
+except Exception:  # noqa: BLE001 - no traceback reaches the browser: the log has it, under an id
+    error_id = uuid.uuid4().hex[:8]
+    logging.getLogger("cnn_lab").exception("error %s on %s", error_id, navigation.title)
+    st.error(f"Something went wrong on this page (error {error_id}). Nothing you made is lost; try again, and "
+             "if it happens again, give this id to whoever runs the server: the details are in its log.")

@@ -254,9 +254,10 @@ def queue_panel(person: Person) -> None:
         st.dataframe(rows, hide_index=True)
         if person.admin and load_settings().shared:
             a, b = st.columns([3, 1])
-            target = a.selectbox("Admin: a job", alive, format_func=lambda j: f"{j.owner} · {j.kind} · {j.status}")
+            names = {job.run_id: f"{job.owner} · {job.kind} · {job.status}" for job in alive}
+            target = a.selectbox("Admin: a job", list(names), format_func=names.get)
             if b.button("Stop this job"):
-                jobs.MANAGER.stop(target, person)
+                jobs.MANAGER.stop(jobs.MANAGER.get(target), person)
 
     with st.expander("The queue: everyone's jobs", expanded=load_settings().shared):
         panel()

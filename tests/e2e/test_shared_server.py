@@ -1,0 +1,103 @@
+"""The app as a class server, in real browsers on loopback: two learners and a teacher. B cannot touch A's job,
+B's Start waits in the queue with its position, survives a reload, and runs when A's job ends; the teacher stops
+A's job. Screenshots: test-artifacts/shared-*.png. And the default server listens on 127.0.0.1 only."""
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from .conftest import ROOT, _free_port, screenshot, start_app, wait_idle
+from .helpers import choose, no_exception, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def class_server(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("class_cache")
+    process, url = start_app({"CNN_LAB_SHARED": "1", "CNN_LAB_ADMIN_PASSWORD": "s3cret", "CNN_LAB_CACHE": str(cache)})
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def _join(browser, url: str, name: str, password: str = ""):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(f"{url}/train")
+    page.wait_for_selector("text=This is a shared server", timeout=60_000)
+    page.get_by_label("Your name").fill(name)
+    if password:
+        page.get_by_label("Admin password (leave it empty to join as a learner)").fill(password)
+    page.get_by_role("button", name="Join").click()
+    page.wait_for_selector(f"text=Signed in as {name}", timeout=60_000)
+    wait_idle(page)
+    return context, page
+
+
+def _start_digits(page, epochs: int) -> None:
+    choose(page, "Preset", "Digits (seconds, built in)")
+    wait_idle(page)
+    page.locator("[data-testid='stExpander'] >> text=Settings").first.click()
+    field = page.get_by_label("Epochs", exact=True)
+    assert wait_until(lambda: field.count() == 1, 30)  # the previous preset's widgets are gone
+    field.fill(str(epochs))
+    field.press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name="Start training").click()
+
+
+def _progress(page) -> str:
+    bar = page.locator('[data-testid="stProgress"]')
+    return bar.first.inner_text() if bar.count() else ""
+
+
+def test_two_learners_and_a_teacher(browser, class_server):
+    contexts = []
+    try:
+        context_a, a = _join(browser, class_server, "Ada")
+        context_b, b = _join(browser, class_server, "Ben")
+        contexts += [context_a, context_b]
+        _start_digits(a, 1000)
+        assert wait_until(lambda: _progress(a).startswith("running"), 60), _progress(a)
+        _start_digits(b, 5)
+        assert wait_until(lambda: _progress(b).startswith("queued · position 1"), 60), _progress(b)
+        # B's page shows B's own job: no button there can pause or stop Ada's
+        assert b.get_by_role("button", name="Leave the queue").count() == 1
+        assert b.get_by_role("button", name="Stop this job").count() == 0
+        assert wait_until(lambda: b.locator("text=Ada").count() >= 1, 30)
+        screenshot(b, "shared-ben-queued")
+        b.reload()  # the key in the URL: still Ben, still queued
+        b.wait_for_selector("text=Signed in as Ben", timeout=60_000)
+        assert wait_until(lambda: _progress(b).startswith("queued · position 1"), 60), _progress(b)
+        context_t, teacher = _join(browser, class_server, "Teacher", "s3cret")
+        contexts.append(context_t)
+        assert wait_until(lambda: teacher.locator("text=Ben").count() >= 1, 30)  # the queue: Ada runs, Ben waits
+        screenshot(teacher, "shared-teacher-queue")
+        teacher.get_by_role("button", name="Stop this job").click()  # the first job listed: Ada's
+        a.wait_for_selector("text=Stopped by Teacher", timeout=60_000)
+        assert wait_until(lambda: "Test accuracy" in b.content(), 120)  # Ben's job ran once the slot freed
+        screenshot(a, "shared-ada-stopped")
+        screenshot(b, "shared-ben-finished")
+        for page in (a, b, teacher):
+            assert no_exception(page)
+    finally:
+        for context in contexts:
+            context.close()
+
+
+def test_the_default_server_listens_on_loopback_only(tmp_path):
+    """No --server.address: the project's .streamlit/config.toml binds 127.0.0.1."""
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        listening = []
+        assert wait_until(lambda: bool(listening.extend(
+            c.laddr.ip for c in psutil.Process(process.pid).net_connections("inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port) or listening), 60)
+        assert set(listening) == {"127.0.0.1"}
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

@@ -1,0 +1,321 @@
+"""Many learners, one server: owners, the fair queue, identities, fenced folders, budgets, and the hostile inputs
+of issue 15, each as a test on the real core."""
+import io
+import os
+import resource
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import zipfile
+
+import numpy as np
+import psutil
+import pytest
+import torch
+from PIL import Image
+
+from cnn_lab import data, identity, jobs, limits, runs
+from cnn_lab.identity import Person
+from cnn_lab.jobs.queue import FairQueue, QueueFull, Ticket, start_times
+from cnn_lab.metrics import MetricLog
+from cnn_lab.models import ModelSpec
+from cnn_lab.settings import Settings
+from cnn_lab.train import TrainConfig
+from tests.conftest import ROOT
+
+ALICE, BOB, ADMIN = Person("alice"), Person("bob"), Person("teacher", admin=True)
+
+
+def _digits(epochs: int = 2) -> TrainConfig:
+    return TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[8, 16]), epochs=epochs, batch_size=64)
+
+
+def _wait(predicate, seconds: float = 60.0) -> bool:
+    end = time.time() + seconds
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+# ---------------------------------------------------------------- the queue's rules
+
+
+def test_fair_queue_order_cap_and_one_running_per_person():
+    queue = FairQueue(per_person=2)
+    for job_id, owner in (("a1", "alice"), ("a2", "alice"), ("b1", "bob")):
+        queue.push(Ticket(job_id, owner))
+    with pytest.raises(QueueFull, match="2 job\\(s\\) waiting, the most allowed"):
+        queue.push(Ticket("a3", "alice"))
+    assert queue.pop_next(busy={"alice"}).job_id == "b1"  # alice runs already: bob's job goes first
+    assert queue.pop_next(busy=set()).job_id == "a1"
+    assert queue.remove("a2") and len(queue) == 0
+
+
+def test_start_times_fill_the_free_slots_in_order():
+    # two slots: one free now, one free in 10 s; three waiting jobs of 5 s each
+    assert start_times([10.0], [5.0, 5.0, 5.0], slots=2) == [0.0, 5.0, 10.0]
+    assert start_times([3.0, 8.0], [4.0, 4.0], slots=2) == [3.0, 7.0]
+
+
+# ---------------------------------------------------------------- the manager in shared mode
+
+
+def _shared(**changes) -> jobs.JobManager:
+    return jobs.JobManager(Settings(shared=True, **changes))
+
+
+def test_only_the_owner_or_an_admin_controls_a_job_and_the_queue_moves_on():
+    manager = _shared(max_running=1)
+    a = manager.submit(_digits(epochs=300), owner=ALICE)
+    b = manager.submit(_digits(), owner=BOB)
+    assert a.status == "running" and b.status == "queued" and manager.position(b) == 1
+    for verb in (manager.pause, manager.stop):
+        with pytest.raises(jobs.NotAllowed, match="Only alice or an admin"):
+            verb(a, BOB)
+    assert a.status == "running" and not a.control.stop_requested.is_set()
+    manager.stop(a, ADMIN)  # the teacher stops alice's job
+    assert _wait(lambda: a.status == "stopped")
+    assert a.message.startswith("Stopped by teacher")
+    assert _wait(lambda: b.status == "finished")  # bob's started by itself when the slot freed
+    assert b.started >= a.started and runs.load_run(b.run_id).owner == "bob"
+
+
+def test_per_person_cap_and_one_running_each():
+    manager = _shared(max_running=2, queued_per_person=1)
+    first = manager.submit(_digits(epochs=300), owner=ALICE)
+    second = manager.submit(_digits(), owner=ALICE)  # alice has one running: this one waits, though a slot is free
+    assert first.status == "running" and second.status == "queued"
+    with pytest.raises(QueueFull, match="already have 1 job\\(s\\) waiting"):
+        manager.submit(_digits(), owner=ALICE)
+    bob = manager.submit(_digits(), owner=BOB)
+    assert bob.status == "running"  # the free slot goes to bob
+    for job in (first, second, bob):
+        manager.stop(job, ADMIN)
+    assert _wait(lambda: not any(j.alive for j in (first, second, bob)))
+
+
+def test_time_limit_and_pause_timeout_give_the_device_back():
+    manager = _shared(max_running=2, time_limit_minutes=1, pause_timeout_minutes=1)
+    long, paused = manager.submit(_digits(epochs=500), owner=ALICE), manager.submit(_digits(epochs=500), owner=BOB)
+    assert _wait(lambda: long.log.snapshot()[0] and paused.log.snapshot()[0])
+    manager.pause(paused, BOB)
+    manager.enforce_limits(now=time.time() + 61)  # a minute later
+    assert _wait(lambda: not long.alive and not paused.alive)
+    assert long.status == "stopped" and "time limit of 1 minutes" in long.message
+    assert paused.status == "stopped" and "gave the device back" in paused.message
+
+
+def test_estimated_wait_uses_like_jobs_that_ran():
+    manager = _shared(max_running=1)
+    done = manager.submit(_digits(), owner=ALICE)
+    assert _wait(lambda: done.status == "finished")
+    assert manager.expected_seconds(done) == pytest.approx(done.result.seconds, rel=0.01)
+    running = manager.submit(_digits(epochs=400), owner=ALICE)
+    waiting = manager.submit(_digits(), owner=BOB)
+    assert _wait(lambda: "eta" in running.log.snapshot()[2])
+    wait = manager.estimated_wait(waiting)
+    assert wait is not None and wait == pytest.approx(running.log.snapshot()[2]["eta"], abs=5)
+    manager.stop(running, ADMIN)
+    manager.stop(waiting, ADMIN)
+    assert _wait(lambda: not running.alive)
+
+
+def test_twenty_people_two_slots_all_finish_once_in_queue_order():
+    """The bounded load test: 20 people each start a digits job on 2 slots."""
+    manager = _shared(max_running=2)
+    process = psutil.Process()
+    rss_before = process.memory_info().rss
+    people = [Person(f"learner{i:02d}") for i in range(20)]
+    submitted = [manager.submit(_digits(), owner=person) for person in people]
+    assert [manager.position(job) for job in submitted[2:]] == list(range(1, 19))
+    assert _wait(lambda: all(job.status == "finished" for job in submitted), 600)
+    started = sorted(submitted, key=lambda job: job.started)
+    assert started == submitted  # first come, first served
+    saved = [r for r in runs.list_runs() if r.run_id in {job.run_id for job in submitted}]
+    assert len(saved) == 20 and {r.owner for r in saved} == {p.name for p in people}  # none lost, none twice
+    waits = [job.started - job.submitted for job in submitted]
+    growth = (process.memory_info().rss - rss_before) / 2**20
+    print(f"waits: first {waits[0]:.1f} s, median {sorted(waits)[10]:.1f} s, last {waits[-1]:.1f} s; "
+          f"RSS growth {growth:.0f} MiB")
+    assert growth < 150
+
+
+# ---------------------------------------------------------------- identities
+
+
+def test_a_claimed_name_needs_its_key(tmp_path):
+    people = identity.People(tmp_path / "people.json")
+    alice, key = people.claim("Alice")
+    assert alice == Person("Alice") and people.by_key(key) == alice
+    assert people.by_key("guess") is None and people.by_key("") is None
+    with pytest.raises(identity.IdentityError, match="is taken"):
+        people.claim("alice")  # another person cannot take her name (and her jobs)
+    with pytest.raises(identity.IdentityError, match="1 to 32 letters"):
+        people.claim("<script>")
+    with pytest.raises(identity.IdentityError, match="admin password is not right"):
+        people.claim("Mallory", admin_password="guess", expected_password="s3cret")
+    teacher, teacher_key = people.claim("Teacher", admin_password="s3cret", expected_password="s3cret")
+    assert teacher.admin and people.by_key(teacher_key).admin
+    assert key not in (tmp_path / "people.json").read_text()  # only hashes are stored
+
+
+# ---------------------------------------------------------------- folders a browser may name
+
+
+@pytest.fixture
+def shared_mode(monkeypatch, tmp_path):
+    data_folder = tmp_path / "data"
+    (data_folder / "photos" / "kayak").mkdir(parents=True)
+    monkeypatch.setenv("CNN_LAB_SHARED", "1")
+    monkeypatch.setenv("CNN_LAB_DATA", str(data_folder))
+    return data_folder
+
+
+def test_shared_mode_fences_folder_inputs(shared_mode, tmp_path):
+    assert limits.allowed_folder(str(shared_mode / "photos")) == (shared_mode / "photos").resolve()
+    assert limits.allowed_folder(str(limits.uploads_root())) == limits.uploads_root().resolve()
+    (shared_mode / "escape").symlink_to("/etc")
+    for outside in ("/", "/etc", str(shared_mode / "photos" / ".." / ".."), str(shared_mode / "escape"), "~"):
+        with pytest.raises(limits.LimitError, match="only folders inside"):
+            limits.allowed_folder(outside)
+    for empty in ("", "   "):
+        with pytest.raises(limits.LimitError, match="empty path"):
+            limits.allowed_folder(empty)
+
+
+def test_local_mode_allows_any_folder_but_not_an_empty_path(monkeypatch):
+    monkeypatch.delenv("CNN_LAB_SHARED", raising=False)
+    assert limits.allowed_folder("/") == limits.Path("/")
+    with pytest.raises(limits.LimitError, match="empty path"):
+        limits.allowed_folder("")
+
+
+# ---------------------------------------------------------------- uploads, archives, budgets
+
+
+def _zip_of_gifs(count: int) -> bytes:
+    gif = io.BytesIO()
+    Image.new("P", (1, 1)).save(gif, "GIF")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for i in range(count):
+            zf.writestr(f"tiny/{'ab'[i % 2]}/{i}.gif", gif.getvalue())
+    return buffer.getvalue()
+
+
+def test_many_tiny_images_are_refused_before_decoding(monkeypatch):
+    monkeypatch.setattr(data, "_decode", lambda *a: pytest.fail("decoding started"))
+    archive = limits.save_upload(_zip_of_gifs(20_000), "tiny.zip")
+    assert archive.stat().st_size < 25 * 2**20  # within the upload limit
+    rss = psutil.Process().memory_info().rss
+    with pytest.raises(data.DatasetError, match="20,000 images at 224x224 pixels would take 2.8 GB"):
+        data.load_folder(data.dataset_root(data.extract_archive(archive)), size=224)
+    assert (psutil.Process().memory_info().rss - rss) / 2**20 < 100
+
+
+def test_the_same_upload_twice_is_stored_and_extracted_once():
+    content = _zip_of_gifs(10)
+    first, second = limits.save_upload(content, "a.zip"), limits.save_upload(content, "renamed.zip")
+    assert first == second
+    folder = data.extract_archive(first)
+    mtime = (folder / ".complete").stat().st_mtime_ns
+    assert data.extract_archive(second) == folder and (folder / ".complete").stat().st_mtime_ns == mtime
+
+
+def test_disk_budget_removes_the_least_recently_used_first():
+    old = limits.save_upload(os.urandom(300_000), "old.zip")
+    os.utime(old, (1, 1))  # long unused
+    new = limits.save_upload(os.urandom(300_000), "new.zip")
+    total = sum(f.stat().st_size for folder in limits.BUDGETED for f in (limits.cache_root() / folder).rglob("*")
+                if f.is_file())
+    removed = limits.enforce_disk_budget(budget_bytes=total - 1, keep=new)
+    assert removed == [old] and not old.exists() and new.exists()
+
+
+def _tar(path, add) -> None:
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("photos/a/1.png")
+        png = io.BytesIO()
+        Image.new("RGB", (4, 4)).save(png, "PNG")
+        info.size = len(png.getvalue())
+        tar.addfile(info, io.BytesIO(png.getvalue()))
+        add(tar)
+
+
+@pytest.mark.parametrize("kind", ["symlink", "hard link", "fifo", "device"])
+def test_tar_with_links_or_special_files_is_refused_and_leaves_nothing(tmp_path, kind):
+    def add(tar):
+        info = tarfile.TarInfo(f"photos/b/{kind.replace(' ', '_')}")
+        info.type = {"symlink": tarfile.SYMTYPE, "hard link": tarfile.LNKTYPE, "fifo": tarfile.FIFOTYPE,
+                     "device": tarfile.CHRTYPE}[kind]
+        info.linkname = "/etc/passwd" if "link" in kind else ""
+        tar.addfile(info)
+
+    archive = tmp_path / f"{kind.replace(' ', '_')}.tar.gz"
+    _tar(archive, add)
+    extracted = limits.cache_root() / "extracted"
+    before = set(extracted.iterdir()) if extracted.exists() else set()
+    with pytest.raises(data.DatasetError, match="holds a (link|special file)") as error:
+        data.extract_archive(archive)
+    assert str(error.value).endswith("so it was not used.")
+    assert set(extracted.iterdir()) == before  # no partial folder
+
+
+def test_a_damaged_archive_is_one_sentence(tmp_path):
+    archive = tmp_path / "cut.tar.gz"
+    _tar(archive, lambda tar: None)
+    archive.write_bytes(archive.read_bytes()[:60])
+    with pytest.raises(data.DatasetError, match="damaged or cannot be read|neither a zip nor a tar"):
+        data.extract_archive(archive)
+
+
+def test_two_cache_writers_at_once_and_a_corrupt_cache_file(tmp_path):
+    from tests.test_data import _write_folder
+
+    _write_folder(tmp_path / "photos", ["cats", "dogs"], per_class=6)
+    errors, results = [], []
+
+    def load():
+        try:
+            results.append(data.load_folder(tmp_path / "photos", size=8))
+        except Exception as error:  # noqa: BLE001
+            errors.append(error)
+
+    threads = [threading.Thread(target=load) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(results) == 8
+    cache_file = next((limits.cache_root() / "datasets").glob("folder-photos-*.npz"))
+    cache_file.write_bytes(b"not a zip at all")  # a cache file cut short or corrupted
+    again = data.load_folder(tmp_path / "photos", size=8)
+    assert torch.equal(again.splits["train"].images, results[0].splits["train"].images)
+    assert cache_file.stat().st_size > 100  # rebuilt
+
+
+def test_palette_png_bomb_is_decoded_without_a_memory_blow_up(tmp_path):
+    """A 6000x6000 palette PNG is a few kB; decoding it used to take about 700 MB (three 4-byte copies)."""
+    path = tmp_path / "bomb.png"
+    Image.new("P", (6000, 6000), 1).save(path, optimize=True)
+    assert path.stat().st_size < 100_000
+    probe = ("import resource, sys; from cnn_lab import images; before = resource.getrusage(resource.RUSAGE_SELF)"
+             ".ru_maxrss; loaded = images.load_image(open(sys.argv[1], 'rb').read()); print(loaded.image.size, "
+             "(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)")
+    out = subprocess.run([sys.executable, "-c", probe, str(path)], cwd=ROOT, capture_output=True, text=True, check=True)
+    size, peak_mib = out.stdout.rsplit(" ", 1)
+    assert size.startswith("(512, 512)")
+    assert int(peak_mib) < 250, out.stdout  # 36 MB of palette + 108 MB of RGB, nothing more
+
+
+def test_step_metrics_stay_bounded():
+    log = MetricLog(max_steps=1000)
+    for start in range(0, 100_000, 50):
+        log.add_steps([(step, 1.0 / (step + 1), 0.1) for step in range(start + 1, start + 51)])
+    steps = log.snapshot()[0]
+    assert len(steps) <= 1000 and steps[-1][0] >= 99_000 - log.stride  # the whole run, thinned
+    assert steps[0][0] <= 2 * log.stride and log.stride == 128
