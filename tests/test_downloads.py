@@ -175,3 +175,31 @@ def test_stop_cancels_a_jobs_download_and_leaves_no_run(server, monkeypatch, tmp
     assert not (runs.runs_root() / job.run_id).exists()
     assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix == ".part"]
     assert not (tmp_path / "torchvision" / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").exists()
+
+
+def test_kagglehubs_own_download_loop_reports_progress_and_cancels(tmp_path):
+    """kagglehub draws its progress with tqdm; inside `_kaggle_progress` its real download loop reports to the
+    hooks and stops when they cancel (kagglehub resumes the partial file next time, checking its md5)."""
+    import kagglehub.clients
+
+    from cnn_lab import transfer
+
+    class Response:  # what requests gives kagglehub: chunks of the body
+        def iter_content(self, size):
+            for _ in range(20):
+                yield bytes(size)
+
+    seen, cancel = [], threading.Event()
+
+    def report(progress):
+        seen.append(progress)
+        if len(seen) == 5:
+            cancel.set()
+
+    total = 20 * kagglehub.clients.CHUNK_SIZE
+    with pytest.raises(downloads.DownloadCancelled):
+        with transfer._kaggle_progress(downloads.Hooks(report, cancel)):
+            kagglehub.clients._download_file(Response(), str(tmp_path / "boats.zip"), 0, total, None)
+    assert [p.done for p in seen] == [i * kagglehub.clients.CHUNK_SIZE for i in range(1, 6)]
+    assert seen[0].total == total and seen[0].label == "the Kaggle boat types"
+    assert kagglehub.clients.tqdm.__name__ == "tqdm"  # put back afterwards
