@@ -241,7 +241,7 @@ def queue_panel(person: Person) -> None:
     def panel() -> None:
         alive = [job for job in jobs.MANAGER.jobs() if job.alive]
         if not alive:
-            st.caption("The device is free: nobody's job runs or waits.")
+            st.caption("The device is free: no job is running or waiting.")
             return
         rows = []
         for job in alive:
@@ -264,9 +264,9 @@ def queue_panel(person: Person) -> None:
 
 
 def live_panel(job: jobs.Job | None, empty_note: str) -> None:
-    """Progress and the per-step curve redraw once a second while the job runs, the per-epoch curves every
-    three seconds (each a fragment: only that part reruns); once the job ends the whole page reruns, with
-    polling off."""
+    """Progress and the per-step curve redraw once a second while the job waits or runs, the per-epoch curves
+    every three seconds (each a fragment: only that part reruns); when its status changes (it starts, pauses,
+    ends) the whole page reruns once, so the buttons and results follow, and polling stops once it has ended."""
     running = bool(job and job.alive)
 
     @st.fragment(run_every=1.0 if running else None)
@@ -298,11 +298,11 @@ def live_panel(job: jobs.Job | None, empty_note: str) -> None:
             st.info(job.message)
         elif not job.alive and job.message:
             st.success(job.message)
-        flag = f"was_alive_{job.kind}"
-        if not job.alive and st.session_state.get(flag):
-            st.session_state[flag] = False
+        seen = f"status_seen_{job.kind}"  # a new status (it started, ended...): the whole page follows, once
+        if st.session_state.get(seen, job.status) != job.status:
+            st.session_state[seen] = job.status
             st.rerun(scope="app")
-        st.session_state[flag] = job.alive
+        st.session_state[seen] = job.status
 
     @st.fragment(run_every=3.0 if running else None)
     def live_epochs() -> None:
