@@ -207,9 +207,18 @@ def who_is_asking() -> Person:
 # ---------------------------------------------------------------- training jobs (train and transfer pages)
 
 
+def duration(seconds: float) -> str:
+    """40 s, 12 min, 3 h 05 min."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds // 3600:.0f} h {seconds % 3600 / 60:02.0f} min"
+
+
 def _wait_words(job: jobs.Job) -> str:
     seconds = jobs.MANAGER.estimated_wait(job)
-    return "estimated wait unknown until a like job has run" if seconds is None else f"estimated wait {seconds:.0f} s"
+    return "estimated wait unknown until a like job has run" if seconds is None else f"estimated wait {duration(seconds)}"
 
 
 def job_controls(kind: str, start_label: str, make_job, person: Person, can_start: bool = True) -> jobs.Job | None:

@@ -74,3 +74,9 @@ def test_no_traceback_reaches_the_browser(monkeypatch):
     message = at.error[0].value
     assert re.search(r"Something went wrong on this page \(error [0-9a-f]{8}\)", message)
     assert "secret detail" not in message and "Traceback" not in message
+
+
+def test_waits_read_as_people_say_them():
+    from ui import duration
+
+    assert [duration(s) for s in (40, 700, 13_559)] == ["40 s", "12 min", "3 h 46 min"]

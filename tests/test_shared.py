@@ -2,7 +2,6 @@
 of issue 15, each as a test on the real core."""
 import io
 import os
-import resource
 import subprocess
 import sys
 import tarfile
@@ -10,7 +9,6 @@ import threading
 import time
 import zipfile
 
-import numpy as np
 import psutil
 import pytest
 import torch
