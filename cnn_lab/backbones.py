@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from cnn_lab.downloads import DownloadCancelled, DownloadError, Hooks, fetch
+from cnn_lab.downloads import DownloadCancelled, DownloadError, Hooks, fetch, reachable
 from cnn_lab.paths import data_root
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -95,6 +95,21 @@ def _torchvision_backbone(
         return Pretrained(model, stages, dim, stages[-1])
 
     return BackboneSpec(title, load, lambda: _torchvision_weights_file(weights)[1])
+
+
+WEIGHTS_SERVER = "https://download.pytorch.org/"  # where torchvision's weights come from
+
+
+def weights_advice(name: str) -> tuple[bool, str]:
+    """Whether a run with this backbone can start now, and a sentence when there is something to say: its
+    weights download at Start (with progress; Stop cancels), or they cannot be had now."""
+    spec = BACKBONES[name]
+    if not spec.status().startswith("downloads"):
+        return True, ""
+    if reachable(WEIGHTS_SERVER):
+        return True, f"{spec.title}'s ImageNet weights download when you press Start; the progress shows below."
+    return False, (f"{spec.title}'s ImageNet weights are not on this machine and cannot be downloaded now (no "
+                   "network): choose EfficientNet-Lite0, which ships with the app.")
 
 
 def _resnet_blocks(m: nn.Module) -> list[nn.Module]:

@@ -5,7 +5,7 @@ import streamlit as st
 import torch
 
 from cnn_lab import augment, charts, data, downloads, evaluate, explain, jobs, limits, runs, transfer
-from cnn_lab.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, WeightsUnavailable
+from cnn_lab.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, WeightsUnavailable, weights_advice
 from cnn_lab.settings import load_settings
 from ui import (download_panel, job_controls, live_panel, page_header, picture, queue_panel, results_panel,
                 upload_to_tensor, who_is_asking)
@@ -92,6 +92,9 @@ status = {name: spec.status() for name, spec in BACKBONES.items()}
 st.dataframe([{"backbone": spec.title, "weights": status[name]} for name, spec in BACKBONES.items()], hide_index=True)
 config.backbone = st.selectbox("Backbone", list(BACKBONES), format_func=lambda n: f"{BACKBONES[n].title} · {status[n]}",
                                key=key("backbone"))
+weights_ready, weights_note = weights_advice(config.backbone)
+if weights_note:
+    (st.info if weights_ready else st.warning)(weights_note)
 a, b, c = st.columns(3)
 config.mode = a.radio("Mode", transfer.MODES, transfer.MODES.index(config.mode), format_func={
     "probe": "linear probe on cached features", "partial": "fine-tune the last N blocks",
@@ -144,7 +147,7 @@ def start_job() -> jobs.Job:
 
 # ---------------------------------------------------------------- training
 st.subheader("3. Train")
-job = job_controls("transfer", "Start fine-tuning", start_job, person)
+job = job_controls("transfer", "Start fine-tuning", start_job, person, can_start=weights_ready)
 live_panel(job, "No transfer run yet: choose the settings above and press Start.")
 queue_panel(person)
 if job and not job.alive and job.result is not None:

@@ -89,3 +89,19 @@ def test_a_failed_start_is_said_in_the_panel_without_placeholders(bare_machine):
     at = AppTest.from_file(str(ROOT / "pages/5_train.py"), default_timeout=60).run()
     assert at.get("progress")[0].proto.text == "failed"
     assert at.error[0].value == job.message
+
+
+def test_transfer_page_says_before_start_when_backbone_weights_cannot_be_had(bare_machine, tmp_path, monkeypatch):
+    import torch
+
+    from tests.test_settings_walk import tiny_folder_at
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # no cached weights
+    at = AppTest.from_file(str(ROOT / "pages/6_transfer.py"), default_timeout=60).run()
+    at.radio(key="source").set_value("folder").run()
+    at.text_input(key="folder").input(str(tiny_folder_at(tmp_path / "photos"))).run()
+    backbone = next(s for s in at.selectbox if s.label == "Backbone")
+    assert not backbone.value.startswith("resnet")  # EfficientNet-Lite0 first: it ships with the app
+    backbone.set_value("resnet18").run()
+    assert "cannot be downloaded now (no network): choose EfficientNet-Lite0" in at.warning[0].value
+    assert next(b for b in at.button if b.label == "Start fine-tuning").disabled

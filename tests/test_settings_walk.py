@@ -141,15 +141,19 @@ def test_changing_the_activation_resets_its_parameters():
 TRANSFER_PAGE = str(ROOT / "pages/6_transfer.py")
 
 
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
+def tiny_folder_at(root):
+    """Two classes of eight 24x24 photos of noise: enough for the transfer page to load a dataset."""
     rng = np.random.default_rng(0)
     for name in ("kayak", "tug"):
-        (root / name).mkdir()
+        (root / name).mkdir(parents=True)
         for i in range(8):
             Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(root / name / f"{i}.png")
     return root
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    return tiny_folder_at(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.mark.parametrize("mode", transfer.MODES)
