@@ -218,7 +218,7 @@ def duration(seconds: float) -> str:
 
 def _wait_words(job: jobs.Job) -> str:
     seconds = jobs.MANAGER.estimated_wait(job)
-    return "estimated wait unknown until a like job has run" if seconds is None else f"estimated wait {duration(seconds)}"
+    return "estimated wait not known yet" if seconds is None else f"estimated wait {duration(seconds)}"
 
 
 def job_controls(kind: str, start_label: str, make_job, person: Person, can_start: bool = True) -> jobs.Job | None:

@@ -51,6 +51,27 @@ class MetricLog:
             return list(self.steps), list(self.epochs), dict(self.progress)
 
 
+class Pace:
+    """Steps per second over the recent past (smoothed), so that an ETA is not skewed for long by a slow first
+    step, a pause or an evaluation pass."""
+
+    def __init__(self, smoothing: float = 0.7) -> None:
+        self.smoothing = smoothing
+        self.rate: float | None = None
+        self.last: tuple[int, float] | None = None
+
+    def update(self, step: int, now: float) -> None:
+        if self.last is not None and step > self.last[0] and now > self.last[1]:
+            recent = (step - self.last[0]) / (now - self.last[1])
+            self.rate = recent if self.rate is None else self.smoothing * self.rate + (1 - self.smoothing) * recent
+        self.last = (step, now)
+
+    def eta(self, step: int, total: int, elapsed: float) -> float:
+        """Seconds left: at the recent pace, or at the average pace until there is a recent one."""
+        rate = self.rate or step / max(elapsed, 1e-9)
+        return (total - step) / max(rate, 1e-9)
+
+
 class Control:
     """Pause, resume and stop, checked by the worker once per step."""
 

@@ -19,7 +19,7 @@ from cnn_lab.augment import TTA_VIEWS
 from cnn_lab.backbones import IMAGENET_MEAN, IMAGENET_STD
 from cnn_lab.device import pick_device
 from cnn_lab.downloads import Hooks
-from cnn_lab.metrics import Control, EpochRecord, MetricLog
+from cnn_lab.metrics import Control, EpochRecord, MetricLog, Pace
 from cnn_lab.models import ModelSpec, build_model, count_parameters
 
 
@@ -311,7 +311,7 @@ def train(
 
     best_loss, best_state, best_epoch, bad_epochs = math.inf, None, 0, 0
     stopped_early = stopped_by_user = False
-    step, start = 0, time.perf_counter()
+    step, start, pace = 0, time.perf_counter(), Pace()
     for epoch in range(1, config.epochs + 1):
         model.train()
         epoch_start = time.perf_counter()
@@ -360,9 +360,10 @@ def train(
                 _publish(pending, log, config)
                 pending, last_publish = [], time.perf_counter()
                 elapsed = time.perf_counter() - start
+                pace.update(step, elapsed)
                 log.set_progress(epoch=epoch, step=step, elapsed=elapsed,
                                  images_per_s=step * config.batch_size / elapsed,
-                                 eta=elapsed / step * (total_steps - step))
+                                 eta=pace.eta(step, total_steps, elapsed))
         if stopped_by_user:
             _publish(pending, log, config)
             break

@@ -317,3 +317,13 @@ def test_step_metrics_stay_bounded():
     steps = log.snapshot()[0]
     assert len(steps) <= 1000 and steps[-1][0] >= 99_000 - log.stride  # the whole run, thinned
     assert steps[0][0] <= 2 * log.stride and log.stride == 128
+
+
+def test_pace_follows_the_recent_speed():
+    from cnn_lab.metrics import Pace
+
+    pace = Pace()
+    assert pace.eta(10, 110, elapsed=10.0) == pytest.approx(100)  # no recent pace yet: the average, 1 step/s
+    for second in range(0, 41, 2):  # 10 steps/s from now on, after a slow start
+        pace.update(10 + 10 * second, 10.0 + second)
+    assert pace.eta(410, 1410, elapsed=50.0) == pytest.approx(100, rel=0.05)  # not the average's 121 s
