@@ -258,6 +258,7 @@ def queue_panel(person: Person) -> None:
             done = progress.get("step", 0) / max(1, progress.get("total_steps", 1))
             position = jobs.MANAGER.position(job)
             rows.append({"who": job.owner, "what": job.kind, "status": job.status,
+                         "where": progress.get("node", "this machine") if job.status != "queued" else "",
                          "queue": f"#{position} · {_wait_words(job)}" if position else "",
                          "progress": f"{done:.0%}" if job.status != "queued" else ""})
         st.dataframe(rows, hide_index=True)

@@ -18,9 +18,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         config.epochs = args.epochs
     if args.dataset:
         config.dataset = args.dataset
-    result = train(config)
+    result = on_ray(args.ray, "train", config) if args.ray else train(config)
     print(json.dumps({"test_acc": result.test_acc, "seconds": result.seconds, "parameters": result.parameters}))
     return 0
+
+
+def on_ray(address: str, kind: str, config):
+    """Run one job on the Ray cluster at `address` ("auto", "local" or host:port) and return its result; the
+    run folder is written here, as the app does."""
+    from dataclasses import replace
+
+    from cnn_lab import jobs
+    from cnn_lab.settings import load_settings
+
+    manager = jobs.JobManager(replace(load_settings(), ray_address=address))
+    job = manager.submit(config, kind=kind)  # starts at once: Ray holds it until its resources are free
+    job.thread.join()
+    if job.result is None:
+        raise SystemExit(job.message)
+    return job.result
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
@@ -33,7 +49,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         config.mode = args.mode
     if args.epochs:
         config.epochs = args.epochs
-    result = run_transfer(config)
+    result = on_ray(args.ray, "transfer", config) if args.ray else run_transfer(config)
     per_class = per_class_accuracy(result.test_probs, result.test_labels, len(result.classes))
     print(json.dumps({"test_acc": result.test_acc, "seconds": result.seconds, "classes": len(result.classes),
                       "per_class": dict(zip(result.classes, per_class)), **result.extras}))
@@ -58,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", help="a TrainConfig JSON file")
     train.add_argument("--epochs", type=int)
     train.add_argument("--dataset")
+    train.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster: auto, local, or host:port")
     train.set_defaults(handler=cmd_train)
     transfer = sub.add_parser("transfer", help="fine-tune a pretrained backbone on an image folder, print JSON")
     transfer.add_argument("--data", default="boats9", help="boats9, an ImageFolder path, or a .zip/.tar.gz")
@@ -65,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     transfer.add_argument("--preset", help="a preset's name (see the transfer page); the options below override it")
     transfer.add_argument("--mode", choices=["probe", "partial", "full"], help="default: the preset's, else probe")
     transfer.add_argument("--epochs", type=int)
+    transfer.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster: auto, local, or host:port")
     transfer.set_defaults(handler=cmd_transfer)
     bench = sub.add_parser("bench", help="run benchmarks and add their table to BENCHMARKS.md")
     bench.add_argument("--only", default="data,conv,course,fast,speedrun,streaming,transfer", help="comma-separated benchmark names")

@@ -120,6 +120,44 @@ def bench_data(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
              f"runs: {', '.join(f'{s:.2f}' for s in seconds)} s")]
 
 
+def bench_ray(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
+    """The Ray executor against the thread executor on the same runs: the cluster's start, the time from Start
+    to the first step, and images/s per epoch (median)."""
+    from cnn_lab import jobs
+    from cnn_lab.jobs import ray_executor
+    from cnn_lab.models import ModelSpec
+    from cnn_lab.settings import Settings
+
+    start = time.perf_counter()
+    ray_executor.connect("local")
+    rows: list[Row] = [("Ray: start or join this machine's cluster", f"{time.perf_counter() - start:.1f} s", "once")]
+    course = preset("Course: CNN")
+    course.epochs, course.max_train, course.val_fraction = 2, 10_000 if quick else 20_000, 0.0
+    runs_to_time = {
+        "digits CNN, 30 epochs": TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[16, 32]), epochs=30,
+                                             batch_size=64, device="cpu"),
+        f"course CNN on {course.max_train:,} CIFAR-10 images, 2 epochs": course,
+    }
+    for name, config in runs_to_time.items():
+        figures = {}
+        for executor, settings in (("threads", Settings()), ("Ray", Settings(ray_address="local"))):
+            job = jobs.JobManager(settings).submit(config, kind="train")
+            submitted = time.perf_counter()
+            while not job.log.snapshot()[0] and job.alive:
+                time.sleep(0.01)
+            first_step = time.perf_counter() - submitted
+            job.thread.join()
+            speeds = sorted(e.images_per_s for e in job.log.epochs)
+            figures[executor] = (first_step, speeds[len(speeds) // 2], job.result.test_acc)
+        (t_start, t_speed, t_acc), (r_start, r_speed, r_acc) = figures["threads"], figures["Ray"]
+        rows.append((f"Ray vs threads, {name}: Start to first step", f"{r_start:.1f} s vs {t_start:.1f} s",
+                     f"+{r_start - t_start:.1f} s on Ray"))
+        rows.append((f"Ray vs threads, {name}: images/s per epoch (median)", f"{r_speed:,.0f} vs {t_speed:,.0f}",
+                     f"{r_speed / t_speed - 1:+.0%} on Ray (its worker asks for 1 CPU, so 1 torch thread; the thread "
+                     f"executor uses {torch.get_num_threads()}); test accuracy {r_acc:.1%} vs {t_acc:.1%}"))
+    return rows
+
+
 def bench_course(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     batches = 500 if quick else 2500
     course_ips = course_pipeline_images_per_s(cifar, batches)
@@ -271,6 +309,7 @@ BENCHMARKS: dict[str, Callable[[datasets.ImageDataset, bool], list[Row]]] = {
     "transfer": bench_transfer,
     "conv": bench_conv_update,
     "data": bench_data,
+    "ray": bench_ray,
     "course": bench_course,
     "fast": bench_fast_preset,
     "speedrun": bench_speedrun,

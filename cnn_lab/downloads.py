@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from cnn_lab.metrics import StoppedBeforeTraining
+
 
 class DownloadError(RuntimeError):
     """A download that did not complete; the message is one sentence."""
 
 
-class DownloadCancelled(DownloadError):
+class DownloadCancelled(DownloadError, StoppedBeforeTraining):
     """The user cancelled the download (or stopped the job that needed it)."""
 
 

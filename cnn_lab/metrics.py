@@ -7,6 +7,10 @@ import threading
 from dataclasses import dataclass
 
 
+class StoppedBeforeTraining(RuntimeError):
+    """A job stopped before its first step (a cancelled download, a Ray job stopped while it waited)."""
+
+
 @dataclass
 class EpochRecord:
     epoch: int

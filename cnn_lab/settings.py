@@ -21,6 +21,7 @@ class Settings:
     pause_timeout_minutes: float = 10.0  # a job paused longer gives the device back: it is stopped (0 = never)
     disk_budget_gb: float = 5.0  # uploads, extracted archives and caches together; the oldest go first
     decode_budget_gb: float = 2.0  # the largest decoded dataset (images x 3 x size^2 bytes) one load may build
+    ray_address: str = ""  # run jobs on a Ray cluster: "auto" (started with `ray start`), "local", or host:port
 
 
 def _number(name: str, default: float) -> float:
@@ -45,4 +46,5 @@ def load_settings() -> Settings:
         pause_timeout_minutes=_number("CNN_LAB_PAUSE_TIMEOUT_MINUTES", 10.0),
         disk_budget_gb=_number("CNN_LAB_DISK_BUDGET_GB", 5.0),
         decode_budget_gb=_number("CNN_LAB_DECODE_BUDGET_GB", 2.0),
+        ray_address=env("CNN_LAB_RAY", "").strip(),
     )

@@ -141,8 +141,7 @@ st.session_state["transfer_config"] = config  # what Start runs (the settings te
 
 
 def start_job() -> jobs.Job:
-    return jobs.MANAGER.submit(config, kind="transfer", owner=person, work=lambda log, control, on_epoch:
-                               transfer.run_transfer(config, log, control, on_epoch))
+    return jobs.MANAGER.submit(config, kind="transfer", owner=person)
 
 
 # ---------------------------------------------------------------- training

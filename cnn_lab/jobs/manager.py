@@ -19,14 +19,14 @@ from cnn_lab import runs
 from cnn_lab.augment import AugmentError
 from cnn_lab.backbones import WeightsUnavailable
 from cnn_lab.data import DatasetError, DatasetUnavailable
-from cnn_lab.downloads import DownloadCancelled
 from cnn_lab.identity import LOCAL, Person
 from cnn_lab.jobs.local import ThreadExecutor
 from cnn_lab.jobs.queue import FairQueue, Ticket, start_times
-from cnn_lab.metrics import Control, MetricLog
+from cnn_lab.jobs.kinds import KINDS
+from cnn_lab.metrics import Control, MetricLog, StoppedBeforeTraining
 from cnn_lab.models import ModelError
 from cnn_lab.settings import Settings, load_settings
-from cnn_lab.train import TrainingError, TrainResult, train
+from cnn_lab.train import TrainingError, TrainResult
 
 EXPECTED_ERRORS = (TrainingError, DatasetUnavailable, DatasetError, ModelError, AugmentError, WeightsUnavailable)
 
@@ -74,7 +74,8 @@ class Job:
 class JobManager:
     def __init__(self, settings: Settings | None = None, max_running: int | None = None):
         self.settings = settings or load_settings()
-        self.max_running = max_running or self.settings.max_running
+        # On a Ray cluster, Ray decides where and when each job runs (by the resources it asks for).
+        self.max_running = max_running or (10_000 if self.settings.ray_address else self.settings.max_running)
         self._jobs: dict[str, Job] = {}
         self._queue = FairQueue(self.settings.queued_per_person if self.settings.shared else 10_000)
         self._lock = threading.RLock()
@@ -89,8 +90,7 @@ class JobManager:
         self.forget_results()
         with self._lock:
             job = Job(runs.new_run_id(), kind, config, owner.name)
-            job.work = work or (lambda log, control, on_epoch: train(config, log=log, control=control,
-                                                                      on_epoch=on_epoch))
+            job.work = work or self._work(kind, config)
             self._queue.push(Ticket(job.run_id, job.owner))
             self._jobs[job.run_id] = job
             self._dispatch()
@@ -100,6 +100,15 @@ class JobManager:
     def start(self, config: JobConfig, work: Work | None = None, kind: str = "train") -> Job:
         """Submit a job as the local user (local mode, the CLI and tests)."""
         return self.submit(config, work, kind)
+
+    def _work(self, kind: str, config: JobConfig) -> Work:
+        """What runs a job of this kind: in a thread here, or in a Ray actor when the settings name a cluster."""
+        if self.settings.ray_address:
+            from cnn_lab.jobs import ray_executor  # Ray is imported only by those who ask for it
+
+            ray_executor.connect(self.settings.ray_address)
+            return ray_executor.remote_work(kind, config)
+        return lambda log, control, on_epoch: KINDS[kind].run(config, log, control, on_epoch)
 
     def _dispatch(self) -> None:
         """Start waiting jobs while slots are free (the caller holds the lock)."""
@@ -139,7 +148,7 @@ class JobManager:
             runs.finish_run(job.run_id, job.status, job.message, result.test_acc, seconds=result.seconds,
                             parameters=result.parameters, classes=result.classes, **result.extras)
             self._remember_speed(job, result.seconds)
-        except DownloadCancelled as error:
+        except StoppedBeforeTraining as error:
             job.status, job.message = "stopped", str(error)
             self._end_before_training(job)
         except EXPECTED_ERRORS as error:

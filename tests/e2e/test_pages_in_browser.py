@@ -7,9 +7,10 @@ from ui import PAGES
 from .conftest import screenshot, wait_idle
 from .helpers import choose, chosen, nudge, no_exception, settled_count, text_of, wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.newcomer]
+pytestmark = pytest.mark.e2e
 
 
+@pytest.mark.newcomer
 def test_home_and_every_page(page, app_url):
     page.goto(app_url)
     page.wait_for_selector("h1:has-text('CNN Lab')", timeout=60_000)

@@ -1,0 +1,23 @@
+"""The kinds of job, by name: how a config comes back from JSON and what runs it. Any executor can start a job
+from (kind, config JSON), including a Ray worker on another machine."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from cnn_lab.metrics import Control, MetricLog
+from cnn_lab.train import TrainConfig, TrainResult, train
+from cnn_lab.transfer import TransferConfig, run_transfer
+
+
+@dataclass(frozen=True)
+class Kind:
+    config_from_json: Callable[[str], Any]
+    run: Callable[[Any, MetricLog, Control, Callable], TrainResult]  # (config, log, control, on_epoch)
+
+
+KINDS: dict[str, Kind] = {
+    "train": Kind(TrainConfig.from_json,
+                  lambda config, log, control, on_epoch: train(config, log=log, control=control, on_epoch=on_epoch)),
+    "transfer": Kind(TransferConfig.from_json, run_transfer),
+}

@@ -1,0 +1,114 @@
+"""Jobs on a real local Ray cluster (2 CPUs, started by the tests, no mock): queued by Ray's resources, streamed,
+stopped, and lost workers reported; the same seed gives the thread executor's accuracy."""
+import os
+import signal
+import time
+
+import pytest
+
+from cnn_lab import jobs, runs
+from cnn_lab.identity import Person
+from cnn_lab.models import ModelSpec
+from cnn_lab.settings import Settings
+from cnn_lab.train import TrainConfig
+from tests.conftest import ROOT
+
+ray = pytest.importorskip("ray", reason="ray is in requirements-test.txt; install it to run the Ray executor's tests")
+
+
+@pytest.fixture(scope="module")
+def cluster(lab_cache):
+    env = {"PYTHONPATH": str(ROOT)} | {k: v for k, v in os.environ.items() if k.startswith("CNN_LAB_")}
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env},
+             _node_ip_address="127.0.0.1")  # loopback only
+    yield jobs.JobManager(Settings(ray_address="local"))
+    ray.shutdown()
+
+
+def _digits(epochs: int, seed: int = 0) -> TrainConfig:
+    return TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[8, 16]), epochs=epochs, batch_size=64,
+                       seed=seed, device="cpu")
+
+
+def test_three_jobs_with_room_for_two(cluster):
+    submitted = [cluster.submit(_digits(40), owner=Person(f"p{i}")) for i in range(3)]
+    placed, ended, updates = {}, {}, {job.run_id: set() for job in submitted}
+    end = time.time() + 300
+    while time.time() < end and any(job.alive for job in submitted):
+        for job in submitted:
+            progress = job.log.snapshot()[2]
+            if "node" in progress:
+                placed.setdefault(job.run_id, time.time())
+            if progress.get("step") and job.alive:
+                updates[job.run_id].add(progress["step"])
+            if not job.alive:
+                ended.setdefault(job.run_id, time.time())
+        time.sleep(0.1)
+    assert [job.status for job in submitted] == ["finished"] * 3, [job.message for job in submitted]
+    assert all(len(seen) >= 2 for seen in updates.values()), updates  # each streamed while it ran
+    first_two, third = sorted(submitted, key=lambda j: placed[j.run_id])[:2], max(placed.values())
+    assert third >= min(ended[j.run_id] for j in first_two) - 0.5  # Ray held the third until a CPU was free
+    for job in submitted:
+        record = runs.load_run(job.run_id)
+        assert record.status == "finished" and len(record.epochs) == 40 and (record.path / "model.pt").exists()
+
+
+def test_same_seed_same_accuracy_as_the_thread_executor(cluster):
+    on_ray = cluster.submit(_digits(6, seed=3))
+    here = jobs.JobManager(Settings()).submit(_digits(6, seed=3))
+    for job in (on_ray, here):
+        assert _wait(lambda: not job.alive, 300) and job.status == "finished", job.message
+    assert abs(on_ray.result.test_acc - here.result.test_acc) <= 0.01, (on_ray.result.test_acc, here.result.test_acc)
+
+
+def test_stop_reaches_the_worker(cluster):
+    job = cluster.submit(_digits(2000), owner=Person("ada"))
+    assert _wait(lambda: job.log.snapshot()[2].get("step", 0) > 20, 120)
+    cluster.stop(job, Person("ada"))
+    assert _wait(lambda: not job.alive, 60)
+    assert job.status == "stopped" and job.message.startswith("Stopped by the user")
+    assert runs.load_run(job.run_id).status == "stopped"
+
+
+def test_a_killed_worker_fails_the_job_and_keeps_its_epochs(cluster):
+    job = cluster.submit(_digits(2000))
+    assert _wait(lambda: len(job.log.snapshot()[1]) >= 2, 120)
+    os.kill(job.log.snapshot()[2]["worker_pid"], signal.SIGKILL)
+    assert _wait(lambda: not job.alive, 60)
+    assert job.status == "failed" and "worker running it was lost" in job.message
+    record = runs.load_run(job.run_id)
+    assert record.status == "failed" and len(record.epochs) >= 2 and (record.path / "model.pt").exists()
+
+
+def _wait(predicate, seconds: float) -> bool:
+    end = time.time() + seconds
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_the_cli_runs_a_digits_job_and_a_course_cnn_job_on_a_local_cluster(tmp_path, cluster):
+    """Last in this module: it ends with `ray stop`, which ends every Ray process of the machine."""
+    import json
+    import subprocess
+    import sys
+
+    from cnn_lab.presets import preset
+    from tests.conftest import DATA_DIR
+
+    jobs_to_run = [["--preset", "Digits (seconds, built in)"]]
+    if DATA_DIR is not None and (DATA_DIR / "cifar10-jpg.tar.gz").exists():
+        course = preset("Course: CNN")
+        course.epochs, course.max_train = 1, 2000
+        (tmp_path / "course.json").write_text(course.to_json())
+        jobs_to_run.append(["--config", str(tmp_path / "course.json")])
+    for arguments in jobs_to_run:
+        out = subprocess.run([sys.executable, "-m", "cnn_lab", "train", *arguments, "--ray", "local"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        assert result["test_acc"] > (0.9 if "Digits" in arguments[-1] else 0.2), result
+    ray.shutdown()
+    subprocess.run([sys.executable, "-c", "from ray.scripts.scripts import main; main()", "stop"], timeout=120)
