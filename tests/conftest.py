@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,16 @@ def lab_cache(tmp_path_factory) -> Path:
     os.environ["CNN_LAB_CACHE"] = str(cache)
     os.environ["CNN_LAB_DATA"] = str(DATA_DIR or "")  # the app started by the browser tests sees the same
     return cache
+
+
+def wait_for(predicate, seconds: float = 60.0, every: float = 0.05) -> bool:
+    """Poll `predicate` until it holds (True) or `seconds` pass (False): a wait, never a speed assertion."""
+    end = time.time() + seconds
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(every)
+    return False
 
 
 def require_archive(stem: str) -> Path:

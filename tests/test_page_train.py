@@ -4,7 +4,7 @@ import time
 from streamlit.testing.v1 import AppTest
 
 from cnn_lab import jobs
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_for
 
 
 def test_short_run_on_digits_shows_curves_and_results():
@@ -29,14 +29,6 @@ def test_short_run_on_digits_shows_curves_and_results():
     assert any(job.run_id == row for row in at.dataframe[0].value["run"].tolist())
 
 
-def _wait_for(predicate, seconds=60.0) -> bool:
-    for _ in range(int(seconds * 10)):
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_start_while_busy_queues_and_a_second_tab_finds_the_running_job():
     from cnn_lab.presets import preset
 
@@ -54,12 +46,12 @@ def test_start_while_busy_queues_and_a_second_tab_finds_the_running_job():
         assert queued is not busy and queued.status == "queued" and jobs.MANAGER.position(queued) == 1
         assert at.get("progress")[0].proto.text.startswith("queued · position 1 · estimated wait")
         jobs.MANAGER.stop(busy)
-        assert _wait_for(lambda: queued.status in ("running", "finished"))  # the queue moves on by itself
+        assert wait_for(lambda: queued.status in ("running", "finished"))  # the queue moves on by itself
     finally:
         jobs.MANAGER.stop(busy)
         if queued is not None:
             jobs.MANAGER.stop(queued)
-        assert _wait_for(lambda: not busy.alive and not (queued and queued.alive))
+        assert wait_for(lambda: not busy.alive and not (queued and queued.alive))
     assert busy.status == "stopped"
 
 

@@ -11,7 +11,7 @@ from cnn_lab.identity import Person
 from cnn_lab.models import ModelSpec
 from cnn_lab.settings import Settings
 from cnn_lab.train import TrainConfig
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_for
 
 ray = pytest.importorskip("ray", reason="ray is in requirements-test.txt; install it to run the Ray executor's tests")
 
@@ -57,36 +57,27 @@ def test_same_seed_same_accuracy_as_the_thread_executor(cluster):
     on_ray = cluster.submit(_digits(6, seed=3))
     here = jobs.JobManager(Settings()).submit(_digits(6, seed=3))
     for job in (on_ray, here):
-        assert _wait(lambda: not job.alive, 300) and job.status == "finished", job.message
+        assert wait_for(lambda: not job.alive, 300) and job.status == "finished", job.message
     assert abs(on_ray.result.test_acc - here.result.test_acc) <= 0.01, (on_ray.result.test_acc, here.result.test_acc)
 
 
 def test_stop_reaches_the_worker(cluster):
     job = cluster.submit(_digits(2000), owner=Person("ada"))
-    assert _wait(lambda: job.log.snapshot()[2].get("step", 0) > 20, 120)
+    assert wait_for(lambda: job.log.snapshot()[2].get("step", 0) > 20, 120)
     cluster.stop(job, Person("ada"))
-    assert _wait(lambda: not job.alive, 60)
+    assert wait_for(lambda: not job.alive, 60)
     assert job.status == "stopped" and job.message.startswith("Stopped by the user")
     assert runs.load_run(job.run_id).status == "stopped"
 
 
 def test_a_killed_worker_fails_the_job_and_keeps_its_epochs(cluster):
     job = cluster.submit(_digits(2000))
-    assert _wait(lambda: len(job.log.snapshot()[1]) >= 2, 120)
+    assert wait_for(lambda: len(job.log.snapshot()[1]) >= 2, 120)
     os.kill(job.log.snapshot()[2]["worker_pid"], signal.SIGKILL)
-    assert _wait(lambda: not job.alive, 60)
+    assert wait_for(lambda: not job.alive, 60)
     assert job.status == "failed" and "worker running it was lost" in job.message
     record = runs.load_run(job.run_id)
     assert record.status == "failed" and len(record.epochs) >= 2 and (record.path / "model.pt").exists()
-
-
-def _wait(predicate, seconds: float) -> bool:
-    end = time.time() + seconds
-    while time.time() < end:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_the_cli_runs_a_digits_job_and_a_course_cnn_job_on_a_local_cluster(tmp_path, cluster):

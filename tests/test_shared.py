@@ -21,22 +21,13 @@ from cnn_lab.metrics import MetricLog
 from cnn_lab.models import ModelSpec
 from cnn_lab.settings import Settings
 from cnn_lab.train import TrainConfig
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_for
 
 ALICE, BOB, ADMIN = Person("alice"), Person("bob"), Person("teacher", admin=True)
 
 
 def _digits(epochs: int = 2) -> TrainConfig:
     return TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[8, 16]), epochs=epochs, batch_size=64)
-
-
-def _wait(predicate, seconds: float = 60.0) -> bool:
-    end = time.time() + seconds
-    while time.time() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 # ---------------------------------------------------------------- the queue's rules
@@ -76,9 +67,9 @@ def test_only_the_owner_or_an_admin_controls_a_job_and_the_queue_moves_on():
             verb(a, BOB)
     assert a.status == "running" and not a.control.stop_requested.is_set()
     manager.stop(a, ADMIN)  # the teacher stops alice's job
-    assert _wait(lambda: a.status == "stopped")
+    assert wait_for(lambda: a.status == "stopped")
     assert a.message.startswith("Stopped by teacher")
-    assert _wait(lambda: b.status == "finished")  # bob's started by itself when the slot freed
+    assert wait_for(lambda: b.status == "finished")  # bob's started by itself when the slot freed
     assert b.started >= a.started and runs.load_run(b.run_id).owner == "bob"
 
 
@@ -93,16 +84,16 @@ def test_per_person_cap_and_one_running_each():
     assert bob.status == "running"  # the free slot goes to bob
     for job in (first, second, bob):
         manager.stop(job, ADMIN)
-    assert _wait(lambda: not any(j.alive for j in (first, second, bob)))
+    assert wait_for(lambda: not any(j.alive for j in (first, second, bob)))
 
 
 def test_time_limit_and_pause_timeout_give_the_device_back():
     manager = _shared(max_running=2, time_limit_minutes=1, pause_timeout_minutes=1)
     long, paused = manager.submit(_digits(epochs=500), owner=ALICE), manager.submit(_digits(epochs=500), owner=BOB)
-    assert _wait(lambda: long.log.snapshot()[0] and paused.log.snapshot()[0])
+    assert wait_for(lambda: long.log.snapshot()[0] and paused.log.snapshot()[0])
     manager.pause(paused, BOB)
     manager.enforce_limits(now=time.time() + 61)  # a minute later
-    assert _wait(lambda: not long.alive and not paused.alive)
+    assert wait_for(lambda: not long.alive and not paused.alive)
     assert long.status == "stopped" and "time limit of 1 minutes" in long.message
     assert paused.status == "stopped" and "gave the device back" in paused.message
 
@@ -110,16 +101,16 @@ def test_time_limit_and_pause_timeout_give_the_device_back():
 def test_estimated_wait_uses_like_jobs_that_ran():
     manager = _shared(max_running=1)
     done = manager.submit(_digits(), owner=ALICE)
-    assert _wait(lambda: done.status == "finished")
+    assert wait_for(lambda: done.status == "finished")
     assert manager.expected_seconds(done) == pytest.approx(done.result.seconds, rel=0.01)
     running = manager.submit(_digits(epochs=400), owner=ALICE)
     waiting = manager.submit(_digits(), owner=BOB)
-    assert _wait(lambda: "eta" in running.log.snapshot()[2])
+    assert wait_for(lambda: "eta" in running.log.snapshot()[2])
     wait = manager.estimated_wait(waiting)
     assert wait is not None and wait == pytest.approx(running.log.snapshot()[2]["eta"], abs=5)
     manager.stop(running, ADMIN)
     manager.stop(waiting, ADMIN)
-    assert _wait(lambda: not running.alive)
+    assert wait_for(lambda: not running.alive)
 
 
 def test_twenty_people_two_slots_all_finish_once_in_queue_order():
@@ -130,7 +121,7 @@ def test_twenty_people_two_slots_all_finish_once_in_queue_order():
     people = [Person(f"learner{i:02d}") for i in range(20)]
     submitted = [manager.submit(_digits(), owner=person) for person in people]
     assert [manager.position(job) for job in submitted[2:]] == list(range(1, 19))
-    assert _wait(lambda: all(job.status == "finished" for job in submitted), 600)
+    assert wait_for(lambda: all(job.status == "finished" for job in submitted), 600)
     started = sorted(submitted, key=lambda job: job.started)
     assert started == submitted  # first come, first served
     saved = [r for r in runs.list_runs() if r.run_id in {job.run_id for job in submitted}]

@@ -6,9 +6,10 @@ import torch
 
 from cnn_lab import jobs, runs
 from cnn_lab.evaluate import confusion_matrix, per_class_accuracy, top_k
-from cnn_lab.models import MODELS, ModelError, ModelSpec, build_model, count_parameters, course_spec
 from cnn_lab.metrics import MetricLog
+from cnn_lab.models import MODELS, ModelError, ModelSpec, build_model, count_parameters, course_spec
 from cnn_lab.train import TrainConfig, TrainingError, random_crop, random_flip, train
+from tests.conftest import wait_for
 
 
 def test_config_json_round_trip():
@@ -131,20 +132,11 @@ def test_metrics_and_confusion_helpers():
     assert top_k(probs[0], ["cat", "dog"], 1) == [("cat", pytest.approx(0.9))]
 
 
-def _wait(predicate, timeout=60.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_job_pause_resume_stop_and_persistence():
     manager = jobs.JobManager(max_running=1)
     config = TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[16, 32]), epochs=200, batch_size=16)
     job = manager.start(config)
-    assert _wait(lambda: job.log.snapshot()[0])
+    assert wait_for(lambda: job.log.snapshot()[0])
     second = manager.start(config)  # the device is busy: it waits in the queue, it is not refused
     assert second.status == "queued" and manager.position(second) == 1
     manager.stop(second)
@@ -155,9 +147,9 @@ def test_job_pause_resume_stop_and_persistence():
     time.sleep(0.7)
     assert job.log.snapshot()[2]["step"] - paused_at <= 2  # at most the step in flight and its publish
     manager.resume(job)
-    assert _wait(lambda: job.log.snapshot()[2]["step"] > paused_at + 5)
+    assert wait_for(lambda: job.log.snapshot()[2]["step"] > paused_at + 5)
     manager.stop(job)
-    assert _wait(lambda: not job.alive, 30)
+    assert wait_for(lambda: not job.alive, 30)
     assert job.status == "stopped"
     record = runs.load_run(job.run_id)
     assert record.status == "stopped" and record.test_acc is not None
@@ -168,11 +160,11 @@ def test_job_pause_resume_stop_and_persistence():
 def test_a_job_that_never_started_leaves_no_run_but_a_failed_one_stays():
     manager = jobs.JobManager()
     job = manager.start(TrainConfig(dataset="digits", model=ModelSpec("course_cnn"), epochs=1))
-    assert _wait(lambda: not job.alive)
+    assert wait_for(lambda: not job.alive)
     assert job.status == "failed" and "at least 29x29" in job.message  # the page still has the sentence
     assert not (runs.runs_root() / job.run_id).exists()  # but the history is not cluttered
     job = manager.start(TrainConfig(dataset="digits", model=ModelSpec("mlp"), lr=1e6, epochs=3))
-    assert _wait(lambda: not job.alive)
+    assert wait_for(lambda: not job.alive)
     assert job.status == "failed" and "too high" in job.message
     record = runs.load_run(job.run_id)  # it trained, then failed: kept, with its sentence
     assert record.status == "failed" and "too high" in record.message

@@ -5,6 +5,8 @@ import time
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from tests.conftest import wait_for
+
 
 def slider(page, label: str):
     exact = page.locator('[data-testid="stWidgetLabel"]').get_by_text(label, exact=True)  # "Stride", not "(= stride)"
@@ -42,12 +44,7 @@ def text_of(page, selector: str) -> str:
 
 
 def wait_until(predicate, timeout: float = 60.0, every: float = 0.25) -> bool:
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return True
-        time.sleep(every)
-    return False
+    return wait_for(predicate, timeout, every)
 
 
 def no_exception(page) -> bool:
