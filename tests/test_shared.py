@@ -101,7 +101,7 @@ def test_time_limit_and_pause_timeout_give_the_device_back():
 def test_estimated_wait_uses_like_jobs_that_ran():
     manager = _shared(max_running=1)
     done = manager.submit(_digits(), owner=ALICE)
-    assert wait_for(lambda: done.status == "finished")
+    assert wait_for(lambda: not done.alive) and done.status == "finished"
     assert manager.expected_seconds(done) == pytest.approx(done.result.seconds, rel=0.01)
     running = manager.submit(_digits(epochs=400), owner=ALICE)
     waiting = manager.submit(_digits(), owner=BOB)

@@ -20,9 +20,9 @@ from cnn_lab.augment import AugmentError
 from cnn_lab.backbones import WeightsUnavailable
 from cnn_lab.data import DatasetError, DatasetUnavailable
 from cnn_lab.identity import LOCAL, Person
+from cnn_lab.jobs.kinds import KINDS
 from cnn_lab.jobs.local import ThreadExecutor
 from cnn_lab.jobs.queue import FairQueue, Ticket, start_times
-from cnn_lab.jobs.kinds import KINDS
 from cnn_lab.metrics import Control, MetricLog, StoppedBeforeTraining
 from cnn_lab.models import ModelError
 from cnn_lab.settings import Settings, load_settings
@@ -65,10 +65,6 @@ class Job:
     def alive(self) -> bool:
         """Waiting or running: not ended yet."""
         return self.status == "queued" or (self.thread is not None and self.thread.is_alive())
-
-    @property
-    def waiting(self) -> bool:
-        return self.status == "queued"
 
 
 class JobManager:
@@ -135,6 +131,7 @@ class JobManager:
             result = job.work(job.log, job.control, on_epoch)
             result.model.cpu()
             runs.save_weights(job.run_id, result.model)
+            self._remember_speed(job, result.seconds)
             job.status = "stopped" if result.stopped_by_user else "finished"
             job.message = (
                 f"{job.stop_reason or 'Stopped by the user'}; test accuracy of the model so far: {result.test_acc:.1%}."
@@ -147,7 +144,6 @@ class JobManager:
                                                                                result.std.flatten().tolist()))
             runs.finish_run(job.run_id, job.status, job.message, result.test_acc, seconds=result.seconds,
                             parameters=result.parameters, classes=result.classes, **result.extras)
-            self._remember_speed(job, result.seconds)
         except StoppedBeforeTraining as error:
             job.status, job.message = "stopped", str(error)
             self._end_before_training(job)

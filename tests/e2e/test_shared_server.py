@@ -73,7 +73,12 @@ def test_two_learners_and_a_teacher(browser, class_server):
         assert wait_until(lambda: _progress(b).startswith("queued · position 1"), 60), _progress(b)
         context_t, teacher = _join(browser, class_server, "Teacher", "s3cret")
         contexts.append(context_t)
-        assert wait_until(lambda: teacher.locator("text=Ben").count() >= 1, 30)  # the queue: Ada runs, Ben waits
+        admin_pick = teacher.get_by_role("combobox", name="Admin: a job", exact=True)
+        assert wait_until(lambda: admin_pick.count() == 1, 30)
+        assert admin_pick.input_value() == "Ada · train · running"
+        admin_pick.click()  # the queue, as the admin can act on it: Ada runs, Ben waits
+        assert teacher.locator('[role="option"]').filter(has_text="Ben · train · queued").count() == 1
+        teacher.keyboard.press("Escape")
         screenshot(teacher, "shared-teacher-queue")
         teacher.get_by_role("button", name="Stop this job").click()  # the first job listed: Ada's
         a.wait_for_selector("text=Stopped by Teacher", timeout=60_000)
