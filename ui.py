@@ -244,10 +244,10 @@ def job_controls(kind: str, start_label: str, make_job, person: Person, can_star
 
 
 def queue_panel(person: Person) -> None:
-    """Every job that waits or runs, everyone's: whose, what, where in the queue, how far along. An admin can
-    stop any of them."""
+    """Every job that waits or runs, everyone's: whose, what, where, its place in the queue, how far along (a table
+    that refreshes every 2 s). An admin can stop any of them (the controls stay still while the table refreshes)."""
     @st.fragment(run_every=2.0 if any(job.alive for job in jobs.MANAGER.jobs()) else None)
-    def panel() -> None:
+    def table() -> None:
         alive = [job for job in jobs.MANAGER.jobs() if job.alive]
         if not alive:
             st.caption("The device is free: no job is running or waiting.")
@@ -262,15 +262,16 @@ def queue_panel(person: Person) -> None:
                          "queue": f"#{position} · {_wait_words(job)}" if position else "",
                          "progress": f"{done:.0%}" if job.status != "queued" else ""})
         st.dataframe(rows, hide_index=True)
-        if person.admin and load_settings().shared:
-            a, b = st.columns([3, 1])
-            names = {job.run_id: f"{job.owner} · {job.kind} · {job.status}" for job in alive}
-            target = a.selectbox("Admin: a job", list(names), format_func=names.get)
-            if b.button("Stop this job"):
-                jobs.MANAGER.stop(jobs.MANAGER.get(target), person)
 
     with st.expander("The queue: everyone's jobs", expanded=load_settings().shared):
-        panel()
+        table()
+        alive = {job.run_id: f"{job.owner} · {job.kind} · {job.status}" for job in jobs.MANAGER.jobs() if job.alive}
+        if person.admin and load_settings().shared and alive:
+            a, b = st.columns([3, 1])
+            target = a.selectbox("Admin: a job", list(alive), format_func=alive.get)
+            if b.button("Stop this job"):
+                jobs.MANAGER.stop(jobs.MANAGER.get(target), person)
+                st.rerun()
 
 
 def live_panel(job: jobs.Job | None, empty_note: str) -> None:

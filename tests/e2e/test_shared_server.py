@@ -79,8 +79,9 @@ def test_two_learners_and_a_teacher(browser, class_server):
         admin_pick.click()  # the queue, as the admin can act on it: Ada runs, Ben waits
         assert teacher.locator('[role="option"]').filter(has_text="Ben · train · queued").count() == 1
         teacher.keyboard.press("Escape")
+        wait_idle(teacher)
         screenshot(teacher, "shared-teacher-queue")
-        teacher.get_by_role("button", name="Stop this job").click()  # the first job listed: Ada's
+        teacher.get_by_role("button", name="Stop this job").click()  # the job chosen: Ada's
         a.wait_for_selector("text=Stopped by Teacher", timeout=60_000)
         assert wait_until(lambda: "Test accuracy" in b.content(), 120)  # Ben's job ran once the slot freed
         screenshot(a, "shared-ada-stopped")
