@@ -172,7 +172,9 @@ def signed_in() -> Person | None:
     key = st.query_params.get("who") or st.session_state.get("who", "")
     person = identity.People().by_key(key)
     if person is not None:
-        st.session_state["who"] = st.query_params["who"] = key  # kept in the URL: a refresh is the same person
+        st.session_state["who"] = key
+        if st.query_params.get("who") != key:  # kept in the URL, so a refresh is the same person
+            st.query_params["who"] = key
         st.sidebar.caption(f"Signed in as **{person.name}**{' (admin)' if person.admin else ''}. This page's link "
                            "holds your key: bookmark it to find your jobs again.")
     return person
@@ -244,10 +246,10 @@ def job_controls(kind: str, start_label: str, make_job, person: Person, can_star
 
 
 def queue_panel(person: Person) -> None:
-    """Every job that waits or runs, everyone's: whose, what, where, its place in the queue, how far along (a table
-    that refreshes every 2 s). An admin can stop any of them (the controls stay still while the table refreshes)."""
+    """Every job that waits or runs, everyone's: whose, what, where, its place in the queue, how far along
+    (refreshed every 2 s). An admin can stop any of them."""
     @st.fragment(run_every=2.0 if any(job.alive for job in jobs.MANAGER.jobs()) else None)
-    def table() -> None:
+    def panel() -> None:
         alive = [job for job in jobs.MANAGER.jobs() if job.alive]
         if not alive:
             st.caption("The device is free: no job is running or waiting.")
@@ -262,16 +264,15 @@ def queue_panel(person: Person) -> None:
                          "queue": f"#{position} · {_wait_words(job)}" if position else "",
                          "progress": f"{done:.0%}" if job.status != "queued" else ""})
         st.dataframe(rows, hide_index=True)
-
-    with st.expander("The queue: everyone's jobs", expanded=load_settings().shared):
-        table()
-        alive = {job.run_id: f"{job.owner} · {job.kind} · {job.status}" for job in jobs.MANAGER.jobs() if job.alive}
-        if person.admin and load_settings().shared and alive:
+        if person.admin and load_settings().shared:
             a, b = st.columns([3, 1])
-            target = a.selectbox("Admin: a job", list(alive), format_func=alive.get)
+            names = {job.run_id: f"{job.owner} · {job.kind} · {job.status}" for job in alive}
+            target = a.selectbox("Admin: a job", list(names), format_func=names.get)
             if b.button("Stop this job"):
                 jobs.MANAGER.stop(jobs.MANAGER.get(target), person)
-                st.rerun()
+
+    with st.expander("The queue: everyone's jobs", expanded=load_settings().shared):
+        panel()
 
 
 def live_panel(job: jobs.Job | None, empty_note: str) -> None:
