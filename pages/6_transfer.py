@@ -48,7 +48,10 @@ try:
         upload = st.file_uploader("A zip of class folders", type=["zip"])
         if upload is None:
             st.stop()
-        config.data = str(limits.save_upload(upload.getvalue(), upload.name))  # named by content: extracted once
+        saved = f"saved_{upload.file_id}"  # hash and store each upload once, not on every rerun of the page
+        if saved not in st.session_state:
+            st.session_state[saved] = str(limits.save_upload(upload.getvalue(), upload.name))  # named by content
+        config.data = st.session_state[saved]
     else:
         folder = transfer.kaggle_boats_folder() or download_panel(
             "kaggle", "the Kaggle boat types", "Download the Kaggle boat types", transfer.download_kaggle_boats,

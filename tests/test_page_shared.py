@@ -79,4 +79,4 @@ def test_no_traceback_reaches_the_browser(monkeypatch):
 def test_waits_read_as_people_say_them():
     from ui import duration
 
-    assert [duration(s) for s in (40, 700, 13_559)] == ["40 s", "12 min", "3 h 46 min"]
+    assert [duration(s) for s in (40, 700, 13_559, 7_199)] == ["40 s", "12 min", "3 h 46 min", "2 h 00 min"]
