@@ -118,8 +118,9 @@ class JobManager:
                 return
             job = self._jobs[ticket.job_id]
             runs.create_run(job.run_id, job.kind, job.config.to_json(), owner=job.owner)
-            job.status, job.started = "running", time.time()
+            # The thread first waits for this lock (see _run), so a job is never seen "running" without its thread.
             job.thread = self._executor.launch(f"cnn-lab-{job.run_id}", lambda job=job: self._run(job))
+            job.status, job.started = "running", time.time()
 
     # ------------------------------------------------------------ running
 
@@ -127,6 +128,8 @@ class JobManager:
         def on_epoch(model, epochs) -> None:
             runs.save_epochs(job.run_id, epochs, model, normalisation=_normalisation(job.log))
 
+        with self._lock:  # _dispatch holds it until it has marked this job running
+            pass
         try:
             result = job.work(job.log, job.control, on_epoch)
             result.model.cpu()

@@ -23,13 +23,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(env_extra: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+def start_app(env_extra: dict[str, str] | None = None, log: str = "") -> tuple[subprocess.Popen, str]:
+    """The app on a free loopback port; its output goes to test-artifacts/<log> when a log name is given."""
     port = _free_port()
     env = os.environ | (env_extra or {})
+    ARTIFACTS.mkdir(exist_ok=True)
+    output = open(ARTIFACTS / log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 - the process writes it
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(120):

@@ -3,6 +3,7 @@ B's Start waits in the queue with its position, survives a reload, and runs when
 A's job. Screenshots: test-artifacts/shared-*.png. And the default server listens on 127.0.0.1 only."""
 import subprocess
 import sys
+import warnings
 
 import psutil
 import pytest
@@ -16,7 +17,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def class_server(tmp_path_factory):
     cache = tmp_path_factory.mktemp("class_cache")
-    process, url = start_app({"CNN_LAB_SHARED": "1", "CNN_LAB_ADMIN_PASSWORD": "s3cret", "CNN_LAB_CACHE": str(cache)})
+    process, url = start_app({"CNN_LAB_SHARED": "1", "CNN_LAB_ADMIN_PASSWORD": "s3cret", "CNN_LAB_CACHE": str(cache)},
+                             log="shared-server.log")
     yield url
     process.terminate()
     process.wait(timeout=20)
@@ -53,6 +55,22 @@ def _progress(page) -> str:
     return bar.first.inner_text() if bar.count() else ""
 
 
+def _wait_for_bens_finished_run(b) -> None:
+    """Ben's page shows his finished run: live, or else after a reload (a warning then keeps what the stale page
+    showed, and the server's log is in test-artifacts/shared-server.log)."""
+    def finished() -> bool:
+        return "Test accuracy" in b.content() or _progress(b).startswith("finished")
+
+    if wait_until(finished, 120):
+        return
+    screenshot(b, "shared-ben-stale")
+    stale = b.locator('[data-testid="stMain"]').inner_text()[:2000]
+    b.reload()
+    assert wait_until(finished, 120), f"Ben's page before a reload:\n{stale}\n\nand after:\n" + \
+        b.locator('[data-testid="stMain"]').inner_text()[:2000]
+    warnings.warn(f"Ben's page showed his finished run only after a reload; before, it showed:\n{stale}")
+
+
 def test_two_learners_and_a_teacher(browser, class_server):
     contexts = []
     try:
@@ -78,12 +96,13 @@ def test_two_learners_and_a_teacher(browser, class_server):
         assert admin_pick.input_value() == "Ada · train · running"  # the admin's list: Ada's job first
         screenshot(teacher, "shared-teacher-queue")
         for _ in range(3):  # the queue panel refreshes every 2 s: a click that lands mid-refresh is tried again
+            if admin_pick.input_value() != "Ada · train · running":
+                break  # Ada's job has ended: the list's only job is now Ben's, and he must not be stopped
             teacher.get_by_role("button", name="Stop this job").click()  # the job chosen: Ada's
             if wait_until(lambda: a.locator("text=Stopped by Teacher").count() >= 1, 20):
                 break
         a.wait_for_selector("text=Stopped by Teacher", timeout=30_000)
-        assert wait_until(lambda: "Test accuracy" in b.content() or _progress(b).startswith("finished"), 240), \
-            _progress(b)  # Ben's job ran once the slot freed
+        _wait_for_bens_finished_run(b)  # Ben's job ran once the slot freed
         screenshot(a, "shared-ada-stopped")
         screenshot(b, "shared-ben-finished")
         for page in (a, b, teacher):
