@@ -1,5 +1,6 @@
-"""Jobs on a real local Ray cluster (2 CPUs, started by the tests, no mock): queued by Ray's resources, streamed,
-stopped, and lost workers reported; the same seed gives the thread executor's accuracy."""
+"""Jobs on a real local Ray cluster (started by the tests, no mock; 2 CPUs and 1 per job: room for two):
+queued by Ray's resources, streamed, stopped, and lost workers reported; the same seed gives the thread
+executor's accuracy."""
 import os
 import signal
 import time
@@ -19,9 +20,13 @@ ray = pytest.importorskip("ray", reason="ray is in requirements-test.txt; instal
 @pytest.fixture(scope="module")
 def cluster(lab_cache):
     env = {"PYTHONPATH": str(ROOT)} | {k: v for k, v in os.environ.items() if k.startswith("CNN_LAB_")}
+    from cnn_lab.jobs import ray_executor
+
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env},
              _node_ip_address="127.0.0.1")  # loopback only
+    ray_executor.CPUS_PER_JOB = 1  # two digits jobs at once on this 2-core machine, one torch thread each
     yield jobs.JobManager(Settings(ray_address="local"))
+    ray_executor.CPUS_PER_JOB = 2
     ray.shutdown()
 
 
@@ -31,7 +36,7 @@ def _digits(epochs: int, seed: int = 0) -> TrainConfig:
 
 
 def test_three_jobs_with_room_for_two(cluster):
-    submitted = [cluster.submit(_digits(40), owner=Person(f"p{i}")) for i in range(3)]
+    submitted = [cluster.submit(_digits(100), owner=Person(f"p{i}")) for i in range(3)]
     placed, ended, updates = {}, {}, {job.run_id: set() for job in submitted}
     end = time.time() + 300
     while time.time() < end and any(job.alive for job in submitted):
@@ -50,7 +55,7 @@ def test_three_jobs_with_room_for_two(cluster):
     assert third >= min(ended[j.run_id] for j in first_two) - 0.5  # Ray held the third until a CPU was free
     for job in submitted:
         record = runs.load_run(job.run_id)
-        assert record.status == "finished" and len(record.epochs) == 40 and (record.path / "model.pt").exists()
+        assert record.status == "finished" and len(record.epochs) == 100 and (record.path / "model.pt").exists()
 
 
 def test_same_seed_same_accuracy_as_the_thread_executor(cluster):

@@ -86,7 +86,7 @@ class JobManager:
         self.forget_results()
         with self._lock:
             job = Job(runs.new_run_id(), kind, config, owner.name)
-            job.work = work or self._work(kind, config)
+            job.work = work or self._work(kind, config, job.run_id)
             self._queue.push(Ticket(job.run_id, job.owner))
             self._jobs[job.run_id] = job
             self._dispatch()
@@ -97,13 +97,13 @@ class JobManager:
         """Submit a job as the local user (local mode, the CLI and tests)."""
         return self.submit(config, work, kind)
 
-    def _work(self, kind: str, config: JobConfig) -> Work:
+    def _work(self, kind: str, config: JobConfig, run_id: str) -> Work:
         """What runs a job of this kind: in a thread here, or in a Ray actor when the settings name a cluster."""
         if self.settings.ray_address:
             from cnn_lab.jobs import ray_executor  # Ray is imported only by those who ask for it
 
             ray_executor.connect(self.settings.ray_address)
-            return ray_executor.remote_work(kind, config)
+            return ray_executor.remote_work(kind, config, run_id)
         return lambda log, control, on_epoch: KINDS[kind].run(config, log, control, on_epoch)
 
     def _dispatch(self) -> None:

@@ -1,18 +1,20 @@
-"""The Ray executor: the same jobs, run in Ray actors on any machine of a Ray cluster.
+"""The Ray executor: the same jobs, run as Ray tasks on any machine of a Ray cluster.
 
-A job becomes one actor (`Worker`) that asks Ray for what it needs (a fraction of a GPU for a small run, a
-whole one for the speedrun and fine-tuning, else a CPU); Ray decides where and when it runs. The actor is
-threaded, so `poll()` answers while `run()` trains: the app polls about twice a second, copies the new steps,
-epochs and progress into the job's own MetricLog (the pages read that, whichever executor runs the job),
-saves each new epoch's weights into the run folder, and passes pause / resume / stop on. The app writes the
-run folders, so the workers need no shared file system. A worker that dies ends the job as failed, with the
-epochs already received kept.
+A job becomes one task (`run_job`) that asks Ray for what it needs (a fraction of a GPU for a small run, a whole
+one for the speedrun and fine-tuning, else a CPU); Ray decides where and when it runs. Tasks run in Ray's pooled
+worker processes, which keep torch and cnn_lab imported from one job to the next (`connect` warms them up), so
+a job starts in about a second. While it trains, the task posts its new steps, epochs, progress and the newest
+epoch's weights to the app's `Mailbox` actor twice a second and reads back pause / resume / stop; the app
+collects the posts into the job's own MetricLog (the pages read that, whichever executor runs the job) and
+writes the run folder itself, so the workers need no shared file system. A worker that dies ends the job as
+failed, with the epochs already received kept.
 """
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -23,50 +25,105 @@ from cnn_lab.metrics import Control, MetricLog, StoppedBeforeTraining
 from cnn_lab.train import TrainingError, TrainResult
 
 ROOT = Path(__file__).resolve().parents[2]
-POLL_SECONDS = 0.5
+POST_SECONDS = 0.5  # how often a task posts and the app collects: the curves stream about once a second
 
 
 class WorkerLost(TrainingError):
-    """The actor (or its machine) died mid-run."""
+    """The worker process (or its machine) died mid-run."""
 
 
-@ray.remote(max_concurrency=2)  # a threaded actor: poll() runs while run() trains
-class Worker:
-    def __init__(self, threads: int):
-        torch.set_num_threads(max(1, threads))
-        self.log, self.control = MetricLog(), Control()
-        self.weights: dict | None = None  # the newest epoch's state_dict, until the app has taken it
-        self.epochs_seen = 0
+@ray.remote(num_cpus=0, max_concurrency=64)  # threaded: every job posts and the app collects at the same time
+class Mailbox:
+    """Between the app and its running tasks: each task posts updates under its run id and gets back the app's
+    latest command ("run", "pause" or "stop"); the app collects the updates and sets the commands."""
 
-    def where(self) -> tuple[str, int]:
-        """The node this actor runs on and its process id (answers once Ray has placed it)."""
-        return f"{os.uname().nodename} ({ray.get_runtime_context().get_node_id()[:8]})", os.getpid()
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.updates: dict[str, list] = {}
+        self.commands: dict[str, str] = {}
 
-    def run(self, kind: str, config_json: str) -> TrainResult:
-        from cnn_lab.jobs.kinds import KINDS
+    def post(self, run_id: str, update: tuple) -> str:
+        with self.lock:
+            self.updates.setdefault(run_id, []).append(update)
+            return self.commands.get(run_id, "run")
 
-        def on_epoch(model, epochs) -> None:
-            self.weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    def collect(self, run_id: str) -> list:
+        with self.lock:
+            return self.updates.pop(run_id, [])
 
-        result = KINDS[kind].run(KINDS[kind].config_from_json(config_json), self.log, self.control, on_epoch)
+    def command(self, run_id: str, command: str) -> None:
+        with self.lock:
+            self.commands[run_id] = command
+
+    def forget(self, run_id: str) -> None:
+        with self.lock:
+            self.updates.pop(run_id, None)
+            self.commands.pop(run_id, None)
+
+
+class _Poster:
+    """In the task: every POST_SECONDS, send what the log gained since the last post (and the newest epoch's
+    weights) to the mailbox, and apply the command it answers to the run's Control."""
+
+    def __init__(self, mailbox, run_id: str, log: MetricLog, control: Control):
+        self.mailbox, self.run_id, self.log, self.control = mailbox, run_id, log, control
+        self.steps_sent, self.epochs_sent, self.weights = 0, 0, None
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self.done.wait(POST_SECONDS):
+            self.post()
+
+    def post(self) -> None:
+        with self.lock:
+            steps, epochs, progress = self.log.snapshot()
+            new_steps = [s for s in steps if s[0] > self.steps_sent]
+            weights, self.weights = self.weights, None
+            update = (new_steps, epochs[self.epochs_sent:], progress, weights)
+            self.steps_sent = new_steps[-1][0] if new_steps else self.steps_sent
+            self.epochs_sent = len(epochs)
+            command = ray.get(self.mailbox.post.remote(self.run_id, update))
+        if command == "stop":
+            self.control.stop()
+        elif command == "pause":
+            self.control.pause()
+        else:
+            self.control.resume()
+
+
+@ray.remote(max_retries=0)  # a lost worker fails the job (its epochs so far are kept), never runs it twice
+def run_job(kind: str, config_json: str, run_id: str, mailbox, threads: int) -> TrainResult:
+    from cnn_lab.jobs.kinds import KINDS
+
+    torch.set_num_threads(max(1, threads))
+    log, control = MetricLog(), Control()
+    log.set_progress(node=f"{os.uname().nodename} ({ray.get_runtime_context().get_node_id()[:8]})",
+                     worker_pid=os.getpid())
+    poster = _Poster(mailbox, run_id, log, control)
+
+    def on_epoch(model, epochs) -> None:
+        poster.weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+    poster.post()  # at once: the app learns where it runs
+    poster.thread.start()
+    try:
+        result = KINDS[kind].run(KINDS[kind].config_from_json(config_json), log, control, on_epoch)
         result.model.cpu()
         return result
+    finally:
+        poster.done.set()
+        poster.thread.join()
+        poster.post()  # the last steps and epochs
 
-    def poll(self, steps_after: int, epochs_after: int) -> tuple[list, list, dict, dict | None]:
-        """Steps after step `steps_after`, epochs after the first `epochs_after`, the progress, and the newest
-        epoch's weights if an epoch ended since the last poll."""
-        steps, epochs, progress = self.log.snapshot()
-        weights, self.weights = self.weights, None
-        return [s for s in steps if s[0] > steps_after], epochs[epochs_after:], progress, weights
 
-    def pause(self) -> None:
-        self.control.pause()
+@ray.remote(num_cpus=1)
+def _warm_up() -> int:
+    """Import what a job needs, so that this pooled worker starts its next job at once."""
+    import cnn_lab.jobs.kinds  # noqa: F401
 
-    def resume(self) -> None:
-        self.control.resume()
-
-    def stop(self) -> None:
-        self.control.stop()
+    return os.getpid()
 
 
 class _Weights:
@@ -79,13 +136,24 @@ class _Weights:
         return self.state
 
 
+_mailbox = None
+
+
 def connect(address: str) -> None:
     """Join the cluster at `address` ("auto": one started with `ray start`, or host:port). "local" joins the
     cluster of this machine, starting one (`ray start --head`, in its own processes, so that it also works from
     inside a web server) when none runs; `ray stop` ends it. Workers import cnn_lab from this checkout and read
-    the same data and cache folders."""
-    if ray.is_initialized():
+    the same data and cache folders. Then the app's mailbox starts and the workers are warmed up."""
+    global _mailbox
+    if ray.is_initialized() and _mailbox is not None:
         return
+    if not ray.is_initialized():
+        _init(address)
+    _mailbox = Mailbox.remote()
+    ray.get([_warm_up.remote() for _ in range(max(1, int(ray.cluster_resources().get("CPU", 1))))])
+
+
+def _init(address: str) -> None:
     env = {"PYTHONPATH": str(ROOT)} | {k: v for k, v in os.environ.items() if k.startswith("CNN_LAB_")}
     options = dict(include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
     if address != "local":
@@ -100,61 +168,58 @@ def connect(address: str) -> None:
         ray.init(address="auto", **options)
 
 
+CPUS_PER_JOB = 2  # without GPUs, what a job asks for: as many torch threads as the app's own thread would use
+
+
 def resources(kind: str, config) -> dict:
     """What a job asks Ray for: GPUs when the cluster has them (a quarter for a small CIFAR run, so four share
-    one; a whole one for the speedrun and fine-tuning), else one CPU."""
+    one; a whole one for the speedrun and fine-tuning); else two CPUs (no more than the largest machine has)."""
     if ray.cluster_resources().get("GPU", 0) >= 1:
         heavy = kind == "transfer" or getattr(getattr(config, "model", None), "name", "") == "speedrun"
         return {"num_gpus": 1 if heavy else 0.25, "num_cpus": 1}
-    return {"num_cpus": 1}
+    largest = max((node["Resources"].get("CPU", 1) for node in ray.nodes() if node["Alive"]), default=1)
+    return {"num_cpus": min(CPUS_PER_JOB, int(largest))}
 
 
-def remote_work(kind: str, config) -> Callable[[MetricLog, Control, Callable], TrainResult]:
-    """A job's work, run in a Ray actor and mirrored into the app's log, control and run folder."""
+def remote_work(kind: str, config, run_id: str) -> Callable[[MetricLog, Control, Callable], TrainResult]:
+    """A job's work, run as a Ray task and mirrored into the app's log, control and run folder."""
 
     def work(log: MetricLog, control: Control, on_epoch: Callable) -> TrainResult:
         asks = resources(kind, config)
-        worker = Worker.options(**asks).remote(int(asks["num_cpus"]))
+        running = run_job.options(**asks).remote(kind, config.to_json(), run_id, _mailbox, int(asks["num_cpus"]))
         log.set_progress(stage=f"waiting for a Ray worker ({', '.join(f'{v:g} {k[4:].upper()}' for k, v in asks.items())})")
-        placed = worker.where.remote()
-        while not ray.wait([placed], timeout=POLL_SECONDS)[0]:  # Ray queues it until its resources are free
-            if control.stop_requested.is_set():
-                ray.kill(worker, no_restart=True)
-                raise StoppedBeforeTraining("Stopped before a Ray worker took it; nothing was run.")
-        node, pid = ray.get(placed)
-        log.set_progress(stage=f"running on Ray node {node}", node=node, worker_pid=pid)
-        running = worker.run.remote(kind, config.to_json())
-        paused = False
+        command = "run"
         try:
             while True:
-                done = ray.wait([running], timeout=POLL_SECONDS)[0]
-                _mirror(worker, log, on_epoch)
+                done = ray.wait([running], timeout=POST_SECONDS)[0]
+                _collect(_mailbox, run_id, log, on_epoch)
                 if done:
                     return ray.get(running)
-                if control.stop_requested.is_set():
-                    worker.stop.remote()
-                elif paused != (not control.running.is_set()):
-                    paused = not paused
-                    (worker.pause if paused else worker.resume).remote()
-        except ray.exceptions.RayActorError:
+                if "node" not in log.snapshot()[2] and control.stop_requested.is_set():
+                    ray.cancel(running)  # still waiting for resources
+                    raise StoppedBeforeTraining("Stopped before a Ray worker took it; nothing was run.")
+                wanted = "stop" if control.stop_requested.is_set() else "run" if control.running.is_set() else "pause"
+                if wanted != command:
+                    command = wanted
+                    ray.get(_mailbox.command.remote(run_id, command))
+        except ray.exceptions.RayTaskError as error:  # the job's own error (bad data, NaN...): the manager
+            raise error.cause from None  # reports it as it does for the thread executor
+        except ray.exceptions.RayError:
             raise WorkerLost("The worker running it was lost (its process or machine stopped); the epochs "
                              "received before are kept.") from None
         finally:
-            ray.kill(worker, no_restart=True)
+            _mailbox.forget.remote(run_id)
 
     return work
 
 
-def _mirror(worker, log: MetricLog, on_epoch: Callable) -> None:
-    steps, epochs, progress, weights = ray.get(worker.poll.remote(_last_step(log), len(log.epochs)))
-    log.add_steps(steps)
-    for epoch in epochs:
-        log.add_epoch(epoch)
-    log.set_progress(**progress)
-    if weights is not None:
-        on_epoch(_Weights(weights), log.snapshot()[1])
-
-
-def _last_step(log: MetricLog) -> int:
-    steps = log.snapshot()[0]
-    return steps[-1][0] if steps else 0
+def _collect(mailbox, run_id: str, log: MetricLog, on_epoch: Callable) -> None:
+    for steps, epochs, progress, weights in ray.get(mailbox.collect.remote(run_id)):
+        log.add_steps(steps)
+        for epoch in epochs:
+            log.add_epoch(epoch)
+        if "node" in progress and "node" not in log.snapshot()[2]:
+            progress = {**progress, "stage": f"running on Ray node {progress['node']}"}
+        log.set_progress(**progress)
+        if weights is not None:
+            on_epoch(_Weights(weights), log.snapshot()[1])
