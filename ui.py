@@ -38,7 +38,16 @@ PAGES = [
              "Train a real network in the background and watch its learning curves stream in."),
     PageInfo("pages/6_transfer.py", "Transfer learning on boats", ":material/sailing:",
              "Fine-tune a pretrained network on boat photos, then classify a photo you upload."),
+    PageInfo("pages/7_inside.py", "Inside the network", ":material/layers:",
+             "Every layer of a real network responding to your image, down to one value's arithmetic."),
 ]
+
+
+def look_inside_button(run_id: str) -> None:
+    """Open this run on the "Inside the network" page."""
+    if st.button("Look inside this network, layer by layer", key=f"inside_{run_id}"):
+        st.session_state["inside_model"] = run_id
+        st.switch_page("pages/7_inside.py")
 
 
 def page_header(path: str) -> None:
@@ -370,7 +379,4 @@ def upload_to_tensor(upload, shape: tuple[int, int, int]) -> tuple[images.Loaded
     except images.ImageError as error:
         st.error(str(error))
         return None
-    c, h, w = shape
-    small = loaded.image.convert("L" if c == 1 else "RGB").resize((w, h))
-    tensor = torch.from_numpy(np.asarray(small).copy())
-    return loaded, tensor[None] if c == 1 else tensor.permute(2, 0, 1)
+    return loaded, images.to_model_input(loaded.image, shape)

@@ -323,7 +323,40 @@ def bench_transfer(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     return rows
 
 
+def bench_inside(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
+    """The "Inside the network" page's work: every layer of EfficientNet-Lite0 for one 224x224 photo (after the
+    first load), and what a click on a map asks for (a channel's maps sorted, one value's arithmetic)."""
+    from cnn_lab import images, inside
+
+    start = time.perf_counter()
+    subject = inside.pretrained_subject()
+    load = time.perf_counter() - start
+    x = subject.prepare(images.to_model_input(images.load_sample("astronaut").image, subject.input_shape))
+    inside.inspect(subject.model, x)  # warm-up
+    passes, clicks = [], []
+    for _ in range(3 if quick else 7):
+        start = time.perf_counter()
+        seen = inside.inspect(subject.model, x)
+        passes.append(time.perf_counter() - start)
+    layers = seen.conv_layers()
+    for i in range(20):
+        layer = layers[i * 7 % len(layers)]
+        start = time.perf_counter()
+        channel = inside.sorted_channels(layer.output)[i % 4]
+        inside.conv_arithmetic(layer, channel, layer.shape[1] // 2, layer.shape[2] // 3)
+        clicks.append(time.perf_counter() - start)
+    median = lambda values: sorted(values)[len(values) // 2]  # noqa: E731
+    return [
+        ("Inside the network: EfficientNet-Lite0, every layer's output for one 224x224 photo (after the first load)",
+         f"{median(passes) * 1000:.0f} ms median of {len(passes)}",
+         f"{len(seen.layers)} layers hooked, {len(layers)} convolutions; loading the model once: {load:.1f} s"),
+        ("Inside the network: a click on a map (channels sorted, one value's multiply-and-sum)",
+         f"{median(clicks) * 1000:.1f} ms median of 20", "on layers from the stem to the head"),
+    ]
+
+
 BENCHMARKS: dict[str, Callable[[datasets.ImageDataset, bool], list[Row]]] = {
+    "inside": bench_inside,
     "transfer": bench_transfer,
     "conv": bench_conv_update,
     "data": bench_data,

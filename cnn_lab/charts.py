@@ -194,3 +194,39 @@ def overlay_figure(image: np.ndarray, heat: np.ndarray, title: str) -> go.Figure
     fig.update_yaxes(visible=False)
     fig.update_layout(title=title, height=360, margin=dict(t=40, b=0, l=0, r=0))
     return fig
+
+
+def architecture_figure(names: list[str], kinds: list[str], shapes: list[tuple[int, ...]], fields: list[int | None],
+                        chosen: int) -> go.Figure:
+    """Every layer in order, as a bar as tall as its output has values (log scale), coloured by kind; hover
+    shows its shape and receptive field; the chosen layer is outlined. Click a bar to choose a layer."""
+    sizes = [int(np.prod(s)) for s in shapes]
+    palette = {"Conv2d": "#1f77b4", "Conv2dStaticSamePadding": "#1f77b4", "Linear": "#d62728", "BatchNorm2d": "#7f7f7f"}
+    fig = go.Figure(go.Bar(
+        x=list(range(len(names))), y=sizes, marker_color=[palette.get(k, "#2ca02c") for k in kinds],
+        marker_line_width=[3 if i == chosen else 0 for i in range(len(names))], marker_line_color="black",
+        customdata=[[n, k, " x ".join(map(str, s)), "whole image" if f is None else f"{f} px"]
+                    for n, k, s, f in zip(names, kinds, shapes, fields)],
+        hovertemplate="%{customdata[0]} (%{customdata[1]})<br>output %{customdata[2]}<br>"
+                      "receptive field %{customdata[3]}<extra></extra>"))
+    fig.update_yaxes(type="log", title="values in the output")
+    fig.update_xaxes(title="layer, in the order data flows (blue: convolution, red: linear)")
+    fig.update_layout(height=260, margin=dict(t=10, b=40, l=50, r=10), clickmode="event+select")
+    return fig
+
+
+def layer_strip_figure(maps: np.ndarray, titles: list[str], columns: int = 10, max_side: int = 56) -> go.Figure:
+    """One small map per layer (its most active channel), each on its own colour scale: the image's path from
+    the pixels to the last convolution at a glance."""
+    rows = -(-len(maps) // columns)
+    fig = make_subplots(rows=rows, cols=min(columns, len(maps)), subplot_titles=titles, horizontal_spacing=0.01,
+                        vertical_spacing=0.04)
+    for i, m in enumerate(maps):
+        step = max(1, -(-max(m.shape) // max_side))
+        r, c = divmod(i, columns)
+        fig.add_heatmap(z=np.round(m[::step, ::step], 3), colorscale="Viridis", showscale=False, row=r + 1, col=c + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed")
+    fig.update_annotations(font_size=9)
+    fig.update_layout(height=95 * rows + 20, margin=dict(t=20, b=0, l=0, r=0))
+    return fig

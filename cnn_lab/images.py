@@ -88,6 +88,14 @@ def fit_within(img: Image.Image, max_side: int = WORK_SIDE) -> LoadedImage:
     return LoadedImage(img, original, note)
 
 
+def to_model_input(img: Image.Image, shape: tuple[int, int, int]) -> torch.Tensor:
+    """A photo as a uint8 (C, H, W) tensor of a model's input shape: grey for one channel, resized to H x W."""
+    c, h, w = shape
+    small = np.asarray(img.convert("L" if c == 1 else "RGB").resize((w, h))).copy()
+    tensor = torch.from_numpy(small)
+    return tensor[None] if c == 1 else tensor.permute(2, 0, 1)
+
+
 def to_tensor(img: Image.Image) -> torch.Tensor:
     """RGB image -> float tensor (3, H, W) in [0, 1]."""
     return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255

@@ -38,6 +38,7 @@ class RunRecord:
     mean: list[float] | None = None  # the per-channel normalisation the model expects (None: not saved)
     std: list[float] | None = None
     owner: str = "you"
+    input_shape: list[int] | None = None  # (C, H, W) the model was trained on (None: saved before it was kept)
 
     @property
     def path(self) -> Path:
@@ -111,7 +112,8 @@ def load_run(run_id: str, live: set[str] = frozenset()) -> RunRecord:
     epochs = [EpochRecord(**e) for e in json.loads((folder / "metrics.json").read_text())]
     return RunRecord(run_id, status["kind"], json.loads((folder / "config.json").read_text()), state,
                      status.get("message", ""), epochs, status.get("test_acc"), status["created"],
-                     status.get("classes", []), status.get("mean"), status.get("std"), status.get("owner", "you"))
+                     status.get("classes", []), status.get("mean"), status.get("std"), status.get("owner", "you"),
+                     status.get("input_shape"))
 
 
 def list_runs(live: set[str] = frozenset(), kind: str | None = None, owner: str | None = None) -> list[RunRecord]:

@@ -9,8 +9,8 @@ from cnn_lab.models import MODELS, first_conv_weights
 from cnn_lab.presets import PRESETS, preset
 from cnn_lab.settings import load_settings
 from cnn_lab.train import AUGMENTS, OPTIMIZERS, SCHEDULES
-from ui import (job_controls, live_panel, model_settings, page_header, queue_panel, results_panel, upload_to_tensor,
-                who_is_asking)
+from ui import (job_controls, live_panel, look_inside_button, model_settings, page_header, queue_panel, results_panel,
+                upload_to_tensor, who_is_asking)
 
 page_header("pages/5_train.py")
 person = who_is_asking()
@@ -108,6 +108,7 @@ if job and not job.alive and job.result is not None:
     weights_file = runs.runs_root() / job.run_id / "model.pt"  # saved by the job; read only when clicked
     a.download_button("Download the weights (state_dict)", weights_file.read_bytes, f"{job.run_id}.pt")
     b.download_button("Download the config (JSON)", job.config.to_json(), f"{job.run_id}.json")
+    look_inside_button(job.run_id)
 
     st.markdown("**Classify an image with this model**")
     upload = st.file_uploader("Upload an image", type=["jpg", "jpeg", "png", "webp", "bmp", "gif"], key="classify")

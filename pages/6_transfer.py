@@ -7,8 +7,8 @@ import torch
 from cnn_lab import augment, charts, data, downloads, evaluate, explain, jobs, limits, runs, transfer
 from cnn_lab.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, WeightsUnavailable, weights_advice
 from cnn_lab.settings import load_settings
-from ui import (download_panel, job_controls, live_panel, page_header, picture, queue_panel, results_panel,
-                upload_to_tensor, who_is_asking)
+from ui import (download_panel, job_controls, live_panel, look_inside_button, page_header, picture, queue_panel,
+                results_panel, upload_to_tensor, who_is_asking)
 
 page_header("pages/6_transfer.py")
 person = who_is_asking()
@@ -169,6 +169,7 @@ if not finished:
 finished.sort(key=lambda r: r.test_acc or 0, reverse=True)
 record = st.selectbox("Run", finished, format_func=lambda r: f"{r.run_id} · {r.config['backbone']} · "
                                                                  f"{r.config['mode']} · test {r.test_acc:.1%}")
+look_inside_button(record.run_id)
 
 
 @st.cache_resource(max_entries=2)

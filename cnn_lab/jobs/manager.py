@@ -146,7 +146,8 @@ class JobManager:
             runs.save_epochs(job.run_id, job.log.snapshot()[1], normalisation=(result.mean.flatten().tolist(),
                                                                                result.std.flatten().tolist()))
             runs.finish_run(job.run_id, job.status, job.message, result.test_acc, seconds=result.seconds,
-                            parameters=result.parameters, classes=result.classes, **result.extras)
+                            parameters=result.parameters, classes=result.classes,
+                            input_shape=list(result.test_images.shape[1:]), **result.extras)
         except StoppedBeforeTraining as error:
             job.status, job.message = "stopped", str(error)
             self._end_before_training(job)

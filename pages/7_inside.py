@@ -1,0 +1,177 @@
+import hashlib
+
+import numpy as np
+import streamlit as st
+import torch
+
+from cnn_lab import charts, evaluate, explain, images, inside, jobs, runs
+from cnn_lab.settings import load_settings
+from ui import image_picker, page_header, picture, signed_in
+
+page_header("pages/7_inside.py")
+PRETRAINED = "pretrained"
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model")
+def subject_of(choice: str) -> inside.Subject:
+    return inside.pretrained_subject() if choice == PRETRAINED else inside.run_subject(runs.load_run(choice))
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def inspected(choice: str, image_key: str, _image: torch.Tensor) -> inside.Inspection:
+    """Every layer's output for this model and image (by content): a rerun that changes nothing reruns nothing."""
+    subject = subject_of(choice)
+    return inside.inspect(subject.model, subject.prepare(_image))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def grad_cam(choice: str, image_key: str, layer: str, target: int, _image: torch.Tensor) -> np.ndarray:
+    subject = subject_of(choice)
+    module = dict(subject.model.named_modules())[layer]
+    return explain.grad_cam(subject.model, module, subject.prepare(_image), target)[0].numpy()
+
+
+# ---------------------------------------------------------------- the model and the image
+person = signed_in()  # in shared mode your runs only (none before you sign in); the pretrained model for all
+mine = [] if person is None else runs.list_runs(live=jobs.MANAGER.live_ids(),
+                                                 owner=person.name if load_settings().shared else None)
+rebuildable = [r for r in mine if r.status in ("finished", "stopped") and inside.can_rebuild(r)]
+titles = {PRETRAINED: "EfficientNet-Lite0, pretrained on ImageNet (works offline)"} | {
+    r.run_id: f"Run {r.run_id} · {r.config.get('dataset') or r.config.get('data')} · "
+              f"{r.config.get('model', {}).get('name') or r.config.get('backbone')} · test {r.test_acc or 0:.1%}"
+    for r in rebuildable}
+left, right = st.columns([1, 2])
+choice = left.selectbox("Model", list(titles), index=1 if rebuildable else 0, format_func=titles.get,
+                        key="inside_model", help="The pretrained network, or any run you trained (newest first).")
+subject = subject_of(choice)
+channels, height, width = subject.input_shape
+
+with left:
+    job = jobs.MANAGER.get(choice)
+    result = job.result if job is not None else None
+    sources = ["A photo", "Camera"] + (["A test image of this run"] if result is not None else [])
+    source = st.radio("Image from", sources, horizontal=True, key="inside_image_from")
+    if source == "A photo":
+        photo = image_picker("inside_photo").image
+    elif source == "Camera":
+        shot = st.camera_input("Take a photo")
+        try:
+            photo = images.load_image(shot.getvalue()).image if shot else images.load_sample("astronaut").image
+        except images.ImageError as error:
+            st.error(str(error))
+            photo = images.load_sample("astronaut").image
+    if source == "A test image of this run":
+        wrong_only = st.toggle("Only the misclassified ones", key="inside_wrong")
+        predicted = result.test_probs.argmax(1)
+        pool = (predicted != result.test_labels).nonzero().flatten() if wrong_only else torch.arange(len(predicted))
+        index = int(pool[st.number_input(f"Test image (of {len(pool)})", 0, max(0, len(pool) - 1), 0,
+                                         key="inside_index")]) if len(pool) else 0
+        image = result.test_images[index]
+        st.caption(f"True class: **{result.classes[int(result.test_labels[index])]}**")
+    else:
+        image = images.to_model_input(photo, subject.input_shape)
+image_key = hashlib.sha1(image.numpy().tobytes()).hexdigest()
+seen = inspected(choice, image_key, image)
+
+with right:
+    a, b = st.columns([1, 2])
+    a.image(picture(image), caption=f"What the model sees: {channels}x{height}x{width}", width=180)
+    top = evaluate.top_k(seen.probs, subject.classes, 5)
+    b.plotly_chart(charts.bars([c for c, _ in top], [p for _, p in top], "Top-5: the softmax of the logits"),
+                   key="inside_top5")
+
+# ---------------------------------------------------------------- the architecture, layer by layer
+st.subheader("The architecture")
+names = [layer.name for layer in seen.layers]
+clicked = st.session_state.get("inside_arch", {}).get("selection", {}).get("points", [])
+if clicked and st.session_state.get("inside_arch_applied") != clicked[0]["x"]:  # a new click on a bar
+    st.session_state["inside_arch_applied"] = clicked[0]["x"]
+    st.session_state["inside_layer"] = names[clicked[0]["x"]]
+if st.session_state.get("inside_layer") not in names:  # another model: start at its first convolution
+    st.session_state["inside_layer"] = (seen.conv_layers() or seen.layers)[0].name
+chosen = names.index(st.session_state["inside_layer"])
+st.plotly_chart(charts.architecture_figure(names, [l.kind for l in seen.layers], [l.shape for l in seen.layers],
+                                           [l.receptive_field for l in seen.layers], chosen),
+                on_select="rerun", selection_mode="points", key="inside_arch")
+layer_name = st.selectbox("Layer (or click a bar)", names, key="inside_layer",
+                          format_func=lambda n: f"{names.index(n)}. {n} ({seen.by_name(n).kind}) -> "
+                                                f"{' x '.join(map(str, seen.by_name(n).shape))}")
+layer = seen.by_name(layer_name)
+with st.expander(f"Every layer: {len(seen.layers)} layers, "
+                 f"{sum(l.parameters for l in seen.layers):,} parameters; statistics on this image"):
+    stats = [inside.layer_stats(l) for l in seen.layers]
+    st.dataframe([{"#": i, "layer": l.name, "kind": l.kind, "output": " x ".join(map(str, l.shape)),
+                   "parameters": l.parameters,
+                   "receptive field": "whole image" if l.receptive_field is None else f"{l.receptive_field} px",
+                   "mean": s.mean, "std": s.std, "zero (dead) share": s.zero_share, "saturated share": s.saturated_share}
+                  for i, (l, s) in enumerate(zip(seen.layers, stats))], hide_index=True)
+
+convs = seen.conv_layers()
+if convs:
+    st.markdown("**From the pixels to the last convolution**: each convolution's most active channel")
+    strip = [l.output[inside.sorted_channels(l.output)[0]].float().numpy() for l in convs]
+    st.plotly_chart(charts.layer_strip_figure(strip, [str(names.index(l.name)) for l in convs]), key="inside_strip")
+
+# ---------------------------------------------------------------- the chosen layer
+st.subheader(f"Layer {chosen}: {layer.name} ({layer.kind})")
+field = "the whole image" if layer.receptive_field is None else f"{layer.receptive_field}x{layer.receptive_field} pixels"
+st.caption(f"Output {' x '.join(map(str, layer.shape))} · {layer.parameters:,} parameters · each value sees "
+           f"{field} of the input · neighbouring values are {layer.jump} input pixels apart")
+if layer.output.ndim == 3:
+    order = inside.sorted_channels(layer.output)
+    shown = order[:16]
+    means = layer.output.flatten(1).mean(1)
+    event = st.plotly_chart(
+        charts.feature_maps_figure(layer.output[shown].float().numpy(), [f"ch {c} · mean {means[c]:.2f}" for c in shown],
+                                   columns=8, height=150),
+        on_select="rerun", selection_mode="points", key="inside_maps")
+    points = event.selection.points if event else []
+    if points and st.session_state.get("inside_maps_applied") != points[0]:  # a click on a map: channel and place
+        st.session_state["inside_maps_applied"] = points[0]
+        st.session_state["inside_channel"] = shown[points[0]["curve_number"]]
+        st.session_state["inside_row"], st.session_state["inside_col"] = int(points[0]["y"]), int(points[0]["x"])
+    if st.session_state.get("inside_channel") not in order:
+        st.session_state["inside_channel"] = order[0]
+    a, b, c = st.columns(3)
+    channel = a.selectbox("Channel (most active first; or click a map)", order, key="inside_channel")
+    rows, cols = layer.shape[1], layer.shape[2]
+    for key, limit in (("inside_row", rows), ("inside_col", cols)):
+        if not 0 <= st.session_state.get(key, 0) < limit:
+            st.session_state[key] = limit // 2
+    row = b.number_input("Row", 0, rows - 1, key="inside_row")
+    col = c.number_input("Column", 0, cols - 1, key="inside_col")
+    hooked = float(layer.output[channel, row, col])
+    if isinstance(layer.module, torch.nn.Conv2d):
+        sums = inside.conv_arithmetic(layer, channel, row, col)
+        st.markdown(f"**The arithmetic at channel {channel}, row {row}, column {col}**: the kernel of channel "
+                    f"{channel} ({' x '.join(map(str, sums.weights.shape))}) times the input patch under it, summed, "
+                    f"plus the bias: **{float((sums.patch * sums.weights).sum()):.4f} + {sums.bias:.4f} = "
+                    f"{sums.value:.4f}**; the layer gave **{hooked:.4f}**.")
+        k = min(8, sums.weights.shape[0])
+        by_input = (sums.patch * sums.weights).flatten(1).sum(1)
+        strongest = by_input.abs().argsort(descending=True)[:k].tolist()
+        st.plotly_chart(charts.feature_maps_figure(
+            torch.cat([sums.weights[strongest], sums.patch[strongest]]).numpy(),
+            [f"weights, in {i}" for i in strongest] + [f"patch, in {i} · sum {by_input[i]:.3f}" for i in strongest],
+            columns=k, height=130), key="inside_kernel")
+        st.caption(f"Top row: the weights for the {k} input channels that add the most (of "
+                   f"{sums.weights.shape[0]}); bottom row: the input values under them. Each input channel's "
+                   f"products sum to the number in its title.")
+    else:
+        st.markdown(f"Value at channel {channel}, row {row}, column {col}: **{hooked:.4f}**.")
+else:
+    values = layer.output.float()
+    top = values.abs().argsort(descending=True)[:20].tolist()
+    labels = [subject.classes[i] if len(values) == len(subject.classes) else f"unit {i}" for i in top]
+    st.plotly_chart(charts.bars(labels, [float(values[i]) for i in top], "The 20 largest values (by size)",
+                                percent=False), key="inside_vector")
+
+# ---------------------------------------------------------------- why this class: Grad-CAM at this layer
+if isinstance(layer.module, torch.nn.Conv2d):
+    st.subheader("Why this class: Grad-CAM at this layer")
+    ranked = seen.probs.argsort(descending=True).tolist()
+    target = st.selectbox("Class", ranked[:20], format_func=lambda i: f"{subject.classes[i]} ({seen.probs[i]:.1%})",
+                          key="inside_target")
+    heat = grad_cam(choice, image_key, layer.name, target, image)
+    st.plotly_chart(charts.overlay_figure(picture(image), heat, f"Where {layer.name} finds {subject.classes[target]}"),
+                    key="inside_cam")

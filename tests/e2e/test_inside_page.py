@@ -1,0 +1,58 @@
+"""The "Inside the network" page in a real browser, on a fresh machine's pretrained network: upload a photo,
+see every layer, click a bar of the architecture and a feature map, and read the arithmetic of the clicked value.
+Screenshots: test-artifacts/inside-*.png."""
+import re
+
+import pytest
+
+from cnn_lab import images
+
+from .conftest import screenshot, wait_idle
+from .helpers import choose, chosen, no_exception, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.newcomer]
+PRETRAINED = "EfficientNet-Lite0, pretrained on ImageNet (works offline)"
+
+
+def _arithmetic(page) -> tuple[str, float, float]:
+    """(where: 'channel c, row r, column k', the computed sum, the layer's value), as the page says them."""
+    text = page.locator("p:has-text('The arithmetic at channel')").first.inner_text()
+    where = re.search(r"The arithmetic at (channel \d+, row \d+, column \d+)", text).group(1)
+    computed, given = re.search(r"= (-?[\d.]+); the layer gave (-?[\d.]+)", text).groups()
+    return where, float(computed), float(given)
+
+
+def test_upload_click_a_layer_and_a_map_read_the_arithmetic(page, app_url, tmp_path):
+    page.goto(f"{app_url}/inside")
+    page.wait_for_selector("text=The arithmetic at channel", timeout=120_000)
+    wait_idle(page)
+    if chosen(page, "Model") != PRETRAINED:  # runs trained earlier in this session come first
+        choose(page, "Model", PRETRAINED)
+        wait_idle(page)
+    page.locator("label:has-text('Upload')").first.click()
+    wait_idle(page)
+    photo = tmp_path / "coffee.jpg"  # a real photo, saved as a JPEG file to upload
+    images.load_sample("coffee").image.save(photo)
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(str(photo))
+    wait_idle(page)
+    assert page.locator("text=Top-5: the softmax of the logits").count() >= 1
+    screenshot(page, "inside-uploaded")
+
+    # a bar of the architecture: that layer becomes the chosen one
+    bars = page.locator(".st-key-inside_arch .point path, .st-key-inside_arch path.point")
+    assert wait_until(lambda: bars.count() > 100, 30), bars.count()
+    bars.nth(20).click(force=True)
+    assert wait_until(lambda: page.locator("h3:has-text('Layer 20:')").count() == 1, 30)
+    wait_idle(page)
+
+    # a feature map: its channel and the clicked place
+    before = _arithmetic(page)
+    plot = page.locator(".st-key-inside_maps .nsewdrag").nth(1)  # the second most active channel's map
+    box = plot.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.3)
+    assert wait_until(lambda: _arithmetic(page)[0] != before[0], 30), before
+    wait_idle(page)
+    where, computed, given = _arithmetic(page)
+    assert computed == pytest.approx(given, abs=2e-4), where
+    screenshot(page, "inside-clicked")
+    assert no_exception(page)

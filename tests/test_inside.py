@@ -1,0 +1,102 @@
+"""Inside the network: hooked outputs against a manual forward pass, receptive fields against the stride &
+padding calculator, the clicked value's arithmetic against the hooked value, on the course CNN and on the
+pretrained EfficientNet-Lite0 (depthwise convolutions with same padding)."""
+import pytest
+import torch
+from torch import nn
+
+from cnn_lab import evaluate, inside, jobs, runs
+from cnn_lab.geometry import STACKS, stack_table
+from cnn_lab.models import ModelSpec, build_model, course_spec
+from cnn_lab.train import TrainConfig
+from tests.conftest import wait_for
+
+
+@pytest.fixture(scope="module")
+def course():
+    torch.manual_seed(0)
+    model = build_model(course_spec("course_cnn"), (3, 32, 32), 10)
+    x = torch.randn(1, 3, 32, 32)
+    return model, x, inside.inspect(model, x)
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    subject = inside.pretrained_subject()
+    image = torch.randint(0, 256, (3, 224, 224), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    return subject, inside.inspect(subject.model, subject.prepare(image))
+
+
+def test_hooked_outputs_are_a_manual_forward_pass(course):
+    model, x, seen = course
+    assert [layer.kind for layer in seen.layers] == [
+        "Conv2d", "LeakyReLU", "Conv2d", "LeakyReLU", "Conv2d", "LeakyReLU", "Flatten", "Linear", "LeakyReLU", "Linear"]
+    manual = x[0]
+    for layer in seen.layers:  # each layer's own op on what the previous one gave
+        assert torch.equal(layer.input, manual), layer.name
+        manual = layer.module(manual[None])[0]
+        assert torch.allclose(layer.output, manual, atol=1e-6), layer.name
+    assert torch.allclose(seen.logits, model(x)[0], atol=1e-6)
+    assert torch.allclose(seen.probs.sum(), torch.tensor(1.0))
+
+
+def test_shapes_and_receptive_fields_match_the_stride_and_padding_calculator(course):
+    _, _, seen = course
+    rows = stack_table(STACKS["The course's CNN on 3x32x32"])
+    convs = [row for row in rows if row.layer.startswith("Conv2d")]
+    assert [layer.shape for layer in seen.conv_layers()] == [row.output for row in convs]
+    assert [layer.receptive_field for layer in seen.conv_layers()] == [row.receptive_field for row in convs] \
+        == [5, 13, 29]
+    assert [layer.parameters for layer in seen.conv_layers()] == [row.parameters for row in convs]
+    assert seen.by_name("1").receptive_field is None  # a linear unit sees the whole image
+
+
+@pytest.mark.parametrize("row, col", [(0, 0), (2, 3), (4, 4)])
+def test_the_arithmetic_of_a_course_cnn_value_equals_the_hooked_value(course, row, col):
+    _, _, seen = course
+    layer = seen.conv_layers()[1]
+    for channel in (0, 31):
+        sums = inside.conv_arithmetic(layer, channel, row, col)
+        assert sums.patch.shape == sums.weights.shape == (16, 5, 5)
+        assert sums.value == pytest.approx(float(layer.output[channel, row, col]), abs=1e-5)
+    with pytest.raises(ValueError, match="has no value"):
+        inside.conv_arithmetic(layer, 0, 5, 0)  # the output is 5x5
+
+
+def test_efficientnet_layers_their_receptive_fields_and_arithmetic(lite0):
+    subject, seen = lite0
+    convs = seen.conv_layers()
+    assert len(convs) == 1 + 16 * 2 + 15 + 1  # stem, (expand)+depthwise+project per block, head
+    assert convs[0].shape == (32, 112, 112) and convs[-1].shape == (1280, 7, 7)
+    assert seen.probs.shape == (1000,) and len(subject.classes) == 1000
+    fields = [layer.receptive_field for layer in convs]
+    assert fields == sorted(fields) and fields[0] == 3  # a stack: each layer sees at least what the last saw
+    depthwise = next(layer for layer in convs if layer.module.groups > 1 and tuple(layer.module.stride) == (2, 2))
+    last = depthwise.shape[1] - 1
+    for channel, row, col in ((0, 0, 0), (5, last, last), (depthwise.shape[0] - 1, 3, last // 2)):
+        sums = inside.conv_arithmetic(depthwise, channel, row, col)
+        assert sums.patch.shape[0] == 1  # depthwise: one input channel per output channel
+        assert sums.value == pytest.approx(float(depthwise.output[channel, row, col]), rel=1e-4, abs=1e-4)
+
+
+def test_layer_statistics_count_dead_relu_units():
+    layer = inside.LayerOutput("r", "ReLU6", nn.ReLU6(), torch.zeros(4), torch.tensor([0.0, 0.0, 6.0, 3.0]), 0, None, 1)
+    stats = inside.layer_stats(layer)
+    assert stats.zero_share == 0.5 and stats.saturated_share == 0.25 and stats.mean == pytest.approx(2.25)
+
+
+def test_channels_sort_by_mean_activation():
+    maps = torch.stack([torch.full((2, 2), v) for v in (0.1, 3.0, -1.0, 2.0)])
+    assert inside.sorted_channels(maps) == [1, 3, 0, 2]
+
+
+def test_a_saved_run_is_rebuilt_with_the_same_predictions(lab_cache):
+    job = jobs.JobManager().submit(TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[8, 16]), epochs=2,
+                                               batch_size=64, device="cpu"))
+    assert wait_for(lambda: not job.alive, 120) and job.status == "finished", job.message
+    record = runs.load_run(job.run_id)
+    assert inside.can_rebuild(record) and record.input_shape == [1, 8, 8]
+    subject = inside.run_subject(record)
+    image = job.result.test_images[0]
+    expected = evaluate.classify(job.result.model, image, job.result.mean, job.result.std)
+    assert torch.allclose(inside.inspect(subject.model, subject.prepare(image)).probs, expected, atol=1e-5)

@@ -1,0 +1,62 @@
+"""The "Inside the network" page through AppTest: the pretrained network on a fresh machine (no runs, no data),
+then a run trained here, its layers, one value's arithmetic and Grad-CAM."""
+import re
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cnn_lab import jobs
+from cnn_lab.models import ModelSpec
+from cnn_lab.train import TrainConfig
+from tests.conftest import ROOT, wait_for
+
+PAGE = str(ROOT / "pages/7_inside.py")
+
+
+def _arithmetic(at) -> tuple[float, float]:
+    """(the multiply-and-sum's result, the value the layer gave), read from the page's sentence."""
+    line = next(m.value for m in at.markdown if m.value.startswith("**The arithmetic"))
+    computed, given = re.search(r"= (-?[\d.]+)\*\*; the layer gave \*\*(-?[\d.]+)\*\*", line).groups()
+    return float(computed), float(given)
+
+
+def test_a_fresh_machine_looks_inside_the_pretrained_network(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNN_LAB_CACHE", str(tmp_path))  # no runs at all
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="inside_model").value == "pretrained"
+    layer_choice = at.selectbox(key="inside_layer")
+    assert layer_choice.value == "_conv_stem" and len(layer_choice.options) > 100
+    assert any(s.value.startswith("Layer 0: _conv_stem") for s in at.subheader)
+    assert any(c.value.startswith("Output 32 x 112 x 112 · 864 parameters · each value sees 3x3") for c in at.caption)
+    computed, given = _arithmetic(at)
+    assert computed == pytest.approx(given, abs=1e-3)
+    # a deeper layer, another channel and place: the arithmetic still matches the layer's own value
+    layer_choice.set_value("_blocks.3._depthwise_conv").run()
+    at.selectbox(key="inside_channel").set_value(at.selectbox(key="inside_channel").options[5]).run()
+    at.number_input(key="inside_row").set_value(0).run()
+    computed, given = _arithmetic(at)
+    assert computed == pytest.approx(given, abs=1e-3)
+    assert any(s.value.startswith("Why this class") for s in at.subheader)
+    assert not at.exception
+
+
+def test_a_trained_run_opens_with_its_own_layers(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNN_LAB_CACHE", str(tmp_path))
+    job = jobs.MANAGER.submit(TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[8, 16]), epochs=2,
+                                          batch_size=64, device="cpu"))
+    assert wait_for(lambda: not job.alive, 120) and job.status == "finished", job.message
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception
+    assert at.selectbox(key="inside_model").value == job.run_id  # the newest run first
+    assert "A test image of this run" in at.radio(key="inside_image_from").options
+    at.radio(key="inside_image_from").set_value("A test image of this run").run()
+    at.toggle(key="inside_wrong").set_value(True).run()  # the misclassified ones (there may be none)
+    assert not at.exception
+    at.toggle(key="inside_wrong").set_value(False).run()
+    at.number_input(key="inside_index").set_value(3).run()
+    assert any(c.value.startswith("True class: **") for c in at.caption)
+    layers = at.selectbox(key="inside_layer").options
+    assert [o.split(" (")[1].split(")")[0] for o in layers[:4]] == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"]
+    computed, given = _arithmetic(at)
+    assert computed == pytest.approx(given, abs=1e-4)
