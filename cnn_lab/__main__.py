@@ -1,58 +1,119 @@
-"""Command line: `python -m cnn_lab {train,transfer,bench} ...`, the same core as the pages, headless."""
+"""Command line: `python -m cnn_lab {train,transfer,runs,bench} ...`, the same core and jobs as the pages,
+headless: progress on stderr, the JSON result as stdout's last line, and every error the pages show as a
+sentence on stderr with exit code 2."""
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
 from pathlib import Path
+
+from cnn_lab import overrides
+
+
+class CliError(Exception):
+    """What went wrong, in one sentence: printed on stderr, exit code 2."""
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from cnn_lab.presets import preset
-    from cnn_lab.train import TrainConfig, train
+    from cnn_lab.presets import PRESETS, preset
+    from cnn_lab.train import TrainConfig
 
     if args.config:
-        config = TrainConfig.from_json(Path(args.config).read_text())
+        try:
+            config = TrainConfig.from_json(_read(args.config))
+        except (TypeError, ValueError) as error:
+            raise CliError(f"{args.config} is not a training config (as the train page downloads it): {error}.")
+    elif args.preset and args.preset not in PRESETS:
+        raise CliError(f"No preset {args.preset!r}; the presets are: {', '.join(PRESETS)}.")
     else:
         config = preset(args.preset or "Fast CNN (70%+ in 3 min on CPU)")
     if args.epochs:
         config.epochs = args.epochs
     if args.dataset:
         config.dataset = args.dataset
-    result = on_ray(args.ray, "train", config) if args.ray else train(config)
+    result = run_job("train", overrides.apply(config, args.set), args.ray)
     print(json.dumps({"test_acc": result.test_acc, "seconds": result.seconds, "parameters": result.parameters}))
     return 0
 
 
-def on_ray(address: str, kind: str, config):
-    """Run one job on the Ray cluster at `address` ("auto", "local" or host:port) and return its result; the
-    run folder is written here, as the app does."""
-    from dataclasses import replace
-
-    from cnn_lab import jobs
-    from cnn_lab.settings import load_settings
-
-    manager = jobs.JobManager(replace(load_settings(), ray_address=address))
-    job = manager.submit(config, kind=kind)  # starts at once: Ray holds it until its resources are free
-    job.thread.join()
-    if job.result is None:
-        raise SystemExit(job.message)
-    return job.result
-
-
 def cmd_transfer(args: argparse.Namespace) -> int:
     from cnn_lab.evaluate import per_class_accuracy
-    from cnn_lab.transfer import TransferConfig, preset, run_transfer
+    from cnn_lab.transfer import PRESETS, TransferConfig, preset
 
+    if args.preset and args.preset not in PRESETS:
+        raise CliError(f"No preset {args.preset!r}; the presets are: {', '.join(PRESETS)}.")
     config = preset(args.preset) if args.preset else TransferConfig()
     config.data, config.backbone = args.data, args.backbone
     if args.mode:
         config.mode = args.mode
     if args.epochs:
         config.epochs = args.epochs
-    result = on_ray(args.ray, "transfer", config) if args.ray else run_transfer(config)
+    result = run_job("transfer", overrides.apply(config, args.set), args.ray)
     per_class = per_class_accuracy(result.test_probs, result.test_labels, len(result.classes))
     print(json.dumps({"test_acc": result.test_acc, "seconds": result.seconds, "classes": len(result.classes),
                       "per_class": dict(zip(result.classes, per_class)), **result.extras}))
+    return 0
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError as error:
+        raise CliError(f"Cannot read {path}: {error.strerror or error}.") from None
+
+
+def run_job(kind: str, config, ray_address: str | None):
+    """Run one job as the app does (a run folder, the same trainer; on the Ray cluster at `ray_address` when
+    given) with a progress bar on stderr; Ctrl-C stops it and keeps the model so far. Returns its result."""
+    from dataclasses import replace
+
+    from tqdm import tqdm
+
+    from cnn_lab import jobs
+    from cnn_lab.settings import load_settings
+
+    manager = jobs.JobManager(replace(load_settings(), shared=False, ray_address=ray_address or ""))
+    job = manager.submit(config, kind=kind)
+    def show(bar: tqdm, progress: dict) -> None:
+        if "total_steps" in progress:
+            bar.total, bar.n = progress["total_steps"], progress.get("step", 0)
+            bar.set_description(f"epoch {progress.get('epoch', 0)}/{progress['epochs']}", refresh=False)
+            bar.set_postfix_str(f"{progress.get('images_per_s', 0):,.0f} img/s", refresh=False)
+        else:
+            bar.set_description(progress.get("stage", "loading the data"), refresh=False)
+        bar.refresh()
+
+    with tqdm(total=None, file=sys.stderr, unit="step", dynamic_ncols=True) as bar:
+        while job.alive:
+            try:
+                show(bar, job.log.snapshot()[2])
+                time.sleep(0.25)
+            except KeyboardInterrupt:
+                manager.stop(job)
+                bar.write("Stopping after this step; the model so far is kept.")
+        show(bar, job.log.snapshot()[2])  # where it ended
+    if job.result is None:  # failed, or stopped before training
+        raise CliError(job.message)
+    return job.result
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from cnn_lab import runs
+
+    records = runs.list_runs()
+    if args.json:
+        print(json.dumps([{"run": r.run_id, "kind": r.kind, "status": r.status, "epochs": len(r.epochs),
+                           "test_acc": r.test_acc, "path": str(r.path)} for r in records]))
+        return 0
+    if not records:
+        print(f"No saved runs yet (they are kept in {runs.runs_root()}).")
+    for r in records:
+        what = r.config.get("dataset") or r.config.get("data")
+        model = r.config.get("model", {}).get("name") or r.config.get("backbone")
+        accuracy = f"{r.test_acc:.1%}" if r.test_acc is not None else "-"
+        print(f"{r.run_id}  {r.kind:8}  {r.status:11}  {what} · {model} · {len(r.epochs)} epochs · test {accuracy}")
     return 0
 
 
@@ -75,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int)
     train.add_argument("--dataset")
     train.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster: auto, local, or host:port")
+    train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                       help="any TrainConfig field, nested with dots: --set lr=0.01 --set model.widths=[16,32]")
     train.set_defaults(handler=cmd_train)
     transfer = sub.add_parser("transfer", help="fine-tune a pretrained backbone on an image folder, print JSON")
     transfer.add_argument("--data", default="boats9", help="boats9, an ImageFolder path, or a .zip/.tar.gz")
@@ -83,7 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     transfer.add_argument("--mode", choices=["probe", "partial", "full"], help="default: the preset's, else probe")
     transfer.add_argument("--epochs", type=int)
     transfer.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster: auto, local, or host:port")
+    transfer.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                          help="any TransferConfig field: --set lr=0.1 --set image_size=160")
     transfer.set_defaults(handler=cmd_transfer)
+    listing = sub.add_parser("runs", help="list the saved runs, newest first")
+    listing.add_argument("--json", action="store_true", help="as one JSON list")
+    listing.set_defaults(handler=cmd_runs)
     bench = sub.add_parser("bench", help="run benchmarks and add their table to BENCHMARKS.md")
     bench.add_argument("--only", default="data,conv,course,fast,speedrun,streaming,transfer", help="comma-separated benchmark names")
     bench.add_argument("--quick", action="store_true", help="fewer epochs and batches")
@@ -99,7 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return args.handler(args)
+    from cnn_lab.jobs import EXPECTED_ERRORS
+
+    try:
+        return args.handler(args)
+    except (CliError, overrides.OverrideError, *EXPECTED_ERRORS) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

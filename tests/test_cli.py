@@ -1,7 +1,82 @@
+"""The command line as people script it: --set for any field, progress on stderr, the JSON result last on
+stdout, every error as one sentence on stderr with exit code 2 (never a traceback), and the saved runs."""
+import json
+import os
 import subprocess
 import sys
+
+import pytest
+
+from cnn_lab import overrides
+from cnn_lab.train import TrainConfig
+from tests.conftest import ROOT
+
+
+def cli(*arguments: str, cache) -> subprocess.CompletedProcess:
+    env = os.environ | {"CNN_LAB_CACHE": str(cache)}
+    return subprocess.run([sys.executable, "-m", "cnn_lab", *arguments], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
 
 
 def test_help_runs():
     out = subprocess.run([sys.executable, "-m", "cnn_lab", "--help"], capture_output=True, text=True, check=True)
     assert "python -m cnn_lab" in out.stdout
+
+
+def test_set_reaches_any_field_nested_too():
+    config = overrides.apply(TrainConfig(), ["lr=0.01", "model.widths=[8, 16]", "augment=[\"flip\"]",
+                                             "dataset=digits", "nesterov=false", "model.name=cnn", "momentum=1"])
+    assert (config.lr, config.model.widths, config.augment, config.dataset) == (0.01, [8, 16], ["flip"], "digits")
+    assert config.nesterov is False and config.model.name == "cnn" and config.momentum == 1.0
+
+
+@pytest.mark.parametrize("assignment, sentence", [
+    ("lrr=0.1", "TrainConfig has no field 'lrr'; its fields are: dataset, model,"),
+    ("model.depth=3", "model has no field 'depth'"),
+    ("epochs=many", "epochs takes a int (it is 5 now), not \"many\"."),
+    ("nesterov=1", "nesterov takes a bool"),
+    ("model.widths=8", "model.widths takes a list"),
+    ("lr", "--set takes field=value"),
+    ("lr.x=1", "lr has no fields inside it."),
+])
+def test_set_refuses_unknown_fields_and_bad_values_in_one_sentence(assignment, sentence):
+    with pytest.raises(overrides.OverrideError, match="^" + sentence.replace("(", r"\(").replace(")", r"\)")
+                       .replace(".", r"\.").replace("[", r"\[")):
+        overrides.apply(TrainConfig(), [assignment])
+
+
+def test_train_with_set_prints_progress_then_json_and_the_run_is_listed(tmp_path):
+    out = cli("train", "--preset", "Digits (seconds, built in)", "--set", "epochs=2", "--set", "model.widths=[8,16]",
+              "--set", "lr=0.05", cache=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["test_acc"] > 0.8
+    assert "epoch 2/2" in out.stderr and "img/s" in out.stderr  # tqdm's bar on stderr
+    listing = cli("runs", "--json", cache=tmp_path)
+    runs = json.loads(listing.stdout)
+    assert len(runs) == 1 and runs[0]["status"] == "finished" and runs[0]["epochs"] == 2
+    assert cli("runs", cache=tmp_path).stdout.startswith(runs[0]["run"])
+
+
+@pytest.mark.parametrize("arguments, sentence", [
+    (["train", "--preset", "Digits (seconds, built in)", "--set", "lrr=1"], "error: TrainConfig has no field 'lrr'"),
+    (["train", "--preset", "No such preset"], "error: No preset 'No such preset'; the presets are: "),
+    (["train", "--config", "/no/such/config.json"], "error: Cannot read /no/such/config.json: No such file"),
+    (["train", "--preset", "Digits (seconds, built in)", "--set", "epochs=0"], "error: Set at least 1 epoch"),
+])
+def test_errors_are_one_sentence_with_exit_code_2(tmp_path, arguments, sentence):
+    out = cli(*arguments, cache=tmp_path)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert sentence in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_folder_with_too_few_images_is_a_sentence_not_a_traceback(tmp_path):
+    from PIL import Image
+
+    for name in ("cats", "dogs"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        Image.new("RGB", (32, 32)).save(tmp_path / "data" / name / "one.png")
+    out = cli("train", "--preset", "Digits (seconds, built in)", "--dataset", str(tmp_path / "data"),
+              "--set", "model.name=cnn", cache=tmp_path / "cache")
+    assert out.returncode == 2 and out.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "Traceback" not in out.stderr

@@ -1,0 +1,60 @@
+"""`--set field=value` for any field of a config dataclass, nested fields with dots (`model.widths=[16,32]`).
+A value is read as JSON (numbers, true/false, lists) and else as text; it must fit the field's type, or one
+sentence says what is wrong."""
+from __future__ import annotations
+
+import json
+from dataclasses import fields, is_dataclass
+from typing import Any
+
+
+class OverrideError(ValueError):
+    """An unknown field or a value of the wrong kind; the message is one sentence."""
+
+
+def _parse(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text  # plain text: a dataset name, an optimizer...
+
+
+def _fit(value: Any, current: Any, name: str) -> Any:
+    """`value` as the type of the field's current value, or an OverrideError."""
+    if isinstance(current, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(current, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(current, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(current, str):
+        ok, value = True, value if isinstance(value, str) else json.dumps(value)
+    elif isinstance(current, (list, dict)):
+        ok = isinstance(value, type(current))
+    else:
+        ok = True
+    if not ok:
+        raise OverrideError(f"{name} takes a {type(current).__name__} (it is {json.dumps(current)} now), "
+                            f"not {json.dumps(value)}.")
+    return value
+
+
+def apply(config: Any, assignments: list[str]) -> Any:
+    """Set each `field=value` (dotted for nested dataclasses) on `config`, in order; returns it."""
+    for assignment in assignments:
+        path, sep, text = assignment.partition("=")
+        if not sep or not path.strip():
+            raise OverrideError(f"--set takes field=value, e.g. --set lr=0.01; got {assignment!r}.")
+        target, names = config, path.strip().split(".")
+        for depth, name in enumerate(names):
+            known = [f.name for f in fields(target)]
+            if name not in known:
+                where = ".".join(names[:depth]) or type(config).__name__
+                raise OverrideError(f"{where} has no field {name!r}; its fields are: {', '.join(known)}.")
+            if depth < len(names) - 1:
+                target = getattr(target, name)
+                if not is_dataclass(target):
+                    raise OverrideError(f"{'.'.join(names[:depth + 1])} has no fields inside it.")
+        setattr(target, names[-1], _fit(_parse(text), getattr(target, names[-1]), path.strip()))
+    return config
