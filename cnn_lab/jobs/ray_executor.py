@@ -11,6 +11,7 @@ failed, with the epochs already received kept.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -121,8 +122,7 @@ def run_job(kind: str, config_json: str, run_id: str, mailbox, threads: int) -> 
 @ray.remote(num_cpus=1)
 def _warm_up() -> int:
     """Import what a job needs, so that this pooled worker starts its next job at once."""
-    import cnn_lab.jobs.kinds  # noqa: F401
-
+    importlib.import_module("cnn_lab.jobs.kinds")  # torch, the trainer, the data and model registries
     return os.getpid()
 
 
