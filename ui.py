@@ -332,6 +332,15 @@ def live_panel(job: jobs.Job | None, empty_note: str) -> None:
         if epochs:
             log_y = st.session_state.get(f"log_y_{job.kind}", False)
             st.plotly_chart(charts.epoch_figure({job.run_id: epochs}, log_y), key=f"epochs_{job.kind}")
+        trace = job.log.snapshot()[2].get("layer_norms") if job else None
+        if trace and trace["steps"] and st.toggle("Each layer's gradient norm (vanishing or exploding gradients)",
+                                                  key=f"norms_{job.kind}"):
+            which = st.radio("Norm of", ["grad", "weight"], horizontal=True, key=f"norms_which_{job.kind}",
+                             format_func={"grad": "the gradients", "weight": "the weights"}.get)
+            st.plotly_chart(charts.layer_norms_figure(trace, which), key=f"norms_chart_{job.kind}")
+            first, last = trace["grad"][-1][0], trace["grad"][-1][-1]
+            st.caption(f"Now: the first layer's gradient norm is {first:.2g}, the last layer's {last:.2g} "
+                       f"({last / max(first, 1e-30):.3g}x the first's).")
 
     live_steps()
     live_epochs()

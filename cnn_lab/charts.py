@@ -230,3 +230,18 @@ def layer_strip_figure(maps: np.ndarray, titles: list[str], columns: int = 10, m
     fig.update_annotations(font_size=9)
     fig.update_layout(height=95 * rows + 20, margin=dict(t=20, b=0, l=0, r=0))
     return fig
+
+
+def layer_norms_figure(trace: dict, which: str = "grad") -> go.Figure:
+    """Each weight layer's gradient (or weight) norm over the steps, log scale, from the first layer (dark) to
+    the last (light): vanishing gradients show as the early layers' lines far below the late ones'."""
+    fig = go.Figure()
+    layers, values = trace["layers"], np.asarray(trace[which], dtype=float)
+    for i, name in enumerate(layers):
+        shade = i / max(1, len(layers) - 1)
+        fig.add_scatter(x=trace["steps"], y=values[:, i] if len(values) else [], mode="lines", name=name,
+                        line=dict(color=f"rgb({int(30 + 200 * shade)}, {int(60 + 120 * shade)}, {int(160 - 100 * shade)})"))
+    fig.update_yaxes(type="log", title=f"{'gradient' if which == 'grad' else 'weight'} norm")
+    fig.update_xaxes(title="step")
+    fig.update_layout(height=320, margin=dict(t=10, b=40, l=60, r=10), legend=dict(font_size=10))
+    return fig

@@ -55,6 +55,28 @@ class MetricLog:
             return list(self.steps), list(self.epochs), dict(self.progress)
 
 
+class NormTrace:
+    """Each weight layer's weight norm and gradient norm over the steps (sampled when the trainer publishes,
+    about twice a second; thinned to every other sample past `max_samples`): vanishing and exploding gradients,
+    layer by layer, in the numbers."""
+
+    def __init__(self, layers: list[str], max_samples: int = 300) -> None:
+        self.layers, self.max_samples = layers, max_samples
+        self.steps: list[int] = []
+        self.weight: list[list[float]] = []  # one row per sample, one value per layer
+        self.grad: list[list[float]] = []
+
+    def add(self, step: int, weight: list[float], grad: list[float]) -> None:
+        self.steps.append(step)
+        self.weight.append(weight)
+        self.grad.append(grad)
+        if len(self.steps) > self.max_samples:
+            self.steps, self.weight, self.grad = self.steps[::2], self.weight[::2], self.grad[::2]
+
+    def as_dict(self) -> dict:
+        return {"layers": self.layers, "steps": list(self.steps), "weight": list(self.weight), "grad": list(self.grad)}
+
+
 class Pace:
     """Steps per second over the recent past (smoothed), so that an ETA is not skewed for long by a slow first
     step, a pause or an evaluation pass."""

@@ -19,7 +19,7 @@ from cnn_lab.augment import TTA_VIEWS
 from cnn_lab.backbones import IMAGENET_MEAN, IMAGENET_STD
 from cnn_lab.device import pick_device
 from cnn_lab.downloads import Hooks
-from cnn_lab.metrics import Control, EpochRecord, MetricLog, Pace
+from cnn_lab.metrics import Control, EpochRecord, MetricLog, NormTrace, Pace
 from cnn_lab.models import ModelSpec, build_model, count_parameters
 
 
@@ -312,6 +312,8 @@ def train(
     best_loss, best_state, best_epoch, bad_epochs = math.inf, None, 0, 0
     stopped_early = stopped_by_user = False
     step, start, pace = 0, time.perf_counter(), Pace()
+    weighted = _weight_layers(model)
+    norms = NormTrace(list(weighted))
     for epoch in range(1, config.epochs + 1):
         model.train()
         epoch_start = time.perf_counter()
@@ -358,12 +360,13 @@ def train(
             # Publish about twice a second: one device sync for many steps, never one per step.
             if time.perf_counter() - last_publish > 0.5 or batch == steps_per_epoch - 1:
                 _publish(pending, log, config)
+                _sample_norms(weighted, norms, step)
                 pending, last_publish = [], time.perf_counter()
                 elapsed = time.perf_counter() - start
                 pace.update(step, elapsed)
                 log.set_progress(epoch=epoch, step=step, elapsed=elapsed,
                                  images_per_s=step * config.batch_size / elapsed,
-                                 eta=pace.eta(step, total_steps, elapsed))
+                                 eta=pace.eta(step, total_steps, elapsed), layer_norms=norms.as_dict())
         if stopped_by_user:
             _publish(pending, log, config)
             break
@@ -392,6 +395,23 @@ def train(
         probs.cpu(), test_loss, test_acc, best_epoch or len(log.epochs), stopped_early, stopped_by_user,
         time.perf_counter() - start, count_parameters(model),
     )
+
+
+def _weight_layers(model: nn.Module) -> dict[str, nn.Parameter]:
+    """The trainable weights of the convolutions and linear layers, by their layer's name, input to output."""
+    return {f"{name} ({type(module).__name__})": module.weight for name, module in model.named_modules()
+            if isinstance(module, (nn.Conv2d, nn.Linear)) and module.weight.requires_grad}
+
+
+def _sample_norms(weighted: dict[str, nn.Parameter], norms: NormTrace, step: int) -> None:
+    """One sample of every layer's weight and gradient norm: one device sync, when the trainer publishes."""
+    if not weighted:
+        return
+    params = list(weighted.values())
+    weight = torch.stack([p.detach().norm() for p in params])
+    grad = torch.stack([p.grad.detach().norm() if p.grad is not None else weight.new_zeros(()) for p in params])
+    weight_values, grad_values = torch.stack([weight, grad]).tolist()
+    norms.add(step, weight_values, grad_values)
 
 
 def _publish(pending: list[tuple[int, torch.Tensor, float]], log: MetricLog, config: TrainConfig) -> None:

@@ -1,4 +1,5 @@
 """The train page through AppTest: a short real run on the built-in digits, then its results and history."""
+import json
 import time
 
 from streamlit.testing.v1 import AppTest
@@ -27,6 +28,12 @@ def test_short_run_on_digits_shows_curves_and_results():
     charts = at.get("plotly_chart")
     assert len(charts) >= 4  # step loss, epoch curves, per-class, confusion matrix, filters
     assert any(job.run_id == row for row in at.dataframe[0].value["run"].tolist())
+    # each layer's gradient norm, on demand: one line per weight layer, from the run's own samples
+    at.toggle(key="norms_train").set_value(True).run()
+    norms = next(c for c in at.get("plotly_chart") if "gradient norm" in c.proto.spec)
+    lines = [trace["name"] for trace in json.loads(norms.proto.spec)["data"]]
+    assert lines == job.log.snapshot()[2]["layer_norms"]["layers"] == ["0.0 (Conv2d)", "1.0 (Conv2d)", "5 (Linear)"]
+    assert any(c.value.startswith("Now: the first layer's gradient norm is") for c in at.caption)
 
 
 def test_start_while_busy_queues_and_a_second_tab_finds_the_running_job():

@@ -208,3 +208,20 @@ def test_gpu_out_of_memory_becomes_a_sentence(monkeypatch):
     monkeypatch.setattr(torch.nn.Flatten, "forward", exhausted)
     with pytest.raises(TrainingError, match="ran out of memory at batch size 64: choose a smaller batch"):
         train(TrainConfig(dataset="digits", model=ModelSpec("mlp"), epochs=1, batch_size=64))
+
+
+def test_the_deep_sigmoid_preset_shows_vanishing_gradients_and_relu_does_not():
+    """The course's lesson in the numbers the train page streams: each layer's gradient norm."""
+    from cnn_lab.presets import preset
+
+    first_layer = {}
+    for activation in ("sigmoid", "relu"):
+        config = preset("Deep sigmoid: vanishing gradients")
+        config.epochs, config.model.activation, config.device = 1, activation, "cpu"
+        log = MetricLog()
+        train(config, log=log)
+        trace = log.snapshot()[2]["layer_norms"]
+        assert len(trace["layers"]) == 9 and trace["layers"][0].endswith("(Linear)")
+        first_layer[activation] = trace["grad"][-1][0]
+        assert trace["grad"][-1][-1] > 0
+    assert first_layer["sigmoid"] * 10 <= first_layer["relu"], first_layer
