@@ -245,3 +245,34 @@ def layer_norms_figure(trace: dict, which: str = "grad") -> go.Figure:
     fig.update_xaxes(title="step")
     fig.update_layout(height=320, margin=dict(t=10, b=40, l=60, r=10), legend=dict(font_size=10))
     return fig
+
+
+def channel_bars_figure(means: np.ndarray, order: list[int], chosen: int, limit: int = 64) -> go.Figure:
+    """A layer's channels by mean activation, most active first (at most `limit`); click a bar to pick one."""
+    shown = order[:limit]
+    fig = go.Figure(go.Bar(x=[f"ch {c}" for c in shown], y=[float(means[c]) for c in shown],
+                           marker_color=["#d62728" if c == chosen else "#1f77b4" for c in shown],
+                           hovertemplate="%{x}: mean %{y:.3f}<extra></extra>"))
+    fig.update_layout(height=200, margin=dict(t=10, b=40, l=50, r=10), yaxis_title="mean", clickmode="event+select")
+    return fig
+
+
+def pixel_map_figure(m: np.ndarray, chosen: tuple[int, int], title: str) -> go.Figure:
+    """One feature map drawn as clickable square pixels (Plotly heat maps cannot be clicked for a point in
+    Streamlit): a click picks that row and column; the chosen one is ringed."""
+    rows, cols = m.shape
+    r, c = np.mgrid[0:rows, 0:cols]
+    limit = float(np.abs(m).max()) or 1.0
+    side = max(3, int(420 / max(rows, cols)))
+    trace = go.Scattergl if m.size > 2000 else go.Scatter
+    fig = go.Figure(trace(x=c.ravel(), y=r.ravel(), mode="markers",
+                          marker=dict(symbol="square", size=side, color=m.ravel(), colorscale="RdBu_r", cmin=-limit,
+                                      cmax=limit, showscale=True),
+                          hovertemplate="row %{y}, column %{x}: %{marker.color:.4f}<extra></extra>"))
+    fig.add_scatter(x=[chosen[1]], y=[chosen[0]], mode="markers", hoverinfo="skip", showlegend=False,
+                    marker=dict(symbol="square-open", size=side + 4, color="black", line_width=2))
+    fig.update_xaxes(visible=False, range=[-0.5, cols - 0.5])
+    fig.update_yaxes(visible=False, range=[rows - 0.5, -0.5], scaleanchor="x")
+    fig.update_layout(title=title, height=460, width=480, margin=dict(t=40, b=10, l=10, r=10), showlegend=False,
+                      clickmode="event+select", dragmode=False)
+    return fig

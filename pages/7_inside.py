@@ -119,46 +119,55 @@ st.caption(f"Output {' x '.join(map(str, layer.shape))} · {layer.parameters:,} 
            f"{field} of the input · neighbouring values are {layer.jump} input pixels apart")
 if layer.output.ndim == 3:
     order = inside.sorted_channels(layer.output)
-    shown = order[:16]
     means = layer.output.flatten(1).mean(1)
-    event = st.plotly_chart(
-        charts.feature_maps_figure(layer.output[shown].float().numpy(), [f"ch {c} · mean {means[c]:.2f}" for c in shown],
-                                   columns=8, height=150),
-        on_select="rerun", selection_mode="points", key="inside_maps")
-    points = event.selection.points if event else []
-    if points and st.session_state.get("inside_maps_applied") != points[0]:  # a click on a map: channel and place
-        st.session_state["inside_maps_applied"] = points[0]
-        st.session_state["inside_channel"] = shown[points[0]["curve_number"]]
-        st.session_state["inside_row"], st.session_state["inside_col"] = int(points[0]["y"]), int(points[0]["x"])
+    st.plotly_chart(charts.feature_maps_figure(layer.output[order[:16]].float().numpy(),
+                                               [f"ch {c} · mean {means[c]:.2f}" for c in order[:16]], columns=8,
+                                               height=150), key="inside_maps")
+    rows, cols = layer.shape[1], layer.shape[2]
+    picked = st.session_state.get("inside_bars", {}).get("selection", {}).get("points", [])
+    if picked and st.session_state.get("inside_bars_applied") != picked[0]["x"]:  # a click on a channel's bar
+        st.session_state["inside_bars_applied"] = picked[0]["x"]
+        st.session_state["inside_channel"] = int(picked[0]["x"].removeprefix("ch "))
+    place = st.session_state.get("inside_pixels", {}).get("selection", {}).get("points", [])
+    if place and st.session_state.get("inside_pixels_applied") != (place[0]["x"], place[0]["y"]):  # a pixel
+        st.session_state["inside_pixels_applied"] = (place[0]["x"], place[0]["y"])
+        st.session_state["inside_row"], st.session_state["inside_col"] = int(place[0]["y"]), int(place[0]["x"])
     if st.session_state.get("inside_channel") not in order:
         st.session_state["inside_channel"] = order[0]
-    a, b, c = st.columns(3)
-    channel = a.selectbox("Channel (most active first; or click a map)", order, key="inside_channel")
-    rows, cols = layer.shape[1], layer.shape[2]
     for key, limit in (("inside_row", rows), ("inside_col", cols)):
         if not 0 <= st.session_state.get(key, 0) < limit:
             st.session_state[key] = limit // 2
-    row = b.number_input("Row", 0, rows - 1, key="inside_row")
+    st.plotly_chart(charts.channel_bars_figure(means.numpy(), order, st.session_state["inside_channel"]),
+                    on_select="rerun", selection_mode="points", key="inside_bars")
+    a, b, c = st.columns(3)
+    channel = a.selectbox("Channel (most active first; or click its bar)", order, key="inside_channel")
+    row = b.number_input("Row (or click a pixel)", 0, rows - 1, key="inside_row")
     col = c.number_input("Column", 0, cols - 1, key="inside_col")
+    left, right = st.columns([2, 3])
+    with left:
+        st.plotly_chart(charts.pixel_map_figure(layer.output[channel].float().numpy(), (row, col),
+                                                f"Channel {channel}: click a pixel"),
+                        on_select="rerun", selection_mode="points", key="inside_pixels")
     hooked = float(layer.output[channel, row, col])
-    if isinstance(layer.module, torch.nn.Conv2d):
-        sums = inside.conv_arithmetic(layer, channel, row, col)
-        st.markdown(f"**The arithmetic at channel {channel}, row {row}, column {col}**: the kernel of channel "
-                    f"{channel} ({' x '.join(map(str, sums.weights.shape))}) times the input patch under it, summed, "
-                    f"plus the bias: **{float((sums.patch * sums.weights).sum()):.4f} + {sums.bias:.4f} = "
-                    f"{sums.value:.4f}**; the layer gave **{hooked:.4f}**.")
-        k = min(8, sums.weights.shape[0])
-        by_input = (sums.patch * sums.weights).flatten(1).sum(1)
-        strongest = by_input.abs().argsort(descending=True)[:k].tolist()
-        st.plotly_chart(charts.feature_maps_figure(
-            torch.cat([sums.weights[strongest], sums.patch[strongest]]).numpy(),
-            [f"weights, in {i}" for i in strongest] + [f"patch, in {i} · sum {by_input[i]:.3f}" for i in strongest],
-            columns=k, height=130), key="inside_kernel")
-        st.caption(f"Top row: the weights for the {k} input channels that add the most (of "
-                   f"{sums.weights.shape[0]}); bottom row: the input values under them. Each input channel's "
-                   f"products sum to the number in its title.")
-    else:
-        st.markdown(f"Value at channel {channel}, row {row}, column {col}: **{hooked:.4f}**.")
+    with right:
+        if isinstance(layer.module, torch.nn.Conv2d):
+            sums = inside.conv_arithmetic(layer, channel, row, col)
+            st.markdown(f"**The arithmetic at channel {channel}, row {row}, column {col}**: the kernel of channel "
+                        f"{channel} ({' x '.join(map(str, sums.weights.shape))}) times the input patch under it, "
+                        f"summed, plus the bias: **{float((sums.patch * sums.weights).sum()):.4f} + {sums.bias:.4f} = "
+                        f"{sums.value:.4f}**; the layer gave **{hooked:.4f}**.")
+            k = min(6, sums.weights.shape[0])
+            by_input = (sums.patch * sums.weights).flatten(1).sum(1)
+            strongest = by_input.abs().argsort(descending=True)[:k].tolist()
+            st.plotly_chart(charts.feature_maps_figure(
+                torch.cat([sums.weights[strongest], sums.patch[strongest]]).numpy(),
+                [f"weights, in {i}" for i in strongest] + [f"patch, in {i}: {by_input[i]:.3f}" for i in strongest],
+                columns=k, height=120), key="inside_kernel")
+            st.caption(f"Top row: the weights for the {k} input channels that add the most (of "
+                       f"{sums.weights.shape[0]}); bottom row: the input values under them. Each input channel's "
+                       f"products sum to the number in its title.")
+        else:
+            st.markdown(f"Value at channel {channel}, row {row}, column {col}: **{hooked:.4f}**.")
 else:
     values = layer.output.float()
     top = values.abs().argsort(descending=True)[:20].tolist()

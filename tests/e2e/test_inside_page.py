@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from cnn_lab import images
+from cnn_lab import images, inside
 
 from .conftest import screenshot, wait_idle
 from .helpers import choose, chosen, no_exception, wait_until
@@ -18,8 +18,13 @@ def _arithmetic(page) -> tuple[str, float, float]:
     """(where: 'channel c, row r, column k', the computed sum, the layer's value), as the page says them."""
     text = page.locator("p:has-text('The arithmetic at channel')").first.inner_text()
     where = re.search(r"The arithmetic at (channel \d+, row \d+, column \d+)", text).group(1)
-    computed, given = re.search(r"= (-?[\d.]+); the layer gave (-?[\d.]+)", text).groups()
+    computed, given = re.search(r"= (-?\d+\.\d+); the layer gave (-?\d+\.\d+)", text).groups()
     return where, float(computed), float(given)
+
+
+def _pretrained_and_a_photo():
+    subject = inside.pretrained_subject()
+    return subject.model, subject.prepare(images.to_model_input(images.load_sample("coffee").image, (3, 224, 224)))
 
 
 def test_upload_click_a_layer_and_a_map_read_the_arithmetic(page, app_url, tmp_path):
@@ -38,19 +43,25 @@ def test_upload_click_a_layer_and_a_map_read_the_arithmetic(page, app_url, tmp_p
     assert page.locator("text=Top-5: the softmax of the logits").count() >= 1
     screenshot(page, "inside-uploaded")
 
-    # a bar of the architecture: that layer becomes the chosen one
+    # a bar of the architecture: that layer (a depthwise convolution of the third block) becomes the chosen one
+    names = [layer.name for layer in inside.inspect(*_pretrained_and_a_photo()).layers]
+    index = names.index("_blocks.2._depthwise_conv")
     bars = page.locator(".st-key-inside_arch .point path, .st-key-inside_arch path.point")
-    assert wait_until(lambda: bars.count() > 100, 30), bars.count()
-    bars.nth(20).click(force=True)
-    assert wait_until(lambda: page.locator("h3:has-text('Layer 20:')").count() == 1, 30)
+    assert wait_until(lambda: bars.count() == len(names), 30), bars.count()
+    bars.nth(index).click(force=True)
+    assert wait_until(lambda: page.locator(f"h3:has-text('Layer {index}: _blocks.2._depthwise_conv')").count(), 30)
     wait_idle(page)
 
-    # a feature map: its channel and the clicked place
+    # a channel's bar, then a pixel of its map: the arithmetic follows both
     before = _arithmetic(page)
-    plot = page.locator(".st-key-inside_maps .nsewdrag").nth(1)  # the second most active channel's map
+    page.locator(".st-key-inside_bars .point path, .st-key-inside_bars path.point").nth(3).click(force=True)
+    assert wait_until(lambda: _arithmetic(page)[0].split(",")[0] != before[0].split(",")[0], 30), before
+    wait_idle(page)
+    channel_chosen = _arithmetic(page)[0]
+    plot = page.locator(".st-key-inside_pixels .nsewdrag").first
     box = plot.bounding_box()
-    page.mouse.click(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.3)
-    assert wait_until(lambda: _arithmetic(page)[0] != before[0], 30), before
+    page.mouse.click(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.3)
+    assert wait_until(lambda: _arithmetic(page)[0] != channel_chosen, 30), channel_chosen
     wait_idle(page)
     where, computed, given = _arithmetic(page)
     assert computed == pytest.approx(given, abs=2e-4), where
