@@ -46,8 +46,7 @@ PAGES = [
 def look_inside_button(run_id: str) -> None:
     """Open this run on the "Inside the network" page."""
     if st.button("Look inside this network, layer by layer", key=f"inside_{run_id}"):
-        st.session_state["inside_model"] = run_id
-        st.switch_page("pages/7_inside.py")
+        open_inside(run_id)
 
 
 def page_header(path: str) -> None:
@@ -352,25 +351,32 @@ def picture(image: torch.Tensor) -> np.ndarray:
     return array[..., 0] if array.shape[-1] == 1 else array
 
 
-def results_panel(result: TrainResult, key: str) -> None:
-    """Test accuracy, per-class accuracy, the confusion matrix and its misclassified images."""
+def results_panel(result: TrainResult, key: str, run_id: str = "") -> None:
+    """Test accuracy, per-class accuracy, the confusion matrix (click a cell) and its misclassified images, each
+    of which opens on the "Inside the network" page when the run is given."""
     classes = result.classes
     st.subheader(f"Test accuracy: {result.test_acc:.1%}")
+    matrix = evaluate.confusion_matrix(result.test_probs, result.test_labels, len(classes)).numpy()
+    clicked = st.session_state.get(f"confusion_{key}", {}).get("selection", {}).get("points", [])
+    if clicked and st.session_state.get(f"confusion_{key}_applied") != (clicked[0]["x"], clicked[0]["y"]):
+        st.session_state[f"confusion_{key}_applied"] = (clicked[0]["x"], clicked[0]["y"])  # a new click on a cell
+        st.session_state[f"true_{key}"], st.session_state[f"pred_{key}"] = int(clicked[0]["y"]), int(clicked[0]["x"])
+    confusions = matrix.copy()
+    np.fill_diagonal(confusions, -1)
+    worst_true, worst_predicted = divmod(int(confusions.argmax()), len(classes))
+    for name, worst in ((f"true_{key}", worst_true), (f"pred_{key}", worst_predicted)):
+        if st.session_state.get(name, len(classes)) >= len(classes):  # a new result: open on the most confused
+            st.session_state[name] = worst
     left, right = st.columns(2)
     left.plotly_chart(charts.bars(classes, evaluate.per_class_accuracy(result.test_probs, result.test_labels,
                                                                        len(classes)), "Accuracy per class"),
                       key=f"per_class_{key}")
-    matrix = evaluate.confusion_matrix(result.test_probs, result.test_labels, len(classes)).numpy()
-    right.plotly_chart(charts.confusion_figure(matrix, classes), key=f"confusion_{key}")
-    st.markdown("**Misclassified test images**: pick a cell of the confusion matrix (it opens on the most confused)")
-    confusions = matrix.copy()
-    np.fill_diagonal(confusions, -1)
-    worst_true, worst_predicted = divmod(int(confusions.argmax()), len(classes))
+    right.plotly_chart(charts.confusion_figure(matrix, classes), on_select="rerun", selection_mode="points",
+                       key=f"confusion_{key}")
+    st.markdown("**Misclassified test images**: click a cell of the confusion matrix (it opens on the most confused)")
     a, b = st.columns(2)
-    true = a.selectbox("True class", range(len(classes)), index=worst_true, format_func=classes.__getitem__,
-                       key=f"true_{key}")
-    predicted = b.selectbox("Predicted as", range(len(classes)), index=worst_predicted,
-                            format_func=classes.__getitem__, key=f"pred_{key}")
+    true = a.selectbox("True class", range(len(classes)), format_func=classes.__getitem__, key=f"true_{key}")
+    predicted = b.selectbox("Predicted as", range(len(classes)), format_func=classes.__getitem__, key=f"pred_{key}")
     wrong = evaluate.misclassified(result.test_probs, result.test_labels, true, predicted)[:12]
     if len(wrong) == 0:
         st.caption("No test image of this cell.")
@@ -379,6 +385,17 @@ def results_panel(result: TrainResult, key: str) -> None:
         top3 = evaluate.top_k(result.test_probs[index], classes, 3)
         slot.image(picture(result.test_images[index]), width=110,
                    caption=", ".join(f"{c} {p:.0%}" for c, p in top3))
+        if run_id and slot.button("Inside", key=f"inside_{key}_{index}", help="Open it on \"Inside the network\""):
+            open_inside(run_id, test_image=index)
+
+
+def open_inside(run_id: str, test_image: int | None = None) -> None:
+    """Go to "Inside the network" with this run (and one of its test images) chosen."""
+    choices = {"inside_model": run_id}
+    if test_image is not None:
+        choices |= {"inside_image_from": "A test image of this run", "inside_wrong": False, "inside_index": test_image}
+    st.session_state["inside_open"] = choices  # that page sets its widgets from it (widget state of another page
+    st.switch_page("pages/7_inside.py")       # would be cleared on the way)
 
 
 def upload_to_tensor(upload, shape: tuple[int, int, int]) -> tuple[images.LoadedImage, torch.Tensor] | None:

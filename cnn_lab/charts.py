@@ -71,10 +71,19 @@ def epoch_figure(runs: dict[str, list[EpochRecord]], log_y: bool = False) -> go.
 
 
 def confusion_figure(matrix: np.ndarray, classes: list[str]) -> go.Figure:
-    fig = go.Figure(go.Heatmap(z=matrix, x=classes, y=classes, colorscale="Blues", text=matrix, texttemplate="%{text}",
-                               hovertemplate="true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>"))
-    fig.update_layout(xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed", height=450,
-                      margin=dict(t=20, b=40, l=40, r=10))
+    """The confusion matrix as clickable squares (a Plotly heat map gives no click point in Streamlit): a click
+    on a cell picks its true and predicted class."""
+    n = len(classes)
+    true, predicted = np.mgrid[0:n, 0:n]
+    side = max(8, int(360 / n))
+    fig = go.Figure(go.Scatter(
+        x=predicted.ravel(), y=true.ravel(), mode="markers+text", text=matrix.ravel(), textfont_size=max(7, side // 3),
+        marker=dict(symbol="square", size=side, color=matrix.ravel(), colorscale="Blues", showscale=True),
+        customdata=[[classes[t], classes[p]] for t, p in zip(true.ravel(), predicted.ravel())],
+        hovertemplate="true %{customdata[0]}<br>predicted %{customdata[1]}<br>%{text} images<extra></extra>"))
+    fig.update_xaxes(title="predicted", tickvals=list(range(n)), ticktext=classes, range=[-0.5, n - 0.5])
+    fig.update_yaxes(title="true", tickvals=list(range(n)), ticktext=classes, range=[n - 0.5, -0.5])
+    fig.update_layout(height=450, margin=dict(t=20, b=40, l=40, r=10), clickmode="event+select", dragmode=False)
     return fig
 
 
@@ -275,4 +284,40 @@ def pixel_map_figure(m: np.ndarray, chosen: tuple[int, int], title: str) -> go.F
     fig.update_yaxes(visible=False, range=[rows - 0.5, -0.5], scaleanchor="x")
     fig.update_layout(title=title, height=460, width=480, margin=dict(t=40, b=10, l=10, r=10), showlegend=False,
                       clickmode="event+select", dragmode=False)
+    return fig
+
+
+def exciting_images_figure(images: np.ndarray, boxes: list[tuple[int, int, int, int]], titles: list[str],
+                           columns: int = 9) -> go.Figure:
+    """Images (N, H, W, 3) side by side, each with a box around the patch that excited the channel most."""
+    rows = -(-len(images) // columns)
+    fig = make_subplots(rows=rows, cols=min(columns, len(images)), subplot_titles=titles, horizontal_spacing=0.01)
+    for i, (image, (top, left, bottom, right)) in enumerate(zip(images, boxes)):
+        r, c = divmod(i, columns)
+        fig.add_image(z=image, row=r + 1, col=c + 1, hoverinfo="skip")
+        fig.add_shape(type="rect", x0=left - 0.5, y0=top - 0.5, x1=right - 0.5, y1=bottom - 0.5,
+                      line=dict(color="yellow", width=2), row=r + 1, col=c + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_annotations(font_size=10)
+    fig.update_layout(height=150 * rows + 30, margin=dict(t=30, b=0, l=0, r=0))
+    return fig
+
+
+def embedding_figure(points: np.ndarray, labels: list[str], predicted: list[str], classes: list[str]) -> go.Figure:
+    """Test images as points in 2-D (their penultimate features projected), one colour per true class; a
+    hollow marker where the model was wrong; hover shows the true and predicted class; click to pick one."""
+    fig = go.Figure()
+    labels_a, predicted_a = np.asarray(labels), np.asarray(predicted)
+    for name in classes:
+        index = np.flatnonzero(labels_a == name)
+        wrong = predicted_a[index] != name
+        fig.add_scatter(x=points[index, 0], y=points[index, 1], mode="markers", name=name,
+                        customdata=np.stack([index, predicted_a[index]], axis=1),
+                        marker=dict(size=6, symbol=np.where(wrong, "circle-open", "circle")),
+                        hovertemplate=f"image %{{customdata[0]}}<br>true {name}<br>predicted %{{customdata[1]}}"
+                                      "<extra></extra>")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(height=480, margin=dict(t=10, b=10, l=10, r=10), clickmode="event+select")
     return fig

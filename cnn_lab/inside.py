@@ -164,6 +164,94 @@ def conv_arithmetic(layer: LayerOutput, channel: int, row: int, col: int) -> Con
     return ConvArithmetic(patch, weights, bias, float((patch * weights).sum()) + bias)
 
 
+# ---------------------------------------------------------------- a whole test set through the model
+
+
+@dataclass
+class DatasetPass:
+    """What the page needs of a whole test set, from one pass (the page caches it per model): for every
+    convolution, each image's strongest response per channel and where it was; the penultimate features (the
+    last linear layer's input); the predictions; and per-layer statistics over the first batch."""
+    peaks: dict[str, torch.Tensor]  # layer -> (N, C) each channel's largest value in each image
+    places: dict[str, torch.Tensor]  # layer -> (N, C) where it was, as row * width + column
+    widths: dict[str, int]  # layer -> its output's width, to turn places back into rows and columns
+    features: torch.Tensor  # (N, F)
+    predicted: torch.Tensor  # (N,)
+    batch_stats: dict[str, LayerStats]
+
+
+def dataset_pass(model: nn.Module, images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
+                 batch_size: int = 256) -> DatasetPass:
+    """Run uint8 (N, C, H, W) images through the model once, in batches, keeping what `DatasetPass` holds."""
+    modules = layer_modules(model)
+    convs = {name: m for name, m in modules.items() if isinstance(m, nn.Conv2d)}
+    last_linear = [name for name, m in modules.items() if isinstance(m, nn.Linear)][-1:]
+    peaks, places, widths, features = {n: [] for n in convs}, {n: [] for n in convs}, {}, []
+    stats: dict[str, LayerStats] = {}
+    first_batch = True
+
+    def keep(name: str):
+        def hook(module, inputs, output):
+            if name in convs:
+                flat = output.flatten(2)
+                value, where = flat.max(2)
+                peaks[name].append(value.float())
+                places[name].append(where)
+                widths[name] = output.shape[-1]
+            if name in last_linear:
+                features.append(inputs[0].flatten(1).float())
+            if first_batch:
+                stats[name] = layer_stats(LayerOutput(name, type(module).__name__, module, output, output, 0, None, 1))
+        return hook
+
+    hooks = [module.register_forward_hook(keep(name)) for name, module in modules.items()]
+    predicted = []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(images), batch_size):
+                x = (images[start:start + batch_size].float() / 255 - mean) / std
+                predicted.append(model(x).argmax(1))
+                first_batch = False
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    return DatasetPass({n: torch.cat(v) for n, v in peaks.items()}, {n: torch.cat(v) for n, v in places.items()},
+                       widths, torch.cat(features) if features else torch.empty(len(images), 0),
+                       torch.cat(predicted), stats)
+
+
+def top_images(seen: DatasetPass, layer: str, channel: int, k: int = 9) -> list[tuple[int, float, int, int]]:
+    """The k test images that excite `channel` of `layer` most: (image index, value, row, column of the peak)."""
+    values, index = seen.peaks[layer][:, channel].topk(min(k, len(seen.predicted)))
+    width = seen.widths[layer]
+    return [(i, v, int(seen.places[layer][i, channel]) // width, int(seen.places[layer][i, channel]) % width)
+            for i, v in zip(index.tolist(), values.tolist())]
+
+
+def patch_box(row: int, col: int, receptive_field: int, jump: int, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The input pixels (top, left, bottom, right) that an output at (row, col) looks at, clipped to the image."""
+    half = receptive_field // 2
+    centre_r, centre_c = row * jump + jump // 2, col * jump + jump // 2
+    return (max(0, centre_r - half), max(0, centre_c - half), min(size[0], centre_r + half + 1),
+            min(size[1], centre_c + half + 1))
+
+
+def project(features: torch.Tensor, method: str = "pca", seed: int = 0) -> torch.Tensor:
+    """Features (N, F) -> (N, 2): PCA (the two directions of largest variance), or t-SNE (scikit-learn)."""
+    centred = features - features.mean(0)
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        start = project(features, "pca").numpy()
+        return torch.from_numpy(TSNE(2, init=start, random_state=seed, perplexity=min(30, len(features) - 1))
+                                .fit_transform(centred.numpy())).float()
+    _, _, v = torch.linalg.svd(centred, full_matrices=False)
+    return centred @ v[:2].T
+
+
 # ---------------------------------------------------------------- what can be looked inside
 
 
@@ -222,3 +310,12 @@ def run_subject(record: runs.RunRecord) -> Subject:
     mean = torch.tensor(record.mean or [0.0] * channels).view(1, channels, 1, 1)
     std = torch.tensor(record.std or [1.0] * channels).view(1, channels, 1, 1)
     return Subject(title, model.eval(), record.classes, shape, mean, std)
+
+
+def run_test_set(record: runs.RunRecord) -> tuple[torch.Tensor, torch.Tensor]:
+    """A training run's test images (uint8, at the size it was trained on) and labels, from its dataset (the
+    data cache makes this quick); raises DatasetUnavailable or DatasetError with a sentence."""
+    from cnn_lab.data import load_dataset
+
+    test = load_dataset(record.config["dataset"]).splits["test"]
+    return test.images, test.labels

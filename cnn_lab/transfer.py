@@ -46,7 +46,7 @@ class TransferConfig:
     head_from_probe: bool = False  # fine-tuning: start from a linear probe's head (LP-FT), not a random one
     tta: bool = False  # fine-tuning: test on the average of flipped and shifted views
     flip_features: bool = True  # probe: train on mirrored images' features too, average both at test time
-    image_size: int = 224
+    image_size: int = 160  # the probe is as accurate at 160 as at 224 on boats9 (92.4%), 1.5x sooner on a CPU
     seed: int = 0
     device: str = "auto"
 
@@ -61,7 +61,8 @@ class TransferConfig:
 # Starting points for the page and the CLI; every field stays editable.
 PRESETS: dict[str, tuple[str, TransferConfig]] = {
     "Linear probe (seconds, even on a CPU)": (
-        "The backbone runs once over the photos, then only a linear head trains on the cached features.",
+        "The backbone runs once over the photos (at 160 pixels: as accurate here as 224, and faster), then only "
+        "a linear head trains on the cached features: about 92% on boats9, under a minute on 2 CPU cores.",
         TransferConfig(),
     ),
     "Fine-tune (best on boats9, for a GPU)": (

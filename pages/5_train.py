@@ -99,7 +99,7 @@ queue_panel(person)
 # ---------------------------------------------------------------- after training
 if job and not job.alive and job.result is not None:
     result = job.result
-    results_panel(result, "train")
+    results_panel(result, "train", job.run_id)
     weights = first_conv_weights(result.model)
     if weights is not None:
         st.markdown("**First-layer filters**")

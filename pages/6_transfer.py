@@ -153,7 +153,7 @@ job = job_controls("transfer", "Start fine-tuning", start_job, person, can_start
 live_panel(job, "No transfer run yet: choose the settings above and press Start.")
 queue_panel(person)
 if job and not job.alive and job.result is not None:
-    results_panel(job.result, "transfer")
+    results_panel(job.result, "transfer", job.run_id)
     extras = job.result.extras
     if extras.get("feature_seconds"):
         st.caption(f"Feature extraction {extras['feature_seconds']:.1f} s (cached for the next run), head training "

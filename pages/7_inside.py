@@ -5,11 +5,13 @@ import streamlit as st
 import torch
 
 from cnn_lab import charts, evaluate, explain, images, inside, jobs, runs
+from cnn_lab.data import DatasetError, DatasetUnavailable
 from cnn_lab.settings import load_settings
 from ui import image_picker, page_header, picture, signed_in
 
 page_header("pages/7_inside.py")
 PRETRAINED = "pretrained"
+st.session_state.update(st.session_state.pop("inside_open", {}))  # opened from the train or transfer page
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model")
@@ -22,6 +24,19 @@ def inspected(choice: str, image_key: str, _image: torch.Tensor) -> inside.Inspe
     """Every layer's output for this model and image (by content): a rerun that changes nothing reruns nothing."""
     subject = subject_of(choice)
     return inside.inspect(subject.model, subject.prepare(_image))
+
+
+@st.cache_resource(max_entries=2, show_spinner="Running the test set through the model (once per model)")
+def test_set_of(choice: str) -> tuple[torch.Tensor, torch.Tensor, inside.DatasetPass]:
+    images, labels = inside.run_test_set(runs.load_run(choice))
+    subject = subject_of(choice)
+    return images, labels, inside.dataset_pass(subject.model, images, subject.mean, subject.std)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Projecting the features")
+def projection_of(choice: str, method: str) -> torch.Tensor:
+    features = test_set_of(choice)[2].features
+    return inside.project(features[:2000] if method == "tsne" else features, method)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -41,34 +56,47 @@ titles = {PRETRAINED: "EfficientNet-Lite0, pretrained on ImageNet (works offline
               f"{r.config.get('model', {}).get('name') or r.config.get('backbone')} · test {r.test_acc or 0:.1%}"
     for r in rebuildable}
 left, right = st.columns([1, 2])
-choice = left.selectbox("Model", list(titles), index=1 if rebuildable else 0, format_func=titles.get,
-                        key="inside_model", help="The pretrained network, or any run you trained (newest first).")
+if st.session_state.get("inside_model") not in titles:  # first visit (or its run is gone): the newest run
+    st.session_state["inside_model"] = list(titles)[1 if rebuildable else 0]
+choice = left.selectbox("Model", list(titles), format_func=titles.get, key="inside_model",
+                        help="The pretrained network, or any run you trained (newest first).")
 subject = subject_of(choice)
 channels, height, width = subject.input_shape
 
 with left:
     job = jobs.MANAGER.get(choice)
-    result = job.result if job is not None else None
-    sources = ["A photo", "Camera"] + (["A test image of this run"] if result is not None else [])
+    result = job.result if job is not None else None  # a run of this session of the app, still in memory
+    saved_training_run = choice != PRETRAINED and runs.load_run(choice).kind == "train"
+    sources = ["A photo", "Camera"] + (["A test image of this run"] if result or saved_training_run else [])
     source = st.radio("Image from", sources, horizontal=True, key="inside_image_from")
-    if source == "A photo":
-        photo = image_picker("inside_photo").image
-    elif source == "Camera":
-        shot = st.camera_input("Take a photo")
-        try:
-            photo = images.load_image(shot.getvalue()).image if shot else images.load_sample("astronaut").image
-        except images.ImageError as error:
-            st.error(str(error))
-            photo = images.load_sample("astronaut").image
+    tests = None
     if source == "A test image of this run":
+        try:
+            tests = ((result.test_images, result.test_labels, result.test_probs.argmax(1)) if result is not None
+                     else (test_set_of(choice)[0], test_set_of(choice)[1], test_set_of(choice)[2].predicted))
+        except (DatasetUnavailable, DatasetError) as error:
+            st.error(f"This run's test images are not here: {error}")
+    if tests is not None:
+        test_images, test_labels, predicted = tests
         wrong_only = st.toggle("Only the misclassified ones", key="inside_wrong")
-        predicted = result.test_probs.argmax(1)
-        pool = (predicted != result.test_labels).nonzero().flatten() if wrong_only else torch.arange(len(predicted))
-        index = int(pool[st.number_input(f"Test image (of {len(pool)})", 0, max(0, len(pool) - 1), 0,
+        pool = (predicted != test_labels).nonzero().flatten() if wrong_only else torch.arange(len(predicted))
+        if st.session_state.get("inside_index", 0) >= len(pool):
+            st.session_state["inside_index"] = 0
+        index = int(pool[st.number_input(f"Test image (of {len(pool)})", 0, max(0, len(pool) - 1),
                                          key="inside_index")]) if len(pool) else 0
-        image = result.test_images[index]
-        st.caption(f"True class: **{result.classes[int(result.test_labels[index])]}**")
+        image = test_images[index]
+        st.caption(f"True class: **{subject.classes[int(test_labels[index])]}** · predicted: "
+                   f"**{subject.classes[int(predicted[index])]}**")
     else:
+        if source == "Camera":
+            shot = st.camera_input("Take a photo")
+            try:
+                photo = images.load_image(shot.getvalue()).image if shot else images.load_sample("astronaut").image
+            except images.ImageError as error:
+                st.error(str(error))
+                photo = images.load_sample("astronaut").image
+        else:
+            photo = image_picker("inside_photo").image
         image = images.to_model_input(photo, subject.input_shape)
 image_key = hashlib.sha1(image.numpy().tobytes()).hexdigest()
 seen = inspected(choice, image_key, image)
@@ -83,19 +111,18 @@ with right:
 # ---------------------------------------------------------------- the architecture, layer by layer
 st.subheader("The architecture")
 names = [layer.name for layer in seen.layers]
+labels = [f"{i}. {l.name} ({l.kind}) -> {' x '.join(map(str, l.shape))}" for i, l in enumerate(seen.layers)]
 clicked = st.session_state.get("inside_arch", {}).get("selection", {}).get("points", [])
 if clicked and st.session_state.get("inside_arch_applied") != clicked[0]["x"]:  # a new click on a bar
     st.session_state["inside_arch_applied"] = clicked[0]["x"]
-    st.session_state["inside_layer"] = names[clicked[0]["x"]]
-if st.session_state.get("inside_layer") not in names:  # another model: start at its first convolution
-    st.session_state["inside_layer"] = (seen.conv_layers() or seen.layers)[0].name
-chosen = names.index(st.session_state["inside_layer"])
+    st.session_state["inside_layer"] = labels[clicked[0]["x"]]
+if st.session_state.get("inside_layer") not in labels:  # another model: start at its first convolution
+    st.session_state["inside_layer"] = labels[names.index((seen.conv_layers() or seen.layers)[0].name)]
+chosen = labels.index(st.session_state["inside_layer"])
 st.plotly_chart(charts.architecture_figure(names, [l.kind for l in seen.layers], [l.shape for l in seen.layers],
                                            [l.receptive_field for l in seen.layers], chosen),
                 on_select="rerun", selection_mode="points", key="inside_arch")
-layer_name = st.selectbox("Layer (or click a bar)", names, key="inside_layer",
-                          format_func=lambda n: f"{names.index(n)}. {n} ({seen.by_name(n).kind}) -> "
-                                                f"{' x '.join(map(str, seen.by_name(n).shape))}")
+layer_name = names[labels.index(st.selectbox("Layer (or click a bar)", labels, key="inside_layer"))]
 layer = seen.by_name(layer_name)
 with st.expander(f"Every layer: {len(seen.layers)} layers, "
                  f"{sum(l.parameters for l in seen.layers):,} parameters; statistics on this image"):
@@ -174,6 +201,48 @@ else:
     labels = [subject.classes[i] if len(values) == len(subject.classes) else f"unit {i}" for i in top]
     st.plotly_chart(charts.bars(labels, [float(values[i]) for i in top], "The 20 largest values (by size)",
                                 percent=False), key="inside_vector")
+
+# ---------------------------------------------------------------- the whole test set: what a channel looks for
+test_set = None
+if choice != PRETRAINED and runs.load_run(choice).kind == "train":
+    st.subheader("Across the test set")
+    try:
+        test_set = test_set_of(choice)
+    except (DatasetUnavailable, DatasetError) as error:
+        st.info(f"The run's test images are not here, so this part is off: {error}")
+if test_set is not None:
+    test_images, test_labels, passed = test_set
+    if layer.name in passed.peaks and layer.output.ndim == 3:
+        st.markdown(f"**What channel {channel} of {layer.name} looks for**: the test images that excite it most, "
+                    f"each with the {layer.receptive_field}x{layer.receptive_field}-pixel patch that did it")
+        top = inside.top_images(passed, layer.name, channel)
+        boxes = [inside.patch_box(r, c, layer.receptive_field or 1, layer.jump, tuple(test_images.shape[-2:]))
+                 for _, _, r, c in top]
+        pictures = np.stack([np.repeat(picture(test_images[i])[..., None], 3, -1) if channels == 1
+                             else picture(test_images[i]) for i, _, _, _ in top])
+        st.plotly_chart(charts.exciting_images_figure(pictures, boxes, [f"{v:.2f}" for _, v, _, _ in top]),
+                        key="inside_exciting")
+    with st.expander("Per-layer statistics on a batch of 256 test images"):
+        st.dataframe([{"layer": name, "mean": s.mean, "std": s.std, "zero (dead) share": s.zero_share,
+                       "saturated share": s.saturated_share} for name, s in passed.batch_stats.items()],
+                     hide_index=True)
+    if len(passed.features):
+        st.markdown("**The learned space**: each test image's penultimate features (what the last layer "
+                    "sees), projected to 2-D; hollow markers are the mistakes. Click one to look at it above.")
+        method = st.radio("Projection", ["pca", "tsne"], horizontal=True, key="inside_projection",
+                          format_func={"pca": "PCA (instant)", "tsne": "t-SNE (2,000 images, some seconds)"}.get)
+        shown = torch.arange(len(passed.features))[: 2000 if method == "tsne" else None]
+        points = projection_of(choice, method)
+        truths = [subject.classes[i] for i in test_labels[shown].tolist()]
+        guesses = [subject.classes[i] for i in passed.predicted[shown].tolist()]
+        clicked = st.plotly_chart(charts.embedding_figure(points.numpy(), truths, guesses, subject.classes),
+                                  on_select="rerun", selection_mode="points", key="inside_space")
+        points_clicked = clicked.selection.points if clicked else []
+        if points_clicked and st.session_state.get("inside_space_applied") != points_clicked[0]["customdata"]:
+            st.session_state["inside_space_applied"] = points_clicked[0]["customdata"]
+            st.session_state["inside_open"] = {"inside_image_from": "A test image of this run", "inside_wrong": False,
+                                               "inside_index": int(points_clicked[0]["customdata"][0])}
+            st.rerun()
 
 # ---------------------------------------------------------------- why this class: Grad-CAM at this layer
 if isinstance(layer.module, torch.nn.Conv2d):

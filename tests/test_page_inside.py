@@ -1,5 +1,6 @@
 """The "Inside the network" page through AppTest: the pretrained network on a fresh machine (no runs, no data),
 then a run trained here, its layers, one value's arithmetic and Grad-CAM."""
+import json
 import re
 
 import pytest
@@ -26,13 +27,13 @@ def test_a_fresh_machine_looks_inside_the_pretrained_network(tmp_path, monkeypat
     assert not at.exception and not at.error
     assert at.selectbox(key="inside_model").value == "pretrained"
     layer_choice = at.selectbox(key="inside_layer")
-    assert layer_choice.value == "_conv_stem" and len(layer_choice.options) > 100
+    assert layer_choice.value.startswith("0. _conv_stem (Conv2dStaticSamePadding)") and len(layer_choice.options) > 100
     assert any(s.value.startswith("Layer 0: _conv_stem") for s in at.subheader)
     assert any(c.value.startswith("Output 32 x 112 x 112 · 864 parameters · each value sees 3x3") for c in at.caption)
     computed, given = _arithmetic(at)
     assert computed == pytest.approx(given, abs=1e-3)
     # a deeper layer, another channel and place: the arithmetic still matches the layer's own value
-    layer_choice.set_value("_blocks.3._depthwise_conv").run()
+    layer_choice.set_value(next(o for o in layer_choice.options if "_blocks.3._depthwise_conv" in o)).run()
     at.selectbox(key="inside_channel").set_value(at.selectbox(key="inside_channel").options[5]).run()
     at.number_input(key="inside_row").set_value(0).run()
     computed, given = _arithmetic(at)
@@ -60,3 +61,13 @@ def test_a_trained_run_opens_with_its_own_layers(tmp_path, monkeypatch):
     assert [o.split(" (")[1].split(")")[0] for o in layers[:4]] == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"]
     computed, given = _arithmetic(at)
     assert computed == pytest.approx(given, abs=1e-4)
+    # across the test set (360 digits): the images that excite the chosen channel most, and the learned space
+    assert any(m.value.startswith("**What channel") for m in at.markdown)
+    exciting = json.loads(at.get("plotly_chart")[[c.proto.id.endswith("inside_exciting") for c in
+                                                  at.get("plotly_chart")].index(True)].proto.spec)
+    assert len([t for t in exciting["data"] if t["type"] == "image"]) == 9
+    space = next(c for c in at.get("plotly_chart") if c.proto.id.endswith("inside_space"))
+    traces = json.loads(space.proto.spec)["data"]
+    assert len(traces) == 10 and sum(len(t["customdata"]) for t in traces) == len(job.result.test_labels)
+    at.radio(key="inside_projection").set_value("tsne").run()
+    assert not at.exception

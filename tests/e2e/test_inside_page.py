@@ -67,3 +67,35 @@ def test_upload_click_a_layer_and_a_map_read_the_arithmetic(page, app_url, tmp_p
     assert computed == pytest.approx(given, abs=2e-4), where
     screenshot(page, "inside-clicked")
     assert no_exception(page)
+
+
+def test_a_confusion_matrix_cell_opens_its_images_and_one_opens_inside(page, app_url):
+    """Train digits from the page, click a cell of the confusion matrix: its images show; "Inside" on one opens
+    it on the "Inside the network" page with its true class."""
+    from .test_workflows import _long_digits_run
+
+    _long_digits_run(page, app_url, epochs=3)
+    page.get_by_role("button", name="Start training").click()
+    page.wait_for_selector("text=Test accuracy:", timeout=120_000)
+    wait_idle(page)
+    cells = page.locator(".st-key-confusion_train .point path, .st-key-confusion_train path.point")
+    assert wait_until(lambda: cells.count() == 100, 30), cells.count()
+    cells.nth(3 * 10 + 8).click(force=True)  # true 3, predicted 8
+    assert wait_until(lambda: chosen(page, "True class") == "3" and chosen(page, "Predicted as") == "8", 30)
+    wait_idle(page)
+    screenshot(page, "inside-confusion-click")
+    # a cell with images, then one of them inside the network
+    for true, predicted in ((t, p) for t in range(10) for p in range(10) if t != p):
+        cells.nth(true * 10 + predicted).click(force=True)
+        assert wait_until(lambda: chosen(page, "True class") == str(true), 30)
+        wait_idle(page)
+        if page.get_by_role("button", name="Inside", exact=True).count():
+            break
+    page.get_by_role("button", name="Inside", exact=True).first.click()
+    page.wait_for_selector("h1:has-text('Inside the network')", timeout=60_000)
+    wait_idle(page)
+    screenshot(page, "inside-from-a-mistake")
+    page.wait_for_selector(f"text=True class: {true}", timeout=60_000)
+    wait_idle(page)
+    assert no_exception(page)
+    screenshot(page, "inside-from-a-mistake")

@@ -42,7 +42,7 @@ def test_a_ray_job_streams_finishes_and_survives_a_reload(page, lab_cache):
     process, url = start_app({"CNN_LAB_RAY": "local"})
     try:
         before = {r.run_id for r in runs.list_runs()}
-        _long_digits_run(page, url, epochs=60)
+        _long_digits_run(page, url, epochs=30)
         page.get_by_role("button", name="Start training").click()
         assert wait_until(lambda: _step(page) > 0, 120)  # the cluster starts with the first job
         seen = {_step(page)}
@@ -55,7 +55,7 @@ def test_a_ray_job_streams_finishes_and_survives_a_reload(page, lab_cache):
         page.wait_for_selector(f"text=Latest run {run_id}: finished", timeout=60_000)
         wait_idle(page)
         assert no_exception(page)
-        assert len(runs.load_run(run_id).epochs) == 60
+        assert len(runs.load_run(run_id).epochs) == 30
         if DATA_DIR is not None and (DATA_DIR / "cifar10-jpg.tar.gz").exists():
             _course_cnn_on_ray(page)
     finally:

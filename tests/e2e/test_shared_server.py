@@ -27,7 +27,7 @@ def class_server(tmp_path_factory):
 def _join(browser, url: str, name: str, password: str = ""):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
-    page.goto(f"{url}/train")
+    page.goto(f"{url}/train", timeout=90_000)  # the server may be busy training Ada's job on a 2-core machine
     page.wait_for_selector("text=This is a shared server", timeout=60_000)
     page.get_by_label("Your name").fill(name)
     if password:
