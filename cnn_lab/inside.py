@@ -252,6 +252,36 @@ def project(features: torch.Tensor, method: str = "pca", seed: int = 0) -> torch
     return centred @ v[:2].T
 
 
+def synthesise(model: nn.Module, layer: nn.Module, channel: int, shape: tuple[int, int, int], mean: torch.Tensor,
+               std: torch.Tensor, steps: int = 200, lr: float = 0.05, jitter: int = 1, seed: int = 0) -> torch.Tensor:
+    """An image made to excite `channel` of `layer` (activation maximisation, as in Lucid / Lucent): gradient
+    ascent on the pixels (through a sigmoid, so they stay in [0, 1]), each step on a copy shifted by up to
+    `jitter` pixels, so that the result does not rely on one exact pixel grid. Returns uint8 (C, H, W)."""
+    generator = torch.Generator().manual_seed(seed)
+    pixels = (torch.randn((1, *shape), generator=generator) * 0.1).requires_grad_(True)  # logits of the pixels
+    optimizer = torch.optim.Adam([pixels], lr=lr)
+    caught: dict[str, torch.Tensor] = {}
+    hook = layer.register_forward_hook(lambda m, i, output: caught.__setitem__("maps", output))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            for _ in range(steps):
+                image = torch.sigmoid(pixels)
+                dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=generator))
+                model((torch.roll(image, (dy, dx), (2, 3)) - mean) / std)
+                loss = -caught["maps"][0, channel].mean()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+    finally:
+        hook.remove()
+        model.train(was_training)
+        for p in model.parameters():
+            p.grad = None  # the model's own gradients are not ours to leave behind
+    return (torch.sigmoid(pixels.detach())[0] * 255).round().to(torch.uint8)
+
+
 # ---------------------------------------------------------------- what can be looked inside
 
 

@@ -39,6 +39,13 @@ def projection_of(choice: str, method: str) -> torch.Tensor:
     return inside.project(features[:2000] if method == "tsne" else features, method)
 
 
+@st.cache_resource(max_entries=16, show_spinner="Synthesising an image for this channel")
+def synthesised(choice: str, layer: str, channel: int) -> torch.Tensor:
+    subject = subject_of(choice)
+    module = dict(subject.model.named_modules())[layer]
+    return inside.synthesise(subject.model, module, channel, subject.input_shape, subject.mean, subject.std)
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
 def grad_cam(choice: str, image_key: str, layer: str, target: int, _image: torch.Tensor) -> np.ndarray:
     subject = subject_of(choice)
@@ -201,6 +208,16 @@ else:
     labels = [subject.classes[i] if len(values) == len(subject.classes) else f"unit {i}" for i in top]
     st.plotly_chart(charts.bars(labels, [float(values[i]) for i in top], "The 20 largest values (by size)",
                                 percent=False), key="inside_vector")
+
+# ---------------------------------------------------------------- an image made to excite the chosen channel
+if layer.output.ndim == 3 and st.toggle(f"Synthesise an image that excites channel {channel} (activation "
+                                        "maximisation; seconds for a small net, longer at 224 pixels on a CPU)",
+                                        key="inside_synthesise"):
+    made = synthesised(choice, layer.name, channel)
+    a, b = st.columns([1, 3])
+    a.image(picture(made), caption=f"Made for channel {channel} of {layer.name}", width=180)
+    b.caption("200 steps of gradient ascent on the pixels, each on a copy shifted by up to a pixel, so that the "
+              "pattern does not hang on one exact pixel grid (OpenAI Microscope's second view, for your model).")
 
 # ---------------------------------------------------------------- the whole test set: what a channel looks for
 test_set = None

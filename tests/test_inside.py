@@ -100,3 +100,46 @@ def test_a_saved_run_is_rebuilt_with_the_same_predictions(lab_cache):
     image = job.result.test_images[0]
     expected = evaluate.classify(job.result.model, image, job.result.mean, job.result.std)
     assert torch.allclose(inside.inspect(subject.model, subject.prepare(image)).probs, expected, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def digits_model():
+    from cnn_lab.train import train
+
+    return train(TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[8, 16]), epochs=3, batch_size=64,
+                             device="cpu"))
+
+
+def test_a_synthesised_image_excites_its_channel_more_than_any_test_image(digits_model):
+    result = digits_model
+    convs = [m for m in result.model.modules() if isinstance(m, nn.Conv2d)]
+    x = (result.test_images.float() / 255 - result.mean) / result.std
+    for conv, channel in ((convs[0], 2), (convs[1], 5)):
+        caught = {}
+        hook = conv.register_forward_hook(lambda m, i, o: caught.__setitem__("maps", o))
+        with torch.no_grad():
+            result.model.eval()(x)
+            best_test_image = caught["maps"][:, channel].mean((1, 2)).max().item()
+            image = inside.synthesise(result.model, conv, channel, (1, 8, 8), result.mean, result.std)
+            result.model((image.float()[None] / 255 - result.mean) / result.std)
+        hook.remove()
+        assert image.dtype == torch.uint8 and image.shape == (1, 8, 8)
+        assert caught["maps"][0, channel].mean().item() > best_test_image
+
+
+def test_top_images_and_the_learned_space_from_one_pass(digits_model):
+    result = digits_model
+    passed = inside.dataset_pass(result.model, result.test_images, result.mean, result.std, batch_size=100)
+    assert torch.equal(passed.predicted, result.test_probs.argmax(1))
+    conv = [name for name, m in result.model.named_modules() if isinstance(m, nn.Conv2d)][1]
+    top = inside.top_images(passed, conv, channel=3, k=5)
+    values = [v for _, v, _, _ in top]
+    assert values == sorted(values, reverse=True) and values[0] == passed.peaks[conv][:, 3].max().item()
+    index, value, row, col = top[0]  # the peak is where the image's own map has that value
+    seen = inside.inspect(result.model, (result.test_images[index].float()[None] / 255 - result.mean) / result.std)
+    assert seen.by_name(conv).output[3, row, col].item() == pytest.approx(value, abs=1e-5)
+    assert passed.features.shape == (len(result.test_labels), 16)  # the last linear layer's input
+    points = inside.project(passed.features)
+    assert points.shape == (len(result.test_labels), 2)
+    assert points[:, 0].var() >= points[:, 1].var()  # the first direction holds the most variance
+    assert inside.patch_box(0, 0, 5, 2, (8, 8)) == (0, 0, 4, 4) and inside.patch_box(3, 3, 5, 2, (8, 8))[2:] == (8, 8)

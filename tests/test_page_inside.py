@@ -71,3 +71,5 @@ def test_a_trained_run_opens_with_its_own_layers(tmp_path, monkeypatch):
     assert len(traces) == 10 and sum(len(t["customdata"]) for t in traces) == len(job.result.test_labels)
     at.radio(key="inside_projection").set_value("tsne").run()
     assert not at.exception
+    at.toggle(key="inside_synthesise").set_value(True).run()
+    assert any("Made for channel" in str(i.proto) for i in at.get("image")) and not at.exception
