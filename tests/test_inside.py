@@ -143,3 +143,39 @@ def test_top_images_and_the_learned_space_from_one_pass(digits_model):
     assert points.shape == (len(result.test_labels), 2)
     assert points[:, 0].var() >= points[:, 1].var()  # the first direction holds the most variance
     assert inside.patch_box(0, 0, 5, 2, (8, 8)) == (0, 0, 4, 4) and inside.patch_box(3, 3, 5, 2, (8, 8))[2:] == (8, 8)
+
+
+def test_grad_cam_at_a_middle_layer_finds_the_object():
+    """A synthetic task: a 4x4 bright object on noise, anywhere; the class is its shape (filled or a ring).
+    Grad-CAM at the middle of three convolutions, for the predicted class, puts far more than chance mass on
+    the object."""
+    from cnn_lab.data import ImageDataset, Split
+    from cnn_lab.explain import grad_cam
+    from cnn_lab.train import train
+
+    generator = torch.Generator().manual_seed(0)
+
+    def make(n: int) -> tuple[Split, torch.Tensor]:
+        images = torch.randint(0, 60, (n, 1, 16, 16), generator=generator, dtype=torch.uint8)
+        labels = torch.randint(0, 2, (n,), generator=generator)
+        corners = torch.randint(0, 12, (n, 2), generator=generator)
+        for image, label, (top, left) in zip(images, labels, corners.tolist()):
+            image[0, top:top + 4, left:left + 4] = 255
+            if label:  # a ring: the middle back to noise level
+                image[0, top + 1:top + 3, left + 1:left + 3] = 30
+        return Split(images, labels), corners
+
+    (train_split, _), (test_split, corners) = make(2000), make(40)
+    result = train(TrainConfig(dataset="shapes", model=ModelSpec("cnn", widths=[8, 16, 32]), epochs=6, batch_size=64,
+                               lr=0.05, device="cpu", val_fraction=0.0),
+                   dataset=ImageDataset("shapes", ["filled", "ring"], {"train": train_split, "test": test_split}))
+    assert result.test_acc > 0.9
+    middle = [m for m in result.model.modules() if isinstance(m, nn.Conv2d)][1]
+    on_the_object = []
+    for image, (top, left) in zip(test_split.images, corners.tolist()):
+        cam, _ = grad_cam(result.model, middle, (image.float()[None] / 255 - result.mean) / result.std)
+        box = cam[max(0, top - 1):top + 5, max(0, left - 1):left + 5]  # the object and a pixel around it
+        on_the_object.append(float(box.sum() / cam.sum().clamp_min(1e-8)))
+    chance = 36 / 256  # the box's share of the image
+    share = sum(on_the_object) / len(on_the_object)
+    assert share > 2 * chance, on_the_object  # 45% here, against 14% by chance
