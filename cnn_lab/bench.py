@@ -327,6 +327,7 @@ def bench_inside(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     """The "Inside the network" page's work: every layer of EfficientNet-Lite0 for one 224x224 photo (after the
     first load), and what a click on a map asks for (a channel's maps sorted, one value's arithmetic)."""
     from cnn_lab import images, inside
+    from cnn_lab.models import build_model, course_spec
 
     start = time.perf_counter()
     subject = inside.pretrained_subject()
@@ -346,13 +347,54 @@ def bench_inside(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
         inside.conv_arithmetic(layer, channel, layer.shape[1] // 2, layer.shape[2] // 3)
         clicks.append(time.perf_counter() - start)
     median = lambda values: sorted(values)[len(values) // 2]  # noqa: E731
-    return [
+    rows = [
         ("Inside the network: EfficientNet-Lite0, every layer's output for one 224x224 photo (after the first load)",
          f"{median(passes) * 1000:.0f} ms median of {len(passes)}",
          f"{len(seen.layers)} layers hooked, {len(layers)} convolutions; loading the model once: {load:.1f} s"),
         ("Inside the network: a click on a map (channels sorted, one value's multiply-and-sum)",
          f"{median(clicks) * 1000:.1f} ms median of 20", "on layers from the stem to the head"),
     ]
+    course = build_model(course_spec("course_cnn"), (3, 32, 32), 10)
+    test = cifar.splits["test"]
+    mean, std = torch.full((1, 3, 1, 1), 0.5), torch.full((1, 3, 1, 1), 0.25)
+    start = time.perf_counter()
+    passed = inside.dataset_pass(course, test.images, mean, std)
+    first_pass = time.perf_counter() - start
+    conv = [name for name, m in course.named_modules() if isinstance(m, torch.nn.Conv2d)][1]
+    start = time.perf_counter()
+    for channel in range(32):
+        inside.top_images(passed, conv, channel)
+    per_channel = (time.perf_counter() - start) / 32
+    rows.append(("Inside the network: the 9 test images that excite a channel most, course CNN, 10,000 images",
+                 f"{per_channel * 1000:.2f} ms a channel after the first pass", f"the pass: {first_pass:.1f} s, "
+                 "once per model (cached), with every convolution's peaks, the features and the predictions"))
+    module = dict(course.named_modules())[conv]
+    start = time.perf_counter()
+    inside.synthesise(course, module, 3, (3, 32, 32), mean, std)
+    rows.append(("Inside the network: an image synthesised for a course-CNN channel (200 steps)",
+                 f"{time.perf_counter() - start:.2f} s", "activation maximisation with a 1-pixel jitter"))
+    return rows + _norms_overhead(cifar, 1 if quick else 3)
+
+
+def _norms_overhead(cifar: datasets.ImageDataset, pairs: int) -> list[Row]:
+    """Training with each layer's weight and gradient norms sampled (as always) against without, alternating."""
+    from cnn_lab import train as trainer
+
+    config = preset("Course: CNN")
+    config.epochs, config.max_train, config.val_fraction = 2, 20_000, 0.0
+    sample = trainer._sample_norms
+    seconds = {"with": [], "without": []}
+    try:
+        for _ in range(pairs):
+            for which in ("with", "without"):
+                trainer._sample_norms = sample if which == "with" else (lambda *args: None)
+                seconds[which].append(trainer.train(config, dataset=cifar).seconds)
+    finally:
+        trainer._sample_norms = sample
+    with_, without = sorted(seconds["with"])[pairs // 2], sorted(seconds["without"])[pairs // 2]
+    return [("Each layer's weight and gradient norm, sampled while training (course CNN, 20,000 images, 2 epochs)",
+             f"{with_ / without - 1:+.1%}", f"median of {pairs} alternating pairs: {with_:.2f} s with, "
+             f"{without:.2f} s without")]
 
 
 BENCHMARKS: dict[str, Callable[[datasets.ImageDataset, bool], list[Row]]] = {
