@@ -265,8 +265,9 @@ if test_set is not None:
 if isinstance(layer.module, torch.nn.Conv2d):
     st.subheader("Why this class: Grad-CAM at this layer")
     ranked = seen.probs.argsort(descending=True).tolist()
-    target = st.selectbox("Class", ranked[:20], format_func=lambda i: f"{subject.classes[i]} ({seen.probs[i]:.1%})",
-                          key="inside_target")
+    target = st.selectbox("Class (most likely first)", ranked,
+                          format_func=lambda i: f"{subject.classes[i]} ({seen.probs[i]:.1%})",
+                          key=f"inside_target_{image_key}")  # a new image starts on its predicted class
     heat = grad_cam(choice, image_key, layer.name, target, image)
     st.plotly_chart(charts.overlay_figure(picture(image), heat, f"Where {layer.name} finds {subject.classes[target]}"),
                     key="inside_cam")

@@ -10,7 +10,7 @@ from cnn_lab import images, inside
 from .conftest import screenshot, wait_idle
 from .helpers import choose, chosen, no_exception, wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.newcomer]
+pytestmark = pytest.mark.e2e
 PRETRAINED = "EfficientNet-Lite0, pretrained on ImageNet (works offline)"
 
 
@@ -27,6 +27,7 @@ def _pretrained_and_a_photo():
     return subject.model, subject.prepare(images.to_model_input(images.load_sample("coffee").image, (3, 224, 224)))
 
 
+@pytest.mark.newcomer  # the pretrained network: works on a bare machine
 def test_upload_click_a_layer_and_a_map_read_the_arithmetic(page, app_url, tmp_path):
     page.goto(f"{app_url}/inside")
     page.wait_for_selector("text=The arithmetic at channel", timeout=120_000)
