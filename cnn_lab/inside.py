@@ -7,6 +7,7 @@ their padding as a child), in the order the forward pass runs them.
 """
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 
 import torch
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnn_lab import runs
-from cnn_lab.backbones import IMAGENET_MEAN, IMAGENET_STD
+from cnn_lab.backbones import IMAGENET_MEAN, IMAGENET_STD, WeightsUnavailable
 from cnn_lab.models import ModelSpec, build_model
 
 SPATIAL = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)  # the layers that widen the receptive field
@@ -325,17 +326,25 @@ def can_rebuild(record: runs.RunRecord) -> bool:
 
 
 def run_subject(record: runs.RunRecord) -> Subject:
-    """A saved run rebuilt from its config and weights (weights_only loading)."""
+    """A saved run rebuilt from its config and weights (weights_only loading); a ValueError with a few words
+    when its weights file is missing, not a checkpoint, or not this model's."""
     title = f"Run {record.run_id} ({record.kind}, test accuracy {record.test_acc or 0:.1%})"
-    if record.kind == "transfer":
-        from cnn_lab import transfer
+    try:
+        if record.kind == "transfer":
+            from cnn_lab import transfer
 
-        size = transfer.TransferConfig.from_json(record.config).image_size
-        return Subject(title, transfer.load_run_model(record), record.classes, (3, size, size),
-                       torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
-    shape = tuple(record.input_shape)
-    model = build_model(ModelSpec(**record.config["model"]), shape, len(record.classes))
-    model.load_state_dict(runs.load_weights(record.run_id))
+            size = transfer.TransferConfig.from_json(record.config).image_size
+            return Subject(title, transfer.load_run_model(record), record.classes, (3, size, size),
+                           torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        shape = tuple(record.input_shape)
+        model = build_model(ModelSpec(**record.config["model"]), shape, len(record.classes))
+        model.load_state_dict(runs.load_weights(record.run_id))
+    except (OSError, EOFError, pickle.UnpicklingError) as error:
+        raise ValueError(f"its weights file is missing or not a checkpoint: {type(error).__name__}") from None
+    except RuntimeError as error:
+        if isinstance(error, WeightsUnavailable):
+            raise
+        raise ValueError("its weights do not fit the model its config describes") from None
     channels = shape[0]
     mean = torch.tensor(record.mean or [0.0] * channels).view(1, channels, 1, 1)
     std = torch.tensor(record.std or [1.0] * channels).view(1, channels, 1, 1)

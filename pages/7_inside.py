@@ -67,7 +67,11 @@ if st.session_state.get("inside_model") not in titles:  # first visit (or its ru
     st.session_state["inside_model"] = list(titles)[1 if rebuildable else 0]
 choice = left.selectbox("Model", list(titles), format_func=titles.get, key="inside_model",
                         help="The pretrained network, or any run you trained (newest first).")
-subject = subject_of(choice)
+try:
+    subject = subject_of(choice)
+except (OSError, RuntimeError, ValueError, KeyError, TypeError) as error:  # weights gone, corrupt, unavailable
+    left.error(f"This run cannot be rebuilt from its folder ({error}); here is the pretrained network instead.")
+    choice, subject = PRETRAINED, subject_of(PRETRAINED)
 channels, height, width = subject.input_shape
 
 with left:
@@ -79,8 +83,11 @@ with left:
     tests = None
     if source == "A test image of this run":
         try:
-            tests = ((result.test_images, result.test_labels, result.test_probs.argmax(1)) if result is not None
-                     else (test_set_of(choice)[0], test_set_of(choice)[1], test_set_of(choice)[2].predicted))
+            if result is not None:
+                tests = result.test_images, result.test_labels, result.test_probs.argmax(1)
+            else:
+                saved_images, saved_labels, passed = test_set_of(choice)
+                tests = saved_images, saved_labels, passed.predicted
         except (DatasetUnavailable, DatasetError) as error:
             st.error(f"This run's test images are not here: {error}")
     if tests is not None:

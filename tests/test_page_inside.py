@@ -73,3 +73,16 @@ def test_a_trained_run_opens_with_its_own_layers(tmp_path, monkeypatch):
     assert not at.exception
     at.toggle(key="inside_synthesise").set_value(True).run()
     assert any("Made for channel" in str(i.proto) for i in at.get("image")) and not at.exception
+
+
+def test_a_run_with_corrupt_weights_gets_one_sentence_and_the_pretrained_network(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNN_LAB_CACHE", str(tmp_path))
+    job = jobs.MANAGER.submit(TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[8, 16]), epochs=1,
+                                          batch_size=64, device="cpu"))
+    assert wait_for(lambda: not job.alive, 120) and job.status == "finished", job.message
+    (tmp_path / "runs" / job.run_id / "model.pt").write_bytes(b"not a checkpoint")
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception
+    assert at.error[0].value.startswith("This run cannot be rebuilt from its folder (")
+    assert at.error[0].value.endswith("here is the pretrained network instead.")
+    assert any(s.value.startswith("Layer 0: _conv_stem") for s in at.subheader)
