@@ -254,95 +254,95 @@ def job_controls(kind: str, start_label: str, make_job, person: Person, can_star
     return job
 
 
-def queue_panel(person: Person) -> None:
-    """Every job that waits or runs, everyone's: whose, what, where, its place in the queue, how far along
-    (refreshed every 2 s). An admin can stop any of them."""
-    @st.fragment(run_every=2.0 if any(job.alive for job in jobs.MANAGER.jobs()) else None)
-    def panel() -> None:
-        alive = [job for job in jobs.MANAGER.jobs() if job.alive]
-        if not alive:
-            st.caption("The device is free: no job is running or waiting.")
-            return
-        rows = []
-        for job in alive:
-            progress = job.log.snapshot()[2]
-            done = progress.get("step", 0) / max(1, progress.get("total_steps", 1))
-            position = jobs.MANAGER.position(job)
-            rows.append({"who": job.owner, "what": job.kind, "status": job.status,
-                         "where": progress.get("node", "this machine") if job.status != "queued" else "",
-                         "queue": f"#{position} · {_wait_words(job)}" if position else "",
-                         "progress": f"{done:.0%}" if job.status != "queued" else ""})
-        st.dataframe(rows, hide_index=True)
-        if person.admin and load_settings().shared:
-            a, b = st.columns([3, 1])
-            names = {job.run_id: f"{job.owner} · {job.kind} · {job.status}" for job in alive}
-            target = a.selectbox("Admin: a job", list(names), format_func=names.get)
-            if b.button("Stop this job"):
-                jobs.MANAGER.stop(jobs.MANAGER.get(target), person)
-
-    with st.expander("The queue: everyone's jobs", expanded=load_settings().shared):
-        panel()
+def _queue(person: Person) -> None:
+    """Every job that waits or runs, everyone's: whose, what, where, its place in the queue, how far along.
+    An admin can stop any of them."""
+    alive = [job for job in jobs.MANAGER.jobs() if job.alive]
+    if not alive:
+        st.caption("The device is free: no job is running or waiting.")
+        return
+    rows = []
+    for job in alive:
+        progress = job.log.snapshot()[2]
+        done = progress.get("step", 0) / max(1, progress.get("total_steps", 1))
+        position = jobs.MANAGER.position(job)
+        rows.append({"who": job.owner, "what": job.kind, "status": job.status,
+                     "where": progress.get("node", "this machine") if job.status != "queued" else "",
+                     "queue": f"#{position} · {_wait_words(job)}" if position else "",
+                     "progress": f"{done:.0%}" if job.status != "queued" else ""})
+    st.dataframe(rows, hide_index=True)
+    if person.admin and load_settings().shared:
+        a, b = st.columns([3, 1])
+        names = {job.run_id: f"{job.owner} · {job.kind} · {job.status}" for job in alive}
+        target = a.selectbox("Admin: a job", list(names), format_func=names.get)
+        if b.button("Stop this job"):
+            jobs.MANAGER.stop(jobs.MANAGER.get(target), person)
 
 
-def live_panel(job: jobs.Job | None, empty_note: str) -> None:
-    """Progress and the per-step curve redraw once a second while the job waits or runs, the per-epoch curves
-    every three seconds (each a fragment: only that part reruns); when its status changes (it starts, pauses,
-    ends) the whole page reruns once, so the buttons and results follow, and polling stops once it has ended."""
-    running = bool(job and job.alive)
+def live_panel(job: jobs.Job | None, empty_note: str, person: Person) -> None:
+    """This tab's job (progress, the per-step curve, the per-epoch curves, each layer's norms on demand) and the
+    queue, redrawn once a second while any job waits or runs. It is one fragment, on purpose: Streamlit's front
+    end can crash ("'setIn' cannot be called on an ElementNode", a blank page) when one fragment's timer fires
+    while another fragment's st.rerun(scope="app") rebuilds the page. When the job's status changes (it starts,
+    pauses, ends) the whole page reruns once, so the buttons and results follow. It polls once a second while
+    this tab's job waits or runs, every 5 s while only others' jobs do (for the queue: each tab that redraws costs
+    the server and the training some CPU), and stops when all is done."""
+    every = 1.0 if job is not None and job.alive else 5.0 if any(j.alive for j in jobs.MANAGER.jobs()) else None
 
-    @st.fragment(run_every=1.0 if running else None)
-    def live_steps() -> None:
+    @st.fragment(run_every=every)
+    def live() -> None:
         if job is None:
             st.info(empty_note)
-            return
-        steps, _, progress = job.log.snapshot()
-        if job.status == "queued":
-            st.progress(0.0, text=f"queued · position {jobs.MANAGER.position(job)} · {_wait_words(job)}")
-        elif "total_steps" not in progress:  # not training yet: loading, downloading, or it failed before the start
-            stage = progress.get("stage", "loading the data") if job.alive else ""
-            st.progress(progress.get("stage_fraction", 0.0), text=job.status + (f" · {stage}" if stage else ""))
         else:
-            total = max(1, progress["total_steps"])
-            st.progress(min(1.0, progress.get("step", 0) / total),
-                        text=f"{job.status} · epoch {progress.get('epoch', 0)}/{progress['epochs']} · step "
-                             f"{progress.get('step', 0)}/{total} · {progress.get('images_per_s', 0):,.0f} img/s · "
-                             f"ETA {progress.get('eta', 0):.0f} s · {progress['parameters']:,} parameters on "
-                             f"{progress['device']}")
-        a, b = st.columns(2)
-        smoothing = a.slider("Smoothing (EMA)", 0.0, 0.99, 0.9, key=f"ema_{job.kind}")
-        log_y = b.toggle("Log-scale loss", key=f"log_y_{job.kind}")
-        if steps:
-            st.plotly_chart(charts.step_loss_figure(steps, smoothing, log_y), key=f"steps_{job.kind}")
-        if job.status == "failed":
-            st.error(job.message)
-        elif job.status == "stopped" and job.result is None:  # stopped before training, e.g. a cancelled download
-            st.info(job.message)
-        elif not job.alive and job.message:
-            st.success(job.message)
-        seen = f"status_seen_{job.kind}"  # a new status (it started, ended...): the whole page follows, once
-        if st.session_state.get(seen, job.status) != job.status:
+            _job_progress(job)
+        with st.expander("The queue: everyone's jobs", expanded=load_settings().shared):
+            _queue(person)
+        if job is not None:
+            seen = f"status_seen_{job.kind}"  # a new status (it started, ended...): the whole page follows, once
+            if st.session_state.get(seen, job.status) != job.status:
+                st.session_state[seen] = job.status
+                st.rerun(scope="app")
             st.session_state[seen] = job.status
-            st.rerun(scope="app")
-        st.session_state[seen] = job.status
 
-    @st.fragment(run_every=3.0 if running else None)
-    def live_epochs() -> None:
-        epochs = job.log.snapshot()[1] if job else []
-        if epochs:
-            log_y = st.session_state.get(f"log_y_{job.kind}", False)
-            st.plotly_chart(charts.epoch_figure({job.run_id: epochs}, log_y), key=f"epochs_{job.kind}")
-        trace = job.log.snapshot()[2].get("layer_norms") if job else None
-        if trace and trace["steps"] and st.toggle("Each layer's gradient norm (vanishing or exploding gradients)",
-                                                  key=f"norms_{job.kind}"):
-            which = st.radio("Norm of", ["grad", "weight"], horizontal=True, key=f"norms_which_{job.kind}",
-                             format_func={"grad": "the gradients", "weight": "the weights"}.get)
-            st.plotly_chart(charts.layer_norms_figure(trace, which), key=f"norms_chart_{job.kind}")
-            first, last = trace["grad"][-1][0], trace["grad"][-1][-1]
-            st.caption(f"Now: the first layer's gradient norm is {first:.2g}, the last layer's {last:.2g} "
-                       f"({last / max(first, 1e-30):.3g}x the first's).")
+    live()
 
-    live_steps()
-    live_epochs()
+
+def _job_progress(job: jobs.Job) -> None:
+    steps, epochs, progress = job.log.snapshot()
+    if job.status == "queued":
+        st.progress(0.0, text=f"queued · position {jobs.MANAGER.position(job)} · {_wait_words(job)}")
+    elif "total_steps" not in progress:  # not training yet: loading, downloading, or it failed before the start
+        stage = progress.get("stage", "loading the data") if job.alive else ""
+        st.progress(progress.get("stage_fraction", 0.0), text=job.status + (f" · {stage}" if stage else ""))
+    else:
+        total = max(1, progress["total_steps"])
+        st.progress(min(1.0, progress.get("step", 0) / total),
+                    text=f"{job.status} · epoch {progress.get('epoch', 0)}/{progress['epochs']} · step "
+                         f"{progress.get('step', 0)}/{total} · {progress.get('images_per_s', 0):,.0f} img/s · "
+                         f"ETA {progress.get('eta', 0):.0f} s · {progress['parameters']:,} parameters on "
+                         f"{progress['device']}")
+    a, b = st.columns(2)
+    smoothing = a.slider("Smoothing (EMA)", 0.0, 0.99, 0.9, key=f"ema_{job.kind}")
+    log_y = b.toggle("Log-scale loss", key=f"log_y_{job.kind}")
+    if steps:
+        st.plotly_chart(charts.step_loss_figure(steps, smoothing, log_y), key=f"steps_{job.kind}")
+    if job.status == "failed":
+        st.error(job.message)
+    elif job.status == "stopped" and job.result is None:  # stopped before training, e.g. a cancelled download
+        st.info(job.message)
+    elif not job.alive and job.message:
+        st.success(job.message)
+    if epochs:
+        st.plotly_chart(charts.epoch_figure({job.run_id: epochs}, log_y), key=f"epochs_{job.kind}")
+    trace = progress.get("layer_norms")
+    if trace and trace["steps"] and st.toggle("Each layer's gradient norm (vanishing or exploding gradients)",
+                                              key=f"norms_{job.kind}"):
+        which = st.radio("Norm of", ["grad", "weight"], horizontal=True, key=f"norms_which_{job.kind}",
+                         format_func={"grad": "the gradients", "weight": "the weights"}.get)
+        st.plotly_chart(charts.layer_norms_figure(trace, which), key=f"norms_chart_{job.kind}")
+        first, last = trace["grad"][-1][0], trace["grad"][-1][-1]
+        st.caption(f"Now: the first layer's gradient norm is {first:.2g}, the last layer's {last:.2g} "
+                   f"({last / max(first, 1e-30):.3g}x the first's).")
 
 
 def picture(image: torch.Tensor) -> np.ndarray:

@@ -9,7 +9,7 @@ from cnn_lab.models import MODELS, first_conv_weights
 from cnn_lab.presets import PRESETS, preset
 from cnn_lab.settings import load_settings
 from cnn_lab.train import AUGMENTS, OPTIMIZERS, SCHEDULES
-from ui import (job_controls, live_panel, look_inside_button, model_settings, page_header, queue_panel, results_panel,
+from ui import (job_controls, live_panel, look_inside_button, model_settings, page_header, results_panel,
                 upload_to_tensor, who_is_asking)
 
 page_header("pages/5_train.py")
@@ -93,8 +93,7 @@ else:
 
 # ---------------------------------------------------------------- start, pause, resume, stop; live curves
 job = job_controls("train", "Start training", lambda: jobs.MANAGER.submit(config, owner=person), person, ready)
-live_panel(job, "No run yet: pick a preset and press Start.")
-queue_panel(person)
+live_panel(job, "No run yet: pick a preset and press Start.", person)
 
 # ---------------------------------------------------------------- after training
 if job and not job.alive and job.result is not None:

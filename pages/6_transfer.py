@@ -7,7 +7,7 @@ import torch
 from cnn_lab import augment, charts, data, downloads, evaluate, explain, jobs, limits, runs, transfer
 from cnn_lab.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, WeightsUnavailable, weights_advice
 from cnn_lab.settings import load_settings
-from ui import (download_panel, job_controls, live_panel, look_inside_button, page_header, picture, queue_panel,
+from ui import (download_panel, job_controls, live_panel, look_inside_button, page_header, picture,
                 results_panel, upload_to_tensor, who_is_asking)
 
 page_header("pages/6_transfer.py")
@@ -150,8 +150,7 @@ def start_job() -> jobs.Job:
 # ---------------------------------------------------------------- training
 st.subheader("3. Train")
 job = job_controls("transfer", "Start fine-tuning", start_job, person, can_start=weights_ready)
-live_panel(job, "No transfer run yet: choose the settings above and press Start.")
-queue_panel(person)
+live_panel(job, "No transfer run yet: choose the settings above and press Start.", person)
 if job and not job.alive and job.result is not None:
     results_panel(job.result, "transfer", job.run_id)
     extras = job.result.extras
