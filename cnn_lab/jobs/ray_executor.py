@@ -137,6 +137,7 @@ class _Weights:
 
 
 _mailbox = None
+_mailbox_job = ""  # the Ray job (this process's connection) the mailbox belongs to
 
 
 def connect(address: str) -> None:
@@ -144,12 +145,12 @@ def connect(address: str) -> None:
     cluster of this machine, starting one (`ray start --head`, in its own processes, so that it also works from
     inside a web server) when none runs; `ray stop` ends it. Workers import cnn_lab from this checkout and read
     the same data and cache folders. Then the app's mailbox starts and the workers are warmed up."""
-    global _mailbox
-    if ray.is_initialized() and _mailbox is not None:
+    global _mailbox, _mailbox_job
+    if ray.is_initialized() and _mailbox is not None and _mailbox_job == ray.get_runtime_context().get_job_id():
         return
     if not ray.is_initialized():
         _init(address)
-    _mailbox = Mailbox.remote()
+    _mailbox, _mailbox_job = Mailbox.remote(), ray.get_runtime_context().get_job_id()
     ray.get([_warm_up.remote() for _ in range(max(1, int(ray.cluster_resources().get("CPU", 1))))])
 
 
