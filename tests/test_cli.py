@@ -82,4 +82,3 @@ def test_a_folder_with_too_few_images_is_a_sentence_not_a_traceback(tmp_path):
               "--set", "model.name=cnn", cache=tmp_path / "cache")
     assert out.returncode == 2 and out.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "Traceback" not in out.stderr
-
