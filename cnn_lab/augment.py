@@ -194,6 +194,13 @@ BUILTIN_PRESETS: dict[str, list[dict]] = {
         _builtin("resized_crop", 1.0, min_scale=0.35),
         _builtin("color_jitter", 0.5, brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02),
     ],
+    # The course's boat augmentation (lesson 28): RandomRotation(30), horizontal and vertical flips, grayscale.
+    "course: boats (lesson 28)": [
+        _builtin("rotation", 1.0, min_deg=-30, max_deg=30),
+        _builtin("hflip", 0.5),
+        _builtin("vflip", 0.5),
+        _builtin("grayscale", 0.1),
+    ],
 }
 
 

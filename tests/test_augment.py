@@ -102,3 +102,16 @@ def test_builtin_preset_is_listed_and_draws():
     drawn = augment.draw(IMAGE, augment.load_preset(name), 4, seed=0)
     assert len({round(image.sum().item(), 3) for image, _ in drawn}) == 4  # four different draws
     assert all(image.shape == IMAGE.shape for image, _ in drawn)
+
+
+def test_the_course_boat_augmentation_is_built_in():
+    """Lesson 28: RandomRotation(30), RandomHorizontalFlip, RandomVerticalFlip, RandomGrayscale."""
+    name = "course: boats (lesson 28)"
+    assert name in augment.list_presets()
+    code = augment.to_code(augment.load_preset(name), (224, 224))
+    for transform in ("v2.RandomRotation(degrees=(-30, 30))", "v2.RandomHorizontalFlip(p=1.0)",
+                      "v2.RandomVerticalFlip(p=1.0)", "v2.RandomGrayscale(p=1.0)"):
+        assert transform in code
+    drawn = augment.draw(IMAGE, augment.load_preset(name), 8, seed=1)
+    assert len({round(image.sum().item(), 3) for image, _ in drawn}) == 8 and all(
+        image.shape == IMAGE.shape for image, _ in drawn)
