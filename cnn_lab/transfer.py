@@ -65,6 +65,12 @@ PRESETS: dict[str, tuple[str, TransferConfig]] = {
         "a linear head trains on the cached features: about 92% on boats9, under a minute on 2 CPU cores.",
         TransferConfig(),
     ),
+    "Course: ResNet18 frozen (lesson 29)": (
+        "The course's transfer practical: torchvision's ResNet18 pretrained on ImageNet, frozen, with a new "
+        "512 -> classes linear head (a linear probe at 224 pixels). It needs ResNet18's weights (downloaded at "
+        "Start, or already cached); offline, use EfficientNet-Lite0, which ships with the app.",
+        TransferConfig(backbone="resnet18", image_size=224, flip_features=False),
+    ),
     "Fine-tune (best on boats9, for a GPU)": (
         "LP-FT: a linear probe first, then its head and the last blocks fine-tune together on zoom crops, "
         "flips and colour changes, at 288 pixels; tested on the average of flipped and shifted views.",

@@ -93,11 +93,16 @@ def key(name: str) -> str:
 
 status = {name: spec.status() for name, spec in BACKBONES.items()}
 st.dataframe([{"backbone": spec.title, "weights": status[name]} for name, spec in BACKBONES.items()], hide_index=True)
-config.backbone = st.selectbox("Backbone", list(BACKBONES), format_func=lambda n: f"{BACKBONES[n].title} · {status[n]}",
-                               key=key("backbone"))
+if st.session_state.pop("tf_use_lite0", False):  # the button below, from the last run of the page
+    st.session_state[key("backbone")] = "efficientnet_lite0"
+config.backbone = st.selectbox("Backbone", list(BACKBONES), list(BACKBONES).index(config.backbone),
+                               format_func=lambda n: f"{BACKBONES[n].title} · {status[n]}", key=key("backbone"))
 weights_ready, weights_note = weights_advice(config.backbone)
 if weights_note:
     (st.info if weights_ready else st.warning)(weights_note)
+if not weights_ready and st.button("Use EfficientNet-Lite0 instead"):
+    st.session_state["tf_use_lite0"] = True
+    st.rerun()
 a, b, c = st.columns(3)
 config.mode = a.radio("Mode", transfer.MODES, transfer.MODES.index(config.mode), format_func={
     "probe": "linear probe on cached features", "partial": "fine-tune the last N blocks",

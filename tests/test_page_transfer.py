@@ -1,5 +1,6 @@
 """The transfer page through AppTest: a linear probe on boats9, then classification with Grad-CAM."""
 import time
+from dataclasses import replace
 
 import torch
 from streamlit.testing.v1 import AppTest
@@ -70,3 +71,25 @@ def test_the_best_recipe_fills_in_the_fine_tuning_settings():
         assert any(f"roughly {best.epochs} minutes" in w.value for w in at.warning)
         next(n for n in at.number_input if n.label == "Epochs").set_value(5).run()
         assert any("roughly 5 minutes" in w.value for w in at.warning)
+
+
+def test_the_course_resnet18_recipe_says_when_its_weights_cannot_be_had_and_offers_lite0(monkeypatch):
+    """Lesson 29's frozen ResNet18 + 512 -> 9 head: offline and not cached, one sentence, Start off, and a button
+    that switches to EfficientNet-Lite0."""
+    require_archive("boats9")
+    from cnn_lab import backbones
+
+    monkeypatch.setattr(backbones, "reachable", lambda url: False)  # no network, whatever this machine has
+    monkeypatch.setitem(backbones.BACKBONES, "resnet18", replace(backbones.BACKBONES["resnet18"],
+                                                                 status=lambda: "downloads when first used"))
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.selectbox(key="tf_recipe").set_value("Course: ResNet18 frozen (lesson 29)").run()
+    backbone = next(s for s in at.selectbox if s.label == "Backbone")
+    assert backbone.value == "resnet18" and not at.exception
+    assert any(w.value.startswith("ResNet18") and "choose EfficientNet-Lite0" in w.value for w in at.warning)
+    assert next(b for b in at.button if b.label == "Start fine-tuning").disabled
+    next(b for b in at.button if b.label == "Use EfficientNet-Lite0 instead").click().run()
+    assert next(s for s in at.selectbox if s.label == "Backbone").value == "efficientnet_lite0"
+    assert not next(b for b in at.button if b.label == "Start fine-tuning").disabled
+    config = transfer.preset("Course: ResNet18 frozen (lesson 29)")
+    assert (config.backbone, config.mode, config.image_size) == ("resnet18", "probe", 224)
