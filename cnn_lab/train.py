@@ -52,7 +52,7 @@ class TrainConfig:
     amp: bool = False  # bf16 autocast on the GPU (slower on CPU, so ignored there)
     whiten: bool = False  # initialise the first conv as a patch-whitening filter bank (speedrun)
     tta: bool = False  # evaluate the test set with flipped and shifted views too
-    normalisation: str = "dataset"  # dataset: its own mean and std | imagenet: what pretrained backbones expect
+    normalisation: str = "dataset"  # from NORMALISATIONS: dataset | course (0.5, 0.5) | imagenet
     backbone_lr_factor: float = 1.0  # discriminative learning rates: the backbone's lr is lr times this
     bias_lr_factor: float = 1.0  # biases and batch-norm shifts learn this many times faster (airbench's scaled biases)
     lookahead: bool = False  # every 5 steps, pull the weights to their running average (airbench's lookahead)
@@ -77,6 +77,9 @@ class TrainConfig:
             raise TrainingError(f"Unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}.")
         if self.schedule not in SCHEDULES:
             raise TrainingError(f"Unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}.")
+        if self.normalisation not in NORMALISATIONS:
+            raise TrainingError(f"Unknown normalisation {self.normalisation!r}; choose one of "
+                                f"{', '.join(NORMALISATIONS)}.")
 
 
 # ---------------------------------------------------------------- data on the device
@@ -99,6 +102,27 @@ class DeviceData:
         return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
+def _own_mean_std(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    floats = images.float() / 255
+    return floats.mean(dim=(0, 2, 3)).view(1, -1, 1, 1), floats.std(dim=(0, 2, 3)).view(1, -1, 1, 1).clamp_min(1e-3)
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    title: str
+    mean_std: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # uint8 train images -> (1, C, 1, 1) each
+
+
+NORMALISATIONS: dict[str, Normalisation] = {
+    "dataset": Normalisation("the dataset's own mean and std per channel", _own_mean_std),
+    "course": Normalisation("the course's Normalize(0.5, 0.5): pixels to [-1, 1]",
+                            lambda images: (torch.full((1, images.shape[1], 1, 1), 0.5),) * 2),
+    "imagenet": Normalisation("ImageNet's mean and std (what pretrained backbones expect)",
+                              lambda images: (torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
+                                              torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))),
+}
+
+
 def to_device(dataset: datasets.ImageDataset, config: TrainConfig, device: torch.device) -> DeviceData:
     train = dataset.splits["train"]
     if config.max_train and config.max_train < len(train):
@@ -110,12 +134,7 @@ def to_device(dataset: datasets.ImageDataset, config: TrainConfig, device: torch
             train.labels, {"train": 1 - config.val_fraction, "val": config.val_fraction}, config.seed
         )
         train, val = datasets.split_of(train, parts["train"]), datasets.split_of(train, parts["val"])
-    if config.normalisation == "imagenet":
-        mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    else:
-        floats = train.images.float() / 255
-        mean = floats.mean(dim=(0, 2, 3)).view(1, -1, 1, 1)
-        std = floats.std(dim=(0, 2, 3)).view(1, -1, 1, 1).clamp_min(1e-3)
+    mean, std = NORMALISATIONS[config.normalisation].mean_std(train.images)
 
     def move(split: datasets.Split | None) -> datasets.Split | None:
         return None if split is None else datasets.Split(split.images.to(device), split.labels.to(device))

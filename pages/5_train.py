@@ -8,7 +8,7 @@ from cnn_lab.data import DATASETS, availability
 from cnn_lab.models import MODELS, first_conv_weights
 from cnn_lab.presets import PRESETS, preset
 from cnn_lab.settings import load_settings
-from cnn_lab.train import AUGMENTS, OPTIMIZERS, SCHEDULES
+from cnn_lab.train import AUGMENTS, NORMALISATIONS, OPTIMIZERS, SCHEDULES
 from ui import (job_controls, live_panel, look_inside_button, model_settings, page_header, results_panel,
                 upload_to_tensor, who_is_asking)
 
@@ -60,6 +60,10 @@ with st.expander("Settings", expanded=False):
     config.seed = c.number_input("Seed", 0, 10**6, config.seed, key=f"{name}_seed")
     config.lookahead = b.toggle("Lookahead (average the weights every 5 steps)", config.lookahead,
                                 key=f"{name}_lookahead")
+    course_like = ["dataset", "course"]  # (imagenet is for pretrained backbones: the transfer page's)
+    config.normalisation = a.selectbox("Normalisation", course_like, course_like.index(config.normalisation),
+                                       format_func=lambda n: NORMALISATIONS[n].title, key=f"{name}_norm",
+                                       help="The course's exact pipeline: batch size 4 and Normalize(0.5, 0.5).")
     config.bias_lr_factor = c.number_input("Bias learning-rate factor", 1.0, 256.0, float(config.bias_lr_factor),
                                            key=f"{name}_biaslr", help="Biases and batch-norm shifts learn this "
                                            "many times faster than the weights (airbench uses 64).")

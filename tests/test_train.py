@@ -225,3 +225,18 @@ def test_the_deep_sigmoid_preset_shows_vanishing_gradients_and_relu_does_not():
         first_layer[activation] = trace["grad"][-1][0]
         assert trace["grad"][-1][-1] > 0
     assert first_layer["sigmoid"] * 10 <= first_layer["relu"], first_layer
+
+
+def test_the_course_normalisation_maps_pixels_to_minus_one_to_one():
+    """The course's exact pipeline: Normalize(0.5, 0.5), batch size 4 (an option of the train page)."""
+    from cnn_lab.train import NORMALISATIONS
+
+    images = torch.randint(0, 256, (20, 3, 8, 8), dtype=torch.uint8)
+    mean, std = NORMALISATIONS["course"].mean_std(images)
+    x = (images.float() / 255 - mean) / std
+    assert x.min() >= -1 and x.max() <= 1 and mean.shape == std.shape == (1, 3, 1, 1)
+    result = train(TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[8, 16]), epochs=1, batch_size=4,
+                               normalisation="course", device="cpu"))
+    assert torch.equal(result.mean, torch.full((1, 1, 1, 1), 0.5)) and result.test_acc > 0.5
+    with pytest.raises(TrainingError, match="Unknown normalisation 'bogus'; choose one of dataset, course, imagenet."):
+        TrainConfig(normalisation="bogus").validate()
