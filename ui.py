@@ -281,12 +281,12 @@ def _queue(person: Person) -> None:
 
 def live_panel(job: jobs.Job | None, empty_note: str, person: Person) -> None:
     """This tab's job (progress, the per-step curve, the per-epoch curves, each layer's norms on demand) and the
-    queue, redrawn once a second while any job waits or runs. It is one fragment, on purpose: Streamlit's front
-    end can crash ("'setIn' cannot be called on an ElementNode", a blank page) when one fragment's timer fires
-    while another fragment's st.rerun(scope="app") rebuilds the page. When the job's status changes (it starts,
-    pauses, ends) the whole page reruns once, so the buttons and results follow. It polls once a second while
-    this tab's job waits or runs, every 5 s while only others' jobs do (for the queue: each tab that redraws costs
-    the server and the training some CPU), and stops when all is done."""
+    queue, in one fragment on purpose: Streamlit's front end can crash ("'setIn' cannot be called on an
+    ElementNode", a blank page) when one fragment's timer fires while another fragment's st.rerun(scope="app")
+    rebuilds the page. It redraws once a second while this tab's job waits or runs, every 5 s while only others'
+    jobs do (for the queue: each tab that redraws costs the server and the training some CPU), and not at all
+    once every job has ended. When the job's status changes (it starts, pauses, ends), or the last of the others'
+    jobs ends, the whole page reruns once, so the buttons, results and polling follow."""
     every = 1.0 if job is not None and job.alive else 5.0 if any(j.alive for j in jobs.MANAGER.jobs()) else None
 
     @st.fragment(run_every=every)
@@ -303,6 +303,8 @@ def live_panel(job: jobs.Job | None, empty_note: str, person: Person) -> None:
                 st.session_state[seen] = job.status
                 st.rerun(scope="app")
             st.session_state[seen] = job.status
+        if every == 5.0 and not any(j.alive for j in jobs.MANAGER.jobs()):
+            st.rerun(scope="app")  # the others' jobs have all ended: stop polling
 
     live()
 
