@@ -12,7 +12,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from cnn_lab import charts, downloads, evaluate, identity, images, jobs
 from cnn_lab.activations import ACTIVATIONS
 from cnn_lab.identity import LOCAL, Person
-from cnn_lab.models import ModelSpec
+from cnn_lab.models import NORMS, ModelSpec
 from cnn_lab.settings import load_settings
 from cnn_lab.train import TrainResult
 
@@ -154,10 +154,15 @@ def model_settings(spec: ModelSpec, settings: tuple[str, ...], key: str) -> None
         for param, (default, low, high) in ACTIVATIONS[chosen].params.items():
             value = float(spec.activation_params.get(param, default))
             spec.activation_params[param] = a.slider(f"{chosen}: {param}", low, high, value, key=f"{key}_{chosen}_{param}")
-    if "batch_norm" in settings:
-        spec.batch_norm = b.toggle("Batch norm", spec.batch_norm, key=f"{key}_bn")
+    if "norm" in settings:
+        spec.norm = b.selectbox("Normalisation layers", list(NORMS), list(NORMS).index(spec.norm),
+                                format_func=lambda n: NORMS[n].title, key=f"{key}_norm")
     if "dropout" in settings:
         spec.dropout = b.slider("Dropout", 0.0, 0.8, spec.dropout, key=f"{key}_drop")
+    if "dropconnect" in settings:
+        spec.dropconnect = b.slider("DropConnect (linear layers' weights)", 0.0, 0.8, spec.dropconnect,
+                                    key=f"{key}_dropconnect", help="Drops this fraction of the linear layers' "
+                                    "weights at each training step (lesson 19); dropout drops activations instead.")
     if "widths" in settings:
         spec.widths = ints(c.text_input("Conv widths", ", ".join(map(str, spec.widths)), key=f"{key}_widths"),
                            spec.widths)

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnn_lab.models import InceptionBlock
+
 
 class GeometryError(ValueError):
     """A geometry torch would reject; the message is one sentence."""
@@ -16,7 +18,7 @@ class GeometryError(ValueError):
 
 @dataclass
 class Layer:
-    kind: str = "conv"  # conv | maxpool | avgpool | convT | flatten | linear
+    kind: str = "conv"  # conv | maxpool | avgpool | convT | inception | flatten | linear
     kernel: int = 3
     stride: int = 1
     padding: int | str = 0  # an integer, or "same" / "valid" for conv
@@ -95,6 +97,8 @@ def output_size(layer: Layer, size: tuple[int, int], checked: bool = True) -> tu
         return tuple(pool_size(n, k, s, p, d, layer.ceil_mode) for n in size)
     if layer.kind == "convT":
         return tuple(conv_transpose_size(n, k, s, p, d, layer.output_padding) for n in size)
+    if layer.kind == "inception":  # every branch keeps the size (1x1, padded 3x3 and 5x5, 3x3 pool of stride 1)
+        return size
     raise GeometryError(f"{layer.kind} has no spatial output size.")
 
 
@@ -110,10 +114,14 @@ def torch_layer(layer: Layer, in_channels: int) -> nn.Module:
     if layer.kind == "convT":
         return nn.ConvTranspose2d(in_channels, layer.out_channels, layer.kernel, layer.stride, layer.padding,
                                   layer.output_padding, dilation=layer.dilation)
+    if layer.kind == "inception":
+        return InceptionBlock(in_channels, layer.out_channels)
     raise GeometryError(f"{layer.kind} is not a spatial layer.")
 
 
 def code_line(layer: Layer, in_channels: int) -> str:
+    if layer.kind == "inception":
+        return f"InceptionBlock({in_channels}, {layer.out_channels})"
     return f"nn.{torch_layer(layer, in_channels)!r}".replace("nn.nn.", "nn.")
 
 
@@ -168,10 +176,12 @@ def stack_table(stack: Stack) -> list[StackRow]:
                 raise GeometryError(f"{layer.kind} needs a (C, H, W) input, but the input is flat here.")
             h, w = output_size(layer, shape[1:])
             module = torch_layer(layer, shape[0])
-            channels = layer.out_channels if layer.kind in ("conv", "convT") else shape[0]
+            channels = layer.out_channels if layer.kind in ("conv", "convT", "inception") else shape[0]
             params, name = sum(p.numel() for p in module.parameters()), code_line(layer, shape[0]).removeprefix("nn.")
             if layer.kind == "convT":
                 jump = max(1, jump // layer.stride)
+            elif layer.kind == "inception":
+                rf += 4 * jump  # its widest branch: a 5x5 convolution
             else:
                 d = layer.dilation if layer.kind != "avgpool" else 1
                 rf += (layer.kernel - 1) * d * jump
@@ -194,5 +204,23 @@ STACKS: dict[str, Stack] = {
         Layer("conv", 5, 1, 0, out_channels=6), Layer("avgpool", 2, 2), Layer("conv", 5, 1, 0, out_channels=16),
         Layer("avgpool", 2, 2), Layer("flatten"), Layer("linear", out_channels=120), Layer("linear", out_channels=84),
         Layer("linear", out_channels=10),
+    ]),
+    # Lesson 25's classics, as the model registry builds them for 32x32 (with no normalisation layers)
+    "AlexNet-style on 3x32x32": Stack((3, 32, 32), [
+        Layer("conv", 5, 1, 2, out_channels=64), Layer("maxpool", 3, 2, 1), Layer("conv", 5, 1, 2, out_channels=128),
+        Layer("maxpool", 3, 2, 1), Layer("conv", 3, 1, 1, out_channels=192), Layer("conv", 3, 1, 1, out_channels=192),
+        Layer("conv", 3, 1, 1, out_channels=128), Layer("maxpool", 3, 2, 1), Layer("flatten"),
+        Layer("linear", out_channels=512), Layer("linear", out_channels=256), Layer("linear", out_channels=10),
+    ]),
+    "VGG-style on 3x32x32": Stack((3, 32, 32), [
+        *(layer for width in (32, 64, 128) for layer in (
+            Layer("conv", 3, 1, 1, out_channels=width), Layer("conv", 3, 1, 1, out_channels=width),
+            Layer("maxpool", 2, 2))),
+        Layer("avgpool", 4, 4), Layer("flatten"), Layer("linear", out_channels=10),
+    ]),
+    "Inception blocks on 3x32x32": Stack((3, 32, 32), [
+        Layer("conv", 3, 1, 1, out_channels=16), Layer("inception", out_channels=32), Layer("maxpool", 2, 2),
+        Layer("inception", out_channels=64), Layer("maxpool", 2, 2), Layer("inception", out_channels=128),
+        Layer("avgpool", 8, 8), Layer("flatten"), Layer("linear", out_channels=10),
     ]),
 }

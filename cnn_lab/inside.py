@@ -329,7 +329,7 @@ def run_subject(record: runs.RunRecord) -> Subject:
             return Subject(title, transfer.load_run_model(record), record.classes, (3, size, size),
                            torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         shape = tuple(record.input_shape)
-        model = build_model(ModelSpec(**record.config["model"]), shape, len(record.classes))
+        model = build_model(ModelSpec.from_dict(record.config["model"]), shape, len(record.classes))
         model.load_state_dict(runs.load_weights(record.run_id))
     except (OSError, EOFError, pickle.UnpicklingError) as error:
         raise ValueError(f"its weights file is missing or not a checkpoint: {type(error).__name__}") from None

@@ -21,8 +21,17 @@ class ModelSpec:
     hidden: list[int] = field(default_factory=lambda: [256, 128])  # hidden sizes (mlp)
     activation: str = "relu"
     activation_params: dict[str, float] = field(default_factory=dict)
-    batch_norm: bool = True
+    norm: str = "batch"  # from NORMS: batch | layer | none
     dropout: float = 0.0
+    dropconnect: float = 0.0  # DropConnect on the linear layers: this fraction of their weights dropped per step
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelSpec":
+        """A spec from its JSON form; runs saved before `norm` existed said `batch_norm: true/false`."""
+        values = dict(values)
+        if "batch_norm" in values:
+            values["norm"] = "batch" if values.pop("batch_norm") else "none"
+        return cls(**values)
 
 
 Shape = tuple[int, int, int]
@@ -30,6 +39,48 @@ Shape = tuple[int, int, int]
 
 def _act(spec: ModelSpec) -> nn.Module:
     return make_activation(spec.activation, **spec.activation_params)
+
+
+@dataclass(frozen=True)
+class Norm:
+    title: str
+    conv: Callable[[int], nn.Module]  # channels -> a layer for (N, C, H, W) feature maps
+    dense: Callable[[int], nn.Module]  # features -> a layer for (N, F) activations
+
+
+NORMS: dict[str, Norm] = {
+    "batch": Norm("Batch norm (statistics over the batch)", nn.BatchNorm2d, nn.BatchNorm1d),
+    # LayerNorm of a feature map normalises each image over all its channels and pixels: GroupNorm with one group.
+    "layer": Norm("Layer norm (statistics over each image's features)", lambda c: nn.GroupNorm(1, c), nn.LayerNorm),
+    "none": Norm("None", lambda c: nn.Identity(), lambda f: nn.Identity()),
+}
+
+
+def _norm(spec: ModelSpec, channels: int, conv: bool = True) -> list[nn.Module]:
+    """The spec's normalisation layer for this many channels (none: no layer)."""
+    if spec.norm == "none":
+        return []
+    return [NORMS[spec.norm].conv(channels) if conv else NORMS[spec.norm].dense(channels)]
+
+
+class DropConnectLinear(nn.Linear):
+    """A linear layer with DropConnect (Wan et al. 2013): while training, each step drops a random fraction `p`
+    of the weights (not of the activations, as dropout does) and scales the rest by 1 / (1 - p)."""
+
+    def __init__(self, c_in: int, c_out: int, p: float, bias: bool = True):
+        super().__init__(c_in, c_out, bias)
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return super().forward(x)
+        keep = torch.rand_like(self.weight) >= self.p
+        return nn.functional.linear(x, self.weight * keep / (1 - self.p), self.bias)
+
+
+def _linear(spec: ModelSpec, c_in: int, c_out: int, bias: bool = True) -> nn.Linear:
+    """nn.Linear, or with DropConnect when the spec asks for it (same weights, so a saved run loads either way)."""
+    return DropConnectLinear(c_in, c_out, spec.dropconnect, bias) if spec.dropconnect else nn.Linear(c_in, c_out, bias)
 
 
 def _flat_size(body: nn.Module, shape: Shape) -> int:
@@ -40,15 +91,13 @@ def _flat_size(body: nn.Module, shape: Shape) -> int:
 def linear(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
     """The course's linear classifier: flatten, one Linear layer."""
     c, h, w = shape
-    return nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, classes))
+    return nn.Sequential(nn.Flatten(), _linear(spec, c * h * w, classes))
 
 
 def dense_block(c_in: int, c_out: int, spec: ModelSpec) -> list[nn.Module]:
-    """linear -> batch norm (if on) -> activation -> dropout (if on): one hidden layer of an MLP."""
-    layers: list[nn.Module] = [nn.Linear(c_in, c_out, bias=not spec.batch_norm)]
-    if spec.batch_norm:
-        layers.append(nn.BatchNorm1d(c_out))
-    layers.append(_act(spec))
+    """linear -> normalisation (if any) -> activation -> dropout (if on): one hidden layer of an MLP."""
+    layers: list[nn.Module] = [_linear(spec, c_in, c_out, bias=spec.norm != "batch"), *_norm(spec, c_out, conv=False),
+                               _act(spec)]
     if spec.dropout:
         layers.append(nn.Dropout(spec.dropout))
     return layers
@@ -61,7 +110,7 @@ def mlp(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
     for hidden in spec.hidden:
         layers += dense_block(width, hidden, spec)
         width = hidden
-    return nn.Sequential(*layers, nn.Linear(width, classes))
+    return nn.Sequential(*layers, _linear(spec, width, classes))
 
 
 def course_cnn(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
@@ -75,22 +124,17 @@ def course_cnn(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
         )
     layers: list[nn.Module] = []
     for c_in, c_out in ((shape[0], 16), (16, 32), (32, 64)):
-        layers.append(nn.Conv2d(c_in, c_out, 5, stride=2, bias=not spec.batch_norm))
-        if spec.batch_norm:
-            layers.append(nn.BatchNorm2d(c_out))
-        layers.append(_act(spec))
+        layers += [nn.Conv2d(c_in, c_out, 5, stride=2, bias=spec.norm != "batch"), *_norm(spec, c_out), _act(spec)]
     body = nn.Sequential(*layers, nn.Flatten())
     dropout = lambda: [nn.Dropout(spec.dropout)] if spec.dropout else []  # noqa: E731
-    return nn.Sequential(body, *dropout(), nn.Linear(_flat_size(body, shape), 32), _act(spec), *dropout(),
-                         nn.Linear(32, classes))
+    return nn.Sequential(body, *dropout(), _linear(spec, _flat_size(body, shape), 32), _act(spec), *dropout(),
+                         _linear(spec, 32, classes))
 
 
 def conv_block(c_in: int, c_out: int, spec: ModelSpec, pool: bool) -> nn.Sequential:
-    """conv 3x3 -> batch norm -> activation -> 2x2 max pool."""
-    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=not spec.batch_norm)]
-    if spec.batch_norm:
-        layers.append(nn.BatchNorm2d(c_out))
-    layers.append(_act(spec))
+    """conv 3x3 -> normalisation -> activation -> 2x2 max pool."""
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=spec.norm != "batch"), *_norm(spec, c_out),
+                               _act(spec)]
     if pool:
         layers.append(nn.MaxPool2d(2))
     return nn.Sequential(*layers)
@@ -103,7 +147,7 @@ def cnn(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
         blocks.append(conv_block(c, width, spec, pool=size >= 2))
         c, size = width, size // 2 if size >= 2 else size
     return nn.Sequential(
-        *blocks, nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Dropout(spec.dropout), nn.Linear(c, classes)
+        *blocks, nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Dropout(spec.dropout), _linear(spec, c, classes)
     )
 
 
@@ -116,8 +160,8 @@ def lenet5(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
     )
     if min(shape[1:]) < 16:
         raise ModelError(f"LeNet-5 needs images of at least 16x16 pixels; these are {shape[1]}x{shape[2]}.")
-    return nn.Sequential(body, nn.Linear(_flat_size(body, shape), 120), _act(spec), nn.Linear(120, 84), _act(spec),
-                         nn.Linear(84, classes))
+    return nn.Sequential(body, _linear(spec, _flat_size(body, shape), 120), _act(spec), _linear(spec, 120, 84),
+                         _act(spec), _linear(spec, 84, classes))
 
 
 class ResidualBlock(nn.Module):
@@ -193,6 +237,75 @@ def speedrun(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
     )
 
 
+# ---------------------------------------------------------------- the classic architectures (lesson 25), for 32x32
+
+
+def alexnet_small(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
+    """AlexNet's shape (Krizhevsky 2012) scaled to 32x32: five convolutions (a large first kernel, then 3x3),
+    three max pools, and a three-layer classifier with dropout. Its parameters sit mostly in the linear layers."""
+    if min(shape[1:]) < 16:
+        raise ModelError(f"The AlexNet-style net needs images of at least 16x16 pixels; these are {shape[1]}x{shape[2]}.")
+
+    def conv(c_in: int, c_out: int, k: int) -> list[nn.Module]:
+        return [nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=spec.norm != "batch"), *_norm(spec, c_out), _act(spec)]
+
+    body = nn.Sequential(*conv(shape[0], 64, 5), nn.MaxPool2d(3, 2, 1), *conv(64, 128, 5), nn.MaxPool2d(3, 2, 1),
+                         *conv(128, 192, 3), *conv(192, 192, 3), *conv(192, 128, 3), nn.MaxPool2d(3, 2, 1), nn.Flatten())
+    return nn.Sequential(body, nn.Dropout(spec.dropout), _linear(spec, _flat_size(body, shape), 512), _act(spec),
+                         nn.Dropout(spec.dropout), _linear(spec, 512, 256), _act(spec), _linear(spec, 256, classes))
+
+
+def vgg_small(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
+    """VGG's idea (Simonyan 2014): only 3x3 convolutions, two per stage, the width doubling as a max pool halves
+    the size. Two 3x3 layers see as far as one 5x5 with fewer parameters. One stage per width."""
+    layers, c, size = [], shape[0], min(shape[1:])
+    for width in spec.widths:
+        for c_in in (c, width):
+            layers += [nn.Conv2d(c_in, width, 3, padding=1, bias=spec.norm != "batch"), *_norm(spec, width), _act(spec)]
+        if size >= 2:
+            layers.append(nn.MaxPool2d(2))
+            size //= 2
+        c = width
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(spec.dropout),
+                         _linear(spec, c, classes))
+
+
+class InceptionBlock(nn.Module):
+    """GoogLeNet's Inception block (Szegedy 2014): four branches side by side, concatenated along the channels:
+    a 1x1 conv; a 1x1 "reduce" then 3x3; a 1x1 reduce then 5x5; a 3x3 max pool then 1x1. The 1x1 convolutions
+    shrink the channels before the costly kernels. `c_out` is split evenly over the branches."""
+
+    def __init__(self, c_in: int, c_out: int, act: Callable[[], nn.Module] = nn.ReLU):
+        super().__init__()
+        b, reduce3, reduce5 = c_out // 4, max(1, c_out // 8), max(1, c_out // 16)
+        self.branch1 = nn.Sequential(nn.Conv2d(c_in, b, 1), act())
+        self.branch3 = nn.Sequential(nn.Conv2d(c_in, reduce3, 1), act(), nn.Conv2d(reduce3, b, 3, padding=1), act())
+        self.branch5 = nn.Sequential(nn.Conv2d(c_in, reduce5, 1), act(), nn.Conv2d(reduce5, b, 5, padding=2), act())
+        self.pool = nn.Sequential(nn.MaxPool2d(3, 1, 1), nn.Conv2d(c_in, c_out - 3 * b, 1), act())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch1(x), self.branch3(x), self.branch5(x), self.pool(x)], dim=1)
+
+
+def inception_small(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
+    """A 3x3 stem, then one Inception block per width with a max pool after each but the last, global average
+    pool and a linear head (GoogLeNet's shape, two blocks instead of nine)."""
+    if any(width < 4 for width in spec.widths):
+        raise ModelError("Each Inception block needs a width of at least 4 channels: one or more for each of its "
+                         "four branches.")
+    stem = spec.widths[0] // 2
+    layers: list[nn.Module] = [nn.Conv2d(shape[0], stem, 3, padding=1), _act(spec)]
+    c, size = stem, min(shape[1:])
+    for i, width in enumerate(spec.widths):
+        layers.append(InceptionBlock(c, width, lambda: _act(spec)))
+        if i < len(spec.widths) - 1 and size >= 2:
+            layers.append(nn.MaxPool2d(2))
+            size //= 2
+        c = width
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(spec.dropout),
+                         _linear(spec, c, classes))
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     title: str
@@ -202,16 +315,24 @@ class ModelInfo:
 
 MODELS: dict[str, ModelInfo] = {
     "linear": ModelInfo("Linear classifier", linear, ()),
-    "mlp": ModelInfo("MLP", mlp, ("hidden", "activation", "batch_norm", "dropout")),
-    "course_cnn": ModelInfo("Course CNN (3 conv 5x5/2 + MLP)", course_cnn, ("activation", "batch_norm", "dropout")),
-    "cnn": ModelInfo("Configurable CNN (conv-BN-act-pool blocks)", cnn, ("widths", "activation", "batch_norm", "dropout")),
-    "lenet5": ModelInfo("LeNet-5", lenet5, ("activation",)),
+    "mlp": ModelInfo("MLP", mlp, ("hidden", "activation", "norm", "dropout", "dropconnect")),
+    "course_cnn": ModelInfo("Course CNN (3 conv 5x5/2 + MLP)", course_cnn,
+                            ("activation", "norm", "dropout", "dropconnect")),
+    "cnn": ModelInfo("Configurable CNN (conv-BN-act-pool blocks)", cnn,
+                     ("widths", "activation", "norm", "dropout", "dropconnect")),
+    "lenet5": ModelInfo("LeNet-5", lenet5, ("activation", "dropconnect")),
+    "alexnet": ModelInfo("AlexNet-style (lesson 25, for 32x32)", alexnet_small,
+                         ("activation", "norm", "dropout", "dropconnect")),
+    "vgg": ModelInfo("VGG-style: two 3x3 convs a stage (lesson 25)", vgg_small,
+                     ("widths", "activation", "norm", "dropout", "dropconnect")),
+    "inception": ModelInfo("Inception blocks with 1x1 convs (lesson 25)", inception_small,
+                           ("widths", "activation", "dropout", "dropconnect")),
     "resnet_small": ModelInfo("Small ResNet", resnet_small, ("widths", "activation", "dropout")),
     "speedrun": ModelInfo("Speedrun net (airbench ideas)", speedrun, ("widths",)),
 }
 
 # The course's choices: LeakyReLU(0.2), no batch norm, no dropout.
-COURSE_CHOICES = dict(activation="leaky_relu", activation_params={"negative_slope": 0.2}, batch_norm=False, dropout=0.0)
+COURSE_CHOICES = dict(activation="leaky_relu", activation_params={"negative_slope": 0.2}, norm="none", dropout=0.0)
 
 
 def course_spec(name: str, **changes) -> ModelSpec:
@@ -222,6 +343,10 @@ def course_spec(name: str, **changes) -> ModelSpec:
 def build_model(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
     if spec.name not in MODELS:
         raise ModelError(f"Unknown model {spec.name!r}; choose one of {', '.join(MODELS)}.")
+    if spec.norm not in NORMS:
+        raise ModelError(f"Unknown normalisation {spec.norm!r}; choose one of {', '.join(NORMS)}.")
+    if not 0 <= spec.dropconnect < 1:
+        raise ModelError(f"DropConnect must drop a fraction in [0, 1) of the weights, not {spec.dropconnect}.")
     return MODELS[spec.name].build(spec, shape, classes)
 
 

@@ -47,7 +47,7 @@ PRESETS: dict[str, tuple[str, TrainConfig]] = {
         "The course's lesson in numbers: an MLP eight sigmoid layers deep on the digits. Open \"Each layer's "
         "gradient norm\" while it trains: the first layers' gradients are thousands of times smaller than the last "
         "ones', and it barely learns. Set the activation to relu in the model's settings and run it again to compare.",
-        TrainConfig(dataset="digits", model=ModelSpec("mlp", hidden=[64] * 8, activation="sigmoid", batch_norm=False),
+        TrainConfig(dataset="digits", model=ModelSpec("mlp", hidden=[64] * 8, activation="sigmoid", norm="none"),
                     optimizer="sgd", lr=0.1, batch_size=64, epochs=5, schedule="constant", weight_decay=0.0,
                     val_fraction=0.1),
     ),

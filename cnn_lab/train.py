@@ -63,7 +63,7 @@ class TrainConfig:
     @classmethod
     def from_json(cls, text: str | dict) -> "TrainConfig":
         values = json.loads(text) if isinstance(text, str) else dict(text)
-        values["model"] = ModelSpec(**values.get("model", {}))
+        values["model"] = ModelSpec.from_dict(values.get("model", {}))
         return cls(**values)
 
     def validate(self) -> None:

@@ -84,8 +84,8 @@ w_in = s3.number_input("Input width", 1, 1024, stack.input_shape[2], key=f"w_{na
 rows = pd.DataFrame([{"kind": l.kind, "kernel": l.kernel, "stride": l.stride, "padding": str(l.padding),
                       "dilation": l.dilation, "out": l.out_channels} for l in stack.layers])
 edited = st.data_editor(rows, num_rows="dynamic", key=f"stack_{name}", hide_index=True, column_config={
-    "kind": st.column_config.SelectboxColumn(options=["conv", "maxpool", "avgpool", "convT", "flatten", "linear"],
-                                             required=True)})
+    "kind": st.column_config.SelectboxColumn(
+        options=["conv", "maxpool", "avgpool", "convT", "inception", "flatten", "linear"], required=True)})
 try:
     layers = [Layer(r.kind, int(r.kernel), int(r.stride), r.padding if r.padding in ("same", "valid") else int(r.padding),
                     int(r.dilation), int(r.out)) for r in edited.itertuples() if isinstance(r.kind, str)]

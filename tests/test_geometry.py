@@ -86,3 +86,20 @@ def test_verdicts(layer, message):
 def test_linear_needs_flatten():
     with pytest.raises(GeometryError, match="flatten"):
         geometry.stack_table(geometry.Stack((3, 8, 8), [Layer("linear", out_channels=4)]))
+
+
+@pytest.mark.parametrize("stack, model", [("AlexNet-style on 3x32x32", "alexnet"), ("VGG-style on 3x32x32", "vgg"),
+                                          ("Inception blocks on 3x32x32", "inception")])
+def test_the_classic_stacks_count_what_the_models_have(stack, model):
+    """The calculator's lesson-25 stacks are the model registry's nets, layer for layer: the same parameter count
+    and the same output, 10 classes."""
+    from cnn_lab.models import ModelSpec, build_model, count_parameters
+
+    rows = geometry.stack_table(geometry.STACKS[stack])
+    built = build_model(ModelSpec(model, norm="none"), (3, 32, 32), 10)
+    assert sum(r.parameters for r in rows) == count_parameters(built)
+    assert rows[-1].output == (10,)
+    if model == "inception":
+        assert [r.output for r in rows if r.layer.startswith("InceptionBlock")] == [(32, 32, 32), (64, 16, 16),
+                                                                                    (128, 8, 8)]
+        assert rows[1].receptive_field == rows[0].receptive_field + 4  # the 5x5 branch

@@ -122,7 +122,7 @@ def test_course_cnn_with_batch_norm_and_dropout_trains_from_the_page():
     short = [lambda at: at.number_input(key=f"{name}_max").set_value(3000),
              lambda at: at.number_input(key=f"{name}_epochs").set_value(2)]
     plain = _run_from_page(name, short)
-    both = _run_from_page(name, short + [lambda at: at.toggle(key=f"{name}_course_cnn_bn").set_value(True),
+    both = _run_from_page(name, short + [lambda at: at.selectbox(key=f"{name}_course_cnn_norm").set_value("batch"),
                                          lambda at: at.slider(key=f"{name}_course_cnn_drop").set_value(0.3)])
     kinds = [type(m).__name__ for m in both.result.model.modules()]
     assert kinds.count("BatchNorm2d") == 3 and kinds.count("Dropout") == 2

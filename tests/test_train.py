@@ -36,7 +36,7 @@ def test_course_cnn_is_exact():
 def test_course_cnn_follows_the_course_experiments():
     """Batch norm after each conv, dropout before each linear layer, any activation: lessons 18-22."""
     plain = build_model(course_spec("course_cnn"), (3, 32, 32), 10)
-    both = build_model(course_spec("course_cnn", batch_norm=True, dropout=0.3), (3, 32, 32), 10)
+    both = build_model(course_spec("course_cnn", norm="batch", dropout=0.3), (3, 32, 32), 10)
     kinds = [type(m).__name__ for m in both.modules()]
     assert kinds.count("BatchNorm2d") == 3 and kinds.count("Dropout") == 2
     # batch norm adds a scale and a shift per channel and the convs lose their biases: +2*(16+32+64) - (16+32+64)
@@ -51,7 +51,7 @@ def test_course_cnn_follows_the_course_experiments():
 
 
 def test_mlp_batch_norm_and_dropout():
-    model = build_model(course_spec("mlp", hidden=[32, 16], batch_norm=True, dropout=0.2), (1, 8, 8), 10)
+    model = build_model(course_spec("mlp", hidden=[32, 16], norm="batch", dropout=0.2), (1, 8, 8), 10)
     kinds = [type(m).__name__ for m in model]
     assert kinds.count("BatchNorm1d") == 2 and kinds.count("Dropout") == 2
     assert model(torch.randn(3, 1, 8, 8)).shape == (3, 10)
@@ -240,3 +240,80 @@ def test_the_course_normalisation_maps_pixels_to_minus_one_to_one():
     assert torch.equal(result.mean, torch.full((1, 1, 1, 1), 0.5)) and result.test_acc > 0.5
     with pytest.raises(TrainingError, match="Unknown normalisation 'bogus'; choose one of dataset, course, imagenet."):
         TrainConfig(normalisation="bogus").validate()
+
+
+def test_layer_norm_is_a_choice_beside_batch_norm():
+    """Lesson 22: layer norm normalises each image over its own features, so one image's output does not depend
+    on the others in the batch (batch norm's does, in training)."""
+    for name in ("course_cnn", "mlp", "cnn", "alexnet", "vgg"):
+        model = build_model(ModelSpec(name, norm="layer", hidden=[16]), (3, 32, 32), 10)
+        kinds = {type(m).__name__ for m in model.modules()}
+        assert kinds & {"GroupNorm", "LayerNorm"} and not kinds & {"BatchNorm1d", "BatchNorm2d"}, name
+    model = build_model(ModelSpec("cnn", widths=[8, 16], norm="layer"), (3, 32, 32), 10).train()
+    x = torch.randn(6, 3, 32, 32)
+    assert torch.allclose(model(x)[:1], model(x[:1]), atol=1e-5)
+    batch = build_model(ModelSpec("cnn", widths=[8, 16], norm="batch"), (3, 32, 32), 10).train()
+    assert not torch.allclose(batch(x)[:1], batch(x[:1]), atol=1e-5)
+    with pytest.raises(ModelError, match="Unknown normalisation"):
+        build_model(ModelSpec("cnn", norm="instance"), (3, 32, 32), 10)
+
+
+def test_dropconnect_drops_weights_while_training_only():
+    """Lesson 19: DropConnect zeroes a random fraction of the linear layers' weights each step (dropout zeroes
+    activations); in evaluation the layer is the plain linear layer with the same weights."""
+    from cnn_lab.models import DropConnectLinear
+
+    model = build_model(ModelSpec("mlp", hidden=[32], norm="none", dropconnect=0.5), (1, 8, 8), 10)
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(layers) == 2 and all(isinstance(m, DropConnectLinear) for m in layers)
+    x = torch.randn(5, 1, 8, 8)
+    model.train()
+    assert not torch.equal(model(x), model(x))
+    model.eval()
+    assert torch.equal(model(x), model(x))
+    plain = build_model(ModelSpec("mlp", hidden=[32], norm="none"), (1, 8, 8), 10).eval()
+    plain.load_state_dict(model.state_dict())  # the same parameters: a DropConnect run loads as a plain model
+    assert torch.allclose(plain(x), model(x))
+    # one step's effective weights: about half are zero, the rest scaled by 2
+    layer = layers[0].train()
+    torch.manual_seed(0)
+    out = layer(torch.eye(64))  # row i: column i of the dropped-and-scaled weight, plus the bias
+    effective = (out - layer.bias).T
+    zero = (effective.abs() < 1e-7).float().mean().item()
+    assert 0.45 < zero < 0.55
+    kept = effective.abs() > 1e-7
+    assert torch.allclose(effective[kept], 2 * layer.weight.detach()[kept], atol=1e-6)
+    with pytest.raises(ModelError, match="DropConnect"):
+        build_model(ModelSpec("mlp", dropconnect=1.0), (1, 8, 8), 10)
+
+
+@pytest.mark.parametrize("name, expected", [("alexnet", "Conv2d"), ("vgg", "Conv2d"), ("inception", "InceptionBlock")])
+def test_the_classic_architectures_of_lesson_25(name, expected):
+    model = build_model(ModelSpec(name, widths=[32, 64]), (3, 32, 32), 10)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert any(type(m).__name__ == expected for m in model.modules())
+
+
+def test_vgg_uses_only_3x3_convolutions_two_a_stage():
+    model = build_model(ModelSpec("vgg", widths=[16, 32, 64], norm="none"), (3, 32, 32), 10)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [16, 16, 32, 32, 64, 64]
+    assert all(c.kernel_size == (3, 3) for c in convs)
+
+
+def test_an_inception_block_concatenates_four_branches_with_1x1_reductions():
+    from cnn_lab.models import InceptionBlock
+
+    block = InceptionBlock(32, 64)
+    out = block(torch.randn(2, 32, 16, 16))
+    assert out.shape == (2, 64, 16, 16)  # the spatial size is kept, the channels are the branches' sum
+    # the 1x1 reduce before the 5x5 makes it cheaper than a 5x5 straight from 32 channels
+    five = block.branch5
+    assert five[0].kernel_size == (1, 1) and five[2].kernel_size == (5, 5)
+    assert sum(p.numel() for p in five.parameters()) < 32 * 16 * 25
+
+
+def test_runs_saved_with_batch_norm_true_still_load():
+    spec = ModelSpec.from_dict({"name": "cnn", "batch_norm": False, "widths": [8]})
+    assert spec.norm == "none"
+    assert TrainConfig.from_json({"model": {"name": "mlp", "batch_norm": True}}).model.norm == "batch"
