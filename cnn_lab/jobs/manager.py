@@ -7,6 +7,7 @@ long; a job that ends frees its slot and the next one in the queue starts.
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 import traceback
@@ -26,6 +27,7 @@ from cnn_lab.jobs.queue import FairQueue, Ticket, start_times
 from cnn_lab.metrics import Control, MetricLog, StoppedBeforeTraining
 from cnn_lab.models import ModelError
 from cnn_lab.settings import Settings, load_settings
+from cnn_lab.tensorboard_events import RunEvents
 from cnn_lab.train import TrainingError, TrainResult
 
 EXPECTED_ERRORS = (TrainingError, DatasetUnavailable, DatasetError, ModelError, AugmentError, WeightsUnavailable)
@@ -125,8 +127,11 @@ class JobManager:
     # ------------------------------------------------------------ running
 
     def _run(self, job: Job) -> None:
+        events = RunEvents(runs.runs_root() / job.run_id)
+
         def on_epoch(model, epochs) -> None:
             runs.save_epochs(job.run_id, epochs, model, normalisation=_normalisation(job.log))
+            events.update(job.log)
 
         with self._lock:  # _dispatch holds it until it has marked this job running
             pass
@@ -148,6 +153,8 @@ class JobManager:
             runs.finish_run(job.run_id, job.status, job.message, result.test_acc, seconds=result.seconds,
                             parameters=result.parameters, classes=result.classes,
                             input_shape=list(result.test_images.shape[1:]), **result.extras)
+            events.update(job.log)
+            events.finish(json.loads(job.config.to_json()), result.test_acc)
         except StoppedBeforeTraining as error:
             job.status, job.message = "stopped", str(error)
             self._end_before_training(job)
@@ -159,6 +166,7 @@ class JobManager:
             job.message = f"The run failed unexpectedly: {type(error).__name__}: {error}"
             runs.finish_run(job.run_id, "failed", job.message, traceback=traceback.format_exc())
         finally:
+            events.finish({}, None)  # closes the file if the run ended another way (a second finish does nothing)
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             with self._lock:

@@ -1,0 +1,125 @@
+"""A trained run leaves the app and comes back. One checkpoint file holds everything a model needs outside CNN
+Lab (config, weights, class names, input shape and normalisation) and loads with torch.load(weights_only=True);
+an ONNX file has the normalisation built in and the class names in its metadata; a checkpoint uploaded back
+becomes a run of its uploader, to classify with and to open on "Inside the network"."""
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cnn_lab import runs
+from cnn_lab.inside import Subject, run_subject
+from cnn_lab.jobs.kinds import KINDS
+
+FORMAT = "cnn-lab-checkpoint/1"
+
+
+class CheckpointError(ValueError):
+    """A file that cannot be imported; the message is one sentence."""
+
+
+# ---------------------------------------------------------------- out of the app
+
+
+def checkpoint_bytes(record: runs.RunRecord) -> bytes:
+    """The run as one file: {"format", "kind", "config" (JSON text), "state_dict", "classes", "input_shape",
+    "mean", "std", "test_acc"}; only tensors, strings, numbers and lists, so weights_only loading reads it."""
+    subject = run_subject(record)
+    bundle = {"format": FORMAT, "kind": record.kind, "config": json.dumps(record.config),
+              "state_dict": runs.load_weights(record.run_id), "classes": subject.classes,
+              "input_shape": list(subject.input_shape), "mean": subject.mean.flatten().tolist(),
+              "std": subject.std.flatten().tolist(), "test_acc": record.test_acc}
+    buffer = io.BytesIO()
+    torch.save(bundle, buffer)
+    return buffer.getvalue()
+
+
+class WithNormalisation(nn.Module):
+    """The model with its input normalisation in front: it takes pixels in [0, 1], as any image library gives."""
+
+    def __init__(self, subject: Subject):
+        super().__init__()
+        self.model = subject.model
+        self.register_buffer("mean", subject.mean.float())
+        self.register_buffer("std", subject.std.float())
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model((pixels - self.mean) / self.std)
+
+
+def onnx_bytes(record: runs.RunRecord) -> bytes:
+    """The run as ONNX (torch.onnx.export): input "pixels" (N, C, H, W) float32 in [0, 1], RGB, any batch size;
+    output "logits" (N, classes); metadata "classes" (a JSON list) and "input" (a sentence)."""
+    subject = run_subject(record)
+    model = WithNormalisation(subject).eval()
+    example = torch.rand(2, *subject.input_shape)
+    program = torch.onnx.export(model, (example,), input_names=["pixels"], output_names=["logits"],
+                                dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, verbose=False)
+    proto = program.model_proto
+    c, h, w = subject.input_shape
+    for key, value in {"classes": json.dumps(subject.classes), "cnn_lab_run": record.run_id,
+                       "input": f"pixels: float32 (N, {c}, {h}, {w}) in [0, 1], {'RGB' if c == 3 else 'grayscale'}; "
+                                "the normalisation is inside the model"}.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    with tempfile.TemporaryDirectory() as folder:  # onnx writes large models in parts: let it, then read one file
+        path = Path(folder) / "model.onnx"
+        import onnx
+
+        onnx.save(proto, path)
+        return path.read_bytes()
+
+
+# ---------------------------------------------------------------- back in
+
+
+def _read(data: bytes) -> dict:
+    try:
+        bundle = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError("This file holds Python objects besides weights (a pickle that could run code), so it "
+                              "was not opened: import a checkpoint that CNN Lab exported.") from None
+    except Exception:  # noqa: BLE001 - torch raises many kinds for a file that is not a checkpoint
+        raise CheckpointError("This file is not a PyTorch checkpoint: import the .pt file that the train or transfer "
+                              "page's \"Download the checkpoint\" gives.") from None
+    if isinstance(bundle, dict) and bundle.get("format") == FORMAT:
+        return bundle
+    if isinstance(bundle, dict) and bundle and all(isinstance(v, torch.Tensor) for v in bundle.values()):
+        raise CheckpointError("This is a bare state_dict (weights only): import the checkpoint file instead, which "
+                              "also holds the config, the class names and the normalisation.")
+    raise CheckpointError("This is a PyTorch file but not a CNN Lab checkpoint (it has no \"format\" entry).")
+
+
+def import_checkpoint(data: bytes, owner: str = "you") -> runs.RunRecord:
+    """A checkpoint file (from `checkpoint_bytes`) as a new finished run of `owner`; CheckpointError with one
+    sentence when it is not one, or when its weights do not fit the model its config describes."""
+    bundle = _read(data)
+    try:
+        kind = KINDS[bundle["kind"]]
+        config = kind.config_from_json(bundle["config"])
+        classes = [str(c) for c in bundle["classes"]]
+        shape = [int(v) for v in bundle["input_shape"]]
+        mean, std = [float(v) for v in bundle["mean"]], [float(v) for v in bundle["std"]]
+        state = bundle["state_dict"]
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"This checkpoint is incomplete or malformed ({type(error).__name__}: {error}).") from None
+    run_id = runs.new_run_id()
+    runs.create_run(run_id, bundle["kind"], config.to_json(), owner=owner)
+    torch.save(state, runs.runs_root() / run_id / "model.pt")
+    runs.finish_run(run_id, "finished", f"Imported from a checkpoint on {time.strftime('%Y-%m-%d %H:%M')}.",
+                    bundle.get("test_acc"), classes=classes, input_shape=shape, mean=mean, std=std, imported=True)
+    record = runs.load_run(run_id)
+    try:
+        run_subject(record)  # the weights must load into the model the config builds
+    except Exception as error:  # noqa: BLE001 - any failure to rebuild means the file is not usable
+        runs.delete_run(run_id)
+        reason = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}"
+        raise CheckpointError(f"This checkpoint cannot be rebuilt: {reason}.") from None
+    return record

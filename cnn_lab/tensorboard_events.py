@@ -1,0 +1,63 @@
+"""TensorBoard event files in each run folder, so that `tensorboard --logdir <runs folder>` shows every run:
+the step loss and learning rate, each epoch's losses, accuracies and speed, and the run's hyperparameters beside
+its test accuracy. The run's JSON files stay the source of truth; these are a copy for TensorBoard."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from torch.utils.tensorboard import SummaryWriter
+
+from cnn_lab.metrics import EpochRecord, MetricLog
+
+EPOCH_SCALARS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s")
+
+
+def _flat(config: dict, prefix: str = "") -> dict[str, float | int | str | bool]:
+    """A nested config as TensorBoard's hparams want it: one level, numbers, strings and booleans."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat |= _flat(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value if isinstance(value, (int, float, str, bool)) else json.dumps(value)
+    return flat
+
+
+class RunEvents:
+    """Writes what a run's MetricLog holds, as it grows: call `update` after each epoch and `finish` at the end."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.writer: SummaryWriter | None = None  # opened on the first write: a run that never trains leaves none
+        self.last_step = 0
+        self.epochs_written = 0
+
+    def update(self, log: MetricLog) -> None:
+        steps, epochs, _ = log.snapshot()
+        new_steps = [row for row in steps if row[0] > self.last_step]
+        new_epochs: list[EpochRecord] = epochs[self.epochs_written:]
+        if not new_steps and not new_epochs:
+            return
+        self.writer = self.writer or SummaryWriter(log_dir=str(self.folder))
+        for step, loss, lr in new_steps:
+            self.writer.add_scalar("step/train_loss", loss, step)
+            self.writer.add_scalar("step/lr", lr, step)
+        for record in new_epochs:
+            for name in EPOCH_SCALARS:
+                value = getattr(record, name)
+                if value is not None:
+                    self.writer.add_scalar(f"epoch/{name}", value, record.epoch)
+        self.last_step = new_steps[-1][0] if new_steps else self.last_step
+        self.epochs_written = len(epochs)
+        self.writer.flush()
+
+    def finish(self, config: dict, test_acc: float | None) -> None:
+        """The hyperparameters with the final test accuracy (TensorBoard's HPARAMS tab), then close the file;
+        without a test accuracy (a run that failed) it only closes it. A second call does nothing."""
+        if self.writer is None:
+            return
+        if test_acc is not None:
+            self.writer.add_hparams(_flat(config), {"hparam/test_acc": test_acc}, run_name=".")
+        self.writer.close()
+        self.writer = None

@@ -1,0 +1,116 @@
+"""Runs leave the app and come back: TensorBoard events, the checkpoint file, ONNX (checked with onnxruntime)
+and the import of a checkpoint, with a sentence for each kind of bad file."""
+import io
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from cnn_lab import checkpoints, jobs, runs
+from cnn_lab.data import load_dataset
+from cnn_lab.inside import run_subject
+from cnn_lab.models import ModelSpec
+from cnn_lab.train import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def digits_run(lab_cache) -> runs.RunRecord:
+    """A small CNN trained on the built-in digits through the job manager, as the train page starts it."""
+    manager = jobs.JobManager(max_running=1)
+    job = manager.start(TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[16, 32], dropconnect=0.2),
+                                    epochs=3, batch_size=32, lr=0.05))
+    job.thread.join(timeout=300)
+    assert job.status == "finished", job.message
+    return runs.load_run(job.run_id)
+
+
+def test_each_run_folder_holds_tensorboard_events(digits_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(digits_run.path)).Reload()
+    tags = events.Tags()["scalars"]
+    assert {"step/train_loss", "step/lr", "epoch/train_loss", "epoch/val_acc", "epoch/images_per_s"} <= set(tags)
+    epochs = events.Scalars("epoch/val_acc")
+    assert [e.step for e in epochs] == [1, 2, 3]
+    assert [round(e.value, 5) for e in epochs] == [round(r.val_acc, 5) for r in digits_run.epochs]
+    steps = events.Scalars("step/train_loss")
+    assert len(steps) > 50 and steps[0].value > steps[-1].value  # it learned
+    # the hyperparameters and the final test accuracy (TensorBoard's HPARAMS tab)
+    hparams = events.Scalars("hparam/test_acc")
+    assert hparams[0].value == pytest.approx(digits_run.test_acc)
+    plugin = events.PluginTagToContent("hparams")
+    assert any(b"model.dropconnect" in content for content in plugin.values())
+
+
+def test_the_onnx_export_gives_pytorchs_top1_on_100_test_images(digits_run):
+    import onnx
+    import onnxruntime
+
+    data = checkpoints.onnx_bytes(digits_run)
+    meta = {p.key: p.value for p in onnx.load_from_string(data).metadata_props}
+    assert json.loads(meta["classes"]) == digits_run.classes and "[0, 1]" in meta["input"]
+    test = load_dataset("digits").splits["test"]
+    pixels = test.images[:100].float() / 255
+    session = onnxruntime.InferenceSession(data)
+    onnx_logits = session.run(["logits"], {"pixels": pixels.numpy()})[0]
+    subject = run_subject(digits_run)
+    with torch.no_grad():
+        torch_logits = subject.model((pixels - subject.mean) / subject.std)
+    assert onnx_logits.shape == (100, 10)
+    assert np.array_equal(onnx_logits.argmax(1), torch_logits.argmax(1).numpy())
+    assert np.allclose(onnx_logits, torch_logits.numpy(), atol=1e-4)
+    assert (onnx_logits.argmax(1) == test.labels[:100].numpy()).mean() > 0.8  # a model that learned
+
+
+def test_the_checkpoint_loads_anywhere_and_imports_back_as_a_run(digits_run):
+    data = checkpoints.checkpoint_bytes(digits_run)
+    bundle = torch.load(io.BytesIO(data), weights_only=True)  # outside CNN Lab: plain torch
+    assert bundle["classes"] == digits_run.classes and bundle["input_shape"] == [1, 8, 8]
+    assert len(bundle["mean"]) == len(bundle["std"]) == 1
+    assert json.loads(bundle["config"])["model"]["name"] == "cnn"
+    imported = checkpoints.import_checkpoint(data, owner="ada")
+    assert imported.run_id != digits_run.run_id and imported.owner == "ada" and imported.status == "finished"
+    assert imported.classes == digits_run.classes and imported.test_acc == digits_run.test_acc
+    original, back = run_subject(digits_run), run_subject(imported)
+    x = original.prepare(load_dataset("digits").splits["test"].images[0])
+    assert torch.equal(original.model(x), back.model(x))  # the same model, so it classifies and opens Inside
+    assert imported.run_id in [r.run_id for r in runs.list_runs(kind="train", owner="ada")]
+
+
+def _bundle(digits_run, **changes) -> bytes:
+    bundle = torch.load(io.BytesIO(checkpoints.checkpoint_bytes(digits_run)), weights_only=True) | changes
+    buffer = io.BytesIO()
+    torch.save(bundle, buffer)
+    return buffer.getvalue()
+
+
+def test_bad_files_get_one_sentence_and_leave_no_run(digits_run, tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (exec, (f"open({str(tmp_path / 'owned')!r}, 'w').write('owned')",))
+
+    state = runs.load_weights(digits_run.run_id)
+    wrong_shape = dict(state)
+    first = next(k for k, v in state.items() if v.ndim == 4)
+    wrong_shape[first] = torch.zeros(3, *state[first].shape[1:])
+    other_model = json.loads(json.dumps(digits_run.config))
+    other_model["model"]["name"] = "mlp"
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    cases = {
+        b"just some text": "not a PyTorch checkpoint",
+        pickle.dumps(Evil()): "could run code",
+        buffer.getvalue(): "bare state_dict",
+        _bundle(digits_run, state_dict=wrong_shape): "weights do not fit",
+        _bundle(digits_run, config=json.dumps(other_model)): "weights do not fit",
+        _bundle(digits_run, kind="gan"): "incomplete or malformed",
+    }
+    before = {r.run_id for r in runs.list_runs()}
+    for data, words in cases.items():
+        with pytest.raises(checkpoints.CheckpointError, match=words) as error:
+            checkpoints.import_checkpoint(data)
+        assert str(error.value).count(". ") == 0 and str(error.value).endswith(".")  # one sentence
+    assert not (tmp_path / "owned").exists()
+    assert {r.run_id for r in runs.list_runs()} == before
