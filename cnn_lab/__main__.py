@@ -1,4 +1,4 @@
-"""Command line: `python -m cnn_lab {train,transfer,runs,bench} ...`, the same core and jobs as the pages,
+"""Command line: `python -m cnn_lab {train,transfer,runs,export,import,bench} ...`, the same core and jobs as the pages,
 headless: progress on stderr, the JSON result as stdout's last line, and every error the pages show as a
 sentence on stderr with exit code 2."""
 from __future__ import annotations
@@ -118,6 +118,55 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _record(run_id: str):
+    from cnn_lab import runs
+
+    try:
+        return runs.load_run(run_id)
+    except (OSError, ValueError, KeyError):
+        raise CliError(f"No saved run {run_id!r}; `python -m cnn_lab runs` lists them.") from None
+
+
+def _write(path: str, data: bytes) -> None:
+    try:
+        Path(path).write_bytes(data)
+    except OSError as error:
+        raise CliError(f"Cannot write {path}: {error.strerror or error}.") from None
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from cnn_lab import checkpoints
+
+    if not (args.onnx or args.checkpoint):
+        raise CliError("Say what to write: --onnx FILE, --checkpoint FILE, or both.")
+    record = _record(args.run)
+    written = {}
+    try:
+        for path, export in ((args.onnx, checkpoints.onnx_bytes), (args.checkpoint, checkpoints.checkpoint_bytes)):
+            if path:
+                _write(path, export(record))
+                written[Path(path).suffix.lstrip(".") or "file"] = str(Path(path).resolve())
+    except ValueError as error:  # run_subject: a run that cannot be rebuilt
+        raise CliError(f"Run {args.run} cannot be exported: {error}.") from None
+    print(json.dumps({"run": record.run_id, "classes": record.classes, **written}))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from cnn_lab import checkpoints
+
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as error:
+        raise CliError(f"Cannot read {args.file}: {error.strerror or error}.") from None
+    try:
+        record = checkpoints.import_checkpoint(data)
+    except checkpoints.CheckpointError as error:
+        raise CliError(str(error)) from None
+    print(json.dumps({"run": record.run_id, "kind": record.kind, "classes": record.classes, "path": str(record.path)}))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from cnn_lab import bench
 
@@ -153,6 +202,15 @@ def build_parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("runs", help="list the saved runs, newest first")
     listing.add_argument("--json", action="store_true", help="as one JSON list")
     listing.set_defaults(handler=cmd_runs)
+    export = sub.add_parser("export", help="write a saved run as ONNX and/or as a checkpoint file")
+    export.add_argument("run", help="a run's id (see `runs`)")
+    export.add_argument("--onnx", metavar="FILE", help="ONNX: pixels in [0, 1] in, logits out; classes in metadata")
+    export.add_argument("--checkpoint", metavar="FILE",
+                        help="config, weights, classes and normalisation in one .pt (torch.load(weights_only=True))")
+    export.set_defaults(handler=cmd_export)
+    importing = sub.add_parser("import", help="a checkpoint file (from export or the pages) as a new saved run")
+    importing.add_argument("file")
+    importing.set_defaults(handler=cmd_import)
     bench = sub.add_parser("bench", help="run benchmarks and add their table to BENCHMARKS.md")
     bench.add_argument("--only", default="data,conv,course,fast,speedrun,streaming,transfer", help="comma-separated benchmark names")
     bench.add_argument("--quick", action="store_true", help="fewer epochs and batches")

@@ -19,6 +19,10 @@ from cnn_lab.inside import Subject, run_subject
 from cnn_lab.jobs.kinds import KINDS
 
 FORMAT = "cnn-lab-checkpoint/1"
+NOT_A_CHECKPOINT = ("This file is not a PyTorch checkpoint: import the .pt file that the train or transfer page's "
+                    "\"Download the checkpoint\" gives.")
+CODE = ("This file holds Python objects besides weights (a pickle that could run code), so it was not opened: import "
+        "a checkpoint that CNN Lab exported.")
 
 
 class CheckpointError(ValueError):
@@ -81,14 +85,17 @@ def onnx_bytes(record: runs.RunRecord) -> bytes:
 
 
 def _read(data: bytes) -> dict:
+    """The checkpoint's dictionary, read with weights_only=True: no object in the file can run code."""
+    if data[:1] == b"\x80":  # a bare pickle (torch.save writes a zip)
+        raise CheckpointError(CODE)
+    if not data.startswith(b"PK"):
+        raise CheckpointError(NOT_A_CHECKPOINT)
     try:
         bundle = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise CheckpointError("This file holds Python objects besides weights (a pickle that could run code), so it "
-                              "was not opened: import a checkpoint that CNN Lab exported.") from None
-    except Exception:  # noqa: BLE001 - torch raises many kinds for a file that is not a checkpoint
-        raise CheckpointError("This file is not a PyTorch checkpoint: import the .pt file that the train or transfer "
-                              "page's \"Download the checkpoint\" gives.") from None
+    except pickle.UnpicklingError:  # objects other than tensors, numbers, strings, lists and dicts
+        raise CheckpointError(CODE) from None
+    except Exception:  # noqa: BLE001 - torch raises many kinds for a damaged zip
+        raise CheckpointError(NOT_A_CHECKPOINT) from None
     if isinstance(bundle, dict) and bundle.get("format") == FORMAT:
         return bundle
     if isinstance(bundle, dict) and bundle and all(isinstance(v, torch.Tensor) for v in bundle.values()):

@@ -97,10 +97,13 @@ def test_bad_files_get_one_sentence_and_leave_no_run(digits_run, tmp_path):
     wrong_shape[first] = torch.zeros(3, *state[first].shape[1:])
     other_model = json.loads(json.dumps(digits_run.config))
     other_model["model"]["name"] = "mlp"
-    buffer = io.BytesIO()
+    buffer, evil_zip = io.BytesIO(), io.BytesIO()
     torch.save(state, buffer)
+    torch.save({"format": checkpoints.FORMAT, "kind": Evil()}, evil_zip)
     cases = {
+        evil_zip.getvalue(): "could run code",
         b"just some text": "not a PyTorch checkpoint",
+        b"# a markdown file": "not a PyTorch checkpoint",
         pickle.dumps(Evil()): "could run code",
         buffer.getvalue(): "bare state_dict",
         _bundle(digits_run, state_dict=wrong_shape): "weights do not fit",

@@ -56,6 +56,20 @@ def test_train_with_set_prints_progress_then_json_and_the_run_is_listed(tmp_path
     runs = json.loads(listing.stdout)
     assert len(runs) == 1 and runs[0]["status"] == "finished" and runs[0]["epochs"] == 2
     assert cli("runs", cache=tmp_path).stdout.startswith(runs[0]["run"])
+    # out of the app and back: ONNX and the checkpoint, then the checkpoint imported as a second run
+    run_id = runs[0]["run"]
+    out = cli("export", run_id, "--onnx", str(tmp_path / "digits.onnx"), "--checkpoint", str(tmp_path / "digits.pt"),
+              cache=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout)["classes"] == [str(d) for d in range(10)]
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(tmp_path / "digits.onnx"))
+    assert session.get_inputs()[0].shape[1:] == [1, 8, 8]
+    out = cli("import", str(tmp_path / "digits.pt"), cache=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    listing = json.loads(cli("runs", "--json", cache=tmp_path).stdout)
+    assert [r["run"] for r in listing][1:] == [run_id] and listing[0]["test_acc"] == runs[0]["test_acc"]
 
 
 @pytest.mark.parametrize("arguments, sentence", [
@@ -63,6 +77,9 @@ def test_train_with_set_prints_progress_then_json_and_the_run_is_listed(tmp_path
     (["train", "--preset", "No such preset"], "error: No preset 'No such preset'; the presets are: "),
     (["train", "--config", "/no/such/config.json"], "error: Cannot read /no/such/config.json: No such file"),
     (["train", "--preset", "Digits (seconds, built in)", "--set", "epochs=0"], "error: Set at least 1 epoch"),
+    (["export", "20990101-000000-000000", "--onnx", "x.onnx"], "error: No saved run '20990101-000000-000000'"),
+    (["export", "20990101-000000-000000"], "error: Say what to write: --onnx FILE"),
+    (["import", str(ROOT / "README.md")], "error: This file is not a PyTorch checkpoint"),
 ])
 def test_errors_are_one_sentence_with_exit_code_2(tmp_path, monkeypatch, capsys, arguments, sentence):
     from cnn_lab.__main__ import main
