@@ -1,6 +1,7 @@
 """Streamlit pieces shared by the pages (the core in cnn_lab/ never imports Streamlit)."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,9 +10,10 @@ import streamlit as st
 import torch
 from streamlit.runtime.pages_manager import PagesManager
 
-from cnn_lab import charts, downloads, evaluate, identity, images, jobs
+from cnn_lab import charts, checkpoints, downloads, evaluate, identity, images, jobs, runs
 from cnn_lab.activations import ACTIVATIONS
 from cnn_lab.identity import LOCAL, Person
+from cnn_lab.inside import Subject, can_rebuild, run_subject
 from cnn_lab.models import NORMS, ModelSpec
 from cnn_lab.settings import load_settings
 from cnn_lab.train import TrainResult
@@ -413,3 +415,83 @@ def upload_to_tensor(upload, shape: tuple[int, int, int]) -> tuple[images.Loaded
         st.error(str(error))
         return None
     return loaded, images.to_model_input(loaded.image, shape)
+
+
+def photo_input(key: str, label: str = "A photo to classify"):
+    """An uploaded file or a camera shot (st.camera_input, which asks for the camera only once chosen)."""
+    if st.radio("Photo from", ["Upload", "Camera"], horizontal=True, key=f"{key}_from") == "Camera":
+        return st.camera_input("Take a photo", key=f"{key}_camera")
+    return st.file_uploader(label, type=["jpg", "jpeg", "png", "webp", "bmp", "gif"], key=f"{key}_upload")
+
+
+def classify_panel(subject: Subject, key: str) -> None:
+    """Upload a photo or take one with the camera: the model's top-5, beside the photo as the model sees it."""
+    photo = photo_input(key)
+    converted = upload_to_tensor(photo, subject.input_shape) if photo else None
+    if converted:
+        loaded, tensor = converted
+        probs = evaluate.classify(subject.model, tensor, subject.mean, subject.std)
+        top = evaluate.top_k(probs, subject.classes, min(5, len(subject.classes)))
+        a, b = st.columns([1, 3])
+        a.image(loaded.image, width=160)
+        b.plotly_chart(charts.bars([c for c, _ in top], [p for _, p in top], f"Top-{len(top)}"), key=f"{key}_top")
+
+
+@st.cache_resource(max_entries=4)
+def saved_subject(run_id: str) -> Subject:
+    """A saved run's model, rebuilt once per run (not on every rerun of the page)."""
+    return run_subject(runs.load_run(run_id))
+
+
+def run_files(record: runs.RunRecord) -> None:
+    """A finished run's downloads: the checkpoint (everything it needs, to use elsewhere or import back), ONNX,
+    the weights alone and the config. Each file is made only when its button is clicked."""
+    a, b, c, d = st.columns(4)
+    a.download_button("Checkpoint (.pt)", lambda: checkpoints.checkpoint_bytes(record), f"{record.run_id}.pt",
+                      key=f"ckpt_{record.run_id}", help="Config, weights, class names, input shape and normalisation "
+                      "in one file: torch.load(path, weights_only=True), or import it back here.")
+    b.download_button("ONNX", lambda: checkpoints.onnx_bytes(record), f"{record.run_id}.onnx",
+                      key=f"onnx_{record.run_id}", help="For onnxruntime and other runtimes: input 'pixels' "
+                      "(N, C, H, W) in [0, 1], output 'logits'; the class names are in the file's metadata.")
+    c.download_button("Weights (state_dict)", (record.path / "model.pt").read_bytes,
+                      f"{record.run_id}-state_dict.pt", key=f"weights_{record.run_id}")
+    d.download_button("Config (JSON)", json.dumps(record.config, indent=2), f"{record.run_id}.json",
+                      key=f"config_{record.run_id}")
+
+
+def saved_run_panel(records: list[runs.RunRecord], key: str) -> None:
+    """Pick a finished run (the newest first): download it, open it on "Inside the network", classify with it."""
+    usable = [r for r in records if r.status in ("finished", "stopped") and can_rebuild(r)]
+    if not usable:
+        st.caption("A finished run (or an imported one) appears here, to download, look inside and classify with.")
+        return
+    record = st.selectbox("Run", usable, key=f"{key}_saved", format_func=lambda r: (
+        f"{r.run_id} · test {r.test_acc or 0:.1%}" + (" · imported" if "Imported" in r.message else "")))
+    run_files(record)
+    look_inside_button(record.run_id)
+    try:
+        subject = saved_subject(record.run_id)
+    except (ValueError, RuntimeError) as error:  # weights unavailable, or not this model's
+        st.error(f"Run {record.run_id} cannot be rebuilt: {error}.")
+        return
+    st.markdown(f"**Classify a photo with run {record.run_id}**")
+    classify_panel(subject, f"{key}_classify")
+
+
+def import_panel(person: Person, key: str) -> None:
+    """Upload a checkpoint that CNN Lab exported: it becomes a run of yours (weights_only loading; a bad file gets
+    one sentence). Each upload is imported once, however often the page reruns."""
+    upload = st.file_uploader("Import a trained model (a CNN Lab checkpoint, .pt)", type=["pt"], key=f"{key}_import")
+    if upload is None:
+        return
+    seen = st.session_state.get(f"{key}_import_seen")
+    if seen is None or seen[0] != upload.file_id:
+        try:
+            seen = (upload.file_id, checkpoints.import_checkpoint(upload.getvalue(), owner=person.name).run_id, "")
+        except checkpoints.CheckpointError as error:
+            seen = (upload.file_id, "", str(error))
+        st.session_state[f"{key}_import_seen"] = seen
+    if seen[2]:
+        st.error(seen[2])
+    else:
+        st.success(f"Imported as run {seen[1]}: pick it in the list of runs to classify with it or look inside it.")

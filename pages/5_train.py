@@ -3,14 +3,14 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from cnn_lab import augment, charts, evaluate, jobs, limits, runs
+from cnn_lab import augment, charts, jobs, limits, runs
 from cnn_lab.data import DATASETS, availability
 from cnn_lab.models import MODELS, first_conv_weights
 from cnn_lab.presets import PRESETS, preset
 from cnn_lab.settings import load_settings
 from cnn_lab.train import AUGMENTS, NORMALISATIONS, OPTIMIZERS, SCHEDULES
-from ui import (job_controls, live_panel, look_inside_button, model_settings, page_header, results_panel,
-                upload_to_tensor, who_is_asking)
+from ui import (import_panel, job_controls, live_panel, model_settings, page_header, results_panel, saved_run_panel,
+                who_is_asking)
 
 page_header("pages/5_train.py")
 person = who_is_asking()
@@ -107,25 +107,16 @@ if job and not job.alive and job.result is not None:
     if weights is not None:
         st.markdown("**First-layer filters**")
         st.plotly_chart(charts.filters_figure(weights.numpy()[:32]))
-    a, b = st.columns(2)
-    weights_file = runs.runs_root() / job.run_id / "model.pt"  # saved by the job; read only when clicked
-    a.download_button("Download the weights (state_dict)", weights_file.read_bytes, f"{job.run_id}.pt")
-    b.download_button("Download the config (JSON)", job.config.to_json(), f"{job.run_id}.json")
-    look_inside_button(job.run_id)
 
-    st.markdown("**Classify an image with this model**")
-    upload = st.file_uploader("Upload an image", type=["jpg", "jpeg", "png", "webp", "bmp", "gif"], key="classify")
-    converted = upload_to_tensor(upload, tuple(result.test_images.shape[1:])) if upload else None
-    if converted:
-        loaded, tensor = converted
-        top = evaluate.top_k(evaluate.classify(result.model, tensor, result.mean, result.std), result.classes, 5)
-        a, b = st.columns([1, 3])
-        a.image(loaded.image, width=160)
-        b.plotly_chart(charts.bars([c for c, _ in top], [p for _, p in top], "Top-5"))
+# ---------------------------------------------------------------- a saved run: download, look inside, classify
+st.subheader("Use a run")
+with st.expander("Import a trained model"):
+    import_panel(person, "train")
+history = runs.list_runs(live=jobs.MANAGER.live_ids(), kind="train", owner=person.name if shared else None)
+saved_run_panel(history, "train")
 
 # ---------------------------------------------------------------- history
 st.subheader("Runs")
-history = runs.list_runs(live=jobs.MANAGER.live_ids(), kind="train", owner=person.name if shared else None)
 if not history:
     st.caption("Finished, stopped and interrupted runs appear here.")
 else:

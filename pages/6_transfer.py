@@ -7,8 +7,8 @@ import torch
 from cnn_lab import augment, charts, data, downloads, evaluate, explain, jobs, limits, runs, transfer
 from cnn_lab.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, WeightsUnavailable, weights_advice
 from cnn_lab.settings import load_settings
-from ui import (download_panel, job_controls, live_panel, look_inside_button, page_header, picture,
-                results_panel, upload_to_tensor, who_is_asking)
+from ui import (download_panel, import_panel, job_controls, live_panel, look_inside_button, page_header, picture,
+                results_panel, run_files, upload_to_tensor, who_is_asking)
 
 page_header("pages/6_transfer.py")
 person = who_is_asking()
@@ -165,6 +165,8 @@ if job and not job.alive and job.result is not None:
 
 # ---------------------------------------------------------------- classify a photo
 st.subheader("4. Classify a photo")
+with st.expander("Import a trained model"):
+    import_panel(person, "transfer")
 mine = runs.list_runs(live=jobs.MANAGER.live_ids(), kind="transfer", owner=person.name if shared else None)
 finished = [r for r in mine if r.status == "finished" and r.classes and (r.path / "model.pt").exists()]
 if not finished:
@@ -173,6 +175,7 @@ if not finished:
 finished.sort(key=lambda r: r.test_acc or 0, reverse=True)
 record = st.selectbox("Run", finished, format_func=lambda r: f"{r.run_id} · {r.config['backbone']} · "
                                                                  f"{r.config['mode']} · test {r.test_acc:.1%}")
+run_files(record)
 look_inside_button(record.run_id)
 
 
@@ -201,9 +204,10 @@ def predict(run_id: str, image: np.ndarray, target: int | None) -> tuple[torch.T
     return plain, averaged, cam.numpy(), explained
 
 
-source = st.radio("Photo", ["Upload", "A test image"], horizontal=True)
-if source == "Upload":
-    upload = st.file_uploader("A photo to classify", type=["jpg", "jpeg", "png", "webp", "bmp", "gif"], key="photo")
+source = st.radio("Photo", ["Upload", "Camera", "A test image"], horizontal=True)
+if source != "A test image":
+    upload = (st.camera_input("Take a photo", key="photo_camera") if source == "Camera" else
+              st.file_uploader("A photo to classify", type=["jpg", "jpeg", "png", "webp", "bmp", "gif"], key="photo"))
     converted = upload_to_tensor(upload, (3, size, size)) if upload else None
     if converted is None:
         st.stop()

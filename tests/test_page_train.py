@@ -34,6 +34,41 @@ def test_short_run_on_digits_shows_curves_and_results():
     lines = [trace["name"] for trace in json.loads(norms.proto.spec)["data"]]
     assert lines == job.log.snapshot()[2]["layer_norms"]["layers"] == ["0.0 (Conv2d)", "1.0 (Conv2d)", "5 (Linear)"]
     assert any(c.value.startswith("Now: the first layer's gradient norm is") for c in at.caption)
+    _use_the_run(at, job)
+
+
+def _use_the_run(at: AppTest, job) -> None:
+    """The run just trained, under "Use a run": its files, a photo (upload or camera) classified with it, and
+    its checkpoint imported back as a second run; a bad file gets one sentence."""
+    import io
+
+    from PIL import Image
+
+    from cnn_lab import checkpoints, runs
+    from cnn_lab.data import load_dataset
+
+    assert at.selectbox(key="train_saved").value.run_id == job.run_id
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert {"Checkpoint (.pt)", "ONNX", "Weights (state_dict)", "Config (JSON)"} <= set(labels)
+    seven = load_dataset("digits").splits["test"]
+    index = int((seven.labels == 7).nonzero()[0])
+    buffer = io.BytesIO()
+    Image.fromarray(seven.images[index][0].numpy()).resize((64, 64)).save(buffer, format="PNG")
+    at.file_uploader(key="train_classify_upload").set_value(("seven.png", buffer.getvalue(), "image/png")).run()
+    assert not at.exception
+    top = next(c for c in at.get("plotly_chart") if "Top-5" in c.proto.spec)
+    assert json.loads(top.proto.spec)["data"][0]["y"][0] == "7"  # a test seven, upscaled as a photo would be
+    at.radio(key="train_classify_from").set_value("Camera").run()
+    assert len(at.camera_input) == 1 and not at.exception
+    data = checkpoints.checkpoint_bytes(runs.load_run(job.run_id))
+    at.file_uploader(key="train_import").set_value(("run.pt", data, "application/octet-stream")).run()
+    assert any("Imported as run" in m.value for m in at.success), [e.value for e in at.error]
+    imported = runs.list_runs(kind="train")[0]
+    assert imported.run_id != job.run_id and "Imported" in imported.message
+    listed = at.selectbox(key="train_saved").options
+    assert any(o.startswith(f"{imported.run_id} · ") and o.endswith("imported") for o in listed)
+    at.file_uploader(key="train_import").set_value(("notes.pt", b"some notes", "application/octet-stream")).run()
+    assert [e.value for e in at.error] == [checkpoints.NOT_A_CHECKPOINT]
 
 
 def test_start_while_busy_queues_and_a_second_tab_finds_the_running_job():
