@@ -34,7 +34,8 @@ def home() -> None:
 pages = {p.path: st.Page(p.path, title=p.title, icon=p.icon) for p in PAGES}
 navigation = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), *pages.values()])
 if "deep_link" in st.session_state:  # see ui.page_header
-    st.switch_page(pages[st.session_state.pop("deep_link")])
+    path, query = st.session_state.pop("deep_link")
+    st.switch_page(pages[path], query_params=query)
 try:
     navigation.run()
 except Exception:  # noqa: BLE001 - no traceback reaches the browser: the log has it, under an id

@@ -10,6 +10,7 @@ import streamlit as st
 import torch
 from streamlit.runtime.pages_manager import PagesManager
 
+import links
 from cnn_lab import charts, checkpoints, downloads, evaluate, identity, images, jobs, runs
 from cnn_lab.activations import ACTIVATIONS
 from cnn_lab.identity import LOCAL, Person
@@ -55,8 +56,9 @@ def page_header(path: str) -> None:
     if PagesManager.uses_pages_directory:
         # The very first request after the server starts, when it is a deep link, runs the page file without
         # app.py (Streamlit's old pages/ mode). Go through app.py, which then switches back to this page.
-        st.session_state["deep_link"] = path
+        st.session_state["deep_link"] = (path, st.query_params.to_dict())  # a shared link's settings go along
         st.switch_page("app.py")
+    links.begin()
     info = next(p for p in PAGES if p.path == path)
     st.title(info.title)
     st.caption(info.summary)
@@ -67,10 +69,10 @@ cached_sample = st.cache_resource(images.load_sample)
 
 def image_picker(key: str, max_side: int = images.WORK_SIDE) -> images.LoadedImage:
     """Sample photo or upload; a bad upload gets one sentence and the previous image stays."""
-    source = st.radio("Image", ["Sample photo", "Upload"], horizontal=True, key=f"{key}_source")
+    source = links.radio(st, "Image", ["Sample photo", "Upload"], key=f"{key}_source", horizontal=True)
     state_key = f"{key}_image"
     if source == "Sample photo":
-        name = st.selectbox("Sample", list(images.SAMPLES), key=f"{key}_sample")
+        name = links.selectbox(st, "Sample", list(images.SAMPLES), key=f"{key}_sample")
         st.session_state[state_key] = cached_sample(name, max_side)
     else:
         upload = st.file_uploader("Upload a photo", type=["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"],
@@ -149,28 +151,31 @@ def model_settings(spec: ModelSpec, settings: tuple[str, ...], key: str) -> None
         return
     a, b, c = st.columns(3)
     if "activation" in settings:
-        chosen = a.selectbox("Activation", list(ACTIVATIONS), index=list(ACTIVATIONS).index(spec.activation),
-                             key=f"{key}_act")
+        chosen = links.selectbox(a, "Activation", list(ACTIVATIONS), list(ACTIVATIONS).index(spec.activation),
+                                 key=f"{key}_act", name="model.activation")
         if chosen != spec.activation:  # another function: its own parameters, at their defaults
             spec.activation, spec.activation_params = chosen, {}
         for param, (default, low, high) in ACTIVATIONS[chosen].params.items():
             value = float(spec.activation_params.get(param, default))
-            spec.activation_params[param] = a.slider(f"{chosen}: {param}", low, high, value, key=f"{key}_{chosen}_{param}")
+            spec.activation_params[param] = links.slider(a, f"{chosen}: {param}", low, high, value,
+                                                         key=f"{key}_{chosen}_{param}",
+                                                         name=f"model.activation_params.{param}")
     if "norm" in settings:
-        spec.norm = b.selectbox("Normalisation layers", list(NORMS), list(NORMS).index(spec.norm),
-                                format_func=lambda n: NORMS[n].title, key=f"{key}_norm")
+        spec.norm = links.selectbox(b, "Normalisation layers", list(NORMS), list(NORMS).index(spec.norm),
+                                    format_func=lambda n: NORMS[n].title, key=f"{key}_norm", name="model.norm")
     if "dropout" in settings:
-        spec.dropout = b.slider("Dropout", 0.0, 0.8, spec.dropout, key=f"{key}_drop")
+        spec.dropout = links.slider(b, "Dropout", 0.0, 0.8, spec.dropout, key=f"{key}_drop", name="model.dropout")
     if "dropconnect" in settings:
-        spec.dropconnect = b.slider("DropConnect (linear layers' weights)", 0.0, 0.8, spec.dropconnect,
-                                    key=f"{key}_dropconnect", help="Drops this fraction of the linear layers' "
-                                    "weights at each training step (lesson 19); dropout drops activations instead.")
+        spec.dropconnect = links.slider(b, "DropConnect (linear layers' weights)", 0.0, 0.8, spec.dropconnect,
+                                        key=f"{key}_dropconnect", name="model.dropconnect",
+                                        help="Drops this fraction of the linear layers' weights at each training "
+                                        "step (lesson 19); dropout drops activations instead.")
     if "widths" in settings:
-        spec.widths = ints(c.text_input("Conv widths", ", ".join(map(str, spec.widths)), key=f"{key}_widths"),
-                           spec.widths)
+        spec.widths = ints(links.text_input(c, "Conv widths", ", ".join(map(str, spec.widths)), key=f"{key}_widths",
+                                            name="model.widths"), spec.widths)
     if "hidden" in settings:
-        spec.hidden = ints(c.text_input("Hidden sizes", ", ".join(map(str, spec.hidden)), key=f"{key}_hidden"),
-                           spec.hidden)
+        spec.hidden = ints(links.text_input(c, "Hidden sizes", ", ".join(map(str, spec.hidden)), key=f"{key}_hidden",
+                                            name="model.hidden"), spec.hidden)
 
 
 # ---------------------------------------------------------------- who is asking (shared mode)

@@ -132,14 +132,28 @@ def to_json(steps: list[dict]) -> str:
 
 
 def from_json(text: str) -> list[dict]:
+    """A pipeline from JSON, checked: known steps, p in [0, 1], each parameter of the step within its range."""
     try:
         steps = json.loads(text)
         if not isinstance(steps, list):
             raise ValueError
-        return [{"name": s["name"], "p": float(s["p"]), "enabled": bool(s.get("enabled", True)),
-                 "params": {k: float(v) for k, v in s["params"].items()}} for s in steps]
+        steps = [{"name": s["name"], "p": float(s["p"]), "enabled": bool(s.get("enabled", True)),
+                  "params": {k: float(v) for k, v in s["params"].items()}} for s in steps]
     except (ValueError, KeyError, TypeError, AttributeError):
         raise AugmentError("This is not a pipeline JSON (a list of steps with name, p and params).") from None
+    for step in steps:
+        spec = STEPS.get(step["name"])
+        if spec is None:
+            raise AugmentError(f"Unknown step {step['name']!r}; the steps are: {', '.join(STEPS)}.")
+        if not 0 <= step["p"] <= 1:
+            raise AugmentError(f"{step['name']}: p must be between 0 and 1, not {step['p']:g}.")
+        if set(step["params"]) != set(spec.params):
+            raise AugmentError(f"{step['name']} takes the parameters {', '.join(spec.params) or 'none'}.")
+        for key, (_, low, high) in spec.params.items():
+            if not low <= step["params"][key] <= high:
+                raise AugmentError(f"{step['name']}: {key} must be between {low} and {high}, "
+                                   f"not {step['params'][key]:g}.")
+    return steps
 
 
 def _describe(value: Any) -> str:

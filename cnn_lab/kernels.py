@@ -1,6 +1,7 @@
 """Kernel registry: classic image-processing kernels, each a function of its size and parameters."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -79,3 +80,15 @@ def stack(kernels: list[torch.Tensor]) -> torch.Tensor:
         p = (size - k.shape[-1]) // 2
         padded.append(torch.nn.functional.pad(k, (p, p, p, p)))
     return torch.stack(padded)
+
+
+def grid_from_json(text: str, size: int) -> torch.Tensor | None:
+    """A size x size kernel of finite numbers from JSON ('[[0, -1, 0], ...]'), or None when it is not one."""
+    try:
+        values = json.loads(text)
+        grid = torch.tensor(values, dtype=torch.float32)
+    except (ValueError, TypeError, RuntimeError):
+        return None
+    if grid.shape != (size, size) or not torch.isfinite(grid).all() or grid.abs().max() > 1e6:
+        return None
+    return grid

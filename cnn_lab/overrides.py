@@ -58,3 +58,18 @@ def apply(config: Any, assignments: list[str]) -> Any:
                     raise OverrideError(f"{'.'.join(names[:depth + 1])} has no fields inside it.")
         setattr(target, names[-1], _fit(_parse(text), getattr(target, names[-1]), path.strip()))
     return config
+
+
+def differences(base: Any, config: Any, prefix: str = "") -> dict[str, Any]:
+    """The fields where `config` differs from `base`, by dotted name (dataclasses and dicts inside flattened):
+    what `--set` (or a shareable link) needs to turn `base` into `config`."""
+    changed: dict[str, Any] = {}
+    for f in fields(config):
+        mine, theirs = getattr(config, f.name), getattr(base, f.name, None)
+        if is_dataclass(mine) and is_dataclass(theirs):
+            changed |= differences(theirs, mine, f"{prefix}{f.name}.")
+        elif isinstance(mine, dict) and mine != theirs:
+            changed |= {f"{prefix}{f.name}.{key}": value for key, value in mine.items()}
+        elif mine != theirs:
+            changed[f"{prefix}{f.name}"] = mine
+    return changed

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -5,6 +7,7 @@ import torch
 
 from cnn_lab import charts, conv, images, jobs, kernels, runs
 from cnn_lab.settings import load_settings
+import links
 from ui import image_picker, page_header, signed_in
 
 page_header("pages/1_convolution.py")
@@ -17,17 +20,17 @@ image = images.to_tensor(loaded.image)
 
 # ---------------------------------------------------------------- the kernel
 with right:
-    source = st.radio("Kernel", ["Classic", "Custom grid", "Learned (from a trained run)"], horizontal=True,
-                      key="kernel_source")
+    source = links.radio(st, "Kernel", ["Classic", "Custom grid", "Learned (from a trained run)"], key="kernel_source",
+                         horizontal=True)
     learned = None
     if source == "Classic":
-        names = st.multiselect("Kernels (several give several output filters)", list(kernels.KERNELS),
-                               default=["sobel x"], max_selections=6, key="cv_kernels")
+        names = links.multiselect(st, "Kernels (several give several output filters)", list(kernels.KERNELS),
+                                  ["sobel x"], max_selections=6, key="cv_kernels")
         names = names or ["identity"]
         sizes = sorted({size for n in names for size in kernels.KERNELS[n].sizes})
-        size = (st.radio("Size (for the kernels that come in several sizes)", sizes, horizontal=True, key="cv_size")
-                if len(sizes) > 1 else sizes[0])
-        sigma = st.slider("Gaussian sigma", 0.3, 3.0, 1.0, key="cv_sigma") if "gaussian blur" in names else 1.0
+        size = (links.radio(st, "Size (for the kernels that come in several sizes)", sizes, key="cv_size",
+                            horizontal=True) if len(sizes) > 1 else sizes[0])
+        sigma = links.slider(st, "Gaussian sigma", 0.3, 3.0, 1.0, key="cv_sigma") if "gaussian blur" in names else 1.0
         bank = kernels.stack([
             kernels.make_kernel(n, size if size in kernels.KERNELS[n].sizes else None,
                                 **({"sigma": sigma} if n == "gaussian blur" else {}))
@@ -35,13 +38,18 @@ with right:
         ])
         titles = names
     elif source == "Custom grid":
-        size = st.radio("Grid", [3, 5, 7], horizontal=True, key="cv_grid")
-        start = st.selectbox("Start from", list(kernels.KERNELS), index=list(kernels.KERNELS).index("sharpen"),
-                             key="cv_start")
+        size = links.radio(st, "Grid", [3, 5, 7], key="cv_grid", horizontal=True)
+        start = links.selectbox(st, "Start from", list(kernels.KERNELS), list(kernels.KERNELS).index("sharpen"),
+                                key="cv_start")
         base = kernels.make_kernel(start, size if size in kernels.KERNELS[start].sizes else None)
         base = kernels.stack([base, torch.zeros(size, size)])[0] if base.shape[0] < size else base[:size, :size]
+        default_cells = json.dumps(base.numpy().round(4).tolist(), separators=(",", ":"))
+        cells = links.from_link("cv_cells", lambda text: kernels.grid_from_json(text, size) is not None)
+        if cells:  # a link's edited grid: the editor starts from it
+            base = kernels.grid_from_json(cells, size)
         grid = st.data_editor(pd.DataFrame(base.numpy().round(4)), key=f"grid_{size}_{start}", hide_index=True)
         bank = torch.tensor(grid.to_numpy(dtype=np.float32)).nan_to_num()[None]
+        links.remember("cv_cells", json.dumps(bank[0].numpy().round(4).tolist(), separators=(",", ":")), default_cells)
         titles = ["custom"]
     else:
         person = signed_in()  # in shared mode your runs only, and none before you sign in
@@ -74,17 +82,18 @@ with right:
 
 # ---------------------------------------------------------------- how it is applied
 a, b, c, d = st.columns(4)
-channel_mode = a.radio("Channels", conv.CHANNEL_MODES, disabled=learned is not None, key="cv_channels",
-                       help="depthwise: the same kernel on each RGB channel; full: one 3-channel kernel summed "
+channel_mode = links.radio(a, "Channels", conv.CHANNEL_MODES, disabled=learned is not None, key="cv_channels",
+                           help="depthwise: the same kernel on each RGB channel; full: one 3-channel kernel summed "
                             "into one map, as nn.Conv2d does")
-normalise = a.toggle("Normalise the kernel to sum 1", disabled=learned is not None, key="cv_normalise")
-stride = b.slider("Stride", 1, 8, 1, key="cv_stride")
-dilation = b.slider("Dilation", 1, 8, 1, key="cv_dilation")
-padding = c.slider("Padding", 0, 16, 1, key="cv_padding")
-padding_mode = c.selectbox("Padding mode", conv.PADDING_MODES, key="cv_padding_mode")
-pool_kind = d.radio("Pooling", ["max", "avg"], horizontal=True, key="cv_pool")
-pool_size = d.slider("Pool size (= stride)", 1, 8, 2, key="cv_pool_size")
-stages_count = d.slider("Stages (conv-ReLU-pool, stacked)", 1, 3, 1, disabled=learned is not None, key="cv_stages")
+normalise = links.toggle(a, "Normalise the kernel to sum 1", disabled=learned is not None, key="cv_normalise")
+stride = links.slider(b, "Stride", 1, 8, 1, key="cv_stride")
+dilation = links.slider(b, "Dilation", 1, 8, 1, key="cv_dilation")
+padding = links.slider(c, "Padding", 0, 16, 1, key="cv_padding")
+padding_mode = links.selectbox(c, "Padding mode", list(conv.PADDING_MODES), key="cv_padding_mode")
+pool_kind = links.radio(d, "Pooling", ["max", "avg"], key="cv_pool", horizontal=True)
+pool_size = links.slider(d, "Pool size (= stride)", 1, 8, 2, key="cv_pool_size")
+stages_count = links.slider(d, "Stages (conv-ReLU-pool, stacked)", 1, 3, 1, disabled=learned is not None,
+                            key="cv_stages")
 settings = conv.ConvSettings(stride, padding, padding_mode, dilation, channel_mode, normalise)
 if normalise and torch.allclose(bank.sum(dim=(-2, -1)), torch.ones(len(bank))):
     a.caption("These kernels already sum to 1: normalising leaves them as they are.")
@@ -93,6 +102,7 @@ try:
     stages = conv.conv_relu_pool(image, bank, settings, pool_kind, pool_size, stages_count)
 except conv.ConvError as error:
     st.error(str(error))
+    links.keep()  # the link still holds these settings, to share the case
     st.stop()
 
 maps = stages[0].conv
@@ -125,8 +135,8 @@ with tab_magnifier:
         st.caption("The magnifier works with the classic and custom kernels.")
     else:
         m1, m2, m3 = st.columns(3)
-        row = m1.slider("Output row", 0, maps.shape[1] - 1, maps.shape[1] // 2, key="cv_row")
-        col = m2.slider("Output column", 0, maps.shape[2] - 1, maps.shape[2] // 2, key="cv_col")
+        row = links.slider(m1, "Output row", 0, maps.shape[1] - 1, maps.shape[1] // 2, key="cv_row")
+        col = links.slider(m2, "Output column", 0, maps.shape[2] - 1, maps.shape[2] // 2, key="cv_col")
         channel = m3.selectbox("Channel", range(image.shape[0]), format_func=lambda i: "RGB"[i] if image.shape[0] == 3 else "grey",
                                disabled=channel_mode == "full", key="cv_channel")
         magnified = conv.magnify(image, bank[0], settings, row, col, channel)
@@ -145,11 +155,13 @@ with tab_params:
     st.markdown("For a C x H x W input and K outputs, a linear layer needs C·H·W·K + K parameters; a k x k "
                 "convolution needs C·k·k·K + K, whatever the image size.")
     q1, q2, q3, q4, q5 = st.columns(5)
-    C = q1.number_input("C", 1, 512, 3, key="cv_C")
-    H = q2.number_input("H", 1, 4096, 256, key="cv_H")
-    W = q3.number_input("W", 1, 4096, 256, key="cv_W")
-    K = q4.number_input("K outputs", 1, 4096, 100, key="cv_K")
-    k = q5.number_input("k", 1, 15, 3, key="cv_k")
+    C = links.number_input(q1, "C", 1, 512, 3, key="cv_C")
+    H = links.number_input(q2, "H", 1, 4096, 256, key="cv_H")
+    W = links.number_input(q3, "W", 1, 4096, 256, key="cv_W")
+    K = links.number_input(q4, "K outputs", 1, 4096, 100, key="cv_K")
+    k = links.number_input(q5, "k", 1, 15, 3, key="cv_k")
     dense, convolution = conv.linear_parameters(C, H, W, K), conv.conv_parameters(C, k, K)
     st.metric("Linear layer", f"{dense:,}")
     st.metric("Convolution", f"{convolution:,}", delta=f"{dense / convolution:,.0f}x fewer", delta_color="off")
+
+links.keep()

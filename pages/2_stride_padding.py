@@ -4,23 +4,27 @@ import torch
 
 from cnn_lab import charts, geometry
 from cnn_lab.geometry import GeometryError, Layer
+import links
 from ui import page_header
 
 page_header("pages/2_stride_padding.py")
 
 KINDS = {"Conv2d": "conv", "MaxPool2d": "maxpool", "AvgPool2d": "avgpool", "ConvTranspose2d": "convT"}
-kind = KINDS[st.radio("Layer", list(KINDS), horizontal=True)]
+kind = KINDS[links.radio(st, "Layer", list(KINDS), key="layer", horizontal=True)]
 a, b, c, d = st.columns(4)
-height = a.slider("Input height", 1, 64, 7)
-width = a.slider("Input width", 1, 64, 7)
-kernel = b.slider("Kernel size", 1, 11, 3)
-stride = b.slider("Stride", 1, 8, 1)
-padding_kind = c.radio("Padding", ["integer", "same", "valid"] if kind == "conv" else ["integer"], horizontal=True)
-padding: int | str = c.slider("Padding (pixels per side)", 0, 10, 1) if padding_kind == "integer" else padding_kind
-dilation = d.slider("Dilation", 1, 5, 1, disabled=kind == "avgpool")
-padding_mode = d.selectbox("Padding mode", ["zeros", "reflect", "replicate", "circular"], disabled=kind != "conv")
-ceil_mode = d.toggle("ceil_mode", disabled=kind not in ("maxpool", "avgpool"))
-output_padding = d.slider("output_padding", 0, 4, 0, disabled=kind != "convT")
+height = links.slider(a, "Input height", 1, 64, 7, key="h")
+width = links.slider(a, "Input width", 1, 64, 7, key="w")
+kernel = links.slider(b, "Kernel size", 1, 11, 3, key="k")
+stride = links.slider(b, "Stride", 1, 8, 1, key="s")
+padding_kind = links.radio(c, "Padding", ["integer", "same", "valid"] if kind == "conv" else ["integer"], key="pad",
+                           horizontal=True)
+padding: int | str = (links.slider(c, "Padding (pixels per side)", 0, 10, 1, key="p") if padding_kind == "integer"
+                      else padding_kind)
+dilation = links.slider(d, "Dilation", 1, 5, 1, key="d", disabled=kind == "avgpool")
+padding_mode = links.selectbox(d, "Padding mode", ["zeros", "reflect", "replicate", "circular"], key="mode",
+                               disabled=kind != "conv")
+ceil_mode = links.toggle(d, "ceil_mode", key="ceil", disabled=kind not in ("maxpool", "avgpool"))
+output_padding = links.slider(d, "output_padding", 0, 4, 0, key="outpad", disabled=kind != "convT")
 
 layer = Layer(kind, kernel, stride, padding, 1 if kind == "avgpool" else dilation, 8, ceil_mode, output_padding,
               padding_mode if kind == "conv" else "zeros")
@@ -59,12 +63,13 @@ if layer.kind == "convT":
             "stride: the animation is for the layers that slide a window over their input.")
 else:
     pad = 0 if layer.padding == "valid" else geometry._padding(layer)
-    pick = st.toggle("Pick an output cell (instead of the animation)")
+    pick = links.toggle(st, "Pick an output cell (instead of the animation)", key="pick")
     selected = None
     if pick:
         r1, r2 = st.columns(2)
-        selected = (r1.slider("Output row", 0, out[0] - 1, 0), r2.slider("Output column", 0, out[1] - 1, 0))
-    speed = st.slider("Animation speed (steps per second)", 1, 20, 4, disabled=pick)
+        selected = (links.slider(r1, "Output row", 0, out[0] - 1, 0, key="row"),
+                    links.slider(r2, "Output column", 0, out[1] - 1, 0, key="col"))
+    speed = links.slider(st, "Animation speed (steps per second)", 1, 20, 4, key="speed", disabled=pick)
     st.plotly_chart(charts.sliding_window_figure(size, pad, out, lambda r, c: geometry.window(layer, r, c),
                                                  1000 // speed, selected=selected), key="window_fig")
     counts = geometry.coverage(layer, size)
@@ -75,7 +80,7 @@ else:
 
 # ---------------------------------------------------------------- layer-stack calculator
 st.subheader("Layer-stack calculator")
-name = st.selectbox("Start from", list(geometry.STACKS))
+name = links.selectbox(st, "Start from", list(geometry.STACKS), key="stack")
 stack = geometry.STACKS[name]
 s1, s2, s3 = st.columns(3)
 c_in = s1.number_input("Input channels", 1, 512, stack.input_shape[0], key=f"c_{name}")
@@ -97,3 +102,5 @@ else:
                                 "receptive field": r.receptive_field, "cumulative stride": r.jump} for r in table]),
                  hide_index=True)
     st.metric("Total parameters", f"{sum(r.parameters for r in table):,}")
+
+links.keep()

@@ -6,18 +6,21 @@ import torch
 from plotly.subplots import make_subplots
 
 from cnn_lab import activations, jobs
+import links
 from ui import page_header, signed_in
 
 page_header("pages/3_activations.py")
 
-names = st.multiselect("Activations", list(activations.ACTIVATIONS), default=["sigmoid", "tanh", "relu", "leaky_relu"])
+names = links.multiselect(st, "Activations", list(activations.ACTIVATIONS), ["sigmoid", "tanh", "relu", "leaky_relu"],
+                          key="acts")
 params: dict[str, dict[str, float]] = {}
 with st.expander("Parameters", expanded=False):
     for name in names:
         for param, (default, lo, hi) in activations.ACTIVATIONS[name].params.items():
-            params.setdefault(name, {})[param] = st.slider(f"{name}: {param}", lo, hi, default, key=f"{name}_{param}")
-lo, hi = st.slider("x range", -10.0, 10.0, (-6.0, 6.0))
-threshold = st.slider("Saturation threshold on |f'(x)|", 0.001, 0.5, 0.05, format="%.3f")
+            params.setdefault(name, {})[param] = links.slider(st, f"{name}: {param}", lo, hi, default,
+                                                              key=f"{name}_{param}")
+lo, hi = links.slider(st, "x range", -10.0, 10.0, (-6.0, 6.0), key="x")
+threshold = links.slider(st, "Saturation threshold on |f'(x)|", 0.001, 0.5, 0.05, format="%.3f", key="threshold")
 
 # ---------------------------------------------------------------- curves and derivatives
 x = torch.linspace(lo, hi, 801, dtype=torch.float64)
@@ -47,7 +50,7 @@ if names:
 
 # ---------------------------------------------------------------- vanishing gradients
 st.subheader("Stacked layers: the best-case gradient")
-depth = st.slider("Depth N", 1, 50, 10)
+depth = links.slider(st, "Depth N", 1, 50, 10, key="depth")
 if names:
     chain = go.Figure()
     for row in rows:
@@ -62,9 +65,9 @@ if names:
 # ---------------------------------------------------------------- pre-activation distribution
 st.subheader("Pre-activations drawn from a normal distribution")
 a, b, c = st.columns(3)
-mean = a.slider("Mean", -5.0, 5.0, 0.0)
-std = b.slider("Std", 0.1, 10.0, 3.0)
-focus = c.selectbox("Activation", names or ["relu"])
+mean = links.slider(a, "Mean", -5.0, 5.0, 0.0, key="mean")
+std = links.slider(b, "Std", 0.1, 10.0, 3.0, key="std")
+focus = links.selectbox(c, "Activation", names or ["relu"], key="focus")
 pre = torch.randn(50_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * std + mean
 stats = activations.unit_stats(focus, pre, threshold, **params.get(focus, {}))
 m1, m2 = st.columns(2)
@@ -80,14 +83,14 @@ st.caption("A wide or shifted distribution pushes units into the flat parts: bat
 
 # ---------------------------------------------------------------- softmax and cross-entropy
 st.subheader("Softmax and cross-entropy")
-count = st.slider("Classes", 3, 6, 4)
+count = links.slider(st, "Classes", 3, 6, 4, key="classes")
 labels = ["cat", "dog", "cow", "horse", "ship", "frog"][:count]
 defaults = [4.0, 1.0, 2.0, -8.0, 0.0, 0.0]
 cols = st.columns(count)
-logits = [cols[i].slider(labels[i], -10.0, 10.0, defaults[i], key=f"logit_{i}") for i in range(count)]
+logits = [links.slider(cols[i], labels[i], -10.0, 10.0, defaults[i], key=f"logit_{i}") for i in range(count)]
 t1, t2 = st.columns(2)
-temperature = t1.slider("Temperature", 0.1, 10.0, 1.0)
-target = t2.selectbox("True class", range(count), format_func=labels.__getitem__)
+temperature = links.slider(t1, "Temperature", 0.1, 10.0, 1.0, key="temperature")
+target = links.selectbox(t2, "True class", list(range(count)), format_func=labels.__getitem__, key="target")
 out = activations.softmax_cross_entropy(logits, target, temperature)
 bars = make_subplots(rows=1, cols=2, subplot_titles=("softmax probabilities", "∂loss/∂logit = (p − y) / T"))
 bars.add_bar(x=labels, y=out["probs"], text=[f"{p:.1%}" for p in out["probs"]], row=1, col=1)
@@ -96,11 +99,13 @@ bars.update_layout(height=300, showlegend=False, margin=dict(t=40, b=30, l=30, r
 st.plotly_chart(bars, key="softmax")
 st.markdown(f"Cross-entropy for **{labels[target]}**: −log p = **{out['loss']:.4f}**")
 with st.expander("Two classes: binary cross-entropy with a sigmoid"):
-    z = st.slider("Logit z", -10.0, 10.0, 1.0)
-    y = st.radio("Label y", [0, 1], horizontal=True, index=1)
+    z = links.slider(st, "Logit z", -10.0, 10.0, 1.0, key="z")
+    y = links.radio(st, "Label y", [0, 1], 1, key="y", horizontal=True)
     p = 1 / (1 + np.exp(-z))
     bce = torch.nn.functional.binary_cross_entropy_with_logits(torch.tensor([z]), torch.tensor([float(y)])).item()
     st.markdown(f"σ(z) = {p:.4f}; BCE = −[y log σ(z) + (1−y) log(1−σ(z))] = **{bce:.4f}**; ∂BCE/∂z = σ(z) − y = {p - y:.4f}")
+
+links.keep()
 
 # ---------------------------------------------------------------- a trained model's real activations
 st.subheader("Activations inside a trained model")

@@ -1,8 +1,11 @@
+import json
+
 import numpy as np
 import streamlit as st
 import torch
 
 from cnn_lab import augment, data
+import links
 from ui import image_picker, page_header
 
 page_header("pages/4_augmentation.py")
@@ -21,25 +24,43 @@ def dataset_batch(name: str) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- the image
-source = st.radio("Start from", ["Photo", "A dataset image (what the trainer sees)"], horizontal=True)
+source = links.radio(st, "Start from", ["Photo", "A dataset image (what the trainer sees)"], key="start",
+                     horizontal=True)
 if source == "Photo":
     image = torch.from_numpy(np.asarray(image_picker("aug", max_side=256).image).copy()).permute(2, 0, 1)
 else:
     a, b = st.columns(2)
-    name = a.selectbox("Dataset", ["digits", "cifar10"], format_func=lambda d: data.DATASETS[d].title)
+    name = links.selectbox(a, "Dataset", ["digits", "cifar10"], format_func=lambda d: data.DATASETS[d].title,
+                           key="dataset")
     try:
         batch = dataset_batch(name)
     except (data.DatasetUnavailable, data.DatasetError) as error:
         st.error(str(error))
         st.stop()
-    image = batch[b.slider("Image", 0, len(batch) - 1, 0)]
+    image = batch[links.slider(b, "Image", 0, len(batch) - 1, 0, key="image")]
 
 # ---------------------------------------------------------------- the pipeline
 state = st.session_state
-if "aug_steps" not in state:
-    state.aug_steps = [augment.new_step("crop", 1.0), augment.new_step("hflip", 0.5),
-                       augment.new_step("rotation", 0.5), augment.new_step("color_jitter", 0.8)]
-    state.aug_version = 0
+DEFAULT_STEPS = [augment.new_step("crop", 1.0), augment.new_step("hflip", 0.5), augment.new_step("rotation", 0.5),
+                 augment.new_step("color_jitter", 0.8)]
+
+
+def valid_pipeline(text: str) -> bool:
+    try:
+        augment.from_json(text)
+    except augment.AugmentError:
+        return False
+    return True
+
+
+def as_link(pipeline: list[dict]) -> str:
+    return json.dumps(pipeline, separators=(",", ":"))
+
+
+linked = links.from_link("pipeline", valid_pipeline)
+if "aug_steps" not in state or linked:
+    state.aug_steps = augment.from_json(linked) if linked else DEFAULT_STEPS
+    state.aug_version = state.get("aug_version", -1) + 1  # fresh widgets for the new steps
 steps: list[dict] = state.aug_steps
 
 
@@ -79,13 +100,15 @@ if b.button("Add", width="stretch"):
     restructure(steps + [augment.new_step(new)])
     st.rerun()
 
+links.remember("pipeline", as_link(steps), as_link(DEFAULT_STEPS))
+
 # ---------------------------------------------------------------- the draws
 st.subheader("Random draws")
 c1, c2, c3, c4 = st.columns(4)
-n = c1.slider("Draws", 1, 24, 8)
-seed = c2.number_input("Seed", 0, 10**6, 0, key="aug_seed")
+n = links.slider(c1, "Draws", 1, 24, 8, key="draws")
+seed = links.number_input(c2, "Seed", 0, 10**6, 0, key="aug_seed")
 c3.button("Re-roll", on_click=lambda: state.update(aug_seed=state.aug_seed + n))  # n new draws
-show_params = c4.toggle("Show sampled parameters")
+show_params = links.toggle(c4, "Show sampled parameters", key="show_params")
 try:
     draws = augment.draw(image, steps, n, int(seed))
     state.aug_last = draws
@@ -130,9 +153,9 @@ st.caption("The trainer averages the model's probabilities over these views when
 
 st.subheader("DropBlock and Cutout (regularization)")
 c1, c2, c3 = st.columns(3)
-block = c1.slider("DropBlock block size", 1, 32, 7)
-drop = c2.slider("DropBlock drop probability", 0.0, 0.5, 0.15)
-cut = c3.slider("Cutout square size", 1, 128, 24)
+block = links.slider(c1, "DropBlock block size", 1, 32, 7, key="block")
+drop = links.slider(c2, "DropBlock drop probability", 0.0, 0.5, 0.15, key="drop")
+cut = links.slider(c3, "Cutout square size", 1, 128, 24, key="cut")
 h, w = image.shape[-2:]
 dropblock = augment.dropblock_mask(h, w, block, drop, int(seed))
 cutout = augment.cutout_mask(h, w, cut, int(seed))
@@ -140,3 +163,5 @@ p1, p2 = st.columns(2)
 p1.image(to_picture(batch[0] * dropblock), caption=f"DropBlock: {1 - dropblock.mean().item():.0%} dropped",
          width="stretch")
 p2.image(to_picture(batch[0] * cutout), caption="Cutout", width="stretch")
+
+links.keep()

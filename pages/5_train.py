@@ -3,12 +3,13 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from cnn_lab import augment, charts, jobs, limits, runs
+import links
+from cnn_lab import augment, charts, jobs, limits, overrides, runs
 from cnn_lab.data import DATASETS, availability
 from cnn_lab.models import MODELS, first_conv_weights
 from cnn_lab.presets import PRESETS, preset
 from cnn_lab.settings import load_settings
-from cnn_lab.train import AUGMENTS, NORMALISATIONS, OPTIMIZERS, SCHEDULES
+from cnn_lab.train import AUGMENTS, NORMALISATIONS, OPTIMIZERS, SCHEDULES, TrainConfig
 from ui import (import_panel, job_controls, live_panel, model_settings, page_header, results_panel, saved_run_panel,
                 who_is_asking)
 
@@ -22,56 +23,81 @@ DIGITS = "Digits (seconds, built in)"
 if "use_digits" in st.session_state:  # the "train on the built-in Digits" button, from the last run of the page
     del st.session_state["use_digits"]
     st.session_state["preset"] = DIGITS
-name = st.selectbox("Preset", list(PRESETS), index=3, key="preset",
-                    help="The course's three practicals, and better recipes.")
+name = links.selectbox(st, "Preset", list(PRESETS), 3, key="preset", on_change=links.forget,
+                       help="The course's three practicals, and better recipes.")
 st.caption(PRESETS[name][0])
 config = preset(name)
+# Each setting's link name is its config field, as `python -m cnn_lab train --set` spells it (lr, model.widths).
 with st.expander("Settings", expanded=False):
     a, b, c = st.columns(3)
     choices = [*DATASETS, "folder"]
-    config.dataset = a.selectbox("Dataset", choices, index=choices.index(config.dataset),
-                                 format_func=lambda d: DATASETS[d].title if d in DATASETS else "An image folder (32x32)",
-                                 key=f"{name}_dataset")
+    config.dataset = links.selectbox(a, "Dataset", choices, choices.index(config.dataset), key=f"{name}_dataset",
+                                     name="dataset", format_func=lambda d: DATASETS[d].title if d in DATASETS
+                                     else "An image folder (32x32)")
     if config.dataset == "folder":
-        config.dataset = a.text_input("Folder (<root>/<class>/ or <root>/{train,val,test}/<class>/)", key=f"{name}_dir")
-    config.model.name = b.selectbox("Model", list(MODELS), index=list(MODELS).index(config.model.name),
-                                    format_func=lambda m: MODELS[m].title, key=f"{name}_model")
-    config.optimizer = c.selectbox("Optimizer", list(OPTIMIZERS), index=list(OPTIMIZERS).index(config.optimizer),
-                                   key=f"{name}_opt")
-    config.lr = a.number_input("Learning rate", 1e-6, 1e3, config.lr, format="%g", key=f"{name}_lr")
-    config.batch_size = b.number_input("Batch size", 1, 8192, config.batch_size, key=f"{name}_bs")
-    config.epochs = c.number_input("Epochs", 1, 1000, config.epochs, key=f"{name}_epochs")
-    config.schedule = a.selectbox("LR schedule", list(SCHEDULES), index=list(SCHEDULES).index(config.schedule),
-                                  key=f"{name}_sched")
-    config.weight_decay = b.number_input("Weight decay", 0.0, 1.0, config.weight_decay, format="%g", key=f"{name}_wd")
-    config.label_smoothing = c.slider("Label smoothing", 0.0, 0.5, config.label_smoothing, key=f"{name}_ls")
-    config.augment = a.multiselect("Augmentation (batched on the device)", list(AUGMENTS), config.augment,
-                                   key=f"{name}_aug")
+        config.dataset = links.text_input(a, "Folder (<root>/<class>/ or <root>/{train,val,test}/<class>/)", "",
+                                          key=f"{name}_dir", name="folder")
+    models = list(MODELS)
+    config.model.name = links.selectbox(b, "Model", models, models.index(config.model.name), key=f"{name}_model",
+                                        name="model.name", format_func=lambda m: MODELS[m].title)
+    config.optimizer = links.selectbox(c, "Optimizer", list(OPTIMIZERS), list(OPTIMIZERS).index(config.optimizer),
+                                       key=f"{name}_opt", name="optimizer")
+    config.lr = links.number_input(a, "Learning rate", 1e-6, 1e3, config.lr, format="%g", key=f"{name}_lr", name="lr")
+    config.batch_size = links.number_input(b, "Batch size", 1, 8192, config.batch_size, key=f"{name}_bs",
+                                           name="batch_size")
+    config.epochs = links.number_input(c, "Epochs", 1, 1000, config.epochs, key=f"{name}_epochs", name="epochs")
+    config.schedule = links.selectbox(a, "LR schedule", list(SCHEDULES), list(SCHEDULES).index(config.schedule),
+                                      key=f"{name}_sched", name="schedule")
+    config.weight_decay = links.number_input(b, "Weight decay", 0.0, 1.0, config.weight_decay, format="%g",
+                                             key=f"{name}_wd", name="weight_decay")
+    config.label_smoothing = links.slider(c, "Label smoothing", 0.0, 0.5, config.label_smoothing, key=f"{name}_ls",
+                                          name="label_smoothing")
+    config.augment = links.multiselect(a, "Augmentation (batched on the device)", list(AUGMENTS), config.augment,
+                                       key=f"{name}_aug", name="augment")
     presets = [""] + augment.list_presets()
-    config.augment_preset = a.selectbox("Augmentation preset (from the augmentation page)", presets,
-                                        format_func=lambda p: p or "none", key=f"{name}_augpreset")
-    config.patience = b.number_input("Early-stopping patience (epochs, 0 = off)", 0, 50, config.patience,
-                                     key=f"{name}_pat")
-    config.max_train = c.number_input("Training images (0 = all)", 0, 1_000_000, config.max_train,
-                                      key=f"{name}_max")
+    config.augment_preset = links.selectbox(a, "Augmentation preset (from the augmentation page)", presets,
+                                            format_func=lambda p: p or "none", key=f"{name}_augpreset",
+                                            name="augment_preset")
+    config.patience = links.number_input(b, "Early-stopping patience (epochs, 0 = off)", 0, 50, config.patience,
+                                         key=f"{name}_pat", name="patience")
+    config.max_train = links.number_input(c, "Training images (0 = all)", 0, 1_000_000, config.max_train,
+                                          key=f"{name}_max", name="max_train")
     devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    config.device = a.selectbox("Device", devices, key=f"{name}_device")
-    config.tta = b.toggle("Test-time augmentation", config.tta, key=f"{name}_tta")
-    config.seed = c.number_input("Seed", 0, 10**6, config.seed, key=f"{name}_seed")
-    config.lookahead = b.toggle("Lookahead (average the weights every 5 steps)", config.lookahead,
-                                key=f"{name}_lookahead")
+    config.device = links.selectbox(a, "Device", devices, key=f"{name}_device", name="device")
+    config.tta = links.toggle(b, "Test-time augmentation", config.tta, key=f"{name}_tta", name="tta")
+    config.seed = links.number_input(c, "Seed", 0, 10**6, config.seed, key=f"{name}_seed", name="seed")
+    config.lookahead = links.toggle(b, "Lookahead (average the weights every 5 steps)", config.lookahead,
+                                    key=f"{name}_lookahead", name="lookahead")
     course_like = ["dataset", "course"]  # (imagenet is for pretrained backbones: the transfer page's)
-    config.normalisation = a.selectbox("Normalisation", course_like, course_like.index(config.normalisation),
-                                       format_func=lambda n: NORMALISATIONS[n].title, key=f"{name}_norm",
-                                       help="The course's exact pipeline: batch size 4 and Normalize(0.5, 0.5).")
-    config.bias_lr_factor = c.number_input("Bias learning-rate factor", 1.0, 256.0, float(config.bias_lr_factor),
-                                           key=f"{name}_biaslr", help="Biases and batch-norm shifts learn this "
-                                           "many times faster than the weights (airbench uses 64).")
+    config.normalisation = links.selectbox(a, "Normalisation", course_like, course_like.index(config.normalisation),
+                                           format_func=lambda n: NORMALISATIONS[n].title, key=f"{name}_norm",
+                                           name="normalisation",
+                                           help="The course's exact pipeline: batch size 4 and Normalize(0.5, 0.5).")
+    config.bias_lr_factor = links.number_input(c, "Bias learning-rate factor", 1.0, 256.0,
+                                               float(config.bias_lr_factor), key=f"{name}_biaslr",
+                                               name="bias_lr_factor", help="Biases and batch-norm shifts learn this "
+                                               "many times faster than the weights (airbench uses 64).")
 
     st.markdown(f"**{MODELS[config.model.name].title}**: its own settings")
     model_settings(config.model, MODELS[config.model.name].settings, key=f"{name}_{config.model.name}")
-    st.download_button("Download this config (JSON)", config.to_json(), "config.json", "application/json")
+    links.unshown(lambda field, text: overrides.apply(config, [f"{field}={text}"]), skip=("preset",))
+    left, right = st.columns(2)
+    left.download_button("Download this config (JSON)", config.to_json(), "config.json", "application/json")
+    uploaded = right.file_uploader("Load a config (JSON) into these settings", type=["json"], key="config_upload")
+    if uploaded is not None and st.session_state.get("config_loaded") != uploaded.file_id:
+        st.session_state["config_loaded"] = uploaded.file_id
+        try:
+            loaded = TrainConfig.from_json(uploaded.getvalue().decode("utf-8", "replace"))
+        except (TypeError, ValueError, AttributeError) as error:
+            st.error(f"This is not a training config (as \"Download this config\" gives it): {error}.")
+        else:  # the file's settings become this preset's link; each is checked as a link's would be
+            for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(f"{name}_")]:
+                del st.session_state[key]
+            st.query_params.from_dict({"preset": name} | {
+                field: links.encode(value) for field, value in overrides.differences(preset(name), loaded).items()})
+            st.rerun()
 st.session_state["train_config"] = config  # what Start runs (the settings tests read it too)
+links.keep()
 
 # ---------------------------------------------------------------- before Start: is the data here?
 ready = True

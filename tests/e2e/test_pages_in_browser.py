@@ -5,7 +5,7 @@ from tests.conftest import require_archive
 from ui import PAGES
 
 from .conftest import screenshot, wait_idle
-from .helpers import choose, chosen, nudge, no_exception, settled_count, text_of, wait_until
+from .helpers import choose, chosen, no_exception, nudge, settled_count, slider, text_of, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -126,3 +126,30 @@ def test_the_best_transfer_recipe_fills_in_its_settings(page, app_url):
     assert chosen(page, "Augmentation preset") == "photos: zoom crop and colour"
     assert no_exception(page)
     screenshot(page, "transfer-best-recipe")
+
+
+def test_a_copied_link_opens_the_same_view_in_a_new_tab(page, app_url):
+    """A teacher moves the stride slider, copies the page's link and sends it: a new tab (a new session) opens
+    on the same stride, the same output size; a tampered link opens on the defaults with one sentence."""
+    page.goto(f"{app_url}/stride_padding")
+    page.wait_for_selector("p:has-text('torch says')", timeout=60_000)
+    wait_idle(page)
+    nudge(page, "Stride", 1)
+    address = lambda: page.evaluate("document.location.href")  # noqa: E731 - the address bar (history.replaceState)
+    assert wait_until(lambda: "s=2" in address(), 30), address()
+    wait_idle(page)
+    page.get_by_text("Copy a link to this view").click()
+    link = page.locator('[data-testid="stCode"]').last.inner_text().strip()
+    assert link.startswith(app_url) and "s=2" in link, link
+    output = text_of(page, "p:has-text('torch says')")
+    second = page.context.new_page()
+    second.goto(link)
+    second.wait_for_selector("p:has-text('torch says')", timeout=60_000)
+    wait_idle(second)
+    assert text_of(second, "p:has-text('torch says')") == output  # Output 4x4 with stride 2
+    assert slider(second, "Stride").input_value() == "2"
+    second.goto(f"{app_url}/stride_padding?s=99")
+    second.wait_for_selector("text=This link's s was not valid for this page", timeout=60_000)
+    assert "Output 7x7" in text_of(second, "p:has-text('torch says')")
+    screenshot(second, "link-tampered")
+    second.close()
