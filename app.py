@@ -4,7 +4,7 @@ import uuid
 
 import streamlit as st
 
-from cnn_lab import backbones, data, device
+from cnn_lab import backbones, charts, data, device, vision_tasks
 from ui import PAGES
 
 st.set_page_config(page_title="CNN Lab", page_icon=":material/neurology:", layout="wide")
@@ -19,6 +19,23 @@ def home() -> None:
     )
     for info in PAGES:
         st.page_link(info.path, label=f"**{info.title}**: {info.summary}", icon=info.icon)
+
+    st.subheader("Why CNNs (lessons 1-2)")
+    st.write("Until 2011 the best ImageNet classifiers used hand-made features; in 2012 a convolutional network, "
+             "AlexNet, cut the error by a third, and deeper CNNs then went below one person's error.")
+    st.plotly_chart(charts.imagenet_history_figure(vision_tasks.IMAGENET_WINNERS, vision_tasks.HUMAN_TOP5_ERROR),
+                    key="imagenet_history")
+    scene = vision_tasks.toy_scene()
+    st.write("The vision problems differ in what they output. On one scene: **classification** gives one class for "
+             "the whole image (a probability per class), **detection** a box, a class and a score per object, "
+             "**segmentation** a class for every pixel.")
+    st.plotly_chart(charts.vision_tasks_figure(scene.image.permute(1, 2, 0).numpy(), scene.mask.numpy(), scene.boxes,
+                                               scene.label, scene.classes), key="vision_tasks")
+    st.table({"task": ["classification", "detection", "segmentation"],
+              "output for one image": ["(classes,) probabilities", "(objects, 4) boxes, (objects,) classes and scores",
+                                       "(classes, H, W) scores: the argmax is a class per pixel"],
+              "here": [f"\"{scene.label}\"", "; ".join(f"{n}: x {x0}-{x1}, y {y0}-{y1}" for n, x0, y0, x1, y1 in scene.boxes),
+                       f"a {scene.mask.shape[0]}x{scene.mask.shape[1]} map of {len(scene.classes)} classes"]})
 
     st.subheader("This machine")
     st.write(f"Compute device: **{device.describe_device()}**")

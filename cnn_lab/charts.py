@@ -321,3 +321,35 @@ def embedding_figure(points: np.ndarray, labels: list[str], predicted: list[str]
     fig.update_yaxes(visible=False)
     fig.update_layout(height=480, margin=dict(t=10, b=10, l=10, r=10), clickmode="event+select")
     return fig
+
+
+def imagenet_history_figure(winners: list, human_error: float) -> go.Figure:
+    """The ImageNet challenge's winning top-5 error by year, bars labelled with the model and its depth, and a
+    line at one person's error."""
+    deep = ["#3b6fd8" if w.layers else "#9aa4b2" for w in winners]
+    fig = go.Figure(go.Bar(
+        x=[str(w.year) for w in winners], y=[w.top5_error for w in winners], marker_color=deep,
+        text=[f"{w.top5_error:g}%" for w in winners], textposition="outside",
+        customdata=[[w.model, f"{w.layers} layers" if w.layers else "no deep network"] for w in winners],
+        hovertemplate="%{x}: %{customdata[0]}<br>top-5 error %{y}%<br>%{customdata[1]}<extra></extra>"))
+    fig.add_hline(y=human_error, line_dash="dash", annotation_text=f"one person: {human_error:g}%")
+    fig.update_layout(height=330, margin=dict(t=30, b=30, l=40, r=10), yaxis_title="top-5 error (%)",
+                      title="ImageNet (ILSVRC) winners: grey without deep networks, blue with CNNs")
+    return fig
+
+
+def vision_tasks_figure(image: np.ndarray, mask: np.ndarray, boxes: list, label: str, classes: list[str]) -> go.Figure:
+    """One scene, three outputs: a class for the image, a box per object, a class per pixel."""
+    fig = make_subplots(rows=1, cols=3, subplot_titles=(f"Classification: \"{label}\"", "Detection: a box per object",
+                                                        "Segmentation: a class per pixel"))
+    palette = np.array([[235, 235, 235], [214, 69, 65], [59, 111, 216]], dtype=np.uint8)
+    for col, picture in ((1, image), (2, image), (3, palette[mask])):
+        fig.add_trace(go.Image(z=picture), row=1, col=col)
+    for name, x0, y0, x1, y1 in boxes:
+        fig.add_shape(type="rect", x0=x0 - 0.5, y0=y0 - 0.5, x1=x1 - 0.5, y1=y1 - 0.5, line=dict(color="black", width=2),
+                      row=1, col=2)
+        fig.add_annotation(x=x0, y=y0, text=name, showarrow=False, yshift=8, xanchor="left", row=1, col=2)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(height=300, margin=dict(t=40, b=0, l=0, r=0))
+    return fig

@@ -14,7 +14,29 @@ def test_home_lists_pages_and_machine():
     assert at.title[0].value == "CNN Lab"
     text = " ".join(m.value for m in at.markdown)
     assert "Compute device" in text and ("CPU" in text or "GPU" in text)
-    assert len(at.table) == 2
+    assert len(at.table) == 3  # the three vision tasks' outputs, datasets, weights
+
+
+def test_home_shows_why_cnns_and_the_three_vision_tasks():
+    """Lessons 1-2: the ImageNet error by year (the 2012 drop with AlexNet) and what each task outputs, with
+    boxes and masks that are the scene's true ones."""
+    import json
+
+    from cnn_lab.vision_tasks import IMAGENET_WINNERS, toy_scene
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    history = json.loads(next(c for c in at.get("plotly_chart") if "ILSVRC" in c.proto.spec).proto.spec)
+    errors = dict(zip(history["data"][0]["x"], history["data"][0]["y"]))
+    assert errors["2011"] - errors["2012"] > 9 and errors["2015"] < 5.1  # AlexNet's drop; ResNet below a person
+    assert [int(year) for year in errors] == [w.year for w in IMAGENET_WINNERS]
+    scene = toy_scene()
+    assert scene.label == "disc" and scene.mask.unique().tolist() == [0, 1, 2]
+    for name, x0, y0, x1, y1 in scene.boxes:  # each box is the tightest around its object's pixels
+        inside = scene.mask[y0:y1, x0:x1] == scene.classes.index(name)
+        assert inside[0].any() and inside[-1].any() and inside[:, 0].any() and inside[:, -1].any()
+        assert (scene.mask == scene.classes.index(name)).sum() == inside.sum()
+    tasks = at.table[0].value
+    assert list(tasks["task"]) == ["classification", "detection", "segmentation"]
 
 
 @pytest.mark.parametrize("info", PAGES, ids=[p.path for p in PAGES])
