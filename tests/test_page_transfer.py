@@ -34,6 +34,31 @@ def test_probe_run_then_classify_a_test_image():
     assert len(keys) >= 4  # counts, per class, confusion, top-k, Grad-CAM
     next(t for t in at.toggle if t.label.startswith("Test-time")).set_value(True).run()
     assert any(c.value.startswith("Confidence in") for c in at.caption)
+    # the run's files, the camera, and the ONNX file a boat photo gives the same class in onnxruntime as here
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert {"Checkpoint (.pt)", "ONNX", "Weights (state_dict)", "Config (JSON)"} <= set(labels)
+    next(r for r in at.radio if r.label == "Photo").set_value("Camera").run()
+    assert len(at.camera_input) == 1 and not at.exception
+    _onnx_agrees(job)
+
+
+def _onnx_agrees(job) -> None:
+    """The ONNX file of the fine-tuned EfficientNet-Lite0 gives PyTorch's logits on the run's test photos."""
+    import numpy as np
+    import onnxruntime
+
+    from cnn_lab import checkpoints, runs
+    from cnn_lab.inside import run_subject
+
+    record = runs.load_run(job.run_id)
+    session = onnxruntime.InferenceSession(checkpoints.onnx_bytes(record))
+    subject = run_subject(record)
+    images = job.result.test_images[:16]  # uint8 at the run's size
+    logits = session.run(["logits"], {"pixels": (images.float() / 255).numpy()})[0]
+    with torch.no_grad():
+        expected = subject.model((images.float() / 255 - subject.mean) / subject.std).numpy()
+    assert np.array_equal(logits.argmax(1), expected.argmax(1))
+    assert np.allclose(logits, expected, atol=1e-3)
 
 
 def test_bad_folder_gets_one_sentence():
