@@ -14,7 +14,6 @@ import streamlit as st
 KEEP = ("who",)  # the person's key in shared mode: kept in the address bar, left out of a copied link
 _DRAWN = "_links_drawn"  # {url name: JSON value} of this run's linked widgets that differ from their defaults
 _BAD = "_links_bad"
-_PREFIX = "_links_prefix"
 _SEEN = "_links_seen"  # the URL names of every linked widget drawn in this session, at its default or not
 
 
@@ -152,19 +151,14 @@ def remember(name: str, value: str, default: str) -> str:
     return value
 
 
-def strip_prefix(prefix: str) -> None:
-    """This run's widget keys start with `prefix` (the train page's preset name): the URL leaves it out."""
-    st.session_state[_PREFIX] = prefix
-
-
 def _name(key: str, name: str | None) -> str:
-    return name or key.removeprefix(st.session_state.get(_PREFIX, ""))
+    """The widget's name in the URL: its key, unless the page gives another (the train page: config fields)."""
+    return name or key
 
 
 def begin() -> None:
     """At the start of a page: nothing is remembered yet for its link (a page that stopped early left its own)."""
-    for state in (_DRAWN, _PREFIX):
-        st.session_state.pop(state, None)
+    st.session_state.pop(_DRAWN, None)
 
 
 def forget() -> None:
@@ -177,7 +171,6 @@ def keep() -> None:
     in one sentence if the link it was opened with had values that did not fit, and offers the link to copy."""
     drawn = st.session_state.pop(_DRAWN, {})
     bad = st.session_state.pop(_BAD, [])
-    st.session_state.pop(_PREFIX, None)
     if bad:
         st.toast(f"This link's {', '.join(bad)} {'was' if len(bad) == 1 else 'were'} not valid for this page, so "
                  f"{'that setting is' if len(bad) == 1 else 'those settings are'} at the default.", icon="⚠️")

@@ -45,7 +45,7 @@ def test_set_refuses_unknown_fields_and_bad_values_in_one_sentence(assignment, s
         overrides.apply(TrainConfig(), [assignment])
 
 
-def test_train_with_set_prints_progress_then_json_and_the_run_is_listed(tmp_path):
+def test_train_with_set_prints_progress_then_json_and_the_run_is_listed(tmp_path, monkeypatch, capsys):
     out = cli("train", "--preset", "Digits (seconds, built in)", "--set", "epochs=2", "--set", "model.widths=[8,16]",
               "--set", "lr=0.05", cache=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -56,20 +56,23 @@ def test_train_with_set_prints_progress_then_json_and_the_run_is_listed(tmp_path
     runs = json.loads(listing.stdout)
     assert len(runs) == 1 and runs[0]["status"] == "finished" and runs[0]["epochs"] == 2
     assert cli("runs", cache=tmp_path).stdout.startswith(runs[0]["run"])
-    # out of the app and back: ONNX and the checkpoint, then the checkpoint imported as a second run
-    run_id = runs[0]["run"]
-    out = cli("export", run_id, "--onnx", str(tmp_path / "digits.onnx"), "--checkpoint", str(tmp_path / "digits.pt"),
-              cache=tmp_path)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert json.loads(out.stdout)["classes"] == [str(d) for d in range(10)]
+    # out of the app and back: ONNX and the checkpoint, then the checkpoint imported as a second run (in this
+    # process: main() is what `python -m cnn_lab` runs, without another start of torch)
     import onnxruntime
 
+    from cnn_lab.__main__ import main
+
+    run_id = runs[0]["run"]
+    monkeypatch.setenv("CNN_LAB_CACHE", str(tmp_path))
+    assert main(["export", run_id, "--onnx", str(tmp_path / "digits.onnx"), "--checkpoint",
+                 str(tmp_path / "digits.pt")]) == 0
+    assert json.loads(capsys.readouterr().out)["classes"] == [str(d) for d in range(10)]
     session = onnxruntime.InferenceSession(str(tmp_path / "digits.onnx"))
     assert session.get_inputs()[0].shape[1:] == [1, 8, 8]
-    out = cli("import", str(tmp_path / "digits.pt"), cache=tmp_path)
-    assert out.returncode == 0, out.stderr[-2000:]
+    assert main(["import", str(tmp_path / "digits.pt")]) == 0
+    imported = json.loads(capsys.readouterr().out)["run"]
     listing = json.loads(cli("runs", "--json", cache=tmp_path).stdout)
-    assert [r["run"] for r in listing][1:] == [run_id] and listing[0]["test_acc"] == runs[0]["test_acc"]
+    assert [r["run"] for r in listing] == [imported, run_id] and listing[0]["test_acc"] == runs[0]["test_acc"]
 
 
 @pytest.mark.parametrize("arguments, sentence", [

@@ -1,6 +1,6 @@
 """The train page with its jobs on a local Ray cluster (CNN_LAB_RAY=local), in a real browser: a digits job streams,
-finishes, and is found again after a reload; then the course CNN on CIFAR-10 (when the data is here).
-Screenshots: test-artifacts/ray-job.png, ray-course-cnn.png."""
+finishes, and is found again after a reload (the course CNN on CIFAR-10 through a cluster is tests/test_ray.py's,
+from the command line). Screenshot: test-artifacts/ray-job.png."""
 import subprocess
 import sys
 
@@ -9,33 +9,12 @@ import pytest
 from cnn_lab import runs
 
 from .conftest import screenshot, start_app, wait_idle
-from tests.conftest import DATA_DIR
 
-from .helpers import choose, no_exception, wait_until
+from .helpers import no_exception, wait_until
 from .test_workflows import _long_digits_run, _step
 
 pytestmark = pytest.mark.e2e
 pytest.importorskip("ray", reason="ray is in requirements-test.txt")
-
-
-def _course_cnn_on_ray(page) -> None:
-    """The course's CNN on 2,000 CIFAR-10 images for one epoch, through the same cluster."""
-    before = {r.run_id for r in runs.list_runs()}
-    choose(page, "Preset", "Course: CNN")
-    wait_idle(page)
-    page.locator("[data-testid='stExpander'] >> text=Settings").first.click()
-    for label, value in (("Epochs", "1"), ("Training images (0 = all)", "2000")):
-        field = page.get_by_label(label, exact=True)
-        field.fill(value)
-        field.press("Enter")
-        wait_idle(page)
-    page.get_by_role("button", name="Start training").click()
-    assert wait_until(lambda: any(r.run_id not in before for r in runs.list_runs()), 60)
-    run_id = next(r.run_id for r in runs.list_runs() if r.run_id not in before)
-    page.wait_for_selector(f"text=Latest run {run_id}: finished", timeout=300_000)
-    record = runs.load_run(run_id)
-    assert record.config["model"]["name"] == "course_cnn" and record.test_acc > 0.15, record.test_acc  # chance: 0.10
-    screenshot(page, "ray-course-cnn")
 
 
 def test_a_ray_job_streams_finishes_and_survives_a_reload(page, lab_cache):
@@ -56,8 +35,6 @@ def test_a_ray_job_streams_finishes_and_survives_a_reload(page, lab_cache):
         wait_idle(page)
         assert no_exception(page)
         assert len(runs.load_run(run_id).epochs) == 30
-        if DATA_DIR is not None and (DATA_DIR / "cifar10-jpg.tar.gz").exists():
-            _course_cnn_on_ray(page)
     finally:
         process.terminate()
         process.wait(timeout=30)
