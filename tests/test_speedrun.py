@@ -1,5 +1,6 @@
 """The speedrun recipe's parts: the net's initialisation, patch whitening, scaled bias learning rates,
 lookahead, and the preset itself running on a CPU (slowly, on a slice of CIFAR-10)."""
+import pytest
 import torch
 from torch import nn
 
@@ -71,3 +72,16 @@ def test_speedrun_preset_runs_on_a_cpu(cifar10):
     result = train(config, dataset=ImageDataset(cifar10.name, cifar10.classes, {**cifar10.splits, "test": test}))
     assert len(result.test_labels) == 2000
     assert result.test_acc > 0.3, result.test_acc  # about 40% after its 20 steps here; chance is 10%
+
+
+@pytest.mark.parametrize("name", ["CPU: 70% in a minute", "CPU: 80% in five minutes"])
+def test_the_cpu_presets_learn_on_a_slice(cifar10, name):
+    """The CPU recipes (their full runs are in the bench: issue 18) on 5,000 images for one epoch: they learn."""
+    from cnn_lab.data import ImageDataset, split_of
+
+    config = preset(name)
+    assert config.device == "auto" and not config.amp and not config.tta  # nothing that only pays on a GPU
+    config.max_train, config.epochs = 5000, 1
+    test = split_of(cifar10.splits["test"], torch.arange(2000))
+    result = train(config, dataset=ImageDataset(cifar10.name, cifar10.classes, {**cifar10.splits, "test": test}))
+    assert result.test_acc > 0.25, result.test_acc  # chance is 10%
