@@ -93,8 +93,10 @@ with st.expander("Settings", expanded=False):
         else:  # the file's settings become this preset's link; each is checked as a link's would be
             for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(f"{name}_")]:
                 del st.session_state[key]
-            st.query_params.from_dict({"preset": name} | {
-                field: links.encode(value) for field, value in overrides.differences(preset(name), loaded).items()})
+            changed = overrides.differences(preset(name), loaded)
+            if loaded.dataset not in DATASETS:  # a folder: the dataset control says "folder", the path goes beside
+                changed |= {"dataset": "folder", "folder": loaded.dataset}
+            st.query_params.from_dict({"preset": name} | {field: links.encode(v) for field, v in changed.items()})
             st.rerun()
 st.session_state["train_config"] = config  # what Start runs (the settings tests read it too)
 links.keep()
