@@ -19,8 +19,8 @@ from cnn_lab.inside import Subject, run_subject
 from cnn_lab.jobs.kinds import KINDS
 
 FORMAT = "cnn-lab-checkpoint/1"
-NOT_A_CHECKPOINT = ("This file is not a PyTorch checkpoint: import the .pt file that the train or transfer page's "
-                    "\"Download the checkpoint\" gives.")
+NOT_A_CHECKPOINT = ("This file is not a PyTorch checkpoint: import the .pt file that a run's \"Checkpoint (.pt)\" "
+                    "download gives.")
 CODE = ("This file holds Python objects besides weights (a pickle that could run code), so it was not opened: import "
         "a checkpoint that CNN Lab exported.")
 
