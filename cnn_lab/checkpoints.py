@@ -7,9 +7,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -59,8 +57,8 @@ class WithNormalisation(nn.Module):
 
 
 def onnx_bytes(record: runs.RunRecord) -> bytes:
-    """The run as ONNX (torch.onnx.export): input "pixels" (N, C, H, W) float32 in [0, 1], RGB, any batch size;
-    output "logits" (N, classes); metadata "classes" (a JSON list) and "input" (a sentence)."""
+    """The run as ONNX (torch.onnx.export): input "pixels" (N, C, H, W) float32 in [0, 1] (RGB, or one grey
+    channel), any batch size; output "logits" (N, classes); metadata "classes" (a JSON list) and "input"."""
     subject = run_subject(record)
     model = WithNormalisation(subject).eval()
     example = torch.rand(2, *subject.input_shape)
@@ -73,12 +71,7 @@ def onnx_bytes(record: runs.RunRecord) -> bytes:
                                 "the normalisation is inside the model"}.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    with tempfile.TemporaryDirectory() as folder:  # onnx writes large models in parts: let it, then read one file
-        path = Path(folder) / "model.onnx"
-        import onnx
-
-        onnx.save(proto, path)
-        return path.read_bytes()
+    return proto.SerializeToString()
 
 
 # ---------------------------------------------------------------- back in
