@@ -230,6 +230,94 @@ def bench_cpu_presets(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     return rows
 
 
+def _epoch_images_per_s(run_id: str) -> float:
+    """A saved run's training images per second over its epochs (evaluation passes left out)."""
+    from cnn_lab import runs
+
+    epochs = runs.load_run(run_id).epochs
+    return sum(e.images_per_s * e.seconds for e in epochs) / sum(e.seconds for e in epochs)
+
+
+def _new_run(before: set[str]) -> str | None:
+    from cnn_lab import runs
+
+    return next((r.run_id for r in runs.list_runs() if r.run_id not in before and r.status == "finished"), None)
+
+
+def _cli_run(name: str) -> str:
+    """`python -m cnn_lab train --preset NAME`, as a laptop user runs it; returns the run's id."""
+    import subprocess
+    import sys
+
+    from cnn_lab import runs
+
+    before = {r.run_id for r in runs.list_runs()}
+    subprocess.run([sys.executable, "-m", "cnn_lab", "train", "--preset", name], check=True, capture_output=True,
+                   cwd=Path(__file__).parent.parent, timeout=900)
+    return _new_run(before)
+
+
+def _page_run(name: str) -> str:
+    """The same preset started from the train page of the app, in headless Chromium on this machine, the page in
+    front with its curves live until the run ends; returns the run's id."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    from playwright.sync_api import sync_playwright
+
+    from cnn_lab import runs
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
+                           cwd=Path(__file__).parent.parent, env=os.environ.copy(), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        before = {r.run_id for r in runs.list_runs()}
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{url}/train")
+            page.wait_for_selector("text=Start training", timeout=120_000)
+            page.get_by_role("combobox", name="Preset", exact=True).click()
+            page.locator('[role="option"]').filter(has_text=name).first.click()
+            page.wait_for_timeout(2_000)
+            page.get_by_role("button", name="Start training").click()
+            end = time.time() + 900
+            while time.time() < end and _new_run(before) is None:
+                page.wait_for_timeout(1_000)  # the page stays open and live, as a user watching it
+            browser.close()
+        return _new_run(before)
+    finally:
+        app.terminate()
+        app.wait(timeout=30)
+
+
+def bench_browser(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
+    """Issue 18: training started from the page in a real browser (the app and Chromium on the same cores, the
+    train page in front, curves live) against the command line, on the same preset; alternating, medians."""
+    name = CPU_PRESETS[0]
+    page_ips, cli_ips = [], []
+    for _ in range(1 if quick else 2):
+        cli_ips.append(_epoch_images_per_s(_cli_run(name)))
+        page_ips.append(_epoch_images_per_s(_page_run(name)))
+    page, cli = median(page_ips), median(cli_ips)
+    return [(f"Training from the train page in headless Chromium vs the CLI ({name})", f"{page / cli:.0%} of the CLI",
+             f"page {', '.join(f'{v:,.0f}' for v in page_ips)} img/s; CLI {', '.join(f'{v:,.0f}' for v in cli_ips)} "
+             f"img/s (alternating runs; medians {page:,.0f} and {cli:,.0f})")]
+
+
 def bench_speedrun(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     config = preset("Speedrun (GPU)")
     if not torch.cuda.is_available():
@@ -431,6 +519,7 @@ BENCHMARKS: dict[str, Callable[[datasets.ImageDataset, bool], list[Row]]] = {
     "course": bench_course,
     "fast": bench_fast_preset,
     "cpu": bench_cpu_presets,
+    "browser": bench_browser,
     "speedrun": bench_speedrun,
     "streaming": bench_streaming,
 }
