@@ -81,16 +81,19 @@ def number_input(where, label: str, low, high, value, *, key: str, name: str | N
     return _remember(name, where.number_input(label, low, high, value, key=key, **kwargs), value)
 
 
-def selectbox(where, label: str, options: list, index: int = 0, *, key: str, name: str | None = None, **kwargs):
-    """st.selectbox (or st.radio with `radio=True`); the URL holds the option itself, not its index."""
+def _choice(widget, label: str, options: list, index: int, key: str, name: str | None, **kwargs):
+    """A selectbox or radio; the URL holds the option itself, not its index."""
     name = _name(key, name)
     _restore(key, name, lambda v: v in options)
-    widget = where.radio if kwargs.pop("radio", False) else where.selectbox
     return _remember(name, widget(label, options, index=index, key=key, **kwargs), options[index])
 
 
+def selectbox(where, label: str, options: list, index: int = 0, *, key: str, name: str | None = None, **kwargs):
+    return _choice(where.selectbox, label, options, index, key, name, **kwargs)
+
+
 def radio(where, label: str, options: list, index: int = 0, *, key: str, name: str | None = None, **kwargs):
-    return selectbox(where, label, options, index, key=key, name=name, radio=True, **kwargs)
+    return _choice(where.radio, label, options, index, key, name, **kwargs)
 
 
 def multiselect(where, label: str, options: list, default: list, *, key: str, name: str | None = None, **kwargs):

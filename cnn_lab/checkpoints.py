@@ -34,8 +34,9 @@ def checkpoint_bytes(record: runs.RunRecord) -> bytes:
     """The run as one file: {"format", "kind", "config" (JSON text), "state_dict", "classes", "input_shape",
     "mean", "std", "test_acc"}; only tensors, strings, numbers and lists, so weights_only loading reads it."""
     subject = run_subject(record)
+    state = {name: value.detach().cpu() for name, value in subject.model.state_dict().items()}  # as loaded
     bundle = {"format": FORMAT, "kind": record.kind, "config": json.dumps(record.config),
-              "state_dict": runs.load_weights(record.run_id), "classes": subject.classes,
+              "state_dict": state, "classes": subject.classes,
               "input_shape": list(subject.input_shape), "mean": subject.mean.flatten().tolist(),
               "std": subject.std.flatten().tolist(), "test_acc": record.test_acc}
     buffer = io.BytesIO()
