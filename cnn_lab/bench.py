@@ -437,6 +437,27 @@ def bench_transfer(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     return rows
 
 
+def bench_cpu_transfer(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
+    """Issue 18's CPU fine-tuning target: the CPU recipe on boats9 over seeds 0-2, each run end to end as the CLI
+    runs it (the photos from the decode cache, the frozen blocks' outputs computed anew), beside the probe."""
+    from cnn_lab import transfer
+    from cnn_lab.metrics import MetricLog
+
+    config = transfer.preset(transfer.CPU_RECIPE)
+    accs, walls, vals = [], [], []
+    for seed in (0,) if quick else (0, 1, 2):
+        log, start = MetricLog(), time.perf_counter()
+        result = transfer.run_transfer(replace(config, seed=seed, epochs=1 if quick else config.epochs), log=log)
+        walls.append(time.perf_counter() - start)
+        accs.append(result.test_acc)
+        vals.append(log.snapshot()[1][-1].val_acc or 0)
+    mean = lambda values: sum(values) / len(values)  # noqa: E731
+    return [(f"\"{transfer.CPU_RECIPE}\" on boats9, seeds 0-{len(accs) - 1}", f"{mean(accs):.1%} in {mean(walls):.0f} s",
+             f"test {', '.join(f'{a:.1%}' for a in accs)}; wall {', '.join(f'{w:.0f}' for w in walls)} s (frozen "
+             f"blocks {result.extras['frozen_seconds']:.0f} s, training {result.extras['head_seconds']:.0f} s in the "
+             f"last); last validation {mean(vals):.1%}")]
+
+
 def bench_inside(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     """The "Inside the network" page's work: every layer of EfficientNet-Lite0 for one 224x224 photo (after the
     first load), and what a click on a map asks for (a channel's maps sorted, one value's arithmetic)."""
@@ -519,6 +540,7 @@ BENCHMARKS: dict[str, Callable[[datasets.ImageDataset, bool], list[Row]]] = {
     "course": bench_course,
     "fast": bench_fast_preset,
     "cpu": bench_cpu_presets,
+    "cpu_transfer": bench_cpu_transfer,
     "browser": bench_browser,
     "speedrun": bench_speedrun,
     "streaming": bench_streaming,

@@ -120,6 +120,10 @@ NORMALISATIONS: dict[str, Normalisation] = {
     "imagenet": Normalisation("ImageNet's mean and std (what pretrained backbones expect)",
                               lambda images: (torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
                                               torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))),
+    # the trainer divides by 255 first, so a std of 1/255 gives the inputs back as they are
+    "none": Normalisation("none: the inputs are features already (a frozen backbone's cached outputs)",
+                          lambda images: (torch.zeros(1, images.shape[1], 1, 1),
+                                          torch.full((1, images.shape[1], 1, 1), 1 / 255))),
 }
 
 

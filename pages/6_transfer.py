@@ -14,6 +14,7 @@ page_header("pages/6_transfer.py")
 person = who_is_asking()
 shared = load_settings().shared
 config = transfer.TransferConfig()
+CPU_IMAGES_PER_S = 30  # EfficientNet-Lite0's forward pass at 224 px on 2 CPU cores (BENCHMARKS.md)
 
 
 @st.cache_resource(show_spinner="Decoding the images (once; later loads read the cache)...")
@@ -129,7 +130,16 @@ else:
                                       help="A random head's first gradients distort the pretrained features; a "
                                            "probe's head, trained in seconds on cached features, does not.",
                                       key=key("lpft"))
-    config.tta = a.toggle("Test on flipped and shifted views too (TTA)", config.tta, key=key("tta"))
+    if config.mode == "partial":
+        config.frozen_views = a.slider(
+            "Run the frozen blocks once, on this many views of each photo (0: at every step)", 0, 8,
+            config.frozen_views, key=key("views"),
+            help="For a CPU: the frozen blocks are most of the work, so they run once on each photo, its mirror "
+                 "and draws of the augmentation preset, and only the blocks that train run at every step.")
+    else:
+        config.frozen_views = 0  # full fine-tuning has no frozen blocks
+    if not config.frozen_views:
+        config.tta = a.toggle("Test on flipped and shifted views too (TTA)", config.tta, key=key("tta"))
     if transfer.preset(recipe).mode == "probe":  # switched away from the probe recipe: fine-tuning's own defaults
         config.epochs, config.lr, config.weight_decay, config.batch_size = 10, 0.01, 5e-4, 32
 config.epochs = b.number_input("Epochs", 1, 500, config.epochs, key=key("epochs"))
@@ -139,10 +149,16 @@ config.label_smoothing = c.slider("Label smoothing", 0.0, 0.4, config.label_smoo
 config.batch_size = c.number_input("Batch size", 1, 1024, config.batch_size, key=key("bs"))
 if config.mode != "probe" and torch.cuda.is_available():
     st.caption("Fine-tuning runs the whole network on every image in every epoch: seconds on this GPU.")
-elif config.mode != "probe":  # after the epochs input, so that the estimate follows it
+elif config.mode == "partial" and config.frozen_views:  # after the epochs input, so that the estimate follows it
+    passes = config.frozen_views * sum(counts["train"]) + 2 * (sum(counts["val"]) + sum(counts["test"]))
+    st.caption(f"The frozen blocks run once, over {passes:,} photos and views: about "
+               f"{passes / CPU_IMAGES_PER_S * (config.image_size / 224) ** 2 / 60:.1f} minutes on 2 CPU cores; "
+               f"then each of the {config.epochs} epochs trains the last {config.unfreeze} blocks on every view.")
+elif config.mode != "probe":
     st.warning(f"No GPU on this machine: fine-tuning runs the whole network on every image in every epoch, "
-               f"about a minute per epoch on 2 CPU cores at 288 pixels, so roughly {config.epochs} minutes; "
-               "the linear probe takes under a minute.")
+               f"about a minute per epoch on 2 CPU cores at 288 pixels, so roughly {config.epochs} minutes. "
+               f"\"{transfer.CPU_RECIPE}\" runs the frozen blocks once instead (minutes); the linear probe takes "
+               "under a minute.")
 
 
 st.session_state["transfer_config"] = config  # what Start runs (the settings tests read it too)
@@ -159,7 +175,10 @@ live_panel(job, "No transfer run yet: choose the settings above and press Start.
 if job and not job.alive and job.result is not None:
     results_panel(job.result, "transfer", job.run_id)
     extras = job.result.extras
-    if extras.get("feature_seconds"):
+    if extras.get("frozen_seconds"):
+        st.caption(f"The frozen blocks ran over the photos' views in {extras['frozen_seconds']:.1f} s, the blocks "
+                   f"that train took {extras['head_seconds']:.1f} s.")
+    elif extras.get("feature_seconds"):
         st.caption(f"Feature extraction {extras['feature_seconds']:.1f} s (cached for the next run), head training "
                    f"{extras['head_seconds']:.1f} s.")
 

@@ -96,6 +96,24 @@ def test_the_best_recipe_fills_in_the_fine_tuning_settings():
         assert any(f"roughly {best.epochs} minutes" in w.value for w in at.warning)
         next(n for n in at.number_input if n.label == "Epochs").set_value(5).run()
         assert any("roughly 5 minutes" in w.value for w in at.warning)
+        assert any(transfer.CPU_RECIPE in w.value for w in at.warning)  # and it names the CPU recipe
+
+
+def test_the_cpu_recipe_runs_the_frozen_blocks_once_and_says_what_that_costs():
+    require_archive("boats9")
+    cpu = transfer.preset(transfer.CPU_RECIPE)
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    next(s for s in at.selectbox if s.label == "Start from").set_value(transfer.CPU_RECIPE).run()
+    assert not at.exception
+    views = next(s for s in at.slider if s.label.startswith("Run the frozen blocks once"))
+    assert views.value == cpu.frozen_views == 4
+    assert at.session_state["transfer_config"] == replace(cpu, data="boats9")
+    assert not any("TTA" in t.label for t in at.toggle)  # tested on each photo and its mirror, cached too
+    if not torch.cuda.is_available():  # 4 views of 872 photos, and each of 223 photos and its mirror
+        assert any("over 3,934 photos and views: about 3.6 minutes" in c.value for c in at.caption), \
+            [c.value for c in at.caption]
+        views.set_value(2).run()
+        assert any("over 2,190 photos and views: about 2.0 minutes" in c.value for c in at.caption)
 
 
 def test_the_course_resnet18_recipe_says_when_its_weights_cannot_be_had_and_offers_lite0(monkeypatch):

@@ -1,7 +1,13 @@
-"""Transfer presets and LP-FT: the fine-tuning preset starts from a linear probe's head."""
+"""Transfer presets, LP-FT (the fine-tuning preset starts from a linear probe's head) and fine-tuning on the frozen
+blocks' cached outputs (the CPU recipe)."""
+import pytest
 import torch
+import torchvision
 
 from cnn_lab import augment, transfer
+from cnn_lab.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, Pretrained
+from cnn_lab.downloads import Hooks
+from cnn_lab.train import TrainingError
 
 
 def test_presets_are_valid_configs():
@@ -25,3 +31,52 @@ def test_fine_tuning_starts_from_the_probe_head(boats9_folder):
                                                          image_size=64))
     assert not torch.allclose(cold.model.head.weight, probe.model.head.weight, atol=1e-2)
     assert cold.test_acc < tuned.test_acc - 0.2  # a random head, barely trained
+
+
+def _frozen_output_matches_the_images(pretrained: Pretrained, unfreeze: int) -> None:
+    model = transfer.TransferModel(pretrained, 9, unfreeze).eval()
+    images = torch.randint(0, 256, (6, 3, 64, 64), dtype=torch.uint8)
+    outputs, features = transfer.frozen_outputs(model, images, 2, None, torch.device("cpu"))
+    x = (images.float() / 255 - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    tail = transfer.FromFrozenOutput(model)
+    with torch.no_grad():
+        for view, pixels in enumerate((x, x.flip(-1))):
+            torch.testing.assert_close(features[view], model.backbone(pixels), atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(tail(outputs[view]), model(pixels), atol=1e-4, rtol=1e-4)
+
+
+def test_the_blocks_that_train_give_the_same_logits_from_the_cached_frozen_output():
+    """Fed the frozen blocks' output, the model computes what it computes from the image: for EfficientNet-Lite0
+    with 1, 2 and 4 blocks that train, and for a ResNet18 (untrained weights) cut inside its stem."""
+    lite0 = BACKBONES["efficientnet_lite0"].load(Hooks())
+    for unfreeze in (1, 2, 4):
+        _frozen_output_matches_the_images(lite0, unfreeze)
+    resnet = torchvision.models.resnet18()
+    resnet.fc = torch.nn.Identity()
+    blocks = [torch.nn.ModuleList([resnet.conv1, resnet.bn1]), resnet.layer1, resnet.layer2, resnet.layer3,
+              resnet.layer4]
+    _frozen_output_matches_the_images(Pretrained(resnet, blocks, 512, resnet.layer4), unfreeze=4)
+
+
+def test_fine_tuning_on_cached_frozen_outputs(boats9_folder):
+    """The CPU recipe's path at 64 px: only the blocks that train change, and the saved model, run on the test
+    photos and their mirrors, gives the run's test probabilities."""
+    config = transfer.TransferConfig(mode="partial", unfreeze=2, frozen_views=3, epochs=1, lr=0.02,
+                                     weight_decay=5e-4, batch_size=32, image_size=64,
+                                     augment_preset="photos: zoom crop and colour", head_from_probe=True)
+    result = transfer.run_transfer(config)
+    fresh = transfer.TransferModel(BACKBONES["efficientnet_lite0"].load(Hooks()), 9, 2)
+    trained, before = result.model.state_dict(), fresh.state_dict()
+    frozen = {name for name, p in fresh.named_parameters() if not p.requires_grad}
+    assert frozen and all(torch.equal(trained[name], before[name]) for name in frozen)
+    assert not torch.equal(trained["backbone._conv_head.weight"], before["backbone._conv_head.weight"])
+    assert result.test_probs.shape == (118, 9) and result.test_acc > 0.5, result.test_acc  # chance: 11%
+    x = (result.test_images.float() / 255 - result.mean) / result.std
+    with torch.no_grad():
+        again = (torch.softmax(result.model(x), 1) + torch.softmax(result.model(x.flip(-1)), 1)) / 2
+    torch.testing.assert_close(again, result.test_probs, atol=1e-4, rtol=1e-4)
+
+
+def test_more_views_than_a_mirror_need_an_augmentation_preset():
+    with pytest.raises(TrainingError, match="need an augmentation preset"):
+        transfer.run_transfer(transfer.TransferConfig(mode="partial", frozen_views=3))

@@ -33,12 +33,14 @@ def test_a_ray_job_streams_survives_a_reload_and_stops(page, lab_cache):
         page.reload()
         assert wait_until(lambda: _step(page) > step_before_reload, 60), _step(page)  # the same job, still going
         assert [r.run_id for r in runs.list_runs() if r.run_id not in before] == [run_id]  # not started twice
+        assert wait_until(lambda: runs.load_run(run_id).epochs, 60)  # an epoch is saved from the cluster
+        saved = len(runs.load_run(run_id).epochs)
         page.get_by_role("button", name="Stop").click()
         page.wait_for_selector("text=Stopped by the user", timeout=60_000)
         wait_idle(page)
         assert no_exception(page)
         record = runs.load_run(run_id)
-        assert record.status == "stopped" and 0 < len(record.epochs) < 1000, (record.status, len(record.epochs))
+        assert record.status == "stopped" and saved <= len(record.epochs) < 1000, (record.status, len(record.epochs))
     finally:
         process.terminate()
         process.wait(timeout=30)
