@@ -441,7 +441,8 @@ def _fine_tune_on_frozen_outputs(config: TransferConfig, model: TransferModel, i
     fine_config = TrainConfig(dataset=images.name, optimizer="sgd", schedule="onecycle", normalisation="none",
                               channels_last=True, amp=True, **common)
     tail = FromFrozenOutput(model)
-    result = train(fine_config, dataset=trunk_data, log=log, control=control, on_epoch=on_epoch, model=tail)
+    save = (lambda _, epochs: on_epoch(model, epochs)) if on_epoch else None  # the run folder keeps the model itself
+    result = train(fine_config, dataset=trunk_data, log=log, control=control, on_epoch=save, model=tail)
     tail.eval()
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
         probs = torch.stack([torch.cat([torch.softmax(tail(chunk.to(device)).float(), 1).cpu()
