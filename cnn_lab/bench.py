@@ -336,12 +336,12 @@ def bench_streaming(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     config = preset("Course: CNN")
     config.epochs, config.val_fraction = (1 if quick else 3), 0.0
     run_config(replace(config, epochs=1), cifar, subscriber=True)  # warm-up (and plotly imported), for both sides
-    # Alternate the two, so that a slow spell of a shared machine falls on both sides, and compare medians.
-    pairs = [(run_config(config, cifar)[1], run_config(config, cifar, subscriber=True)[1]) for _ in range(3)]
-    headless, streamed = (sorted(side)[1] for side in zip(*pairs))
-    return [("Streaming overhead (course CNN; a thread redraws the curves as the train page does)",
-             f"{(streamed / headless - 1):+.1%}",
-             f"median of 3 alternating runs: headless {headless:.1f} s, with subscriber {streamed:.1f} s")]
+    # Alternate the two, so that a slow spell of a shared machine falls on both sides; the median of the pairs.
+    pairs = [(run_config(config, cifar)[1], run_config(config, cifar, subscriber=True)[1]) for _ in range(5)]
+    overhead = median([streamed / headless - 1 for headless, streamed in pairs])
+    return [("Streaming overhead (course CNN; a thread redraws the curves as the train page does)", f"{overhead:+.1%}",
+             "median of 5 alternating pairs (headless, with subscriber): "
+             + "; ".join(f"{headless:.1f} s, {streamed:.1f} s" for headless, streamed in pairs))]
 
 
 def bench_conv_update(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
