@@ -382,11 +382,11 @@ def _probe_head(config: TransferConfig, model: TransferModel, log: MetricLog, co
 
 
 def frozen_outputs(model: TransferModel, images: torch.Tensor, views: int, augmenter: Callable | None,
-                   device: torch.device, control: Control | None = None, batch_size: int = 32,
-                   ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+                   device: torch.device, control: Control | None = None, done: Callable[[int], None] | None = None,
+                   batch_size: int = 32) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Run the frozen blocks over `views` views of (N, 3, H, W) uint8 images: the image, its mirror, then draws of
     `augmenter`. Per view: the frozen blocks' outputs (N, C, h, w) and the whole backbone's features (N, D).
-    The control's Stop ends it between batches."""
+    The control's Stop ends it between batches; `done` hears how many images went through after each batch."""
     captured: list[torch.Tensor] = []
     handle = model.cut().register_forward_hook(lambda module, inputs, output: captured.append(output))
     backbone = model.backbone.to(device).eval().to(memory_format=torch.channels_last)
@@ -406,6 +406,8 @@ def frozen_outputs(model: TransferModel, images: torch.Tensor, views: int, augme
                     features[view].append(backbone(((x - mean) / std).contiguous(memory_format=torch.channels_last))
                                           .float().cpu())
                     outputs[view].append(captured[0].float().contiguous().cpu())
+                if done is not None:
+                    done(len(batch) * views)
     finally:
         handle.remove()
     return [torch.cat(o) for o in outputs], [torch.cat(f) for f in features]
@@ -420,7 +422,16 @@ def _fine_tune_on_frozen_outputs(config: TransferConfig, model: TransferModel, i
     of the image and its mirror. Returns the result, the test probabilities and the seconds the frozen blocks took."""
     if not model.frozen:
         raise TrainingError("Caching the frozen blocks' outputs needs frozen blocks: unfreeze fewer blocks.")
-    log.set_progress(stage=f"running the frozen blocks once over {config.frozen_views} views of each photo")
+    stage = f"the frozen blocks run once over {config.frozen_views} views of each photo"
+    total = sum(len(data) * (config.frozen_views if split == "train" else 2) for split, data in images.splits.items())
+    passed = 0
+
+    def done(count: int) -> None:
+        nonlocal passed
+        passed += count
+        log.set_progress(stage=f"{stage} ({passed:,} of {total:,})", stage_fraction=passed / total)
+
+    log.set_progress(stage=stage, stage_fraction=0.0)
     start = time.perf_counter()
     torch.manual_seed(config.seed)
     augmenter = (augment.batch_augmenter(augment.load_preset(config.augment_preset), (config.image_size,) * 2, group=4)
@@ -428,7 +439,7 @@ def _fine_tune_on_frozen_outputs(config: TransferConfig, model: TransferModel, i
     outputs, feats = {}, {}
     for split, data in images.splits.items():
         views = config.frozen_views if split == "train" else 2
-        outputs[split], feats[split] = frozen_outputs(model, data.images, views, augmenter, device, control)
+        outputs[split], feats[split] = frozen_outputs(model, data.images, views, augmenter, device, control, done)
     frozen_seconds = time.perf_counter() - start
     if config.head_from_probe:
         log.set_progress(stage="training a linear probe for the starting head")
