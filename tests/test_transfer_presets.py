@@ -7,6 +7,7 @@ import torchvision
 from cnn_lab import augment, transfer
 from cnn_lab.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, Pretrained
 from cnn_lab.downloads import Hooks
+from cnn_lab.metrics import MetricLog
 from cnn_lab.train import TrainingError
 
 
@@ -59,12 +60,17 @@ def test_the_blocks_that_train_give_the_same_logits_from_the_cached_frozen_outpu
 
 
 def test_fine_tuning_on_cached_frozen_outputs(boats9_folder):
-    """The CPU recipe's path at 64 px: only the blocks that train change, and the saved model, run on the test
-    photos and their mirrors, gives the run's test probabilities."""
+    """The CPU recipe's path at 64 px: the frozen pass reports its progress, only the blocks that train change, and
+    the saved model, run on the test photos and their mirrors, gives the run's test probabilities."""
     config = transfer.TransferConfig(mode="partial", unfreeze=2, frozen_views=3, epochs=1, lr=0.02,
                                      weight_decay=5e-4, batch_size=32, image_size=64,
                                      augment_preset="photos: zoom crop and colour", head_from_probe=True)
-    result = transfer.run_transfer(config)
+    log, fractions = MetricLog(), []
+    report = log.set_progress
+    log.set_progress = lambda **progress: (fractions.append(progress.get("stage_fraction")), report(**progress))
+    result = transfer.run_transfer(config, log=log)
+    fractions = [f for f in fractions if f is not None]  # the frozen pass's progress bar: 0 to 1, never back
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0 and fractions == sorted(fractions) and len(fractions) > 10
     fresh = transfer.TransferModel(BACKBONES["efficientnet_lite0"].load(Hooks()), 9, 2)
     trained, before = result.model.state_dict(), fresh.state_dict()
     frozen = {name for name, p in fresh.named_parameters() if not p.requires_grad}
