@@ -21,7 +21,11 @@ def test_a_ray_job_streams_survives_a_reload_and_stops(page, lab_cache):
     process, url = start_app({"CNN_LAB_RAY": "local"})
     try:
         before = {r.run_id for r in runs.list_runs()}
-        _long_digits_run(page, url, epochs=1000)  # minutes of work: it is still running when the test stops it
+        _long_digits_run(page, url, epochs=1000)
+        batch = page.get_by_label("Batch size", exact=True)  # batches of 4: about ten minutes of work in all,
+        batch.fill("4")  # so the job is still running when the test stops it
+        batch.press("Enter")
+        wait_idle(page)
         page.get_by_role("button", name="Start training").click()
         assert wait_until(lambda: _step(page) > 0, 120)  # the cluster starts with the first job
         seen = {_step(page)}
@@ -41,6 +45,7 @@ def test_a_ray_job_streams_survives_a_reload_and_stops(page, lab_cache):
         assert no_exception(page)
         record = runs.load_run(run_id)
         assert record.status == "stopped" and saved <= len(record.epochs) < 1000, (record.status, len(record.epochs))
+        assert record.config["batch_size"] == 4
     finally:
         process.terminate()
         process.wait(timeout=30)
