@@ -125,6 +125,10 @@ def median(values: list[float]) -> float:
     return sorted(values)[len(values) // 2]
 
 
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
 def bench_ray(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     """The Ray executor against the thread executor on the same runs: the cluster's start, the time from Start
     to the first step, and images/s per epoch (median)."""
@@ -222,7 +226,6 @@ def bench_cpu_presets(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
             walls.append(time.perf_counter() - start)
             accs.append(acc)
             vals.append(epochs[-1].val_acc or 0)
-        mean = lambda values: sum(values) / len(values)  # noqa: E731
         rows.append((f"{name} ({preset(name).epochs} epochs), seeds 0-{len(accs) - 1}",
                      f"{mean(accs):.1%} in {mean(walls):.0f} s",
                      f"test {', '.join(f'{a:.1%}' for a in accs)}; wall {', '.join(f'{w:.0f}' for w in walls)} s; "
@@ -439,7 +442,7 @@ def bench_transfer(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
 
 def bench_cpu_transfer(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     """Issue 18's CPU fine-tuning target: the CPU recipe on boats9 over seeds 0-2, each run end to end as the CLI
-    runs it (the photos from the decode cache, the frozen blocks' outputs computed anew), beside the probe."""
+    runs it (the photos from the decode cache, the frozen blocks' outputs computed anew)."""
     from cnn_lab import transfer
     from cnn_lab.metrics import MetricLog
 
@@ -451,7 +454,6 @@ def bench_cpu_transfer(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
         walls.append(time.perf_counter() - start)
         accs.append(result.test_acc)
         vals.append(log.snapshot()[1][-1].val_acc or 0)
-    mean = lambda values: sum(values) / len(values)  # noqa: E731
     return [(f"\"{transfer.CPU_RECIPE}\" on boats9, seeds 0-{len(accs) - 1}", f"{mean(accs):.1%} in {mean(walls):.0f} s",
              f"test {', '.join(f'{a:.1%}' for a in accs)}; wall {', '.join(f'{w:.0f}' for w in walls)} s (frozen "
              f"blocks {result.extras['frozen_seconds']:.0f} s, training {result.extras['head_seconds']:.0f} s in the "

@@ -37,7 +37,7 @@ PRESETS: dict[str, tuple[str, TrainConfig]] = {
     ),
     "CPU: 70% in a minute": (
         "For a laptop with no GPU: the speedrun net's ideas at widths 16-32-64, batch 256, 2 epochs (whitened stem, "
-        "flips and shifts, label smoothing, fast biases, lookahead). On 2 CPU cores: about 73% in 47 s from the "
+        "flips and shifts, label smoothing, fast biases, lookahead). On 2 CPU cores: about 73% in 43 s from the "
         "decoded CIFAR-10 (BENCHMARKS.md has the 3-seed mean).",
         TrainConfig(model=ModelSpec("speedrun", widths=[16, 32, 64]), batch_size=256, epochs=2, val_fraction=0.05,
                     **_SPEEDRUN),
