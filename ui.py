@@ -307,8 +307,10 @@ def live_panel(job: jobs.Job | None, empty_note: str, person: Person) -> None:
             st.info(empty_note)
         else:
             _job_progress(job)
-        with st.expander("The queue: everyone's jobs", expanded=load_settings().shared):
-            _queue(person)
+        with st.expander("The queue: everyone's jobs", expanded=load_settings().shared, key="queue_open",
+                         on_change="rerun") as queue:
+            if queue.open:  # drawn only when open: a hidden table redrawn every second still costs the browser
+                _queue(person)
         if job is not None:
             seen = f"status_seen_{job.kind}"  # a new status (it started, ended...): the whole page follows, once
             if st.session_state.get(seen, job.status) != job.status:
@@ -339,7 +341,9 @@ def _job_progress(job: jobs.Job) -> None:
     smoothing = a.slider("Smoothing (EMA)", 0.0, 0.99, 0.9, key=f"ema_{job.kind}")
     log_y = b.toggle("Log-scale loss", key=f"log_y_{job.kind}")
     if steps:
-        st.plotly_chart(charts.step_loss_figure(steps, smoothing, log_y), key=f"steps_{job.kind}")
+        st.markdown("**Train loss per step**")
+        st.plotly_chart(charts.step_loss_figure(steps, smoothing, log_y), key=f"steps_{job.kind}", theme=None,
+                        config=charts.LIVE_CHART if job.alive else None)
     if job.status == "failed":
         st.error(job.message)
     elif job.status == "stopped" and job.result is None:  # stopped before training, e.g. a cancelled download

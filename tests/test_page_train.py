@@ -27,6 +27,7 @@ def test_short_run_on_digits_shows_curves_and_results():
     assert job.result.test_acc > 0.9
     charts = at.get("plotly_chart")
     assert len(charts) >= 4  # step loss, epoch curves, per-class, confusion matrix, filters
+    assert json.loads(_step_chart(at).proto.config) == {}  # the job has ended: hover and zoom are back
     assert any(job.run_id == row for row in at.dataframe[0].value["run"].tolist())
     # each layer's gradient norm, on demand: one line per weight layer, from the run's own samples
     at.toggle(key="norms_train").set_value(True).run()
@@ -35,6 +36,10 @@ def test_short_run_on_digits_shows_curves_and_results():
     assert lines == job.log.snapshot()[2]["layer_norms"]["layers"] == ["0.0 (Conv2d)", "1.0 (Conv2d)", "5 (Linear)"]
     assert any(c.value.startswith("Now: the first layer's gradient norm is") for c in at.caption)
     _use_the_run(at, job)
+
+
+def _step_chart(at: AppTest):
+    return next(c for c in at.get("plotly_chart") if c.proto.id.endswith("steps_train"))
 
 
 def _use_the_run(at: AppTest, job) -> None:
@@ -82,8 +87,14 @@ def test_start_while_busy_queues_and_a_second_tab_finds_the_running_job():
     queued = None
     try:
         # A fresh session (a refresh, a second tab) finds the running job instead of starting another.
+        assert wait_for(lambda: busy.log.snapshot()[0])  # its first steps are published
         at = AppTest.from_file(str(ROOT / "pages/5_train.py"), default_timeout=60).run()
         assert at.get("progress")[0].proto.text.startswith("running")
+        # Redrawn every second, the step chart goes without Streamlit's theme and Plotly's interactive layers
+        # (issue 18: what each redraw costs the browser is taken from training on a laptop).
+        assert json.loads(_step_chart(at).proto.config) == {"staticPlot": True}
+        assert _step_chart(at).proto.theme == ""
+        assert not any("who" in table.value.columns for table in at.dataframe)  # the queue's: drawn only when open
         at.selectbox[0].select("Digits (seconds, built in)").run()
         next(b for b in at.button if b.label == "Start training").click().run()  # the device is busy: queued
         queued = jobs.MANAGER.latest("train")
