@@ -413,6 +413,22 @@ def frozen_outputs(model: TransferModel, images: torch.Tensor, views: int, augme
     return [torch.cat(o) for o in outputs], [torch.cat(f) for f in features]
 
 
+CPU_IMAGES_PER_S = 30  # EfficientNet-Lite0's forward pass at 224 px on 2 CPU cores (BENCHMARKS.md)
+
+
+def views_per_photo(config: TransferConfig, split: str) -> int:
+    """How many views of each photo of a split the frozen blocks run over: the config's for training; each
+    validation and test photo and its mirror."""
+    return config.frozen_views if split == "train" else 2
+
+
+def frozen_pass_minutes(config: TransferConfig, sizes: dict[str, int]) -> tuple[int, float]:
+    """The frozen pass's photos and views (given each split's size) and about how many minutes it takes on 2 CPU
+    cores at the config's image size."""
+    passes = sum(size * views_per_photo(config, split) for split, size in sizes.items())
+    return passes, passes / CPU_IMAGES_PER_S * (config.image_size / 224) ** 2 / 60
+
+
 def _fine_tune_on_frozen_outputs(config: TransferConfig, model: TransferModel, images: datasets.ImageDataset,
                                  device: torch.device, common: dict, log: MetricLog, control: Control,
                                  on_epoch=None) -> tuple[TrainResult, torch.Tensor, float]:
@@ -423,7 +439,7 @@ def _fine_tune_on_frozen_outputs(config: TransferConfig, model: TransferModel, i
     if not model.frozen:
         raise TrainingError("Caching the frozen blocks' outputs needs frozen blocks: unfreeze fewer blocks.")
     stage = f"the frozen blocks run once over {config.frozen_views} views of each photo"
-    total = sum(len(data) * (config.frozen_views if split == "train" else 2) for split, data in images.splits.items())
+    total, _ = frozen_pass_minutes(config, {split: len(data) for split, data in images.splits.items()})
     passed = 0
 
     def done(count: int) -> None:
@@ -438,8 +454,8 @@ def _fine_tune_on_frozen_outputs(config: TransferConfig, model: TransferModel, i
                  if config.augment_preset else None)
     outputs, feats = {}, {}
     for split, data in images.splits.items():
-        views = config.frozen_views if split == "train" else 2
-        outputs[split], feats[split] = frozen_outputs(model, data.images, views, augmenter, device, control, done)
+        outputs[split], feats[split] = frozen_outputs(model, data.images, views_per_photo(config, split), augmenter,
+                                                      device, control, done)
     frozen_seconds = time.perf_counter() - start
     if config.head_from_probe:
         log.set_progress(stage="training a linear probe for the starting head")

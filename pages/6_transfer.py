@@ -14,7 +14,6 @@ page_header("pages/6_transfer.py")
 person = who_is_asking()
 shared = load_settings().shared
 config = transfer.TransferConfig()
-CPU_IMAGES_PER_S = 30  # EfficientNet-Lite0's forward pass at 224 px on 2 CPU cores (BENCHMARKS.md)
 
 
 @st.cache_resource(show_spinner="Decoding the images (once; later loads read the cache)...")
@@ -150,10 +149,9 @@ config.batch_size = c.number_input("Batch size", 1, 1024, config.batch_size, key
 if config.mode != "probe" and torch.cuda.is_available():
     st.caption("Fine-tuning runs the whole network on every image in every epoch: seconds on this GPU.")
 elif config.mode == "partial" and config.frozen_views:  # after the epochs input, so that the estimate follows it
-    passes = config.frozen_views * sum(counts["train"]) + 2 * (sum(counts["val"]) + sum(counts["test"]))
-    st.caption(f"The frozen blocks run once, over {passes:,} photos and views: about "
-               f"{passes / CPU_IMAGES_PER_S * (config.image_size / 224) ** 2 / 60:.1f} minutes on 2 CPU cores; "
-               f"then each of the {config.epochs} epochs trains the last {config.unfreeze} blocks on every view.")
+    passes, minutes = transfer.frozen_pass_minutes(config, {split: sum(c) for split, c in counts.items()})
+    st.caption(f"The frozen blocks run once, over {passes:,} photos and views: about {minutes:.1f} minutes on 2 CPU "
+               f"cores; then each of the {config.epochs} epochs trains the last {config.unfreeze} blocks on every view.")
 elif config.mode != "probe":
     st.warning(f"No GPU on this machine: fine-tuning runs the whole network on every image in every epoch, "
                f"about a minute per epoch on 2 CPU cores at 288 pixels, so roughly {config.epochs} minutes. "
