@@ -437,14 +437,20 @@ def _sample_norms(weighted: dict[str, nn.Parameter], norms: NormTrace, step: int
     norms.add(step, weight_values, grad_values)
 
 
+# Cross-entropy starts near ln(classes) (2.3 for 10 classes); above this, the logits are thousands apart and
+# training has diverged even where the loss has not yet overflowed to inf or NaN.
+EXPLODED_LOSS = 1e4
+
+
 def _publish(pending: list[tuple[int, torch.Tensor, float]], log: MetricLog, config: TrainConfig) -> None:
     if not pending:
         return
     losses = torch.stack([loss for _, loss, _ in pending]).tolist()
     log.add_steps([(step, value, lr) for (step, _, lr), value in zip(pending, losses)])
-    bad = next(((step, value) for (step, _, _), value in zip(pending, losses) if not math.isfinite(value)), None)
+    bad = next(((step, value) for (step, _, _), value in zip(pending, losses)
+                if not math.isfinite(value) or value > EXPLODED_LOSS), None)
     if bad:
         raise TrainingError(
-            f"The loss became {bad[1]} at step {bad[0]}: the learning rate {config.lr:g} is too high for this "
+            f"The loss became {bad[1]:.3g} at step {bad[0]}: the learning rate {config.lr:g} is too high for this "
             f"model; try {config.lr / 10:g}."
         )

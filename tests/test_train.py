@@ -103,6 +103,16 @@ def test_nan_stops_with_a_sentence():
         train(config)
 
 
+def test_an_exploding_but_finite_loss_stops_with_a_sentence():
+    """The Digits preset at lr 1000 went on to 10% with losses of 1e16-1e18 (finite) before this check."""
+    from cnn_lab.presets import preset
+
+    config = preset("Digits (seconds, built in)")
+    config.lr = 1000
+    with pytest.raises(TrainingError, match="too high for this model; try 100"):
+        train(config)
+
+
 @pytest.mark.parametrize(
     "changes, message",
     [({"epochs": 0}, "at least 1 epoch"), ({"batch_size": 100_000}, "larger than the training set"),
