@@ -1,4 +1,4 @@
-from cnn_lab import bench
+from cnn_lab import bench, runs
 
 
 def test_conv_benchmark_row_and_write_order(tmp_path, monkeypatch):
@@ -9,3 +9,17 @@ def test_conv_benchmark_row_and_write_order(tmp_path, monkeypatch):
     bench.write("### new\n\n| new table |\n", path)
     text = path.read_text()
     assert text.index("A summary") < text.index("### new") < text.index("### old")
+
+
+def test_the_browser_bench_finds_the_new_finished_run_only(tmp_path, monkeypatch):
+    """The page run's poll reads only the run folders that are new, and waits for the one that finished."""
+    monkeypatch.setenv("CNN_LAB_CACHE", str(tmp_path))
+    old = runs.create_run("20260101-000000-000001", "train", "{}")
+    runs.finish_run(old, "finished")
+    before = bench._run_ids()
+    assert before == {old} and bench._new_run(before) is None
+    (runs.runs_root() / "20260101-000000-000002").mkdir()  # a run being created: no status.json yet
+    new = runs.create_run("20260101-000000-000003", "train", "{}")
+    assert bench._new_run(before) is None  # still running
+    runs.finish_run(new, "finished")
+    assert bench._new_run(before) == new
