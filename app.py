@@ -1,13 +1,14 @@
-"""CNN Lab home: what this is, the pages in course order, and what this machine has."""
+"""CNN Lab home: what this is, the pages in course order, and what this machine has.
+
+`streamlit run app.py` first imports this file to serve it (it finds `app` below: an st.App, Streamlit's server
+with two routes of ours for the live charts), then runs it as the script of every page view (as `__main__`)."""
 import logging
 import uuid
 
 import streamlit as st
 
 from cnn_lab import backbones, charts, data, device, vision_tasks
-from ui import PAGES
-
-st.set_page_config(page_title="CNN Lab", page_icon=":material/neurology:", layout="wide")
+from ui import PAGES, live_routes
 
 
 def home() -> None:
@@ -48,15 +49,24 @@ def home() -> None:
                  "status": [s.status() for s in backbones.BACKBONES.values()]})
 
 
-pages = {p.path: st.Page(p.path, title=p.title, icon=p.icon) for p in PAGES}
-navigation = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), *pages.values()])
-if "deep_link" in st.session_state:  # see ui.page_header
-    path, query = st.session_state.pop("deep_link")
-    st.switch_page(pages[path], query_params=query)
-try:
-    navigation.run()
-except Exception:  # noqa: BLE001 - no traceback reaches the browser: the log has it, under an id
-    error_id = uuid.uuid4().hex[:8]
-    logging.getLogger("cnn_lab").exception("error %s on %s", error_id, navigation.title)
-    st.error(f"Something went wrong on this page (error {error_id}). Nothing you made is lost; try again, and "
-             "if it happens again, give this id to whoever runs the server: the details are in its log.")
+def main() -> None:
+    """One page view: the navigation, then the page."""
+    st.set_page_config(page_title="CNN Lab", page_icon=":material/neurology:", layout="wide")
+    pages = {p.path: st.Page(p.path, title=p.title, icon=p.icon) for p in PAGES}
+    navigation = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), *pages.values()])
+    if "deep_link" in st.session_state:  # see ui.page_header
+        path, query = st.session_state.pop("deep_link")
+        st.switch_page(pages[path], query_params=query)
+    try:
+        navigation.run()
+    except Exception:  # noqa: BLE001 - no traceback reaches the browser: the log has it, under an id
+        error_id = uuid.uuid4().hex[:8]
+        logging.getLogger("cnn_lab").exception("error %s on %s", error_id, navigation.title)
+        st.error(f"Something went wrong on this page (error {error_id}). Nothing you made is lost; try again, and "
+                 "if it happens again, give this id to whoever runs the server: the details are in its log.")
+
+
+if __name__ == "__main__":
+    main()
+else:
+    app = st.App(__file__, routes=live_routes())

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import plotly
 import streamlit as st
 import torch
 from streamlit.runtime.pages_manager import PagesManager
@@ -15,6 +16,7 @@ from cnn_lab import charts, checkpoints, downloads, evaluate, identity, images, 
 from cnn_lab.activations import ACTIVATIONS
 from cnn_lab.identity import LOCAL, Person
 from cnn_lab.inside import Subject, can_rebuild, run_subject
+from cnn_lab.jobs import live
 from cnn_lab.models import NORMS, ModelSpec
 from cnn_lab.settings import load_settings
 from cnn_lab.train import TrainResult
@@ -229,21 +231,6 @@ def who_is_asking() -> Person:
 # ---------------------------------------------------------------- training jobs (train and transfer pages)
 
 
-def duration(seconds: float) -> str:
-    """40 s, 12 min, 3 h 05 min."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    minutes = round(seconds / 60)
-    if minutes < 90:
-        return f"{minutes} min"
-    return f"{minutes // 60} h {minutes % 60:02d} min"
-
-
-def _wait_words(job: jobs.Job) -> str:
-    seconds = jobs.MANAGER.estimated_wait(job)
-    return "estimated wait not known yet" if seconds is None else f"estimated wait {duration(seconds)}"
-
-
 def job_controls(kind: str, start_label: str, make_job, person: Person, can_start: bool = True) -> jobs.Job | None:
     """Start / Pause / Resume / Stop for this tab's job of `kind` (else your newest); `make_job()` submits one.
     Start queues when the device is busy; only the owner or an admin sees the other buttons enabled."""
@@ -280,7 +267,7 @@ def _queue(person: Person) -> None:
         position = jobs.MANAGER.position(job)
         rows.append({"who": job.owner, "what": job.kind, "status": job.status,
                      "where": progress.get("node", "this machine") if job.status != "queued" else "",
-                     "queue": f"#{position} · {_wait_words(job)}" if position else "",
+                     "queue": f"#{position} · {live.wait_words(job)}" if position else "",
                      "progress": f"{done:.0%}" if job.status != "queued" else ""})
     st.dataframe(rows, hide_index=True)
     if person.admin and load_settings().shared:
@@ -295,11 +282,21 @@ def live_panel(job: jobs.Job | None, empty_note: str, person: Person) -> None:
     """This tab's job (progress, the per-step curve, the per-epoch curves, each layer's norms on demand) and the
     queue, in one fragment on purpose: Streamlit's front end can crash ("'setIn' cannot be called on an
     ElementNode", a blank page) when one fragment's timer fires while another fragment's st.rerun(scope="app")
-    rebuilds the page. It redraws once a second while this tab's job waits or runs, every 5 s while only others'
-    jobs do (for the queue: each tab that redraws costs the server and the training some CPU), and not at all
-    once every job has ended. When the job's status changes (it starts, pauses, ends), or the last of the others'
-    jobs ends, the whole page reruns once, so the buttons, results and polling follow."""
-    every = 1.0 if job is not None and job.alive else 5.0 if any(j.alive for j in jobs.MANAGER.jobs()) else None
+    rebuilds the page. While this tab's job waits or runs, its progress and step curve are redrawn every second
+    by the browser itself (live_chart), and the fragment reruns when the job's status or epoch count changes (the
+    live chart's trigger), every second while the layer norms are shown, every 5 s while the queue is open or
+    others' jobs run, and not at all once every job has ended (each rerun costs the server and the browser, and so
+    a laptop's training, some CPU). When the job's status changes (it starts, pauses, ends), or the last of the
+    others' jobs ends, the whole page reruns once, so the buttons, results and polling follow."""
+    watching = job is not None and job.alive  # then the live chart tells the fragment when to rerun
+    if watching and st.session_state.get(f"norms_{job.kind}", False):
+        every = 1.0  # the layer norms are drawn by the fragment
+    elif st.session_state.get("queue_open", load_settings().shared) and any(j.alive for j in jobs.MANAGER.jobs()):
+        every = 5.0  # the queue, open
+    elif watching:
+        every = 60.0  # only in case the browser could not run the live chart
+    else:
+        every = 5.0 if any(j.alive for j in jobs.MANAGER.jobs()) else None  # others' jobs, until they end
 
     @st.fragment(run_every=every)
     def live() -> None:
@@ -312,38 +309,76 @@ def live_panel(job: jobs.Job | None, empty_note: str, person: Person) -> None:
             if queue.open:  # drawn only when open: a hidden table redrawn every second still costs the browser
                 _queue(person)
         if job is not None:
-            seen = f"status_seen_{job.kind}"  # a new status (it started, ended...): the whole page follows, once
-            if st.session_state.get(seen, job.status) != job.status:
-                st.session_state[seen] = job.status
+            seen, now = f"status_seen_{job.kind}", (job.status, job.alive)  # it started, ended, its thread is done
+            if st.session_state.get(seen, now) != now:  # then the whole page follows, once
+                st.session_state[seen] = now
                 st.rerun(scope="app")
-            st.session_state[seen] = job.status
+            st.session_state[seen] = now
         if every == 5.0 and not any(j.alive for j in jobs.MANAGER.jobs()):
             st.rerun(scope="app")  # the others' jobs have all ended: stop polling
 
     live()
 
 
+def live_base() -> str:
+    """Where the live charts' routes are served (under server.baseUrlPath when the app is behind one)."""
+    base = str(st.get_option("server.baseUrlPath") or "").strip("/")
+    return f"/{base}/cnn-lab" if base else "/cnn-lab"
+
+
+def live_routes() -> list:
+    """The routes app.py serves beside Streamlit's: a job's live view by its watch token (jobs.live; an unknown
+    token gets 404), and Plotly's own script for the live chart."""
+    from starlette.responses import FileResponse, JSONResponse, Response
+    from starlette.routing import Route
+
+    async def view(request):
+        found = live.watched_view(request.path_params["token"], request.query_params.get("smoothing"))
+        if found is None:
+            return Response(status_code=404)
+        return JSONResponse(found, headers={"Cache-Control": "no-store"})
+
+    async def plotly_js(request):
+        return FileResponse(Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
+                            headers={"Cache-Control": "max-age=86400"})
+
+    return [Route(f"{live_base()}/live/{{token}}", view), Route(f"{live_base()}/plotly.min.js", plotly_js)]
+
+
+LIVE_COMPONENT = st.components.v2.component(
+    "cnn_lab_live_chart", js=(Path(live.__file__).parent / "live_chart.js").read_text(), isolate_styles=False, css="""
+    .cnn-lab-live-text { font-size: 14px; margin: 0 0 6px; }
+    .cnn-lab-live-track { height: 8px; border-radius: 4px; background: var(--st-secondary-background-color, #f0f2f6); }
+    .cnn-lab-live-track div { height: 100%; border-radius: 4px; background: var(--st-primary-color, #ff4b4b); }
+    .cnn-lab-live-title { margin: 16px 0 0; }
+    .cnn-lab-live-title span { font-size: 14px; margin-left: 12px; }
+    .cnn-lab-live-chart { height: 250px; }""")
+
+
+def live_chart(job: jobs.Job, smoothing: float, log_y: bool) -> None:
+    """The job's progress bar and train loss per step, drawn by the browser and redrawn there every second from
+    the job's live view (jobs.live); a new status or epoch reruns the fragment around it."""
+    figure = charts.live_step_loss_figure(smoothing, log_y)
+    LIVE_COMPONENT(key=f"live_{job.kind}", on_changed_change=lambda: None, data={
+        "url": f"{live_base()}/live/{job.watch_token}?smoothing={smoothing}", "plotly": f"{live_base()}/plotly.min.js",
+        "figure": json.loads(figure.to_json()), "config": charts.LIVE_CHART, "view": live.live_view(job, smoothing)})
+
+
 def _job_progress(job: jobs.Job) -> None:
     steps, epochs, progress = job.log.snapshot()
-    if job.status == "queued":
-        st.progress(0.0, text=f"queued · position {jobs.MANAGER.position(job)} · {_wait_words(job)}")
-    elif "total_steps" not in progress:  # not training yet: loading, downloading, or it failed before the start
-        stage = progress.get("stage", "loading the data") if job.alive else ""
-        st.progress(progress.get("stage_fraction", 0.0), text=job.status + (f" · {stage}" if stage else ""))
+    smoothing = st.session_state.get(f"ema_{job.kind}", 0.9)  # the controls are drawn under the chart
+    log_y = st.session_state.get(f"log_y_{job.kind}", False)
+    if job.alive:
+        live_chart(job, smoothing, log_y)
     else:
-        total = max(1, progress["total_steps"])
-        st.progress(min(1.0, progress.get("step", 0) / total),
-                    text=f"{job.status} · epoch {progress.get('epoch', 0)}/{progress['epochs']} · step "
-                         f"{progress.get('step', 0)}/{total} · {progress.get('images_per_s', 0):,.0f} img/s · "
-                         f"ETA {progress.get('eta', 0):.0f} s · {progress['parameters']:,} parameters on "
-                         f"{progress['device']}")
+        fraction, text = live.progress_line(job)
+        st.progress(fraction, text=text)
+        if steps:
+            st.markdown("**Train loss per step**")
+            st.plotly_chart(charts.step_loss_figure(steps, smoothing, log_y), key=f"steps_{job.kind}", theme=None)
     a, b = st.columns(2)
-    smoothing = a.slider("Smoothing (EMA)", 0.0, 0.99, 0.9, key=f"ema_{job.kind}")
-    log_y = b.toggle("Log-scale loss", key=f"log_y_{job.kind}")
-    if steps:
-        st.markdown("**Train loss per step**")
-        st.plotly_chart(charts.step_loss_figure(steps, smoothing, log_y), key=f"steps_{job.kind}", theme=None,
-                        config=charts.LIVE_CHART if job.alive else None)
+    a.slider("Smoothing (EMA)", 0.0, 0.99, 0.9, key=f"ema_{job.kind}")
+    b.toggle("Log-scale loss", key=f"log_y_{job.kind}")
     if job.status == "failed":
         st.error(job.message)
     elif job.status == "stopped" and job.result is None:  # stopped before training, e.g. a cancelled download

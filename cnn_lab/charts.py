@@ -9,11 +9,11 @@ from cnn_lab.metrics import EpochRecord
 
 MAX_POINTS = 600  # a curve never draws more points than this, so long runs keep memory flat
 
-# A chart whose data change every second is drawn anew each time (Streamlit mounts a new Plotly chart when its
-# figure changes), and on a 2-core laptop the browser's drawing is taken from training (issue 18). Without
-# Streamlit's chart theme, Plotly's template, the in-figure title and the hover and zoom layers (a zoom would not
-# outlive the next second anyway), one draw of the step chart takes 15 ms in Chromium instead of 35 ms. So such a
-# chart is drawn with st.plotly_chart(figure, theme=None, config=LIVE_CHART) and styled like the app here.
+# A chart whose data change every second is drawn anew each time, and on a 2-core laptop the browser's drawing is
+# taken from training (issue 18). Without Streamlit's chart theme, Plotly's template, the in-figure title and the
+# hover and zoom layers (a zoom would not outlive the next second anyway), one draw of the step chart takes 15 ms in
+# Chromium instead of 35 ms. So the live step chart (ui.live_chart) is drawn with config=LIVE_CHART, and styled like
+# the app here.
 LIVE_CHART = {"staticPlot": True}
 GRID = "#e6eaf1"
 LIVE_LAYOUT = dict(template="none", font=dict(family="Source Sans Pro, sans-serif", size=13, color="#31333f"),
@@ -38,19 +38,32 @@ def ema(values: list[float], smoothing: float) -> list[float]:
     return out
 
 
-def step_loss_figure(steps: list[tuple[int, float, float]], smoothing: float = 0.9, log_y: bool = False) -> go.Figure:
-    """Train loss per step (raw and smoothed) with the learning rate on a second axis. One plain figure, no
-    subplots and no title (the page writes it above): it is redrawn every second while a job runs, so it must be
-    cheap for the server and for the browser (see LIVE_CHART)."""
+def step_loss_series(steps: list[tuple[int, float, float]], smoothing: float = 0.9) -> dict[str, list[float]]:
+    """The step chart's data as plain lists (x, loss, smoothed loss, learning rate), at most MAX_POINTS each: what
+    the live chart receives every second while a job runs (see live_chart.js)."""
     xs = [s for s, _, _ in steps]
     raw = [loss for _, loss, _ in steps]
-    x, y = downsample(xs, raw)
+    x, loss = downsample(xs, raw)
     _, smooth = downsample(xs, ema(raw, smoothing))
     _, lr = downsample(xs, [lr for _, _, lr in steps])
+    return {"x": x.tolist(), "loss": _finite(loss), "smooth": _finite(smooth), "lr": _finite(lr)}
+
+
+def _finite(values: np.ndarray) -> list[float | None]:
+    """A list JSON can carry: NaN and infinity (a diverging run's last losses) become None, a gap in the curve."""
+    return [v if np.isfinite(v) else None for v in values.tolist()]
+
+
+def step_loss_figure(steps: list[tuple[int, float, float]], smoothing: float = 0.9, log_y: bool = False) -> go.Figure:
+    """Train loss per step (raw and smoothed) with the learning rate on a second axis. One plain figure, no
+    subplots and no title (the page writes it above): while a job runs, the browser redraws it every second with
+    new data (step_loss_series), so it must be cheap to draw (see LIVE_CHART)."""
+    series = step_loss_series(steps, smoothing)
+    x = series["x"]
     fig = go.Figure([
-        go.Scatter(x=x, y=y, name="loss", line=dict(color="rgba(59,111,216,0.3)")),
-        go.Scatter(x=x, y=smooth, name=f"loss, EMA {smoothing:.2f}", line=dict(color="#3b6fd8")),
-        go.Scatter(x=x, y=lr, name="learning rate", yaxis="y2", line=dict(color="#d8843b", dash="dot")),
+        go.Scatter(x=x, y=series["loss"], name="loss", line=dict(color="rgba(59,111,216,0.3)")),
+        go.Scatter(x=x, y=series["smooth"], name=f"loss, EMA {smoothing:.2f}", line=dict(color="#3b6fd8")),
+        go.Scatter(x=x, y=series["lr"], name="learning rate", yaxis="y2", line=dict(color="#d8843b", dash="dot")),
     ])
     fig.update_layout(
         xaxis_title="step", height=290, margin=dict(t=10, b=40, l=55, r=70), **LIVE_LAYOUT,
@@ -59,6 +72,15 @@ def step_loss_figure(steps: list[tuple[int, float, float]], smoothing: float = 0
         legend=dict(orientation="h", y=-0.32),
     )
     fig.update_xaxes(gridcolor=GRID, zeroline=False)
+    return fig
+
+
+def live_step_loss_figure(smoothing: float = 0.9, log_y: bool = False) -> go.Figure:
+    """The step chart's traces and layout as the browser redraws them every second while a job runs
+    (ui.live_chart), without data: no legend and no title on the right axis (the page writes both in HTML above
+    the chart), which take a third of each redraw's time in Chromium."""
+    fig = step_loss_figure([], smoothing, log_y)
+    fig.update_layout(showlegend=False, yaxis2_title=None, height=250, margin=dict(t=10, b=40, l=55, r=55))
     return fig
 
 

@@ -1,5 +1,6 @@
 """Shared mode through AppTest: signing in, your jobs and not others', the queue for everyone; and no traceback
 ever reaches the browser."""
+import json
 import re
 
 import pytest
@@ -46,8 +47,11 @@ def test_sign_in_then_your_jobs_only(shared):
     next(b for b in alice.button if b.label == "Start training").click().run()
     job = shared.latest("train")
     assert job.owner == "alice" and job.status == "running"
+    live = json.loads(alice.get("bidi_component")[0].proto.json)  # her live chart follows her job's watch token
+    assert live["url"].startswith(f"/cnn-lab/live/{job.watch_token}?")
     bob = _sign_in("bob")
     assert any(i.value.startswith("No run yet") for i in bob.info)  # bob's page shows his jobs, not alice's
+    assert not bob.get("bidi_component") and job.watch_token not in str([getattr(e, "proto", None) for e in bob.main])
     table = bob.dataframe[0].value  # the queue: everyone sees it
     assert table["who"].tolist() == ["alice"] and table["status"].tolist() == ["running"]
     assert not any(b.label == "Stop this job" for b in bob.button)  # a learner cannot stop others' jobs
@@ -77,6 +81,6 @@ def test_no_traceback_reaches_the_browser(monkeypatch):
 
 
 def test_waits_read_as_people_say_them():
-    from ui import duration
+    from cnn_lab.jobs.live import duration
 
     assert [duration(s) for s in (40, 700, 13_559, 7_199)] == ["40 s", "12 min", "3 h 46 min", "2 h 00 min"]

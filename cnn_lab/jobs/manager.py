@@ -8,6 +8,7 @@ long; a job that ends frees its slot and the next one in the queue starts.
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 import traceback
@@ -62,6 +63,8 @@ class Job:
     started: float | None = None
     paused_since: float | None = None
     stop_reason: str = ""  # why the manager stopped it (time limit, paused too long), for its message
+    # Whoever holds this may watch the job's progress from the browser (jobs.live): only its owner's pages get it.
+    watch_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
 
     @property
     def alive(self) -> bool:
@@ -248,6 +251,12 @@ class JobManager:
 
     def get(self, run_id: str) -> Job | None:
         return self._jobs.get(run_id)
+
+    def watched(self, token: str) -> Job | None:
+        """The job whose watch token this is (None for an unknown or forgotten one)."""
+        asked = token.encode()  # as bytes: compare_digest refuses a str with non-ASCII characters
+        return next((job for job in list(self._jobs.values()) if secrets.compare_digest(job.watch_token.encode(), asked)),
+                    None)
 
     def latest(self, kind: str | None = None, owner: Person | None = None) -> Job | None:
         """The newest job (of `owner`, when given: in shared mode a page shows your jobs)."""

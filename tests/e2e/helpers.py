@@ -63,3 +63,9 @@ def settled_count(locator, quiet: float = 1.5, timeout: float = 30.0) -> int:
         elif time.time() - since >= quiet:
             return now
     return last
+
+
+def progress_text(page) -> str:
+    """The line on the job's progress bar: the live chart's while the job waits or runs, st.progress's after."""
+    bar = page.locator('.cnn-lab-live-text, [data-testid="stProgress"]')
+    return bar.first.inner_text() if bar.count() else ""

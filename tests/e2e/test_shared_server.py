@@ -9,7 +9,7 @@ import psutil
 import pytest
 
 from .conftest import ROOT, _free_port, screenshot, start_app, wait_idle
-from .helpers import choose, no_exception, wait_until
+from .helpers import choose, no_exception, progress_text, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -50,16 +50,11 @@ def _start_digits(page, epochs: int) -> None:
     page.get_by_role("button", name="Start training").click()
 
 
-def _progress(page) -> str:
-    bar = page.locator('[data-testid="stProgress"]')
-    return bar.first.inner_text() if bar.count() else ""
-
-
 def _wait_for_bens_finished_run(b) -> None:
     """Ben's page shows his finished run: live, or else after a reload (a warning then keeps what the stale page
     showed, and the server's log is in test-artifacts/shared-server.log)."""
     def finished() -> bool:
-        return "Test accuracy" in b.content() or _progress(b).startswith("finished")
+        return "Test accuracy" in b.content() or progress_text(b).startswith("finished")
 
     if wait_until(finished, 120):
         return
@@ -78,9 +73,9 @@ def test_two_learners_and_a_teacher(browser, class_server):
         context_b, b = _join(browser, class_server, "Ben")
         contexts += [context_a, context_b]
         _start_digits(a, 1000)
-        assert wait_until(lambda: _progress(a).startswith("running"), 60), _progress(a)
+        assert wait_until(lambda: progress_text(a).startswith("running"), 60), progress_text(a)
         _start_digits(b, 5)
-        assert wait_until(lambda: _progress(b).startswith("queued · position 1"), 60), _progress(b)
+        assert wait_until(lambda: progress_text(b).startswith("queued · position 1"), 60), progress_text(b)
         # B's page shows B's own job: no button there can pause or stop Ada's
         assert b.get_by_role("button", name="Leave the queue").count() == 1
         assert b.get_by_role("button", name="Stop this job").count() == 0
@@ -88,7 +83,7 @@ def test_two_learners_and_a_teacher(browser, class_server):
         screenshot(b, "shared-ben-queued")
         b.reload()  # the key in the URL: still Ben, still queued
         b.wait_for_selector("text=Signed in as Ben", timeout=60_000)
-        assert wait_until(lambda: _progress(b).startswith("queued · position 1"), 60), _progress(b)
+        assert wait_until(lambda: progress_text(b).startswith("queued · position 1"), 60), progress_text(b)
         context_t, teacher = _join(browser, class_server, "Teacher", "s3cret")
         contexts.append(context_t)
         admin_pick = teacher.get_by_role("combobox", name="Admin: a job", exact=True)

@@ -1,0 +1,51 @@
+"""A job's live view (jobs.live): what the browser fetches every second while the job runs, found only by the job's
+watch token."""
+import math
+
+import pytest
+
+from cnn_lab import charts, jobs
+from cnn_lab.jobs import live
+from cnn_lab.metrics import StoppedBeforeTraining
+from cnn_lab.presets import preset
+from tests.conftest import wait_for
+
+
+def _publishing_job(steps: list[tuple[int, float, float]]) -> jobs.Job:
+    """A job whose work publishes these steps and a progress line, then waits to be stopped."""
+    def work(log, control, on_epoch):
+        log.add_steps(steps)
+        log.set_progress(step=steps[-1][0], total_steps=40, epoch=1, epochs=2, images_per_s=1234.4, eta=7.2,
+                         parameters=5_000, device="cpu")
+        control.stop_requested.wait(60)
+        raise StoppedBeforeTraining("Stopped by the test.")
+
+    return jobs.MANAGER.start(preset("Digits (seconds, built in)"), work=work)
+
+
+def test_the_live_view_is_the_jobs_progress_and_step_curve_behind_its_token_only():
+    steps = [(1, 2.0, 0.1), (2, 1.0, 0.1), (3, float("nan"), 0.05), (4, math.inf, 0.05)]
+    job = _publishing_job(steps)
+    try:
+        assert wait_for(lambda: job.log.snapshot()[0])
+        view = live.watched_view(job.watch_token, "0.5")
+        assert view["status"] == "running" and view["alive"] and view["epochs"] == 0
+        assert view["fraction"] == 4 / 40
+        assert view["text"] == "running · epoch 1/2 · step 4/40 · 1,234 img/s · ETA 7 s · 5,000 parameters on cpu"
+        assert view["series"]["x"] == [1, 2, 3, 4] and view["series"]["lr"] == [0.1, 0.1, 0.05, 0.05]
+        # a diverging run's NaN and infinity become gaps (JSON has no NaN); the EMA is the chart's own
+        assert view["series"]["loss"] == [2.0, 1.0, None, None]
+        assert view["series"]["smooth"][:2] == charts.ema([2.0, 1.0], 0.5) == pytest.approx([2.0, 4 / 3])
+        assert live.watched_view(job.watch_token, "not a number")["series"]["smooth"][:2] == charts.ema([2.0, 1.0], 0.9)
+        # another job's token, a made-up one, an empty one: nothing
+        other = _publishing_job([(1, 3.0, 0.1)])
+        assert other.watch_token != job.watch_token and len(job.watch_token) >= 20
+        assert live.watched_view(other.watch_token, None)["series"]["loss"] == []  # it waits in the queue
+        assert live.watched_view(other.watch_token, None)["text"].startswith("queued · position 1")
+        assert all(live.watched_view(token, None) is None for token in ("made-up", "", "é" * 22, job.watch_token[:-1]))
+    finally:
+        for each in jobs.MANAGER.jobs():
+            jobs.MANAGER.stop(each)
+        assert wait_for(lambda: not any(each.alive for each in jobs.MANAGER.jobs()), 30)
+    assert live.watched_view(job.watch_token, None)["status"] == "stopped"
+
