@@ -37,7 +37,7 @@ def test_the_live_view_is_the_jobs_progress_and_step_curve_behind_its_token_only
         assert view["series"]["loss"] == [2.0, 1.0, None, None]
         assert view["series"]["smooth"][:2] == charts.ema([2.0, 1.0], 0.5) == pytest.approx([2.0, 4 / 3])
         assert live.watched_view(job.watch_token, "not a number")["series"]["smooth"][:2] == charts.ema([2.0, 1.0], 0.9)
-        # another job's token, a made-up one, an empty one: nothing
+        # each token finds its own job; a made-up, empty, non-ASCII or cut one finds nothing
         other = _publishing_job([(1, 3.0, 0.1)])
         assert other.watch_token != job.watch_token and len(job.watch_token) >= 20
         assert live.watched_view(other.watch_token, None)["series"]["loss"] == []  # it waits in the queue
@@ -48,4 +48,3 @@ def test_the_live_view_is_the_jobs_progress_and_step_curve_behind_its_token_only
             jobs.MANAGER.stop(each)
         assert wait_for(lambda: not any(each.alive for each in jobs.MANAGER.jobs()), 30)
     assert live.watched_view(job.watch_token, None)["status"] == "stopped"
-

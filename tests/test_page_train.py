@@ -97,9 +97,10 @@ def test_start_while_busy_queues_and_a_second_tab_finds_the_running_job():
         live = _live_chart(at)
         assert live["view"]["text"].startswith("running") and live["view"]["series"]["x"]
         # While it runs, the browser redraws the progress and the step chart every second by itself, from the
-        # job's live view behind its watch token, without Hover and zoom layers (issue 18: what each redraw costs
+        # job's live view behind its watch token, without hover and zoom layers (issue 18: what each redraw costs
         # the browser is taken from training on a laptop).
-        assert live["url"] == f"/cnn-lab/live/{busy.watch_token}?smoothing=0.9" and live["config"] == {"staticPlot": True}
+        assert live["url"] == f"/cnn-lab/live/{busy.watch_token}?smoothing=0.9"
+        assert live["config"] == {"staticPlot": True}
         assert [trace["name"] for trace in live["figure"]["data"]] == ["loss", "loss, EMA 0.90", "learning rate"]
         assert not any("who" in table.value.columns for table in at.dataframe)  # the queue's: drawn only when open
         at.selectbox[0].select("Digits (seconds, built in)").run()

@@ -30,7 +30,8 @@ export default function ({ data, parentElement, setTriggerValue }) {
   for (const trace of data.figure.data) {
     const span = document.createElement("span");
     span.style.color = trace.line.color;
-    span.textContent = `${trace.line.dash ? "┈┈" : "━━"} ${trace.name}${trace.yaxis === "y2" ? " (right axis)" : ""}`;
+    const axis = trace.yaxis === "y2" ? " (right axis)" : "";
+    span.textContent = `${trace.line.dash ? "┈┈" : "━━"} ${trace.name}${axis}`;
     legend.appendChild(span);
   }
   clearInterval(root.timer);  // Streamlit calls this again when the page reruns: one poll at a time

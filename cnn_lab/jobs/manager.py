@@ -255,8 +255,8 @@ class JobManager:
     def watched(self, token: str) -> Job | None:
         """The job whose watch token this is (None for an unknown or forgotten one)."""
         asked = token.encode()  # as bytes: compare_digest refuses a str with non-ASCII characters
-        return next((job for job in list(self._jobs.values()) if secrets.compare_digest(job.watch_token.encode(), asked)),
-                    None)
+        matches = (job for job in list(self._jobs.values()) if secrets.compare_digest(job.watch_token.encode(), asked))
+        return next(matches, None)
 
     def latest(self, kind: str | None = None, owner: Person | None = None) -> Job | None:
         """The newest job (of `owner`, when given: in shared mode a page shows your jobs)."""
