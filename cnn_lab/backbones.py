@@ -7,6 +7,7 @@ CNN_LAB_DATA, or can be downloaded.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,39 @@ def _torchvision_backbone(
         return Pretrained(model, stages, dim, stages[-1])
 
     return BackboneSpec(title, load, lambda: _torchvision_weights_file(weights)[1])
+
+
+
+def inference_copy(network: nn.Module, example: torch.Tensor) -> nn.Module:
+    """A copy of a frozen network (eval mode, no gradients) that gives the same outputs about twice as fast on a CPU:
+    each batch norm folded into the convolution before it (its scale into the weights, its shift into a bias),
+    symmetric zero padding done by the convolution itself instead of a padded copy of the input, and clipping
+    activations in place. Which batch norm follows which convolution is read from one forward pass on `example`."""
+    fast = copy.deepcopy(network).eval()
+    calls: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []
+    hooks = [m.register_forward_hook(lambda m, inputs, output: calls.append((m, inputs[0], output)))
+             for m in fast.modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
+    with torch.no_grad():
+        fast(example)
+    for hook in hooks:
+        hook.remove()
+    parents = {id(child): (parent, name) for parent in fast.modules() for name, child in parent.named_children()}
+    for (conv, _, conv_output), (norm, norm_input, _) in zip(calls, calls[1:]):
+        if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d) and norm_input is conv_output:
+            with torch.no_grad():
+                scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+                shift = norm.bias - norm.running_mean * scale
+                conv.weight.mul_(scale.view(-1, 1, 1, 1))
+                conv.bias = nn.Parameter(shift + (conv.bias * scale if conv.bias is not None else 0))
+            parent, name = parents[id(norm)]
+            setattr(parent, name, nn.Identity())
+    for module in fast.modules():
+        padding = getattr(module, "static_padding", None)  # EfficientNet's TensorFlow-style "same" padding
+        if isinstance(padding, nn.ZeroPad2d) and len(set(padding.padding)) == 1:
+            module.padding, module.static_padding = (padding.padding[0],) * 2, nn.Identity()
+        if isinstance(module, (nn.ReLU, nn.Hardtanh)):  # Hardtanh: ReLU6 too
+            module.inplace = True
+    return fast
 
 
 WEIGHTS_SERVER = "https://download.pytorch.org/"  # where torchvision's weights come from

@@ -51,6 +51,7 @@ class TrainConfig:
     channels_last: bool = False
     amp: bool = False  # bf16 autocast on the GPU (slower on CPU, so ignored there)
     whiten: bool = False  # initialise the first conv as a patch-whitening filter bank (speedrun)
+    whiten_bias_epochs: int | None = None  # its bias trains this many epochs, then freezes (airbench: 3); None = all
     tta: bool = False  # evaluate the test set with flipped and shifted views too
     normalisation: str = "dataset"  # from NORMALISATIONS: dataset | course (0.5, 0.5) | imagenet
     backbone_lr_factor: float = 1.0  # discriminative learning rates: the backbone's lr is lr times this
@@ -103,8 +104,18 @@ class DeviceData:
 
 
 def _own_mean_std(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    floats = images.float() / 255
-    return floats.mean(dim=(0, 2, 3)).view(1, -1, 1, 1), floats.std(dim=(0, 2, 3)).view(1, -1, 1, 1).clamp_min(1e-3)
+    """Each channel's mean and std; of uint8 images from each channel's histogram of its 256 values (exact, with
+    no float copy of the whole set: 0.2 s instead of 1.4 s for CIFAR-10 on a CPU)."""
+    if images.dtype == torch.uint8:
+        counts = torch.stack([torch.bincount(c.flatten(), minlength=256) for c in images.transpose(0, 1)]).double()
+        values = torch.arange(256, dtype=torch.float64, device=images.device) / 255
+        n = counts.sum(1)
+        mean = counts @ values / n
+        std = ((counts @ values**2 / n - mean**2).clamp_min(0) * n / (n - 1)).sqrt()
+    else:  # a frozen backbone's features, scaled like pixels
+        floats = images.float() / 255
+        mean, std = floats.mean(dim=(0, 2, 3)), floats.std(dim=(0, 2, 3))
+    return mean.float().view(1, -1, 1, 1), std.float().view(1, -1, 1, 1).clamp_min(1e-3)
 
 
 @dataclass(frozen=True)
@@ -210,9 +221,9 @@ def whiten_init(conv: nn.Conv2d, images: torch.Tensor, eps: float = 5e-4) -> Non
     """Set a k x k conv (with 2 * k*k*C outputs) to whiten image patches: PCA directions over sqrt(eigenvalue),
     each with both signs. One of airbench's tricks; the layer is then frozen."""
     c, k = conv.in_channels, conv.kernel_size[0]
-    patches = images.unfold(2, k, 1).unfold(3, k, 1).permute(0, 2, 3, 1, 4, 5).reshape(-1, c * k * k).double()
+    patches = images.unfold(2, k, 1).unfold(3, k, 1).permute(0, 2, 3, 1, 4, 5).reshape(-1, c * k * k)
     patches = patches - patches.mean(0)
-    eigenvalues, eigenvectors = torch.linalg.eigh(patches.T @ patches / len(patches))
+    eigenvalues, eigenvectors = torch.linalg.eigh((patches.T @ patches / len(patches)).double())
     filters = (eigenvectors.T / torch.sqrt(eigenvalues.clamp_min(0) + eps)[:, None]).view(-1, c, k, k)
     with torch.no_grad():
         conv.weight.copy_(torch.cat([filters, -filters]).float()[: conv.out_channels])
@@ -267,10 +278,11 @@ class TrainResult:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: DeviceData, split: datasets.Split, config: TrainConfig,
-             batch_size: int = 1024) -> tuple[float, float, torch.Tensor]:
+def evaluate(model: nn.Module, data: DeviceData, split: datasets.Split,
+             config: TrainConfig) -> tuple[float, float, torch.Tensor]:
     """Mean loss, accuracy and the (N, classes) probabilities; with config.tta, flip and shift views are averaged."""
     model.eval()
+    batch_size = 1024 if split.images.device.type == "cuda" else 256  # a CPU's caches hold 256 (1.7x faster here)
     probs = []
     for start in range(0, len(split), batch_size):
         x = data.normalise(split.images[start : start + batch_size], config.channels_last)
@@ -317,9 +329,9 @@ def train(
     model = (model or build_model(config.model, tuple(data.train.images.shape[1:]), len(data.classes))).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    if config.whiten:
-        first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
-        whiten_init(first, data.normalise(data.train.images[:5000]).float())
+    stem = next(m for m in model.modules() if isinstance(m, nn.Conv2d)) if config.whiten else None
+    if stem is not None:
+        whiten_init(stem, data.normalise(data.train.images[:5000]).float())
     optimizer = OPTIMIZERS[config.optimizer](_param_groups(model, config), config)
     schedule = SCHEDULES[config.schedule]
     lookahead = Lookahead(model) if config.lookahead else None
@@ -339,6 +351,9 @@ def train(
     norms = NormTrace(list(weighted))
     for epoch in range(1, config.epochs + 1):
         model.train()
+        if stem is not None and stem.bias is not None and config.whiten_bias_epochs is not None:
+            # A frozen stem needs no gradient below the next conv: on a CPU that skips a third of each step.
+            stem.bias.requires_grad_(epoch <= config.whiten_bias_epochs)
         epoch_start = time.perf_counter()
         order = torch.randperm(n_train, device=device)
         pending: list[tuple[int, torch.Tensor, float]] = []

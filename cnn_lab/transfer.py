@@ -21,7 +21,7 @@ from torch import nn
 from cnn_lab import augment
 from cnn_lab import data as datasets
 from cnn_lab import runs
-from cnn_lab.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, Pretrained
+from cnn_lab.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, Pretrained, inference_copy
 from cnn_lab.models import ModelSpec
 from cnn_lab.paths import cache_root
 from cnn_lab.downloads import DownloadCancelled, Hooks, Progress, reachable
@@ -76,11 +76,12 @@ PRESETS: dict[str, tuple[str, TransferConfig]] = {
     ),
     CPU_RECIPE: (
         "LP-FT for a CPU: the frozen blocks, most of the work, run once over 4 views of each photo (the photo, its "
-        "mirror, two zoom crops with colour changes) at 288 pixels; then only the last two blocks (the last "
-        "MBConv block and the 1x1 head convolution) and the linear head train, on those cached outputs, 3 epochs "
-        "over every view; tested on each photo and its mirror. On boats9: 96.3% (mean of 3 seeds) in about "
-        "4 minutes on 2 CPU cores.",
-        TransferConfig(mode="partial", unfreeze=2, frozen_views=4, epochs=3, lr=0.02, weight_decay=5e-4,
+        "mirror, two zoom crops with colour changes) at 288 pixels, with their batch norms folded into their "
+        "convolutions; then only the last two blocks (the last MBConv block and the 1x1 head convolution) and the "
+        "linear head train, on those cached outputs, 2 epochs over every view; tested on each photo and its mirror. "
+        "On boats9: about 96% in 2.5-4.5 minutes on 2 CPU cores, depending on the machine (BENCHMARKS.md has the "
+        "3-seed mean).",
+        TransferConfig(mode="partial", unfreeze=2, frozen_views=4, epochs=2, lr=0.02, weight_decay=5e-4,
                        batch_size=32, image_size=288, augment_preset="photos: zoom crop and colour",
                        head_from_probe=True),
     ),
@@ -278,8 +279,14 @@ def extract_features(pretrained: Pretrained, images: torch.Tensor, device: torch
     autograd records) and channels_last (what the CPU's convolution kernels prefer)."""
     # Move the weights outside inference mode, so they stay ordinary tensors that fine-tuning can train later.
     model = pretrained.features.to(device).eval().to(memory_format=torch.channels_last)
+    model = inference_copy(model, _example(images, device))
     with torch.inference_mode():
         return _extract(model, images, device, batch_size, flip)
+
+
+def _example(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """One blank image of the images' size, channels_last: what backbones.inference_copy traces the network with."""
+    return torch.zeros(1, *images.shape[1:], device=device).contiguous(memory_format=torch.channels_last)
 
 
 def _extract(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int, flip: bool) -> torch.Tensor:
@@ -388,8 +395,12 @@ def frozen_outputs(model: TransferModel, images: torch.Tensor, views: int, augme
     `augmenter`. Per view: the frozen blocks' outputs (N, C, h, w) and the whole backbone's features (N, D).
     The control's Stop ends it between batches; `done` hears how many images went through after each batch."""
     captured: list[torch.Tensor] = []
-    handle = model.cut().register_forward_hook(lambda module, inputs, output: captured.append(output))
     backbone = model.backbone.to(device).eval().to(memory_format=torch.channels_last)
+    cut = next(name for name, module in backbone.named_modules() if module is model.cut())
+    backbone = inference_copy(backbone, _example(images, device))
+    # a copy: the activation after it may clip its output in place
+    handle = backbone.get_submodule(cut).register_forward_hook(lambda module, inputs, output:
+                                                               captured.append(output.clone()))
     mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
     outputs, features = [[] for _ in range(views)], [[] for _ in range(views)]
@@ -413,7 +424,7 @@ def frozen_outputs(model: TransferModel, images: torch.Tensor, views: int, augme
     return [torch.cat(o) for o in outputs], [torch.cat(f) for f in features]
 
 
-CPU_IMAGES_PER_S = 30  # EfficientNet-Lite0's forward pass at 224 px on 2 CPU cores (BENCHMARKS.md)
+CPU_IMAGES_PER_S = 30  # EfficientNet-Lite0's folded forward pass at 224 px on 2 slow CPU cores (BENCHMARKS.md)
 
 
 def views_per_photo(config: TransferConfig, split: str) -> int:

@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from cnn_lab import data
 from cnn_lab.models import ModelSpec, Scale, build_model
 from cnn_lab.presets import preset
 from cnn_lab.train import Lookahead, TrainConfig, _param_groups, train, whiten_init
@@ -85,3 +86,22 @@ def test_the_cpu_presets_learn_on_a_slice(cifar10, name):
     test = split_of(cifar10.splits["test"], torch.arange(2000))
     result = train(config, dataset=ImageDataset(cifar10.name, cifar10.classes, {**cifar10.splits, "test": test}))
     assert result.test_acc > 0.25, result.test_acc  # chance is 10%
+
+
+@pytest.mark.parametrize("bias_epochs, moves", [(2, [True, True, False]), (0, [False, False, False]),
+                                                (None, [True, True, True])])
+def test_the_whitened_stems_bias_trains_only_its_epochs(bias_epochs, moves):
+    """whiten_bias_epochs=2: the stem's bias moves in epochs 1 and 2, then stays (airbench freezes it too); a frozen
+    stem spares the backward pass everything below the next conv. None: it trains throughout."""
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (256, 3, 16, 16), dtype=torch.uint8, generator=generator)
+    labels = torch.randint(0, 2, (256,), generator=generator)
+    dataset = data.ImageDataset("noise", ["a", "b"], {"train": data.Split(images, labels),
+                                                      "test": data.Split(images[:64], labels[:64])})
+    config = TrainConfig(model=ModelSpec("speedrun", widths=[8, 8, 8]), batch_size=64, epochs=3, val_fraction=0.0,
+                         lr=0.1, whiten=True, whiten_bias_epochs=bias_epochs)
+    model = build_model(config.model, (3, 16, 16), 2)
+    biases = [model[0].bias.detach().clone()]
+    train(config, dataset=dataset, model=model,
+          on_epoch=lambda model, epochs: biases.append(model[0].bias.detach().clone()))
+    assert [not torch.equal(before, after) for before, after in zip(biases, biases[1:])] == moves
