@@ -451,6 +451,26 @@ def bench_transfer(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     return rows
 
 
+def bench_cold_probe(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
+    """Issue 18's cold probe: `python -m cnn_lab transfer --mode probe` on boats9 with an empty cache (the photos
+    decoded anew, the features extracted anew), timed from the process's start to its end."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as cache:
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "cnn_lab", "transfer", "--data", "boats9", "--mode", "probe"],
+                              check=True, capture_output=True, text=True, cwd=Path(__file__).parent.parent,
+                              env={**os.environ, "CNN_LAB_CACHE": cache}, timeout=900)
+        wall = time.perf_counter() - start
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return [("Linear probe on boats9 from a cold cache, the CLI end to end (decode included)",
+             f"{result['test_acc']:.1%} in {wall:.1f} s", "a fresh CNN_LAB_CACHE; process start included")]
+
+
 def bench_cpu_transfer(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     """Issue 18's CPU fine-tuning target: the CPU recipe on boats9 over seeds 0-2, each run end to end as the CLI
     runs it (the photos from the decode cache, the frozen blocks' outputs computed anew)."""
@@ -554,6 +574,7 @@ BENCHMARKS: dict[str, Callable[[datasets.ImageDataset, bool], list[Row]]] = {
     "fast": bench_fast_preset,
     "cpu": bench_cpu_presets,
     "cpu_transfer": bench_cpu_transfer,
+    "cold_probe": bench_cold_probe,
     "browser": bench_browser,
     "speedrun": bench_speedrun,
     "streaming": bench_streaming,
