@@ -103,7 +103,6 @@ def _torchvision_backbone(
     return BackboneSpec(title, load, lambda: _torchvision_weights_file(weights)[1])
 
 
-
 def inference_copy(network: nn.Module, example: torch.Tensor) -> nn.Module:
     """A copy of a frozen network (eval mode, no gradients) that gives the same outputs about twice as fast on a CPU:
     each batch norm folded into the convolution before it (its scale into the weights, its shift into a bias),

@@ -352,7 +352,7 @@ def train(
     for epoch in range(1, config.epochs + 1):
         model.train()
         if stem is not None and stem.bias is not None and config.whiten_bias_epochs is not None:
-            # A frozen stem needs no gradient below the next conv: on a CPU that skips a third of each step.
+            # A frozen stem needs no gradient below the next conv: on a CPU that skips a quarter of each step.
             stem.bias.requires_grad_(epoch <= config.whiten_bias_epochs)
         epoch_start = time.perf_counter()
         order = torch.randperm(n_train, device=device)

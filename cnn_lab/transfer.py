@@ -79,8 +79,8 @@ PRESETS: dict[str, tuple[str, TransferConfig]] = {
         "mirror, two zoom crops with colour changes) at 288 pixels, with their batch norms folded into their "
         "convolutions; then only the last two blocks (the last MBConv block and the 1x1 head convolution) and the "
         "linear head train, on those cached outputs, 2 epochs over every view; tested on each photo and its mirror. "
-        "On boats9: about 96% in 2.5-4.5 minutes on 2 CPU cores, depending on the machine (BENCHMARKS.md has the "
-        "3-seed mean).",
+        "On boats9: about 95.5% in 4.4 minutes on 2 cores of a slow virtual machine (BENCHMARKS.md has the 3-seed "
+        "means).",
         TransferConfig(mode="partial", unfreeze=2, frozen_views=4, epochs=2, lr=0.02, weight_decay=5e-4,
                        batch_size=32, image_size=288, augment_preset="photos: zoom crop and colour",
                        head_from_probe=True),

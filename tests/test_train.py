@@ -237,6 +237,22 @@ def test_the_deep_sigmoid_preset_shows_vanishing_gradients_and_relu_does_not():
     assert first_layer["sigmoid"] * 10 <= first_layer["relu"], first_layer
 
 
+def test_the_datasets_own_statistics_from_histograms_equal_the_direct_ones():
+    """uint8 images: each channel's mean and std from its histogram of 256 values, as the float arithmetic gives
+    them; a flat channel's std stays at the floor (no division by zero); float features take the direct way."""
+    from cnn_lab.train import NORMALISATIONS
+
+    images = torch.randint(0, 256, (50, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    images[:, 2] = 7
+    mean, std = NORMALISATIONS["dataset"].mean_std(images)
+    floats = images.float() / 255
+    assert torch.allclose(mean.flatten(), floats.mean(dim=(0, 2, 3)), atol=1e-6)
+    assert torch.allclose(std.flatten()[:2], floats.std(dim=(0, 2, 3))[:2], atol=1e-6) and std.flatten()[2] == 1e-3
+    features = torch.rand(40, 16, 1, 1) * 255
+    mean, std = NORMALISATIONS["dataset"].mean_std(features)
+    assert torch.allclose(mean.flatten(), (features / 255).mean(dim=(0, 2, 3))) and mean.shape == (1, 16, 1, 1)
+
+
 def test_the_course_normalisation_maps_pixels_to_minus_one_to_one():
     """The course's exact pipeline: Normalize(0.5, 0.5), batch size 4 (an option of the train page)."""
     from cnn_lab.train import NORMALISATIONS
