@@ -78,6 +78,10 @@ class TrainConfig:
             raise TrainingError(f"Unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}.")
         if self.schedule not in SCHEDULES:
             raise TrainingError(f"Unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}.")
+        if self.whiten_bias_epochs is not None and not (isinstance(self.whiten_bias_epochs, int)
+                                                        and self.whiten_bias_epochs >= 0):
+            raise TrainingError("whiten_bias_epochs takes a whole number of epochs (0 or more), or null for all of "
+                                f"them, not {self.whiten_bias_epochs!r}.")
         if self.normalisation not in NORMALISATIONS:
             raise TrainingError(f"Unknown normalisation {self.normalisation!r}; choose one of "
                                 f"{', '.join(NORMALISATIONS)}.")

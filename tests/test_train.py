@@ -116,7 +116,8 @@ def test_an_exploding_but_finite_loss_stops_with_a_sentence():
 @pytest.mark.parametrize(
     "changes, message",
     [({"epochs": 0}, "at least 1 epoch"), ({"batch_size": 100_000}, "larger than the training set"),
-     ({"lr": float("nan")}, "positive number")],
+     ({"lr": float("nan")}, "positive number"), ({"whiten_bias_epochs": "two"}, "whole number of epochs"),
+     ({"whiten_bias_epochs": -1}, "whole number of epochs")],
 )
 def test_bad_settings(changes, message):
     with pytest.raises(TrainingError, match=message):
