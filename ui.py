@@ -175,6 +175,11 @@ def model_settings(spec: ModelSpec, settings: tuple[str, ...], key: str) -> None
     if "widths" in settings:
         spec.widths = ints(links.text_input(c, "Conv widths", ", ".join(map(str, spec.widths)), key=f"{key}_widths",
                                             name="model.widths"), spec.widths)
+    if "linear_stem" in settings:
+        spec.linear_stem = links.toggle(c, "Linear whitened stem", spec.linear_stem, key=f"{key}_linear_stem",
+                                        name="model.linear_stem",
+                                        help="On: the stem's 12 whitening filters and no activation. Off: "
+                                        "airbench's 24 (each filter and its negative), then GELU.")
     if "hidden" in settings:
         spec.hidden = ints(links.text_input(c, "Hidden sizes", ", ".join(map(str, spec.hidden)), key=f"{key}_hidden",
                                             name="model.hidden"), spec.hidden)

@@ -153,6 +153,10 @@ def test_speedrun_preset_is_selectable_with_its_settings():
     assert at.number_input(key="Speedrun (GPU)_biaslr").value == 64
     assert at.toggle(key="Speedrun (GPU)_lookahead").value is True
     assert at.toggle(key="Speedrun (GPU)_tta").value is True
+    assert at.toggle(key="Speedrun (GPU)_speedrun_linear_stem").value is False  # airbench's stem on a GPU
+    cpu = "CPU: 70% in a minute"
+    at.selectbox[0].select(cpu).run()
+    assert at.toggle(key=f"{cpu}_speedrun_linear_stem").value is True  # the linear stem: a fifth less work a step
 
 
 def _run_from_page(preset_name: str, changes) -> jobs.Job:

@@ -38,6 +38,22 @@ def test_whitened_stem_decorrelates_patches():
     assert not conv.weight.requires_grad
 
 
+@pytest.mark.parametrize("channels", [3, 1])
+def test_the_linear_stem_keeps_the_whitening_filters_and_no_activation(channels):
+    """airbench's stem: each whitening filter and its negative, then GELU; the linear stem: the filters alone, so the
+    first block's first conv reads half as many channels (the CPU presets' saving)."""
+    airbench = build_model(ModelSpec("speedrun", widths=[16, 32, 64]), (channels, 32, 32), 10)
+    linear = build_model(ModelSpec("speedrun", widths=[16, 32, 64], linear_stem=True), (channels, 32, 32), 10)
+    patch = channels * 2 * 2
+    assert airbench[0].out_channels == 2 * patch and isinstance(airbench[1], nn.GELU)
+    assert linear[0].out_channels == patch and linear[1][0].in_channels == patch  # the stem, then block 1 directly
+    images = torch.randn(64, channels, 32, 32)
+    whiten_init(linear[0], images)
+    whiten_init(airbench[0], images)
+    assert torch.equal(linear[0].weight, airbench[0].weight[:patch])  # the same filters, without their negatives
+    assert linear(images[:4]).shape == (4, 10)
+
+
 def test_biases_learn_faster_and_frozen_scales_are_left_out():
     model = build_model(ModelSpec("speedrun"), (3, 32, 32), 10)
     groups = _param_groups(model, TrainConfig(bias_lr_factor=64, weight_decay=1e-3))
