@@ -119,7 +119,7 @@ def test_every_train_setting_reaches_the_trainer_or_the_model(model):
     walked = _walk(at, f"{PRESET}_", read, check, skip=(f"{PRESET}_model",))  # the model stays the one walked
     shown = {key.removeprefix(f"{PRESET}_{model}_") for key in walked if key.startswith(f"{PRESET}_{model}_")}
     expected = {"act": "activation", "norm": "norm", "drop": "dropout", "dropconnect": "dropconnect",
-                "widths": "widths", "hidden": "hidden"}
+                "widths": "widths", "hidden": "hidden", "linear_stem": "linear_stem"}
     assert {field for short, field in expected.items() if short in shown} == set(MODELS[model].settings)
     assert len(walked) >= 16
 
