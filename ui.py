@@ -178,8 +178,8 @@ def model_settings(spec: ModelSpec, settings: tuple[str, ...], key: str) -> None
     if "linear_stem" in settings:
         spec.linear_stem = links.toggle(c, "Linear whitened stem", spec.linear_stem, key=f"{key}_linear_stem",
                                         name="model.linear_stem",
-                                        help="On: the stem's 12 whitening filters and no activation. Off: "
-                                        "airbench's 24 (each filter and its negative), then GELU.")
+                                        help="On: the stem's whitening filters alone (12 for colour images), no "
+                                        "activation. Off: airbench's stem (each filter and its negative), then GELU.")
     if "hidden" in settings:
         spec.hidden = ints(links.text_input(c, "Hidden sizes", ", ".join(map(str, spec.hidden)), key=f"{key}_hidden",
                                             name="model.hidden"), spec.hidden)

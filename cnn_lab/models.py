@@ -24,7 +24,7 @@ class ModelSpec:
     norm: str = "batch"  # from NORMS: batch | layer | none
     dropout: float = 0.0
     dropconnect: float = 0.0  # DropConnect on the linear layers: this fraction of their weights dropped per step
-    linear_stem: bool = False  # speedrun: the whitened stem's 12 filters and no activation (airbench: 24 and GELU)
+    linear_stem: bool = False  # speedrun: the stem's whitening filters alone, no activation (airbench: 24, GELU)
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelSpec":
@@ -230,9 +230,9 @@ def speedrun(spec: ModelSpec, shape: Shape, classes: int) -> nn.Module:
         return nn.Sequential(conv(c_in, c_out), nn.MaxPool2d(2), norm(c_out), act(),
                              conv(c_out, c_out), norm(c_out), act())
 
-    # A 2x2 stem (32 -> 31 pixels) that the trainer sets to whiten image patches: airbench's 12 whitening filters
-    # and their negatives, then GELU; or, linear, the 12 filters alone, which halves the first block's first conv
-    # (a fifth of each step on a CPU) for the same accuracy in the CPU presets.
+    # A 2x2 stem (32 -> 31 pixels) that the trainer sets to whiten image patches: airbench's whitening filters (12
+    # for RGB) and their negatives, then GELU; or, linear, the filters alone, which halves the first block's first
+    # conv (a fifth of each step on a CPU) for the same accuracy in the CPU presets.
     patch = shape[0] * 2 * 2
     stem = [nn.Conv2d(shape[0], patch, 2, bias=True)] if spec.linear_stem else [
         nn.Conv2d(shape[0], 2 * patch, 2, bias=True), act()]
