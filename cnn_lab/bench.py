@@ -267,8 +267,11 @@ def _cli_run(name: str) -> str:
     import sys
 
     before = _run_ids()
-    subprocess.run([sys.executable, "-m", "cnn_lab", "train", "--preset", name], check=True, capture_output=True,
-                   cwd=Path(__file__).parent.parent, timeout=900)
+    done = subprocess.run([sys.executable, "-m", "cnn_lab", "train", "--preset", name], capture_output=True, text=True,
+                          cwd=Path(__file__).parent.parent, timeout=900)
+    if done.returncode != 0:  # with what it printed last, so that a rare failure can be told from another
+        raise RuntimeError(f"`python -m cnn_lab train --preset {name!r}` exited with {done.returncode} (its run: "
+                           f"{_new_run(before) or 'not finished'}); the end of its output:\n{done.stderr[-3000:]}")
     return _new_run(before)
 
 

@@ -23,3 +23,26 @@ def test_the_browser_bench_finds_the_new_finished_run_only(tmp_path, monkeypatch
     assert bench._new_run(before) is None  # still running
     runs.finish_run(new, "finished")
     assert bench._new_run(before) == new
+
+
+def test_a_cli_run_that_fails_says_how_it_ended_and_what_it_printed_last(tmp_path, monkeypatch):
+    """Once in many runs the CLI's process ended with SIGABRT after its run was saved (2 Dec): the bench's error
+    now carries the exit code, the run and the end of its output instead of only the exit code."""
+    import subprocess
+
+    import pytest
+
+    monkeypatch.setenv("CNN_LAB_CACHE", str(tmp_path))
+    runs.runs_root().mkdir(parents=True, exist_ok=True)
+
+    def aborted(command, **kwargs):
+        run_id = runs.create_run("20260101-000000-000004", "train", "{}")
+        runs.finish_run(run_id, "finished")
+        return subprocess.CompletedProcess(command, -6, "", "epoch 2/2: 100%\nterminate called without an active "
+                                           "exception\n")
+
+    monkeypatch.setattr(subprocess, "run", aborted)
+    with pytest.raises(RuntimeError) as error:
+        bench._cli_run("CPU: 70% in a minute")
+    assert "exited with -6 (its run: 20260101-000000-000004)" in str(error.value)
+    assert str(error.value).endswith("terminate called without an active exception\n")
