@@ -356,9 +356,9 @@ def bench_streaming(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     # slow spell of a shared machine nor a drift over the run falls on one side; the median of the pairs.
     pairs = []
     for pair in range(5):
-        first = run_config(config, cifar, subscriber=pair % 2 == 1)[1]
-        second = run_config(config, cifar, subscriber=pair % 2 == 0)[1]
-        pairs.append((first, second) if pair % 2 == 0 else (second, first))
+        order = (False, True) if pair % 2 == 0 else (True, False)  # streamed or not
+        seconds = {streamed: run_config(config, cifar, subscriber=streamed)[1] for streamed in order}
+        pairs.append((seconds[False], seconds[True]))
     overhead = median([streamed / headless - 1 for headless, streamed in pairs])
     return [("Streaming overhead (course CNN; a thread serves the curves as the server does for a watching page)",
              f"{overhead:+.1%}",
