@@ -46,3 +46,24 @@ def test_a_cli_run_that_fails_says_how_it_ended_and_what_it_printed_last(tmp_pat
         bench._cli_run("CPU: 70% in a minute")
     assert "exited with -6 (its run: 20260101-000000-000004)" in str(error.value)
     assert str(error.value).endswith("terminate called without an active exception\n")
+
+
+def test_the_browser_bench_runs_five_pairs_in_turns_and_compares_the_medians(monkeypatch):
+    """The CLI goes first in pairs 1, 3 and 5 and the page in 2 and 4; one slow page run moves the medians little."""
+    order = []
+    speeds = {"cli": iter([1900, 1800, 2000, 1850, 1950]), "page": iter([1800, 1400, 1750, 1850, 1700])}
+
+    def side(kind):
+        def run(name):
+            assert name == "CPU: 70% in a minute"
+            order.append(kind)
+            return kind
+        return run
+
+    monkeypatch.setattr(bench, "_cli_run", side("cli"))
+    monkeypatch.setattr(bench, "_page_run", side("page"))
+    monkeypatch.setattr(bench, "_epoch_images_per_s", lambda kind: next(speeds[kind]))
+    [(_, figure, detail)] = bench.bench_browser(None, quick=False)
+    assert order == ["cli", "page", "page", "cli", "cli", "page", "page", "cli", "cli", "page"]
+    assert figure == "92% of the CLI"  # medians 1,750 and 1,900
+    assert "page 1,800, 1,400, 1,750, 1,850, 1,700 img/s; CLI 1,900, 1,800, 2,000, 1,850, 1,950 img/s" in detail
