@@ -5,6 +5,7 @@ import time
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from cnn_lab.presets import preset
 from tests.conftest import wait_for
 
 
@@ -32,6 +33,16 @@ def choose(page, label: str, option: str, tries: int = 3) -> None:
             page.keyboard.press("Escape")
             page.wait_for_timeout(1_000)
     raise AssertionError(f"could not choose {option!r} in {label!r}")
+
+
+def digits_epochs_field(page):
+    """The Epochs field of the digits preset, once the settings shown are that preset's alone: on a busy machine the
+    rerun for a newly chosen preset can outlast wait_idle, and the last preset's controls are then still there,
+    beside the new ones or alone."""
+    field = page.get_by_label("Epochs", exact=True)
+    expected = str(preset("Digits (seconds, built in)").epochs)
+    assert wait_until(lambda: field.count() == 1 and field.input_value() == expected, 60), field.count()
+    return field
 
 
 def chosen(page, label: str) -> str:

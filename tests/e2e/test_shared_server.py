@@ -9,7 +9,7 @@ import psutil
 import pytest
 
 from .conftest import ROOT, _free_port, screenshot, start_app, wait_idle
-from .helpers import choose, no_exception, progress_text, wait_until
+from .helpers import choose, digits_epochs_field, no_exception, progress_text, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -42,8 +42,7 @@ def _start_digits(page, epochs: int) -> None:
     choose(page, "Preset", "Digits (seconds, built in)")
     wait_idle(page)
     page.locator("[data-testid='stExpander'] >> text=Settings").first.click()
-    field = page.get_by_label("Epochs", exact=True)
-    assert wait_until(lambda: field.count() == 1, 30)  # the previous preset's widgets are gone
+    field = digits_epochs_field(page)
     field.fill(str(epochs))
     field.press("Enter")
     wait_idle(page)

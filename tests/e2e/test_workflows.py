@@ -10,7 +10,7 @@ from cnn_lab import runs
 from tests.conftest import require_archive
 
 from .conftest import screenshot, start_app, wait_idle
-from .helpers import choose, no_exception, progress_text, wait_until
+from .helpers import choose, digits_epochs_field, no_exception, progress_text, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +22,7 @@ def _long_digits_run(page, url: str, epochs: int = 400) -> None:
     choose(page, "Preset", "Digits (seconds, built in)")
     wait_idle(page)
     page.locator("summary:has-text('Settings'), [data-testid='stExpander'] >> text=Settings").first.click()
-    epochs_input = page.get_by_label("Epochs", exact=True)
+    epochs_input = digits_epochs_field(page)
     epochs_input.fill(str(epochs))
     epochs_input.press("Enter")
     wait_idle(page)
