@@ -8,6 +8,8 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from cnn_lab.presets import preset
 from tests.conftest import wait_for
 
+from .conftest import wait_idle
+
 
 def slider(page, label: str):
     exact = page.locator('[data-testid="stWidgetLabel"]').get_by_text(label, exact=True)  # "Stride", not "(= stride)"
@@ -35,14 +37,19 @@ def choose(page, label: str, option: str, tries: int = 3) -> None:
     raise AssertionError(f"could not choose {option!r} in {label!r}")
 
 
-def digits_epochs_field(page):
-    """The Epochs field of the digits preset, once the settings shown are that preset's alone: on a busy machine the
-    rerun for a newly chosen preset can outlast wait_idle, and the last preset's controls are then still there,
-    beside the new ones or alone."""
+def digits_preset_with_epochs(page, epochs: int) -> None:
+    """On the train page: choose the digits preset and set its number of epochs. On a busy machine the rerun for a
+    newly chosen preset can outlast wait_idle, and the last preset's controls are then still there, beside the new
+    ones or alone: the Epochs field is filled once it is the only one and shows the digits preset's own value."""
+    choose(page, "Preset", "Digits (seconds, built in)")
+    wait_idle(page)
+    page.locator("summary:has-text('Settings'), [data-testid='stExpander'] >> text=Settings").first.click()
     field = page.get_by_label("Epochs", exact=True)
     expected = str(preset("Digits (seconds, built in)").epochs)
     assert wait_until(lambda: field.count() == 1 and field.input_value() == expected, 60), field.count()
-    return field
+    field.fill(str(epochs))
+    field.press("Enter")
+    wait_idle(page)
 
 
 def chosen(page, label: str) -> str:

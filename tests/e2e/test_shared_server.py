@@ -9,7 +9,7 @@ import psutil
 import pytest
 
 from .conftest import ROOT, _free_port, screenshot, start_app, wait_idle
-from .helpers import choose, digits_epochs_field, no_exception, progress_text, wait_until
+from .helpers import digits_preset_with_epochs, no_exception, progress_text, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -39,13 +39,7 @@ def _join(browser, url: str, name: str, password: str = ""):
 
 
 def _start_digits(page, epochs: int) -> None:
-    choose(page, "Preset", "Digits (seconds, built in)")
-    wait_idle(page)
-    page.locator("[data-testid='stExpander'] >> text=Settings").first.click()
-    field = digits_epochs_field(page)
-    field.fill(str(epochs))
-    field.press("Enter")
-    wait_idle(page)
+    digits_preset_with_epochs(page, epochs)
     page.get_by_role("button", name="Start training").click()
 
 

@@ -10,7 +10,7 @@ from cnn_lab import runs
 from tests.conftest import require_archive
 
 from .conftest import screenshot, start_app, wait_idle
-from .helpers import choose, digits_epochs_field, no_exception, progress_text, wait_until
+from .helpers import digits_preset_with_epochs, no_exception, progress_text, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -19,13 +19,7 @@ def _long_digits_run(page, url: str, epochs: int = 400) -> None:
     page.goto(f"{url}/train")
     page.wait_for_selector("text=Start training", timeout=60_000)
     wait_idle(page)
-    choose(page, "Preset", "Digits (seconds, built in)")
-    wait_idle(page)
-    page.locator("summary:has-text('Settings'), [data-testid='stExpander'] >> text=Settings").first.click()
-    epochs_input = digits_epochs_field(page)
-    epochs_input.fill(str(epochs))
-    epochs_input.press("Enter")
-    wait_idle(page)
+    digits_preset_with_epochs(page, epochs)
 
 
 def _step(page) -> int:
