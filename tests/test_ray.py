@@ -52,7 +52,11 @@ def test_three_jobs_with_room_for_two(cluster):
     assert [job.status for job in submitted] == ["finished"] * 3, [job.message for job in submitted]
     assert all(len(seen) >= 2 for seen in updates.values()), updates  # each streamed while it ran
     first_two, third = sorted(submitted, key=lambda j: placed[j.run_id])[:2], max(placed.values())
-    assert third >= min(ended[j.run_id] for j in first_two) - 0.5  # Ray held the third until a CPU was free
+    # Ray held the third until a CPU was free: it was placed as the first of the two ended, not beside them. Seen
+    # from here a job ends only once its result is back and its run saved, after Ray has placed the next one (0.9 s
+    # after, once, in a suite run): so "as it ended" is "in the second half of its run".
+    started, first_end = max(placed[j.run_id] for j in first_two), min(ended[j.run_id] for j in first_two)
+    assert third - started > 0.5 * (first_end - started), (third - started, first_end - started)
     for job in submitted:
         record = runs.load_run(job.run_id)
         assert record.status == "finished" and len(record.epochs) == 40 and (record.path / "model.pt").exists()
