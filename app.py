@@ -8,7 +8,8 @@ import uuid
 import streamlit as st
 
 from cnn_lab import backbones, charts, data, device, vision_tasks
-from ui import PAGES, live_routes
+from ui.live import live_routes
+from ui.nav import PAGES
 
 
 def home() -> None:

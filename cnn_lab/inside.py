@@ -311,12 +311,6 @@ def pretrained_subject() -> Subject:
                    torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
 
-def can_rebuild(record: runs.RunRecord) -> bool:
-    """A finished run whose weights, classes and input shape are on disk."""
-    return bool(record.classes) and (record.path / "model.pt").exists() and (
-        record.kind == "transfer" or bool(record.input_shape))
-
-
 def run_subject(record: runs.RunRecord) -> Subject:
     """A saved run rebuilt from its config and weights (weights_only loading); a ValueError with a few words
     when its weights file is missing, not a checkpoint, or not this model's."""

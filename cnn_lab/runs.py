@@ -45,6 +45,13 @@ class RunRecord:
         return runs_root() / self.run_id
 
     @property
+    def usable(self) -> bool:
+        """Finished, or stopped by its owner, with its weights, classes and input shape on disk: a run to classify
+        with, look inside, export and show the learned filters of."""
+        return self.status in ("finished", "stopped") and bool(self.classes) and (self.path / "model.pt").exists() \
+            and (self.kind == "transfer" or bool(self.input_shape))
+
+    @property
     def best_val_acc(self) -> float | None:
         values = [e.val_acc for e in self.epochs if e.val_acc is not None]
         return max(values) if values else None

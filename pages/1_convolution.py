@@ -6,9 +6,10 @@ import streamlit as st
 import torch
 
 from cnn_lab import charts, conv, images, jobs, kernels, runs
-from cnn_lab.settings import load_settings
-import links
-from ui import image_picker, page_header, signed_in
+from ui import links
+from ui.identity import signed_in
+from ui.inputs import image_picker
+from ui.nav import page_header
 
 page_header("pages/1_convolution.py")
 
@@ -53,9 +54,7 @@ with right:
         titles = ["custom"]
     else:
         person = signed_in()  # in shared mode your runs only, and none before you sign in
-        mine = [] if person is None else runs.list_runs(live=jobs.MANAGER.live_ids(),
-                                                         owner=person.name if load_settings().shared else None)
-        finished = [r for r in mine if (r.path / "model.pt").exists()]
+        finished = jobs.MANAGER.runs_of(person, usable=True)
         if not finished:
             st.info("No trained run yet: train one on the train or transfer page, then its first-layer filters appear here.")
             bank, titles = kernels.make_kernel("identity")[None], ["identity"]

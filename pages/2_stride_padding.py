@@ -4,8 +4,8 @@ import torch
 
 from cnn_lab import charts, geometry
 from cnn_lab.geometry import GeometryError, Layer
-import links
-from ui import page_header
+from ui import links
+from ui.nav import page_header
 
 page_header("pages/2_stride_padding.py")
 

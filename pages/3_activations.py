@@ -6,8 +6,9 @@ import torch
 from plotly.subplots import make_subplots
 
 from cnn_lab import activations, jobs
-import links
-from ui import page_header, signed_in
+from ui import links
+from ui.identity import signed_in
+from ui.nav import page_header
 
 page_header("pages/3_activations.py")
 

@@ -5,17 +5,11 @@ import streamlit as st
 import torch
 
 from cnn_lab import augment, data
-import links
-from ui import image_picker, page_header
+from ui import links
+from ui.inputs import image_picker, picture
+from ui.nav import page_header
 
 page_header("pages/4_augmentation.py")
-
-
-def to_picture(x: torch.Tensor) -> np.ndarray:
-    """A (C, H, W) float image in [0, 1] or uint8 -> an array st.image draws."""
-    x = x.float() / 255 if x.dtype == torch.uint8 else x
-    picture = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    return picture[..., 0] if picture.shape[-1] == 1 else picture
 
 
 @st.cache_resource
@@ -118,9 +112,9 @@ except augment.AugmentError as error:
     if draws:
         st.caption("Showing the last draws that worked.")
 columns = st.columns(6)
-columns[0].image(to_picture(image), caption="original", width="stretch")
-for slot, (picture, log) in zip((columns * 5)[1:], draws):
-    slot.image(to_picture(picture), caption="; ".join(log) if show_params else None, width="stretch")
+columns[0].image(picture(image), caption="original", width="stretch")
+for slot, (drawn, log) in zip((columns * 5)[1:], draws):
+    slot.image(picture(drawn), caption="; ".join(log) if show_params else None, width="stretch")
 
 # ---------------------------------------------------------------- export, load, save
 st.subheader("Use it elsewhere")
@@ -148,7 +142,7 @@ st.subheader("Test-time augmentation: the views that are averaged")
 views = st.columns(len(augment.TTA_VIEWS))
 batch = image[None].float() / 255
 for slot, (name, view) in zip(views, augment.TTA_VIEWS.items()):
-    slot.image(to_picture(view(batch)[0]), caption=name, width="stretch")
+    slot.image(picture(view(batch)[0]), caption=name, width="stretch")
 st.caption("The trainer averages the model's probabilities over these views when TTA is on.")
 
 st.subheader("DropBlock and Cutout (regularization)")
@@ -160,8 +154,8 @@ h, w = image.shape[-2:]
 dropblock = augment.dropblock_mask(h, w, block, drop, int(seed))
 cutout = augment.cutout_mask(h, w, cut, int(seed))
 p1, p2 = st.columns(2)
-p1.image(to_picture(batch[0] * dropblock), caption=f"DropBlock: {1 - dropblock.mean().item():.0%} dropped",
+p1.image(picture(batch[0] * dropblock), caption=f"DropBlock: {1 - dropblock.mean().item():.0%} dropped",
          width="stretch")
-p2.image(to_picture(batch[0] * cutout), caption="Cutout", width="stretch")
+p2.image(picture(batch[0] * cutout), caption="Cutout", width="stretch")
 
 links.keep()

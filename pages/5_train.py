@@ -3,15 +3,18 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-import links
 from cnn_lab import augment, charts, jobs, limits, overrides, runs
 from cnn_lab.data import DATASETS, availability
 from cnn_lab.models import MODELS, first_conv_weights
 from cnn_lab.presets import PRESETS, preset
 from cnn_lab.settings import load_settings
 from cnn_lab.train import AUGMENTS, NORMALISATIONS, OPTIMIZERS, SCHEDULES, TrainConfig
-from ui import (import_panel, job_controls, live_panel, model_settings, page_header, results_panel, saved_run_panel,
-                who_is_asking)
+from ui import links
+from ui.identity import who_is_asking
+from ui.jobs_panel import job_controls, live_panel
+from ui.model_settings import model_settings
+from ui.nav import page_header
+from ui.results import import_panel, results_panel, saved_run_panel
 
 page_header("pages/5_train.py")
 person = who_is_asking()
@@ -140,8 +143,8 @@ if job and not job.alive and job.result is not None:
 st.subheader("Use a run")
 with st.expander("Import a trained model"):
     import_panel(person, "train")
-history = runs.list_runs(live=jobs.MANAGER.live_ids(), kind="train", owner=person.name if shared else None)
-saved_run_panel(history, "train")
+history = jobs.MANAGER.runs_of(person, "train")
+saved_run_panel(person, "train", "train")
 
 # ---------------------------------------------------------------- history
 st.subheader("Runs")

@@ -7,8 +7,12 @@ import torch
 from cnn_lab import augment, charts, data, downloads, evaluate, explain, jobs, limits, runs, transfer
 from cnn_lab.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, WeightsUnavailable, weights_advice
 from cnn_lab.settings import load_settings
-from ui import (download_panel, import_panel, job_controls, live_panel, look_inside_button, page_header, picture,
-                results_panel, run_files, upload_to_tensor, who_is_asking)
+from ui.download_panel import download_panel
+from ui.identity import who_is_asking
+from ui.inputs import photo_input, picture, upload_to_tensor
+from ui.jobs_panel import job_controls, live_panel
+from ui.nav import look_inside_button, page_header
+from ui.results import import_panel, results_panel, run_files
 
 page_header("pages/6_transfer.py")
 person = who_is_asking()
@@ -184,8 +188,7 @@ if job and not job.alive and job.result is not None:
 st.subheader("4. Classify a photo")
 with st.expander("Import a trained model"):
     import_panel(person, "transfer")
-mine = runs.list_runs(live=jobs.MANAGER.live_ids(), kind="transfer", owner=person.name if shared else None)
-finished = [r for r in mine if r.status == "finished" and r.classes and (r.path / "model.pt").exists()]
+finished = jobs.MANAGER.runs_of(person, "transfer", usable=True)
 if not finished:
     st.caption("Train a transfer run first; the best finished run is then used here.")
     st.stop()
@@ -221,10 +224,8 @@ def predict(run_id: str, image: np.ndarray, target: int | None) -> tuple[torch.T
     return plain, averaged, cam.numpy(), explained
 
 
-source = st.radio("Photo", ["Upload", "Camera", "A test image"], horizontal=True)
-if source != "A test image":
-    upload = (st.camera_input("Take a photo", key="photo_camera") if source == "Camera" else
-              st.file_uploader("A photo to classify", type=["jpg", "jpeg", "png", "webp", "bmp", "gif"], key="photo"))
+upload = photo_input("photo", choices=("Upload", "Camera", "A test image"))
+if upload != "A test image":
     converted = upload_to_tensor(upload, (3, size, size)) if upload else None
     if converted is None:
         st.stop()

@@ -6,8 +6,9 @@ import torch
 
 from cnn_lab import charts, evaluate, explain, images, inside, jobs, runs
 from cnn_lab.data import DatasetError, DatasetUnavailable
-from cnn_lab.settings import load_settings
-from ui import image_picker, page_header, picture, signed_in
+from ui.identity import signed_in
+from ui.inputs import image_picker, new_click, picture
+from ui.nav import page_header
 
 page_header("pages/7_inside.py")
 PRETRAINED = "pretrained"
@@ -55,9 +56,7 @@ def grad_cam(choice: str, image_key: str, layer: str, target: int, _image: torch
 
 # ---------------------------------------------------------------- the model and the image
 person = signed_in()  # in shared mode your runs only (none before you sign in); the pretrained model for all
-mine = [] if person is None else runs.list_runs(live=jobs.MANAGER.live_ids(),
-                                                 owner=person.name if load_settings().shared else None)
-rebuildable = [r for r in mine if r.status in ("finished", "stopped") and inside.can_rebuild(r)]
+rebuildable = jobs.MANAGER.runs_of(person, usable=True)
 titles = {PRETRAINED: "EfficientNet-Lite0, pretrained on ImageNet (works offline)"} | {
     r.run_id: f"Run {r.run_id} · {r.config.get('dataset') or r.config.get('data')} · "
               f"{r.config.get('model', {}).get('name') or r.config.get('backbone')} · test {r.test_acc or 0:.1%}"
@@ -126,10 +125,9 @@ with right:
 st.subheader("The architecture")
 names = [layer.name for layer in seen.layers]
 labels = [f"{i}. {l.name} ({l.kind}) -> {' x '.join(map(str, l.shape))}" for i, l in enumerate(seen.layers)]
-clicked = st.session_state.get("inside_arch", {}).get("selection", {}).get("points", [])
-if clicked and st.session_state.get("inside_arch_applied") != clicked[0]["x"]:  # a new click on a bar
-    st.session_state["inside_arch_applied"] = clicked[0]["x"]
-    st.session_state["inside_layer"] = labels[clicked[0]["x"]]
+bar = new_click("inside_arch")
+if bar:
+    st.session_state["inside_layer"] = labels[bar["x"]]
 if st.session_state.get("inside_layer") not in labels:  # another model: start at its first convolution
     st.session_state["inside_layer"] = labels[names.index((seen.conv_layers() or seen.layers)[0].name)]
 chosen = labels.index(st.session_state["inside_layer"])
@@ -165,14 +163,11 @@ if layer.output.ndim == 3:
                                                [f"ch {c} · mean {means[c]:.2f}" for c in order[:16]], columns=8,
                                                height=150), key="inside_maps")
     rows, cols = layer.shape[1], layer.shape[2]
-    picked = st.session_state.get("inside_bars", {}).get("selection", {}).get("points", [])
-    if picked and st.session_state.get("inside_bars_applied") != picked[0]["x"]:  # a click on a channel's bar
-        st.session_state["inside_bars_applied"] = picked[0]["x"]
-        st.session_state["inside_channel"] = int(picked[0]["x"].removeprefix("ch "))
-    place = st.session_state.get("inside_pixels", {}).get("selection", {}).get("points", [])
-    if place and st.session_state.get("inside_pixels_applied") != (place[0]["x"], place[0]["y"]):  # a pixel
-        st.session_state["inside_pixels_applied"] = (place[0]["x"], place[0]["y"])
-        st.session_state["inside_row"], st.session_state["inside_col"] = int(place[0]["y"]), int(place[0]["x"])
+    channel_bar, pixel = new_click("inside_bars"), new_click("inside_pixels")
+    if channel_bar:
+        st.session_state["inside_channel"] = int(channel_bar["x"].removeprefix("ch "))
+    if pixel:
+        st.session_state["inside_row"], st.session_state["inside_col"] = int(pixel["y"]), int(pixel["x"])
     if st.session_state.get("inside_channel") not in order:
         st.session_state["inside_channel"] = order[0]
     for key, limit in (("inside_row", rows), ("inside_col", cols)):
@@ -259,13 +254,12 @@ if test_set is not None:
         points = projection_of(choice, method)
         truths = [subject.classes[i] for i in test_labels[shown].tolist()]
         guesses = [subject.classes[i] for i in passed.predicted[shown].tolist()]
-        clicked = st.plotly_chart(charts.embedding_figure(points.numpy(), truths, guesses, subject.classes),
-                                  on_select="rerun", selection_mode="points", key="inside_space")
-        points_clicked = clicked.selection.points if clicked else []
-        if points_clicked and st.session_state.get("inside_space_applied") != points_clicked[0]["customdata"]:
-            st.session_state["inside_space_applied"] = points_clicked[0]["customdata"]
+        st.plotly_chart(charts.embedding_figure(points.numpy(), truths, guesses, subject.classes),
+                        on_select="rerun", selection_mode="points", key="inside_space")
+        dot = new_click("inside_space")
+        if dot:
             st.session_state["inside_open"] = {"inside_image_from": "A test image of this run", "inside_wrong": False,
-                                               "inside_index": int(points_clicked[0]["customdata"][0])}
+                                               "inside_index": int(dot["customdata"][0])}
             st.rerun()
 
 # ---------------------------------------------------------------- why this class: Grad-CAM at this layer

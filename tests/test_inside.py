@@ -95,7 +95,7 @@ def test_a_saved_run_is_rebuilt_with_the_same_predictions(lab_cache):
                                                batch_size=64, device="cpu"))
     assert wait_for(lambda: not job.alive, 120) and job.status == "finished", job.message
     record = runs.load_run(job.run_id)
-    assert inside.can_rebuild(record) and record.input_shape == [1, 8, 8]
+    assert record.usable and record.input_shape == [1, 8, 8]
     subject = inside.run_subject(record)
     image = job.result.test_images[0]
     expected = evaluate.classify(job.result.model, image, job.result.mean, job.result.std)

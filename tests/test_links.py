@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from cnn_lab import overrides
 from cnn_lab.presets import preset
 from cnn_lab.train import TrainConfig
-from links import decode
+from ui.links import decode
 from tests.conftest import ROOT
 
 

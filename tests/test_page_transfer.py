@@ -28,7 +28,7 @@ def test_probe_run_then_classify_a_test_image():
     at.run()
     assert not at.exception
     assert any(h.value.startswith("Test accuracy") for h in at.subheader)
-    next(r for r in at.radio if r.label == "Photo").set_value("A test image").run()
+    at.radio(key="photo_from").set_value("A test image").run()
     assert not at.exception
     keys = [c.proto.id for c in at.get("plotly_chart")]
     assert len(keys) >= 4  # counts, per class, confusion, top-k, Grad-CAM
@@ -37,7 +37,7 @@ def test_probe_run_then_classify_a_test_image():
     # the run's files, the camera, and the ONNX file a boat photo gives the same class in onnxruntime as here
     labels = [b.proto.label for b in at.get("download_button")]
     assert {"Checkpoint (.pt)", "ONNX", "Weights (state_dict)", "Config (JSON)"} <= set(labels)
-    next(r for r in at.radio if r.label == "Photo").set_value("Camera").run()
+    at.radio(key="photo_from").set_value("Camera").run()
     assert len(at.camera_input) == 1 and not at.exception
     _onnx_agrees(job)
 

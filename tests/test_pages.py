@@ -3,7 +3,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
-from ui import PAGES
+from ui.nav import PAGES
 
 pytestmark = pytest.mark.newcomer
 

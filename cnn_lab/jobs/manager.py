@@ -295,6 +295,15 @@ class JobManager:
     def live_ids(self) -> set[str]:
         return {run_id for run_id, job in self._jobs.items() if job.alive}
 
+    def runs_of(self, person: Person | None, kind: str | None = None, usable: bool = False) -> list[runs.RunRecord]:
+        """The saved runs a person sees, newest first: every run in local mode; in shared mode their own, and none
+        before they sign in (`person` None). With `usable`, only runs to classify with, look inside or export."""
+        if person is None:
+            return []
+        owner = person.name if self.settings.shared else None
+        records = runs.list_runs(live=self.live_ids(), kind=kind, owner=owner)
+        return [r for r in records if r.usable] if usable else records
+
     def forget_results(self, keep: int = 2) -> None:
         """Drop models and device data of all but the newest `keep` finished jobs, to free memory."""
         finished = [job for job in self._jobs.values() if not job.alive]

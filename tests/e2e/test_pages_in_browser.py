@@ -2,7 +2,7 @@
 import pytest
 
 from tests.conftest import require_archive
-from ui import PAGES
+from ui.nav import PAGES
 
 from .conftest import screenshot, wait_idle
 from .helpers import choose, chosen, no_exception, nudge, settled_count, slider, text_of, wait_until

@@ -1,0 +1,111 @@
+"""What a learner gives a page, each handled in one place: an upload handled once (not on every rerun), a click on
+a chart applied once, the image picker (a sample photo or an upload), a photo or a camera shot, and a tensor turned
+back into a picture for st.image."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import streamlit as st
+import torch
+
+from cnn_lab import images
+from ui import links
+
+# Every photo input accepts the same files: what Pillow reads that browsers commonly hold.
+PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
+
+
+@dataclass(frozen=True)
+class Handled:
+    """What handling an upload gave: its value, or the one sentence that says why it could not be used."""
+
+    value: Any = None
+    error: str = ""
+
+
+def once_per_upload(upload, key: str, handle: Callable[[Any], Any],
+                    errors: tuple[type[Exception], ...] = (ValueError,)) -> Handled | None:
+    """`handle(upload)` once per uploaded file, however often the page reruns; its outcome is kept in the session
+    under `key` until another file comes. None while nothing is uploaded."""
+    if upload is None:
+        return None
+    seen = st.session_state.get(key)
+    if seen is None or seen[0] != upload.file_id:
+        try:
+            outcome = Handled(handle(upload))
+        except errors as error:
+            outcome = Handled(error=str(error))
+        seen = st.session_state[key] = (upload.file_id, outcome)
+    return seen[1]
+
+
+def new_click(chart_key: str) -> dict | None:
+    """The point clicked on the chart drawn with `chart_key` (on_select="rerun"), the first time it is seen: a
+    selection stays in the chart's state across reruns, and applying it again would undo the learner's later
+    choices."""
+    points = st.session_state.get(chart_key, {}).get("selection", {}).get("points", [])
+    if not points:
+        return None
+    point = points[0]
+    where = (point.get("x"), point.get("y"))
+    if st.session_state.get(f"{chart_key}_applied") == where:
+        return None
+    st.session_state[f"{chart_key}_applied"] = where
+    return point
+
+
+cached_sample = st.cache_resource(images.load_sample)
+
+
+def image_picker(key: str, max_side: int = images.WORK_SIDE) -> images.LoadedImage:
+    """Sample photo or upload; a bad upload gets one sentence and the previous image stays."""
+    source = links.radio(st, "Image", ["Sample photo", "Upload"], key=f"{key}_source", horizontal=True)
+    state_key = f"{key}_image"
+    if source == "Sample photo":
+        name = links.selectbox(st, "Sample", list(images.SAMPLES), key=f"{key}_sample")
+        st.session_state[state_key] = cached_sample(name, max_side)
+    else:
+        upload = st.file_uploader("Upload a photo", type=PHOTO_TYPES, key=f"{key}_upload")
+        handled = once_per_upload(upload, f"{key}_upload_seen", lambda file: images.load_image(file.getvalue(), max_side),
+                                  errors=(images.ImageError,))
+        if handled is not None and handled.error:
+            st.error(handled.error)
+        elif handled is not None:
+            st.session_state[state_key] = handled.value
+    if state_key not in st.session_state:
+        st.session_state[state_key] = cached_sample(next(iter(images.SAMPLES)), max_side)
+    loaded = st.session_state[state_key]
+    if loaded.note:
+        st.caption(loaded.note)
+    return loaded
+
+
+def photo_input(key: str, label: str = "A photo to classify", choices: tuple[str, ...] = ("Upload", "Camera")):
+    """An uploaded file or a camera shot (st.camera_input, which asks for the camera only once chosen). With more
+    `choices`, a choice that is neither returns that choice's name for the page to handle."""
+    source = st.radio("Photo from", choices, horizontal=True, key=f"{key}_from")
+    if source == "Camera":
+        return st.camera_input("Take a photo", key=f"{key}_camera")
+    if source == "Upload":
+        return st.file_uploader(label, type=PHOTO_TYPES, key=f"{key}_upload")
+    return source
+
+
+def upload_to_tensor(upload, shape: tuple[int, int, int]) -> tuple[images.LoadedImage, torch.Tensor] | None:
+    """An uploaded photo as a uint8 (C, H, W) tensor of the model's input shape; None (with a sentence) if bad."""
+    try:
+        loaded = images.load_image(upload.getvalue())
+    except images.ImageError as error:
+        st.error(str(error))
+        return None
+    return loaded, images.to_model_input(loaded.image, shape)
+
+
+def picture(image: torch.Tensor) -> np.ndarray:
+    """A (C, H, W) image, uint8 or float in [0, 1], as the array st.image draws (H, W) or (H, W, C)."""
+    if image.is_floating_point():
+        image = (image.clamp(0, 1) * 255).round().to(torch.uint8)
+    array = image.permute(1, 2, 0).numpy()
+    return array[..., 0] if array.shape[-1] == 1 else array
