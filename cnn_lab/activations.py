@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnn_lab.hooks import hooked
+
 
 @dataclass(frozen=True)
 class ActivationSpec:
@@ -82,12 +84,8 @@ def layer_activations(model: nn.Module, x: torch.Tensor) -> list[tuple[str, torc
     """The outputs of every activation module of a model on a batch, in forward order (forward hooks)."""
     kinds = tuple({type(spec.make()) for spec in ACTIVATIONS.values()} - {nn.Identity})
     found: list[tuple[str, torch.Tensor]] = []
-    hooks = [module.register_forward_hook(lambda m, i, o, name=name: found.append((name, o.detach().flatten())))
+    hooks = [(module, lambda m, i, o, name=name: found.append((name, o.detach().flatten())))
              for name, module in model.named_modules() if isinstance(module, kinds)]
-    try:
-        model.eval()
+    with hooked(model, hooks):
         model(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
     return found

@@ -19,9 +19,6 @@ from torch import nn
 from cnn_lab.downloads import DownloadCancelled, DownloadError, Hooks, fetch, reachable
 from cnn_lab.paths import data_root
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 class WeightsUnavailable(RuntimeError):
     """Pretrained weights that cannot be had now; the message says why and what works instead."""

@@ -16,7 +16,7 @@ import torch
 
 from cnn_lab import data as datasets
 from cnn_lab import downloads
-from cnn_lab.backbones import IMAGENET_MEAN, IMAGENET_STD
+from cnn_lab.normalise import IMAGENET_MEAN, IMAGENET_STD
 from cnn_lab.device import describe_device, pick_device
 from cnn_lab.metrics import EpochRecord, MetricLog
 from cnn_lab.presets import preset

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnn_lab.augment import TTA_VIEWS
+from cnn_lab.normalise import normalise
 
 
 def confusion_matrix(probs: torch.Tensor, labels: torch.Tensor, classes: int) -> torch.Tensor:
@@ -36,7 +37,7 @@ def classify(model: nn.Module, image: torch.Tensor, mean: torch.Tensor, std: tor
     """Probabilities for one uint8 image (C, H, W) at the model's input size; with `tta`, the mean over the
     test-time views (flip, shifts) and a centre crop zoomed back to full size."""
     model.eval()
-    x = (image.float()[None] / 255 - mean) / std
+    x = normalise(image[None], mean, std)
     if not tta:
         return torch.softmax(model(x), 1)[0]
     h, w = x.shape[-2:]

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnn_lab.hooks import hooked
+
 
 def grad_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor, target: int | None = None) -> tuple[torch.Tensor, int]:
     """x (1, C, H, W) -> (a (H, W) map in [0, 1], the class it explains: `target` or the predicted one).
@@ -19,19 +21,12 @@ def grad_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor, target: int | 
         output.retain_grad()
         captured["maps"] = output
 
-    hook = layer.register_forward_hook(keep)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.enable_grad():
-            x = x.detach().requires_grad_(True)  # so frozen backbones still carry gradients to the layer
-            scores = model(x)
-            target = int(scores.argmax(1)) if target is None else target
-            model.zero_grad()
-            scores[0, target].backward()
-    finally:
-        hook.remove()
-        model.train(was_training)
+    with hooked(model, [(layer, keep)]), torch.enable_grad():
+        x = x.detach().requires_grad_(True)  # so frozen backbones still carry gradients to the layer
+        scores = model(x)
+        target = int(scores.argmax(1)) if target is None else target
+        model.zero_grad()
+        scores[0, target].backward()
     maps, grads = captured["maps"], captured["maps"].grad
     weights = grads.mean(dim=(2, 3), keepdim=True)
     cam = torch.relu((weights * maps).sum(1, keepdim=True))

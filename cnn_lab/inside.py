@@ -15,8 +15,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnn_lab import runs
-from cnn_lab.backbones import IMAGENET_MEAN, IMAGENET_STD, WeightsUnavailable, efficientnet_lite0_imagenet
+from cnn_lab.backbones import WeightsUnavailable, efficientnet_lite0_imagenet
+from cnn_lab.hooks import hooked
 from cnn_lab.models import ModelSpec, build_model
+from cnn_lab.normalise import imagenet_stats, normalise
 
 SPATIAL = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)  # the layers that widen the receptive field
 GLOBAL = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Linear)  # after these a unit sees it all
@@ -72,22 +74,16 @@ def inspect(model: nn.Module, x: torch.Tensor) -> Inspection:
     """Run `x` (1, C, H, W, normalised as the model expects) once and keep every layer's input and output, in the
     order they ran, with receptive fields computed along that order (residual skips do not widen them)."""
     seen: list[tuple[str, nn.Module, torch.Tensor, torch.Tensor]] = []
-    hooks = []
-    for name, module in layer_modules(model).items():
-        def keep(module, inputs, output, name=name):
+
+    def keep(name: str):
+        def hook(module, inputs, output):
             inp, out = _first(inputs), _first(output)
             if inp is not None and out is not None:
                 seen.append((name, module, inp, out))
-        hooks.append(module.register_forward_hook(keep))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            logits = model(x)[0]
-    finally:
-        for hook in hooks:
-            hook.remove()
-        model.train(was_training)
+        return hook
+
+    with hooked(model, [(module, keep(name)) for name, module in layer_modules(model).items()]), torch.inference_mode():
+        logits = model(x)[0]
     layers, rf, jump = [], 1, 1
     for name, module, inp, out in seen:
         if rf is not None and isinstance(module, SPATIAL):
@@ -205,20 +201,12 @@ def dataset_pass(model: nn.Module, images: torch.Tensor, mean: torch.Tensor, std
                 stats[name] = layer_stats(LayerOutput(name, type(module).__name__, module, output, output, 0, None, 1))
         return hook
 
-    hooks = [module.register_forward_hook(keep(name)) for name, module in modules.items()]
     predicted = []
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for start in range(0, len(images), batch_size):
-                x = (images[start:start + batch_size].float() / 255 - mean) / std
-                predicted.append(model(x).argmax(1))
-                first_batch = False
-    finally:
-        for hook in hooks:
-            hook.remove()
-        model.train(was_training)
+    with hooked(model, [(module, keep(name)) for name, module in modules.items()]), torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            x = normalise(images[start:start + batch_size], mean, std)
+            predicted.append(model(x).argmax(1))
+            first_batch = False
     return DatasetPass({n: torch.cat(v) for n, v in peaks.items()}, {n: torch.cat(v) for n, v in places.items()},
                        widths, torch.cat(features) if features else torch.empty(len(images), 0),
                        torch.cat(predicted), stats)
@@ -262,11 +250,8 @@ def synthesise(model: nn.Module, layer: nn.Module, channel: int, shape: tuple[in
     pixels = (torch.randn((1, *shape), generator=generator) * 0.1).requires_grad_(True)  # logits of the pixels
     optimizer = torch.optim.Adam([pixels], lr=lr)
     caught: dict[str, torch.Tensor] = {}
-    hook = layer.register_forward_hook(lambda m, i, output: caught.__setitem__("maps", output))
-    was_training = model.training
-    model.eval()
     try:
-        with torch.enable_grad():
+        with hooked(model, [(layer, lambda m, i, output: caught.__setitem__("maps", output))]), torch.enable_grad():
             for _ in range(steps):
                 image = torch.sigmoid(pixels)
                 dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=generator))
@@ -276,8 +261,6 @@ def synthesise(model: nn.Module, layer: nn.Module, channel: int, shape: tuple[in
                 loss.backward()
                 optimizer.step()
     finally:
-        hook.remove()
-        model.train(was_training)
         for p in model.parameters():
             p.grad = None  # the model's own gradients are not ours to leave behind
     return (torch.sigmoid(pixels.detach())[0] * 255).round().to(torch.uint8)
@@ -298,7 +281,7 @@ class Subject:
 
     def prepare(self, image: torch.Tensor) -> torch.Tensor:
         """A uint8 (C, H, W) image at the input shape -> the normalised (1, C, H, W) batch the model expects."""
-        return (image.float()[None] / 255 - self.mean) / self.std
+        return normalise(image[None], self.mean, self.std)
 
 
 def pretrained_subject() -> Subject:
@@ -307,8 +290,7 @@ def pretrained_subject() -> Subject:
     from torchvision.models._meta import _IMAGENET_CATEGORIES
 
     return Subject("EfficientNet-Lite0, pretrained on ImageNet (1,000 classes)", efficientnet_lite0_imagenet().eval(),
-                   list(_IMAGENET_CATEGORIES), (3, 224, 224), torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
-                   torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+                   list(_IMAGENET_CATEGORIES), (3, 224, 224), *imagenet_stats())
 
 
 def run_subject(record: runs.RunRecord) -> Subject:
@@ -321,7 +303,7 @@ def run_subject(record: runs.RunRecord) -> Subject:
 
             size = transfer.TransferConfig.from_json(record.config).image_size
             return Subject(title, transfer.load_run_model(record), record.classes, (3, size, size),
-                           torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+                           *imagenet_stats())
         shape = tuple(record.input_shape)
         model = build_model(ModelSpec.from_dict(record.config["model"]), shape, len(record.classes))
         model.load_state_dict(runs.load_weights(record.run_id))

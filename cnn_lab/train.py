@@ -16,11 +16,11 @@ from torch import nn
 from cnn_lab import augment
 from cnn_lab import data as datasets
 from cnn_lab.augment import TTA_VIEWS
-from cnn_lab.backbones import IMAGENET_MEAN, IMAGENET_STD
 from cnn_lab.device import pick_device
 from cnn_lab.downloads import Hooks
 from cnn_lab.metrics import Control, EpochRecord, MetricLog, NormTrace, Pace
 from cnn_lab.models import ModelSpec, build_model, count_parameters
+from cnn_lab.normalise import imagenet_stats, normalise
 
 
 class TrainingError(RuntimeError):
@@ -103,7 +103,7 @@ class DeviceData:
 
     def normalise(self, images: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
         """uint8 images -> standardised floats (per-channel mean 0, std 1 over the training set)."""
-        x = (images.float() / 255 - self.mean) / self.std
+        x = normalise(images, self.mean, self.std)
         return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
@@ -133,8 +133,7 @@ NORMALISATIONS: dict[str, Normalisation] = {
     "course": Normalisation("the course's Normalize(0.5, 0.5): pixels to [-1, 1]",
                             lambda images: (torch.full((1, images.shape[1], 1, 1), 0.5),) * 2),
     "imagenet": Normalisation("ImageNet's mean and std (what pretrained backbones expect)",
-                              lambda images: (torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
-                                              torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))),
+                              lambda images: imagenet_stats()),
     # the trainer divides by 255 first, so a std of 1/255 gives the inputs back as they are
     "none": Normalisation("none: the inputs are features already (a frozen backbone's cached outputs)",
                           lambda images: (torch.zeros(1, images.shape[1], 1, 1),

@@ -21,7 +21,8 @@ from torch import nn
 from cnn_lab import augment
 from cnn_lab import data as datasets
 from cnn_lab import runs
-from cnn_lab.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, Pretrained, inference_copy
+from cnn_lab.backbones import BACKBONES, Pretrained, inference_copy
+from cnn_lab.normalise import imagenet_stats, normalise
 from cnn_lab.models import ModelSpec
 from cnn_lab.paths import cache_root
 from cnn_lab.downloads import DownloadCancelled, Hooks, Progress, reachable
@@ -290,8 +291,7 @@ def _example(images: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 def _extract(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int, flip: bool) -> torch.Tensor:
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    mean, std = imagenet_stats(device)
     out = []
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size].to(device)
@@ -299,7 +299,7 @@ def _extract(model: nn.Module, images: torch.Tensor, device: torch.device, batch
         if device.type == "cuda" and count < batch_size:
             # Keep one input shape: every new shape makes cuDNN plan all its convolutions again.
             batch = torch.cat([batch, batch.new_zeros(batch_size - count, *batch.shape[1:])])
-        x = (batch.float() / 255 - mean) / std
+        x = normalise(batch, mean, std)
         x = (x.flip(-1) if flip else x).contiguous(memory_format=torch.channels_last)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
             out.append(model(x).float()[:count].cpu())
@@ -401,8 +401,7 @@ def frozen_outputs(model: TransferModel, images: torch.Tensor, views: int, augme
     # a copy: the activation after it may clip its output in place
     handle = backbone.get_submodule(cut).register_forward_hook(lambda module, inputs, output:
                                                                captured.append(output.clone()))
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    mean, std = imagenet_stats(device)
     outputs, features = [[] for _ in range(views)], [[] for _ in range(views)]
     try:
         with torch.no_grad():  # not inference_mode: the outputs become training inputs
@@ -535,7 +534,7 @@ def run_transfer(config: TransferConfig, log: MetricLog | None = None, control: 
     test = images.splits["test"]
     acc = (probs.argmax(1) == test.labels).float().mean().item()
     return TrainResult(
-        model, images.classes, torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
+        model, images.classes, *imagenet_stats(),
         test.images, test.labels, probs, result.test_loss, acc, result.best_epoch, result.stopped_early,
         result.stopped_by_user, time.perf_counter() - start, result.parameters, extras={
             **timings, "head_seconds": result.seconds})

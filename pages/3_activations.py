@@ -6,6 +6,7 @@ import torch
 from plotly.subplots import make_subplots
 
 from cnn_lab import activations, jobs
+from cnn_lab.normalise import normalise
 from ui import links
 from ui.identity import signed_in
 from ui.nav import page_header
@@ -116,7 +117,7 @@ if job is None or job.result is None:
     st.caption("Train a model on the train page: its per-layer dead and saturated shares on a test batch appear here.")
 else:
     result = job.result
-    batch = (result.test_images[:256].float() / 255 - result.mean) / result.std
+    batch = normalise(result.test_images[:256], result.mean, result.std)
     layers = activations.layer_activations(result.model, batch)
     if not layers:
         st.caption("This model has no activation layers to inspect.")

@@ -5,7 +5,8 @@ import streamlit as st
 import torch
 
 from cnn_lab import augment, charts, data, downloads, evaluate, explain, jobs, limits, runs, transfer
-from cnn_lab.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, WeightsUnavailable, weights_advice
+from cnn_lab.backbones import BACKBONES, WeightsUnavailable, weights_advice
+from cnn_lab.normalise import imagenet_stats, normalise
 from cnn_lab.settings import load_settings
 from ui.download_panel import download_panel
 from ui.identity import who_is_asking
@@ -217,10 +218,10 @@ def predict(run_id: str, image: np.ndarray, target: int | None) -> tuple[torch.T
     """Probabilities without and with TTA, and Grad-CAM, for one photo: computed once per photo and class,
     not on every rerun of the page."""
     model, photo = run_model(run_id), torch.from_numpy(image)
-    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    mean, std = imagenet_stats()
     plain = evaluate.classify(model, photo, mean, std)
     averaged = evaluate.classify(model, photo, mean, std, tta=True)
-    cam, explained = explain.grad_cam(model, model.cam_layer, (photo.float()[None] / 255 - mean) / std, target)
+    cam, explained = explain.grad_cam(model, model.cam_layer, normalise(photo[None], mean, std), target)
     return plain, averaged, cam.numpy(), explained
 
 

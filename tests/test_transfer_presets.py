@@ -5,7 +5,8 @@ import torch
 import torchvision
 
 from cnn_lab import augment, transfer
-from cnn_lab.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, Pretrained
+from cnn_lab.backbones import BACKBONES, Pretrained
+from cnn_lab.normalise import imagenet_stats, normalise
 from cnn_lab.downloads import Hooks
 from cnn_lab.metrics import MetricLog
 from cnn_lab.train import TrainingError
@@ -38,7 +39,7 @@ def _frozen_output_matches_the_images(pretrained: Pretrained, unfreeze: int) -> 
     model = transfer.TransferModel(pretrained, 9, unfreeze).eval()
     images = torch.randint(0, 256, (6, 3, 64, 64), dtype=torch.uint8)
     outputs, features = transfer.frozen_outputs(model, images, 2, None, torch.device("cpu"))
-    x = (images.float() / 255 - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    x = normalise(images, *imagenet_stats())
     tail = transfer.FromFrozenOutput(model)
     with torch.no_grad():
         for view, pixels in enumerate((x, x.flip(-1))):
