@@ -73,28 +73,29 @@ def run_job(kind: str, config, ray_address: str | None):
     from tqdm import tqdm
 
     from cnn_lab import jobs
+    from cnn_lab.metrics import Progress
     from cnn_lab.settings import load_settings
 
     manager = jobs.JobManager(replace(load_settings(), shared=False, ray_address=ray_address or ""))
     job = manager.submit(config, kind=kind)
-    def show(bar: tqdm, progress: dict) -> None:
-        if "total_steps" in progress:
-            bar.total, bar.n = progress["total_steps"], progress.get("step", 0)
-            bar.set_description(f"epoch {progress.get('epoch', 0)}/{progress['epochs']}", refresh=False)
-            bar.set_postfix_str(f"{progress.get('images_per_s', 0):,.0f} img/s", refresh=False)
+    def show(bar: tqdm, progress: Progress) -> None:
+        if progress.training:
+            bar.total, bar.n = progress.total_steps, progress.step
+            bar.set_description(f"epoch {progress.epoch}/{progress.epochs}", refresh=False)
+            bar.set_postfix_str(f"{progress.images_per_s:,.0f} img/s", refresh=False)
         else:
-            bar.set_description(progress.get("stage", "loading the data"), refresh=False)
+            bar.set_description(progress.stage or "loading the data", refresh=False)
         bar.refresh()
 
     with tqdm(total=None, file=sys.stderr, unit="step", dynamic_ncols=True) as bar:
         while job.alive:
             try:
-                show(bar, job.log.snapshot()[2])
+                show(bar, job.log.snapshot().progress)
                 time.sleep(0.25)
             except KeyboardInterrupt:
                 manager.stop(job)
                 bar.write("Stopping after this step; the model so far is kept.")
-        show(bar, job.log.snapshot()[2])  # where it ended
+        show(bar, job.log.snapshot().progress)  # where it ended
     if job.result is None:  # failed, or stopped before training
         raise CliError(job.message)
     return job.result

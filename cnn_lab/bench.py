@@ -93,7 +93,8 @@ def run_config(config: TrainConfig, cifar: datasets.ImageDataset,
 
         drawn = 0
         while not stop.wait(1.0):
-            steps, epochs, _ = log.snapshot()
+            seen = log.snapshot()
+            steps, epochs = seen.steps, seen.epochs
             json.dumps({"series": charts.step_loss_series(steps)})
             if len(epochs) != drawn:
                 drawn = len(epochs)
@@ -155,7 +156,7 @@ def bench_ray(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
         """Seconds from Start to the first step, images/s of each epoch, test accuracy."""
         job = jobs.JobManager(settings).submit(config, kind="train")
         submitted = time.perf_counter()
-        while not job.log.snapshot()[0] and job.alive:
+        while not job.log.snapshot().steps and job.alive:
             time.sleep(0.01)
         first_step = time.perf_counter() - submitted
         job.thread.join()
@@ -496,7 +497,7 @@ def bench_cpu_transfer(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
         result = transfer.run_transfer(replace(config, seed=seed, epochs=1 if quick else config.epochs), log=log)
         walls.append(time.perf_counter() - start)
         accs.append(result.test_acc)
-        vals.append(log.snapshot()[1][-1].val_acc or 0)
+        vals.append(log.snapshot().epochs[-1].val_acc or 0)
     return [(f"\"{transfer.CPU_RECIPE}\" on boats9, seeds 0-{len(accs) - 1}", f"{mean(accs):.1%} in {mean(walls):.0f} s",
              f"test {', '.join(f'{a:.1%}' for a in accs)}; wall {', '.join(f'{w:.0f}' for w in walls)} s (frozen "
              f"blocks {result.extras['frozen_seconds']:.0f} s, training {result.extras['head_seconds']:.0f} s in the "

@@ -4,7 +4,7 @@ points (older ones thinned to every other), so memory stays flat however long a 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 
 class StoppedBeforeTraining(RuntimeError):
@@ -23,6 +23,43 @@ class EpochRecord:
     images_per_s: float
 
 
+@dataclass(frozen=True)
+class Progress:
+    """Where a job stands, as the worker last published it. Before training starts only `stage` (and
+    `stage_fraction`) say anything: loading, downloading, extracting features, waiting for a Ray worker."""
+
+    stage: str = ""  # what the job does before (or instead of) training steps, in a few words
+    stage_fraction: float = 0.0  # how far along that stage is, 0 to 1
+    epoch: int = 0
+    epochs: int = 0
+    step: int = 0
+    total_steps: int = 0  # set when training starts
+    parameters: int = 0
+    device: str = ""
+    mean: list[float] | None = None  # the per-channel normalisation the model is trained with
+    std: list[float] | None = None
+    elapsed: float = 0.0
+    images_per_s: float = 0.0
+    eta: float | None = None  # seconds left, at the recent pace
+    layer_norms: dict | None = None  # NormTrace.as_dict()
+    node: str = ""  # the Ray node that runs the job ("" for this machine)
+    worker_pid: int | None = None  # the Ray worker's process
+
+    @property
+    def training(self) -> bool:
+        """Whether training has started: the trainer sets the step count before its first step."""
+        return self.total_steps > 0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A copy of a log at one moment, safe to read while the worker goes on."""
+
+    steps: list[tuple[int, float, float]] = field(default_factory=list)  # (step, train loss, lr)
+    epochs: list[EpochRecord] = field(default_factory=list)
+    progress: Progress = Progress()
+
+
 class MetricLog:
     """The worker appends, readers copy. Step points are kept at a stride that doubles whenever the buffer
     fills (every point, then every 2nd, 4th, ...), so the whole curve stays drawn at a bounded cost."""
@@ -33,7 +70,7 @@ class MetricLog:
         self.stride = 1
         self.steps: list[tuple[int, float, float]] = []  # (step, train loss, lr)
         self.epochs: list[EpochRecord] = []
-        self.progress: dict = {}
+        self.progress = Progress()
 
     def add_steps(self, rows: list[tuple[int, float, float]]) -> None:
         with self._lock:
@@ -47,12 +84,13 @@ class MetricLog:
             self.epochs.append(record)
 
     def set_progress(self, **values) -> None:
+        """Change some of the progress's fields (a name that is not a field of Progress is a TypeError)."""
         with self._lock:
-            self.progress = {**self.progress, **values}
+            self.progress = replace(self.progress, **values)
 
-    def snapshot(self) -> tuple[list[tuple[int, float, float]], list[EpochRecord], dict]:
+    def snapshot(self) -> Snapshot:
         with self._lock:
-            return list(self.steps), list(self.epochs), dict(self.progress)
+            return Snapshot(list(self.steps), list(self.epochs), self.progress)
 
 
 class NormTrace:

@@ -34,7 +34,8 @@ class RunEvents:
         self.epochs_written = 0
 
     def update(self, log: MetricLog) -> None:
-        steps, epochs, _ = log.snapshot()
+        seen = log.snapshot()
+        steps, epochs = seen.steps, seen.epochs
         new_steps = [row for row in steps if row[0] > self.last_step]
         new_epochs: list[EpochRecord] = epochs[self.epochs_written:]
         if not new_steps and not new_epochs:

@@ -418,7 +418,7 @@ def train(
                              val_acc, lr, seconds, seen / seconds)
         log.add_epoch(record)
         if on_epoch:
-            on_epoch(model, log.snapshot()[1])
+            on_epoch(model, log.snapshot().epochs)
         if val_loss is not None and config.patience:
             if val_loss < best_loss:
                 best_loss, best_epoch, bad_epochs = val_loss, epoch, 0

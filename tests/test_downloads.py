@@ -163,12 +163,12 @@ def test_stop_cancels_a_jobs_download_and_leaves_no_run(server, monkeypatch, tmp
     manager = jobs.JobManager()
     job = manager.start(TrainConfig(dataset="mnist", model=ModelSpec("mlp"), epochs=1))
     for _ in range(200):
-        if "downloading MNIST" in job.log.snapshot()[2].get("stage", ""):
+        if "downloading MNIST" in job.log.snapshot().progress.stage:
             break
         time.sleep(0.05)
-    progress = job.log.snapshot()[2]
-    assert progress["stage"].startswith("downloading MNIST: ") and " of 8.4 MB" in progress["stage"]
-    assert 0 < progress["stage_fraction"] < 1
+    progress = job.log.snapshot().progress
+    assert progress.stage.startswith("downloading MNIST: ") and " of 8.4 MB" in progress.stage
+    assert 0 < progress.stage_fraction < 1
     manager.stop(job)
     job.thread.join(timeout=30)
     assert job.status == "stopped" and "cancelled" in job.message

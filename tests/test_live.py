@@ -27,7 +27,7 @@ def test_the_live_view_is_the_jobs_progress_and_step_curve_behind_its_token_only
     steps = [(1, 2.0, 0.1), (2, 1.0, 0.1), (3, float("nan"), 0.05), (4, math.inf, 0.05)]
     job = _publishing_job(steps)
     try:
-        assert wait_for(lambda: job.log.snapshot()[0])
+        assert wait_for(lambda: job.log.snapshot().steps)
         view = live.watched_view(job.watch_token, "0.5")
         assert view["status"] == "running" and view["alive"] and view["epochs"] == 0
         assert view["fraction"] == 4 / 40

@@ -33,7 +33,7 @@ def test_short_run_on_digits_shows_curves_and_results():
     at.toggle(key="norms_train").set_value(True).run()
     norms = next(c for c in at.get("plotly_chart") if "gradient norm" in c.proto.spec)
     lines = [trace["name"] for trace in json.loads(norms.proto.spec)["data"]]
-    assert lines == job.log.snapshot()[2]["layer_norms"]["layers"] == ["0.0 (Conv2d)", "1.0 (Conv2d)", "5 (Linear)"]
+    assert lines == job.log.snapshot().progress.layer_norms["layers"] == ["0.0 (Conv2d)", "1.0 (Conv2d)", "5 (Linear)"]
     assert any(c.value.startswith("Now: the first layer's gradient norm is") for c in at.caption)
     _use_the_run(at, job)
 
@@ -92,7 +92,7 @@ def test_start_while_busy_queues_and_a_second_tab_finds_the_running_job():
     queued = None
     try:
         # A fresh session (a refresh, a second tab) finds the running job instead of starting another.
-        assert wait_for(lambda: busy.log.snapshot()[0])  # its first steps are published
+        assert wait_for(lambda: busy.log.snapshot().steps)  # its first steps are published
         at = AppTest.from_file(str(ROOT / "pages/5_train.py"), default_timeout=60).run()
         live = _live_chart(at)
         assert live["view"]["text"].startswith("running") and live["view"]["series"]["x"]
@@ -187,7 +187,7 @@ def test_course_cnn_with_batch_norm_and_dropout_trains_from_the_page():
     kinds = [type(m).__name__ for m in both.result.model.modules()]
     assert kinds.count("BatchNorm2d") == 3 and kinds.count("Dropout") == 2
     assert both.result.parameters == plain.result.parameters + 16 + 32 + 64
-    plain_curve = [e.train_loss for e in plain.log.snapshot()[1]]
-    both_curve = [e.train_loss for e in both.log.snapshot()[1]]
+    plain_curve = [e.train_loss for e in plain.log.snapshot().epochs]
+    both_curve = [e.train_loss for e in both.log.snapshot().epochs]
     assert len(plain_curve) == len(both_curve) == 2 and plain_curve != both_curve
     assert both.result.test_acc > 0.2  # it learns (chance is 10%)

@@ -41,11 +41,11 @@ def test_three_jobs_with_room_for_two(cluster):
     end = time.time() + 300
     while time.time() < end and any(job.alive for job in submitted):
         for job in submitted:
-            progress = job.log.snapshot()[2]
-            if "node" in progress:
+            progress = job.log.snapshot().progress
+            if progress.node:
                 placed.setdefault(job.run_id, time.time())
-            if progress.get("step") and job.alive:
-                updates[job.run_id].add(progress["step"])
+            if progress.step and job.alive:
+                updates[job.run_id].add(progress.step)
             if not job.alive:
                 ended.setdefault(job.run_id, time.time())
         time.sleep(0.1)
@@ -72,7 +72,7 @@ def test_same_seed_same_accuracy_as_the_thread_executor(cluster):
 
 def test_stop_reaches_the_worker(cluster):
     job = cluster.submit(_digits(2000), owner=Person("ada"))
-    assert wait_for(lambda: job.log.snapshot()[2].get("step", 0) > 20, 120)
+    assert wait_for(lambda: job.log.snapshot().progress.step > 20, 120)
     cluster.stop(job, Person("ada"))
     assert wait_for(lambda: not job.alive, 60)
     assert job.status == "stopped" and job.message.startswith("Stopped by the user")
@@ -81,8 +81,8 @@ def test_stop_reaches_the_worker(cluster):
 
 def test_a_killed_worker_fails_the_job_and_keeps_its_epochs(cluster):
     job = cluster.submit(_digits(2000))
-    assert wait_for(lambda: len(job.log.snapshot()[1]) >= 2, 120)
-    os.kill(job.log.snapshot()[2]["worker_pid"], signal.SIGKILL)
+    assert wait_for(lambda: len(job.log.snapshot().epochs) >= 2, 120)
+    os.kill(job.log.snapshot().progress.worker_pid, signal.SIGKILL)
     assert wait_for(lambda: not job.alive, 60)
     assert job.status == "failed" and "worker running it was lost" in job.message
     record = runs.load_run(job.run_id)

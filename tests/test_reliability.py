@@ -28,7 +28,7 @@ def test_twenty_start_stop_cycles_leave_no_threads_and_flat_memory():
     for cycle in range(20):
         job = manager.start(config)
         deadline = time.time() + 30
-        while not job.log.snapshot()[0] and time.time() < deadline:
+        while not job.log.snapshot().steps and time.time() < deadline:
             time.sleep(0.02)
         manager.stop(job)
         job.thread.join(timeout=30)

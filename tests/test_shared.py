@@ -91,7 +91,7 @@ def test_per_person_cap_and_one_running_each():
 def test_time_limit_and_pause_timeout_give_the_device_back():
     manager = _shared(max_running=2, time_limit_minutes=1, pause_timeout_minutes=1)
     long, paused = manager.submit(_digits(epochs=500), owner=ALICE), manager.submit(_digits(epochs=500), owner=BOB)
-    assert wait_for(lambda: long.log.snapshot()[0] and paused.log.snapshot()[0])
+    assert wait_for(lambda: long.log.snapshot().steps and paused.log.snapshot().steps)
     manager.pause(paused, BOB)
     manager.enforce_limits(now=time.time() + 61)  # a minute later
     assert wait_for(lambda: not long.alive and not paused.alive)
@@ -106,9 +106,9 @@ def test_estimated_wait_uses_like_jobs_that_ran():
     assert manager.expected_seconds(done) == pytest.approx(done.result.seconds, rel=0.01)
     running = manager.submit(_digits(epochs=400), owner=ALICE)
     waiting = manager.submit(_digits(), owner=BOB)
-    assert wait_for(lambda: "eta" in running.log.snapshot()[2])
+    assert wait_for(lambda: running.log.snapshot().progress.eta is not None)
     wait = manager.estimated_wait(waiting)
-    assert wait is not None and wait == pytest.approx(running.log.snapshot()[2]["eta"], abs=5)
+    assert wait is not None and wait == pytest.approx(running.log.snapshot().progress.eta, abs=5)
     manager.stop(running, ADMIN)
     manager.stop(waiting, ADMIN)
     assert wait_for(lambda: not running.alive)
@@ -310,7 +310,7 @@ def test_step_metrics_stay_bounded():
     log = MetricLog(max_steps=1000)
     for start in range(0, 100_000, 50):
         log.add_steps([(step, 1.0 / (step + 1), 0.1) for step in range(start + 1, start + 51)])
-    steps = log.snapshot()[0]
+    steps = log.snapshot().steps
     assert len(steps) <= 1000 and steps[-1][0] >= 99_000 - log.stride  # the whole run, thinned
     assert steps[0][0] <= 2 * log.stride and log.stride == 128
 

@@ -147,18 +147,18 @@ def test_job_pause_resume_stop_and_persistence():
     manager = jobs.JobManager(max_running=1)
     config = TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[16, 32]), epochs=200, batch_size=16)
     job = manager.start(config)
-    assert wait_for(lambda: job.log.snapshot()[0])
+    assert wait_for(lambda: job.log.snapshot().steps)
     second = manager.start(config)  # the device is busy: it waits in the queue, it is not refused
     assert second.status == "queued" and manager.position(second) == 1
     manager.stop(second)
     assert second.status == "stopped" and "out of the queue" in second.message and manager.waiting() == []
     manager.pause(job)
     time.sleep(0.3)
-    paused_at = job.log.snapshot()[2]["step"]
+    paused_at = job.log.snapshot().progress.step
     time.sleep(0.7)
-    assert job.log.snapshot()[2]["step"] - paused_at <= 2  # at most the step in flight and its publish
+    assert job.log.snapshot().progress.step - paused_at <= 2  # at most the step in flight and its publish
     manager.resume(job)
-    assert wait_for(lambda: job.log.snapshot()[2]["step"] > paused_at + 5)
+    assert wait_for(lambda: job.log.snapshot().progress.step > paused_at + 5)
     manager.stop(job)
     assert wait_for(lambda: not job.alive, 30)
     assert job.status == "stopped"
@@ -231,7 +231,7 @@ def test_the_deep_sigmoid_preset_shows_vanishing_gradients_and_relu_does_not():
         config.epochs, config.model.activation, config.device = 1, activation, "cpu"
         log = MetricLog()
         train(config, log=log)
-        trace = log.snapshot()[2]["layer_norms"]
+        trace = log.snapshot().progress.layer_norms
         assert len(trace["layers"]) == 9 and trace["layers"][0].endswith("(Linear)")
         first_layer[activation] = trace["grad"][-1][0]
         assert trace["grad"][-1][-1] > 0

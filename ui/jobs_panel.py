@@ -42,11 +42,11 @@ def queue_table(person: Person) -> None:
         return
     rows = []
     for job in alive:
-        progress = job.log.snapshot()[2]
-        done = progress.get("step", 0) / max(1, progress.get("total_steps", 1))
+        progress = job.log.snapshot().progress
+        done = progress.step / max(1, progress.total_steps)
         position = jobs.MANAGER.position(job)
         rows.append({"who": job.owner, "what": job.kind, "status": job.status,
-                     "where": progress.get("node", "this machine") if job.status != "queued" else "",
+                     "where": (progress.node or "this machine") if job.status != "queued" else "",
                      "queue": f"#{position} · {live.wait_words(job)}" if position else "",
                      "progress": f"{done:.0%}" if job.status != "queued" else ""})
     st.dataframe(rows, hide_index=True)
@@ -101,7 +101,8 @@ def live_panel(job: jobs.Job | None, empty_note: str, person: Person) -> None:
 
 
 def job_progress(job: jobs.Job) -> None:
-    steps, epochs, progress = job.log.snapshot()
+    seen = job.log.snapshot()
+    steps, epochs = seen.steps, seen.epochs
     smoothing = st.session_state.get(f"ema_{job.kind}", 0.9)  # the controls are drawn under the chart
     log_y = st.session_state.get(f"log_y_{job.kind}", False)
     if job.alive:
@@ -123,7 +124,7 @@ def job_progress(job: jobs.Job) -> None:
         st.success(job.message)
     if epochs:
         st.plotly_chart(charts.epoch_figure({job.run_id: epochs}, log_y), key=f"epochs_{job.kind}")
-    trace = progress.get("layer_norms")
+    trace = seen.progress.layer_norms
     if trace and trace["steps"] and st.toggle("Each layer's gradient norm (vanishing or exploding gradients)",
                                               key=f"norms_{job.kind}"):
         which = st.radio("Norm of", ["grad", "weight"], horizontal=True, key=f"norms_which_{job.kind}",

@@ -28,26 +28,26 @@ def wait_words(job: Job) -> str:
 
 def progress_line(job: Job) -> tuple[float, str]:
     """How far along the job is (0 to 1) and the line written on its progress bar."""
-    _, _, progress = job.log.snapshot()
+    progress = job.log.snapshot().progress
     if job.status == "queued":
         return 0.0, f"queued · position {MANAGER.position(job)} · {wait_words(job)}"
-    if "total_steps" not in progress:  # not training yet: loading, downloading, or it failed before the start
-        stage = progress.get("stage", "loading the data") if job.alive else ""
-        return progress.get("stage_fraction", 0.0), job.status + (f" · {stage}" if stage else "")
-    total = max(1, progress["total_steps"])
-    return (min(1.0, progress.get("step", 0) / total),
-            f"{job.status} · epoch {progress.get('epoch', 0)}/{progress['epochs']} · step {progress.get('step', 0)}/"
-            f"{total} · {progress.get('images_per_s', 0):,.0f} img/s · ETA {progress.get('eta', 0):.0f} s · "
-            f"{progress['parameters']:,} parameters on {progress['device']}")
+    if not progress.training:  # not training yet: loading, downloading, or it failed before the start
+        stage = (progress.stage or "loading the data") if job.alive else ""
+        return progress.stage_fraction, job.status + (f" · {stage}" if stage else "")
+    total = progress.total_steps
+    return (min(1.0, progress.step / total),
+            f"{job.status} · epoch {progress.epoch}/{progress.epochs} · step {progress.step}/"
+            f"{total} · {progress.images_per_s:,.0f} img/s · ETA {progress.eta or 0:.0f} s · "
+            f"{progress.parameters:,} parameters on {progress.device}")
 
 
 def live_view(job: Job, smoothing: float) -> dict:
     """The job as the live chart draws it. `status`, `alive` and `epochs` tell the page when to rerun (a new
     status, the job's end, a new epoch's curves); the rest is redrawn in place."""
-    steps, epochs, _ = job.log.snapshot()
+    seen = job.log.snapshot()
     fraction, text = progress_line(job)
-    return {"status": job.status, "alive": job.alive, "epochs": len(epochs), "fraction": fraction, "text": text,
-            "series": step_loss_series(steps, smoothing)}
+    return {"status": job.status, "alive": job.alive, "epochs": len(seen.epochs), "fraction": fraction, "text": text,
+            "series": step_loss_series(seen.steps, smoothing)}
 
 
 def watched_view(token: str, smoothing: str | None) -> dict | None:

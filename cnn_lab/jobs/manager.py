@@ -151,7 +151,7 @@ class JobManager:
                 + (" (early stopping restored the best epoch's weights)." if result.stopped_early else ".")
             )
             job.result = result
-            runs.save_epochs(job.run_id, job.log.snapshot()[1], normalisation=(result.mean.flatten().tolist(),
+            runs.save_epochs(job.run_id, job.log.snapshot().epochs, normalisation=(result.mean.flatten().tolist(),
                                                                                result.std.flatten().tolist()))
             runs.finish_run(job.run_id, job.status, job.message, result.test_acc, seconds=result.seconds,
                             parameters=result.parameters, classes=result.classes,
@@ -179,7 +179,7 @@ class JobManager:
     def _end_before_training(job: Job) -> None:
         """A run that never reached its first step (no data, no weights, a cancelled download) leaves no run folder
         to clutter the history; the job keeps its sentence for the page. One that did train is kept as failed."""
-        if "total_steps" in job.log.snapshot()[2]:
+        if job.log.snapshot().progress.training:
             runs.finish_run(job.run_id, job.status, job.message)
         else:
             runs.delete_run(job.run_id)
@@ -277,7 +277,7 @@ class JobManager:
         if job not in waiting:
             return None
         running = [j for j in self._jobs.values() if j.status in ("running", "paused")]
-        left = [j.log.snapshot()[2].get("eta") or self.expected_seconds(j) for j in running]
+        left = [j.log.snapshot().progress.eta or self.expected_seconds(j) for j in running]
         durations = [self.expected_seconds(j) for j in waiting[: waiting.index(job) + 1]]
         if any(value is None for value in left + durations[:-1]):
             return None
@@ -319,8 +319,8 @@ def _signature(job: Job) -> tuple:
 
 def _normalisation(log: MetricLog) -> tuple[list[float], list[float]] | None:
     """The per-channel mean and std the model is trained with, as the trainer published them."""
-    progress = log.snapshot()[2]
-    return (progress["mean"], progress["std"]) if "mean" in progress else None
+    progress = log.snapshot().progress
+    return (progress.mean, progress.std) if progress.mean is not None else None
 
 
 # One manager per process: every session, tab and refresh shares it.

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from dataclasses import replace
 from typing import Callable
 
 import ray
@@ -79,12 +80,12 @@ class _Poster:
 
     def post(self) -> None:
         with self.lock:
-            steps, epochs, progress = self.log.snapshot()
-            new_steps = [s for s in steps if s[0] > self.steps_sent]
+            seen = self.log.snapshot()
+            new_steps = [s for s in seen.steps if s[0] > self.steps_sent]
             weights, self.weights = self.weights, None
-            update = (new_steps, epochs[self.epochs_sent:], progress, weights)
+            update = (new_steps, seen.epochs[self.epochs_sent:], seen.progress, weights)
             self.steps_sent = new_steps[-1][0] if new_steps else self.steps_sent
-            self.epochs_sent = len(epochs)
+            self.epochs_sent = len(seen.epochs)
             command = ray.get(self.mailbox.post.remote(self.run_id, update))
         if command == "stop":
             self.control.stop()
@@ -196,7 +197,7 @@ def remote_work(kind: str, config, run_id: str) -> Callable[[MetricLog, Control,
                 _collect(_mailbox, run_id, log, on_epoch)
                 if done:
                     return ray.get(running)
-                if "node" not in log.snapshot()[2] and control.stop_requested.is_set():
+                if not log.snapshot().progress.node and control.stop_requested.is_set():
                     ray.cancel(running)  # still waiting for resources
                     raise StoppedBeforeTraining("Stopped before a Ray worker took it; nothing was run.")
                 wanted = "stop" if control.stop_requested.is_set() else "run" if control.running.is_set() else "pause"
@@ -219,8 +220,8 @@ def _collect(mailbox, run_id: str, log: MetricLog, on_epoch: Callable) -> None:
         log.add_steps(steps)
         for epoch in epochs:
             log.add_epoch(epoch)
-        if "node" in progress and "node" not in log.snapshot()[2]:
-            progress = {**progress, "stage": f"running on Ray node {progress['node']}"}
-        log.set_progress(**progress)
+        if progress.node and not log.snapshot().progress.node:
+            progress = replace(progress, stage=f"running on Ray node {progress.node}")
+        log.set_progress(**vars(progress))
         if weights is not None:
-            on_epoch(_Weights(weights), log.snapshot()[1])
+            on_epoch(_Weights(weights), log.snapshot().epochs)
