@@ -302,3 +302,31 @@ def cutout_mask(height: int, width: int, size: int, seed: int = 0) -> torch.Tens
     mask = torch.ones(height, width)
     mask[max(0, cy - size // 2) : cy + (size + 1) // 2, max(0, cx - size // 2) : cx + (size + 1) // 2] = 0
     return mask
+
+
+# ---------------------------------------------------------------- batched flips and crops (the trainer's own)
+
+
+def random_flip(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Flip a random half of the batch left-right."""
+    flip = torch.rand(len(x), device=x.device, generator=generator) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+
+
+def random_crop(x: torch.Tensor, pad: int = 4, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random crop with reflect padding (the CIFAR classic), a different shift per image, in one gather."""
+    n, c, h, w = x.shape
+    padded = F.pad(x, (pad,) * 4, mode="reflect")
+    dy = torch.randint(0, 2 * pad + 1, (n, 1, 1), device=x.device, generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n, 1, 1), device=x.device, generator=generator)
+    rows = (torch.arange(h, device=x.device).view(1, h, 1) + dy).expand(n, h, w)
+    cols = (torch.arange(w, device=x.device).view(1, 1, w) + dx).expand(n, h, w)
+    index = (rows * (w + 2 * pad) + cols).view(n, 1, h * w).expand(n, c, h * w)
+    return padded.flatten(2).gather(2, index).view(n, c, h, w)
+
+
+# The augmentations a training config names in its `augment` list: (standardised batch, crop padding) -> batch.
+BATCHED_AUGMENTS: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
+    "flip": lambda x, crop_padding: random_flip(x),
+    "crop": lambda x, crop_padding: random_crop(x, crop_padding),
+}

@@ -20,7 +20,7 @@ from cnn_lab.normalise import IMAGENET_MEAN, IMAGENET_STD
 from cnn_lab.device import describe_device, pick_device
 from cnn_lab.metrics import EpochRecord, MetricLog
 from cnn_lab.presets import preset
-from cnn_lab.train import TrainConfig, TrainResult, train
+from cnn_lab.train import TrainConfig, TrainResult, fit
 
 Row = tuple[str, str, str]
 
@@ -104,7 +104,7 @@ def run_config(config: TrainConfig, cifar: datasets.ImageDataset,
     poller = threading.Thread(target=poll, daemon=True) if subscriber else None
     if poller:
         poller.start()
-    result = train(config, dataset=cifar, log=log)
+    result = fit(config, dataset=cifar, log=log)
     stop.set()
     images_per_s = sum(e.images_per_s * e.seconds for e in log.epochs) / sum(e.seconds for e in log.epochs)
     return result.test_acc, result.seconds, images_per_s, log.epochs
@@ -215,7 +215,7 @@ CPU_PRESETS = ["CPU: 70% in a minute", "CPU: 80% in five minutes", "Fast CNN (70
 
 
 def bench_cpu_presets(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
-    """Issue 18's CPU targets: each CPU preset over seeds 0-2 (test accuracy, and the wall time of train() from the
+    """Issue 18's CPU targets: each CPU preset over seeds 0-2 (test accuracy, and the wall time of fit() from the
     decoded cache: moving the data, whitening, training and the test pass), beside today's Fast CNN recipe."""
     rows = []
     for name in CPU_PRESETS[:1] if quick else CPU_PRESETS:

@@ -27,7 +27,7 @@ from cnn_lab.models import ModelSpec
 from cnn_lab.paths import cache_root
 from cnn_lab.downloads import DownloadCancelled, Hooks, Progress, reachable
 from cnn_lab.metrics import Control, MetricLog, StoppedBeforeTraining
-from cnn_lab.train import TrainConfig, TrainingError, TrainResult, download_hooks, resolve_device, train
+from cnn_lab.train import TrainConfig, TrainingError, TrainResult, download_hooks, fit, resolve_device
 
 MODES = ("probe", "partial", "full")
 
@@ -369,7 +369,7 @@ def _fit_head(model: TransferModel, images: datasets.ImageDataset, feats: dict[s
     head_data = datasets.ImageDataset(images.name, images.classes, splits)
     head_config = TrainConfig(dataset=images.name, model=ModelSpec("linear"), optimizer="sgd", schedule="cosine",
                               patience=0, **common)
-    result = train(head_config, dataset=head_data, log=log, control=control, on_epoch=on_epoch)
+    result = fit(head_config, dataset=head_data, log=log, control=control, on_epoch=on_epoch)
     model.head.load_state_dict({"weight": result.model[1].weight, "bias": result.model[1].bias})
     # the trainer standardised (features / 255 - mean) / std: fold that into the model's buffers
     model.feature_mean.copy_(result.mean.flatten() * 255)
@@ -479,7 +479,7 @@ def _fine_tune_on_frozen_outputs(config: TransferConfig, model: TransferModel, i
                               channels_last=True, amp=True, **common)
     tail = FromFrozenOutput(model)
     save = (lambda _, epochs: on_epoch(model, epochs)) if on_epoch else None  # the run folder keeps the model itself
-    result = train(fine_config, dataset=trunk_data, log=log, control=control, on_epoch=save, model=tail)
+    result = fit(fine_config, dataset=trunk_data, log=log, control=control, on_epoch=save, model=tail)
     tail.eval()
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
         probs = torch.stack([torch.cat([torch.softmax(tail(chunk.to(device)).float(), 1).cpu()
@@ -528,7 +528,7 @@ def run_transfer(config: TransferConfig, log: MetricLog | None = None, control: 
                                       channels_last=True, amp=True, tta=config.tta,
                                       backbone_lr_factor=config.backbone_lr_factor if config.mode == "full" else 1.0,
                                       **common)
-            result = train(fine_config, dataset=images, log=log, control=control, on_epoch=on_epoch, model=model)
+            result = fit(fine_config, dataset=images, log=log, control=control, on_epoch=on_epoch, model=model)
             probs = result.test_probs
     model = model.cpu().eval()
     test = images.splits["test"]

@@ -8,7 +8,10 @@ from cnn_lab.data import DATASETS, availability
 from cnn_lab.models import MODELS, first_conv_weights
 from cnn_lab.presets import PRESETS, preset
 from cnn_lab.settings import load_settings
-from cnn_lab.train import AUGMENTS, NORMALISATIONS, OPTIMIZERS, SCHEDULES, TrainConfig
+from cnn_lab.augment import BATCHED_AUGMENTS
+from cnn_lab.train import TrainConfig
+from cnn_lab.train.device_data import NORMALISATIONS
+from cnn_lab.train.optim import OPTIMIZERS, SCHEDULES
 from ui import links
 from ui.identity import who_is_asking
 from ui.jobs_panel import job_controls, live_panel
@@ -55,7 +58,7 @@ with st.expander("Settings", expanded=False):
                                              key=f"{name}_wd", name="weight_decay")
     config.label_smoothing = links.slider(c, "Label smoothing", 0.0, 0.5, config.label_smoothing, key=f"{name}_ls",
                                           name="label_smoothing")
-    config.augment = links.multiselect(a, "Augmentation (batched on the device)", list(AUGMENTS), config.augment,
+    config.augment = links.multiselect(a, "Augmentation (batched on the device)", list(BATCHED_AUGMENTS), config.augment,
                                        key=f"{name}_aug", name="augment")
     presets = [""] + augment.list_presets()
     config.augment_preset = links.selectbox(a, "Augmentation preset (from the augmentation page)", presets,

@@ -3,7 +3,7 @@ import torch
 
 from cnn_lab import augment
 from cnn_lab.models import ModelSpec
-from cnn_lab.train import TrainConfig, train
+from cnn_lab.train import TrainConfig, fit
 
 IMAGE = (torch.rand(3, 48, 64, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
 
@@ -88,9 +88,9 @@ def test_trainer_uses_a_saved_preset():
     assert name in augment.list_presets() and augment.load_preset(name) == steps
     config = TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[16, 32]), epochs=6, batch_size=64,
                          augment_preset=name)
-    assert train(config).test_acc > 0.8
+    assert fit(config).test_acc > 0.8
     with pytest.raises(augment.AugmentError, match="no augmentation preset"):
-        train(TrainConfig(dataset="digits", model=ModelSpec("mlp"), epochs=1, augment_preset="missing"))
+        fit(TrainConfig(dataset="digits", model=ModelSpec("mlp"), epochs=1, augment_preset="missing"))
 
 
 def test_builtin_preset_is_listed_and_draws():

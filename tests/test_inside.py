@@ -104,9 +104,9 @@ def test_a_saved_run_is_rebuilt_with_the_same_predictions(lab_cache):
 
 @pytest.fixture(scope="module")
 def digits_model():
-    from cnn_lab.train import train
+    from cnn_lab.train import fit
 
-    return train(TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[8, 16]), epochs=3, batch_size=64,
+    return fit(TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[8, 16]), epochs=3, batch_size=64,
                              device="cpu"))
 
 
@@ -151,7 +151,7 @@ def test_grad_cam_at_a_middle_layer_finds_the_object():
     the object."""
     from cnn_lab.data import ImageDataset, Split
     from cnn_lab.explain import grad_cam
-    from cnn_lab.train import train
+    from cnn_lab.train import fit
 
     generator = torch.Generator().manual_seed(0)
 
@@ -166,7 +166,7 @@ def test_grad_cam_at_a_middle_layer_finds_the_object():
         return Split(images, labels), corners
 
     (train_split, _), (test_split, corners) = make(2000), make(40)
-    result = train(TrainConfig(dataset="shapes", model=ModelSpec("cnn", widths=[8, 16, 32]), epochs=6, batch_size=64,
+    result = fit(TrainConfig(dataset="shapes", model=ModelSpec("cnn", widths=[8, 16, 32]), epochs=6, batch_size=64,
                                lr=0.05, device="cpu", val_fraction=0.0),
                    dataset=ImageDataset("shapes", ["filled", "ring"], {"train": train_split, "test": test_split}))
     assert result.test_acc > 0.9

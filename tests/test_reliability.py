@@ -16,7 +16,7 @@ from PIL import Image
 
 from cnn_lab import augment, conv, data, geometry, images, jobs, kernels, runs
 from cnn_lab.models import ModelSpec
-from cnn_lab.train import TrainConfig, TrainingError, train
+from cnn_lab.train import TrainConfig, TrainingError, fit
 
 
 def test_twenty_start_stop_cycles_leave_no_threads_and_flat_memory():
@@ -137,12 +137,12 @@ def test_malicious_pickle_checkpoint(tmp_path):
 
 # settings that cannot work -> the sentence they must get
 SETTINGS = [
-    (lambda: train(TrainConfig(dataset="digits", model=ModelSpec("mlp"), lr=1e8, epochs=2)), TrainingError,
+    (lambda: fit(TrainConfig(dataset="digits", model=ModelSpec("mlp"), lr=1e8, epochs=2)), TrainingError,
      "too high for this model"),
-    (lambda: train(TrainConfig(dataset="digits", model=ModelSpec("mlp"), epochs=0)), TrainingError, "at least 1 epoch"),
-    (lambda: train(TrainConfig(dataset="digits", model=ModelSpec("mlp"), batch_size=10**6)), TrainingError,
+    (lambda: fit(TrainConfig(dataset="digits", model=ModelSpec("mlp"), epochs=0)), TrainingError, "at least 1 epoch"),
+    (lambda: fit(TrainConfig(dataset="digits", model=ModelSpec("mlp"), batch_size=10**6)), TrainingError,
      "larger than the training set"),
-    (lambda: train(TrainConfig(dataset="nope")), data.DatasetError, "Unknown dataset"),
+    (lambda: fit(TrainConfig(dataset="nope")), data.DatasetError, "Unknown dataset"),
     (lambda: conv.convolve(torch.rand(3, 4, 4), torch.ones(1, 9, 9), conv.ConvSettings(padding=0)), conv.ConvError,
      "more than the padded image"),
     (lambda: conv.convolve(torch.rand(3, 64, 64), kernels.make_kernel("laplacian")[None],

@@ -7,7 +7,9 @@ from torch import nn
 from cnn_lab import data
 from cnn_lab.models import ModelSpec, Scale, build_model
 from cnn_lab.presets import preset
-from cnn_lab.train import Lookahead, TrainConfig, _param_groups, train, whiten_init
+from cnn_lab.train import TrainConfig, fit
+from cnn_lab.train.optim import param_groups
+from cnn_lab.train.tricks import Lookahead, whiten_init
 
 
 def test_speedrun_net_starts_as_airbench_describes():
@@ -56,7 +58,7 @@ def test_the_linear_stem_keeps_the_whitening_filters_and_no_activation(channels)
 
 def test_biases_learn_faster_and_frozen_scales_are_left_out():
     model = build_model(ModelSpec("speedrun"), (3, 32, 32), 10)
-    groups = _param_groups(model, TrainConfig(bias_lr_factor=64, weight_decay=1e-3))
+    groups = param_groups(model, TrainConfig(bias_lr_factor=64, weight_decay=1e-3))
     weights, biases = groups
     assert weights["lr_scale"] == 1 and weights["weight_decay"] == 1e-3 and all(p.ndim > 1 for p in weights["params"])
     assert biases["lr_scale"] == 64 and biases["weight_decay"] == 0
@@ -86,7 +88,7 @@ def test_speedrun_preset_runs_on_a_cpu(cifar10):
     config = preset("Speedrun (GPU)")
     config.max_train, config.batch_size, config.epochs, config.tta = 2560, 256, 2, False  # a slice, to stay quick
     test = split_of(cifar10.splits["test"], torch.arange(2000))  # and 2,000 test images, not 10,000
-    result = train(config, dataset=ImageDataset(cifar10.name, cifar10.classes, {**cifar10.splits, "test": test}))
+    result = fit(config, dataset=ImageDataset(cifar10.name, cifar10.classes, {**cifar10.splits, "test": test}))
     assert len(result.test_labels) == 2000
     assert result.test_acc > 0.3, result.test_acc  # about 40% after its 20 steps here; chance is 10%
 
@@ -100,7 +102,7 @@ def test_the_cpu_presets_learn_on_a_slice(cifar10, name):
     assert config.device == "auto" and not config.amp and not config.tta  # nothing that only pays on a GPU
     config.max_train, config.epochs = 5000, 1
     test = split_of(cifar10.splits["test"], torch.arange(2000))
-    result = train(config, dataset=ImageDataset(cifar10.name, cifar10.classes, {**cifar10.splits, "test": test}))
+    result = fit(config, dataset=ImageDataset(cifar10.name, cifar10.classes, {**cifar10.splits, "test": test}))
     assert result.test_acc > 0.25, result.test_acc  # chance is 10%
 
 
@@ -118,6 +120,6 @@ def test_the_whitened_stems_bias_trains_only_its_epochs(bias_epochs, moves):
                          lr=0.1, whiten=True, whiten_bias_epochs=bias_epochs)
     model = build_model(config.model, (3, 16, 16), 2)
     biases = [model[0].bias.detach().clone()]
-    train(config, dataset=dataset, model=model,
+    fit(config, dataset=dataset, model=model,
           on_epoch=lambda model, epochs: biases.append(model[0].bias.detach().clone()))
     assert [not torch.equal(before, after) for before, after in zip(biases, biases[1:])] == moves

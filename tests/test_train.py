@@ -8,7 +8,8 @@ from cnn_lab import jobs, runs
 from cnn_lab.evaluate import confusion_matrix, per_class_accuracy, top_k
 from cnn_lab.metrics import MetricLog
 from cnn_lab.models import MODELS, ModelError, ModelSpec, build_model, count_parameters, course_spec
-from cnn_lab.train import TrainConfig, TrainingError, random_crop, random_flip, train
+from cnn_lab.augment import random_crop, random_flip
+from cnn_lab.train import TrainConfig, TrainingError, fit
 from tests.conftest import wait_for
 
 
@@ -92,7 +93,7 @@ def test_batched_augmentations_keep_content():
 
 
 def test_digits_above_90_percent():
-    result = train(TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[16, 32]), epochs=8, batch_size=64))
+    result = fit(TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[16, 32]), epochs=8, batch_size=64))
     assert result.test_acc > 0.9
     assert result.test_probs.shape == (359, 10)
 
@@ -100,7 +101,7 @@ def test_digits_above_90_percent():
 def test_nan_stops_with_a_sentence():
     config = TrainConfig(dataset="digits", model=ModelSpec("mlp"), epochs=3, batch_size=64, lr=1e6)
     with pytest.raises(TrainingError, match="too high for this model; try 100000"):
-        train(config)
+        fit(config)
 
 
 def test_an_exploding_but_finite_loss_stops_with_a_sentence():
@@ -110,7 +111,7 @@ def test_an_exploding_but_finite_loss_stops_with_a_sentence():
     config = preset("Digits (seconds, built in)")
     config.lr = 1000
     with pytest.raises(TrainingError, match="too high for this model; try 100"):
-        train(config)
+        fit(config)
 
 
 @pytest.mark.parametrize(
@@ -121,14 +122,14 @@ def test_an_exploding_but_finite_loss_stops_with_a_sentence():
 )
 def test_bad_settings(changes, message):
     with pytest.raises(TrainingError, match=message):
-        train(TrainConfig(dataset="digits", model=ModelSpec("mlp"), **changes))
+        fit(TrainConfig(dataset="digits", model=ModelSpec("mlp"), **changes))
 
 
 def test_early_stopping_restores_best_weights():
     log = MetricLog()
     config = TrainConfig(dataset="digits", model=ModelSpec("mlp", hidden=[256]), optimizer="adam", lr=3e-3,
                          schedule="constant", epochs=60, batch_size=32, patience=2, val_fraction=0.3)
-    result = train(config, log=log)
+    result = fit(config, log=log)
     assert result.stopped_early and len(log.epochs) < 60
     val_losses = [e.val_loss for e in log.epochs]
     assert result.best_epoch == 1 + val_losses.index(min(val_losses))
@@ -208,7 +209,7 @@ def test_malicious_checkpoint_is_refused(tmp_path):
 def test_course_presets_learn_cifar10(cifar10, model, optimizer, lr, floor):
     config = TrainConfig(dataset="cifar10", model=course_spec(model), optimizer=optimizer, lr=lr, batch_size=128,
                          epochs=1, schedule="constant", weight_decay=0, max_train=20_000, val_fraction=0)
-    result = train(config, dataset=cifar10)
+    result = fit(config, dataset=cifar10)
     assert result.test_acc > floor, f"{model}: {result.test_acc:.3f} (chance is 0.10)"
 
 
@@ -218,7 +219,7 @@ def test_gpu_out_of_memory_becomes_a_sentence(monkeypatch):
 
     monkeypatch.setattr(torch.nn.Flatten, "forward", exhausted)
     with pytest.raises(TrainingError, match="ran out of memory at batch size 64: choose a smaller batch"):
-        train(TrainConfig(dataset="digits", model=ModelSpec("mlp"), epochs=1, batch_size=64))
+        fit(TrainConfig(dataset="digits", model=ModelSpec("mlp"), epochs=1, batch_size=64))
 
 
 def test_the_deep_sigmoid_preset_shows_vanishing_gradients_and_relu_does_not():
@@ -230,7 +231,7 @@ def test_the_deep_sigmoid_preset_shows_vanishing_gradients_and_relu_does_not():
         config = preset("Deep sigmoid: vanishing gradients")
         config.epochs, config.model.activation, config.device = 1, activation, "cpu"
         log = MetricLog()
-        train(config, log=log)
+        fit(config, log=log)
         trace = log.snapshot().progress.layer_norms
         assert len(trace["layers"]) == 9 and trace["layers"][0].endswith("(Linear)")
         first_layer[activation] = trace["grad"][-1][0]
@@ -241,7 +242,7 @@ def test_the_deep_sigmoid_preset_shows_vanishing_gradients_and_relu_does_not():
 def test_the_datasets_own_statistics_from_histograms_equal_the_direct_ones():
     """uint8 images: each channel's mean and std from its histogram of 256 values, as the float arithmetic gives
     them; a flat channel's std stays at the floor (no division by zero); float features take the direct way."""
-    from cnn_lab.train import NORMALISATIONS
+    from cnn_lab.train.device_data import NORMALISATIONS
 
     images = torch.randint(0, 256, (50, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     images[:, 2] = 7
@@ -256,13 +257,13 @@ def test_the_datasets_own_statistics_from_histograms_equal_the_direct_ones():
 
 def test_the_course_normalisation_maps_pixels_to_minus_one_to_one():
     """The course's exact pipeline: Normalize(0.5, 0.5), batch size 4 (an option of the train page)."""
-    from cnn_lab.train import NORMALISATIONS
+    from cnn_lab.train.device_data import NORMALISATIONS
 
     images = torch.randint(0, 256, (20, 3, 8, 8), dtype=torch.uint8)
     mean, std = NORMALISATIONS["course"].mean_std(images)
     x = (images.float() / 255 - mean) / std
     assert x.min() >= -1 and x.max() <= 1 and mean.shape == std.shape == (1, 3, 1, 1)
-    result = train(TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[8, 16]), epochs=1, batch_size=4,
+    result = fit(TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[8, 16]), epochs=1, batch_size=4,
                                normalisation="course", device="cpu"))
     assert torch.equal(result.mean, torch.full((1, 1, 1, 1), 0.5)) and result.test_acc > 0.5
     with pytest.raises(TrainingError, match="Unknown normalisation 'bogus'; choose one of dataset, course, imagenet."):

@@ -12,7 +12,7 @@ from PIL import Image
 from cnn_lab import data, explain, transfer
 from cnn_lab.evaluate import top_k
 from cnn_lab.models import ModelSpec
-from cnn_lab.train import TrainConfig, train
+from cnn_lab.train import TrainConfig, fit
 from tests.conftest import ROOT
 
 
@@ -96,7 +96,7 @@ def test_grad_cam_finds_the_object():
     split = data.Split(images, labels)
     ds = data.ImageDataset("squares", ["empty", "square"], {"train": split, "test": split})
     config = TrainConfig(model=ModelSpec("cnn", widths=[8, 16]), epochs=4, batch_size=32, val_fraction=0)
-    result = train(config, dataset=ds)
+    result = fit(config, dataset=ds)
     assert result.test_acc > 0.95
     model = result.model
     layer = model[1][0]  # the second block's convolution, at 16x16

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from cnn_lab.metrics import Control, MetricLog
-from cnn_lab.train import TrainConfig, TrainResult, train
+from cnn_lab.train import TrainConfig, TrainResult, fit
 from cnn_lab.transfer import TransferConfig, run_transfer
 
 
@@ -18,6 +18,6 @@ class Kind:
 
 KINDS: dict[str, Kind] = {
     "train": Kind(TrainConfig.from_json,
-                  lambda config, log, control, on_epoch: train(config, log=log, control=control, on_epoch=on_epoch)),
+                  lambda config, log, control, on_epoch: fit(config, log=log, control=control, on_epoch=on_epoch)),
     "transfer": Kind(TransferConfig.from_json, run_transfer),
 }

@@ -1,0 +1,13 @@
+"""Training a network on a dataset, one file a job:
+
+config.py       TrainConfig (what a run is asked to do) and its checks
+device_data.py  the splits on the device as uint8 tensors, and the normalisation registry
+optim.py        the optimizer and learning-rate schedule registries, parameter groups
+tricks.py       airbench's patch whitening and lookahead
+loop.py         fit, train_one_epoch, evaluate: the loop itself
+
+The names other modules use are here."""
+from cnn_lab.train.config import TrainConfig, TrainingError
+from cnn_lab.train.loop import TrainResult, download_hooks, fit, resolve_device
+
+__all__ = ["TrainConfig", "TrainingError", "TrainResult", "download_hooks", "fit", "resolve_device"]

@@ -1,0 +1,77 @@
+"""What a training run is asked to do: TrainConfig, the one object the pages, the CLI, links and saved runs
+exchange, and its checks, which refuse an impossible setting with one sentence before any data loads."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+from cnn_lab.augment import BATCHED_AUGMENTS
+from cnn_lab.models import ModelSpec
+from cnn_lab.train.device_data import NORMALISATIONS
+from cnn_lab.train.optim import OPTIMIZERS, SCHEDULES
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot go on (NaN loss, out of memory, impossible settings); the message is one sentence."""
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "cifar10"
+    model: ModelSpec = field(default_factory=ModelSpec)
+    optimizer: str = "sgd"  # from OPTIMIZERS: sgd | adam | adamw
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    batch_size: int = 256
+    epochs: int = 5
+    schedule: str = "onecycle"  # from SCHEDULES: constant | step | cosine | onecycle
+    label_smoothing: float = 0.0
+    augment: list[str] = field(default_factory=list)  # from augment.BATCHED_AUGMENTS: "flip", "crop"
+    augment_preset: str = ""  # a pipeline saved on the augmentation page, applied batched on the device
+    crop_padding: int = 4  # the "crop" augmentation's reflect padding: shifts of up to this many pixels
+    patience: int = 0  # early stopping on the validation loss, in epochs; 0 = off
+    val_fraction: float = 0.1  # carved from train when the dataset has no validation split
+    max_train: int = 0  # use only this many training images (0 = all), for quick runs
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    channels_last: bool = False
+    amp: bool = False  # bf16 autocast on the GPU (slower on CPU, so ignored there)
+    whiten: bool = False  # initialise the first conv as a patch-whitening filter bank (speedrun)
+    whiten_bias_epochs: int | None = None  # its bias trains this many epochs, then freezes (airbench: 3); None = all
+    tta: bool = False  # evaluate the test set with flipped and shifted views too
+    normalisation: str = "dataset"  # from NORMALISATIONS: dataset | course (0.5, 0.5) | imagenet | none
+    backbone_lr_factor: float = 1.0  # discriminative learning rates: the backbone's lr is lr times this
+    bias_lr_factor: float = 1.0  # biases and batch-norm shifts learn this many times faster (airbench's scaled biases)
+    lookahead: bool = False  # every 5 steps, pull the weights to their running average (airbench's lookahead)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str | dict) -> "TrainConfig":
+        values = json.loads(text) if isinstance(text, str) else dict(text)
+        values["model"] = ModelSpec.from_dict(values.get("model", {}))
+        return cls(**values)
+
+    def validate(self) -> None:
+        """Raise TrainingError with one sentence for a setting that cannot run."""
+        if self.epochs < 1:
+            raise TrainingError("Set at least 1 epoch: with 0 epochs there is nothing to train.")
+        if self.batch_size < 1:
+            raise TrainingError("The batch size must be at least 1.")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise TrainingError("The learning rate must be a positive number.")
+        for what, value, known in (("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES),
+                                   ("normalisation", self.normalisation, NORMALISATIONS)):
+            if value not in known:
+                raise TrainingError(f"Unknown {what} {value!r}; choose one of {', '.join(known)}.")
+        unknown = [name for name in self.augment if name not in BATCHED_AUGMENTS]
+        if unknown:
+            raise TrainingError(f"Unknown augmentation {unknown[0]!r}; choose from {', '.join(BATCHED_AUGMENTS)}.")
+        if self.whiten_bias_epochs is not None and not (isinstance(self.whiten_bias_epochs, int)
+                                                        and self.whiten_bias_epochs >= 0):
+            raise TrainingError("whiten_bias_epochs takes a whole number of epochs (0 or more), or null for all of "
+                                f"them, not {self.whiten_bias_epochs!r}.")

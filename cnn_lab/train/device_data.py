@@ -1,0 +1,87 @@
+"""The data a run trains on, moved to the device once: every split as one uint8 tensor, batched by indexing, so
+the loop does no per-image Python work; and the per-channel statistics its inputs are standardised with."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+import torch
+
+from cnn_lab import data as datasets
+from cnn_lab.normalise import imagenet_stats, normalise
+
+if TYPE_CHECKING:
+    from cnn_lab.train.config import TrainConfig
+
+
+@dataclass
+class DeviceData:
+    """Every split as uint8 on the device, plus the per-channel mean and std of the training images."""
+
+    train: datasets.Split
+    val: datasets.Split | None
+    test: datasets.Split
+    mean: torch.Tensor  # (1, C, 1, 1) float
+    std: torch.Tensor
+    classes: list[str]
+
+    def normalise(self, images: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+        """uint8 images -> standardised floats (per-channel mean 0, std 1 over the training set)."""
+        x = normalise(images, self.mean, self.std)
+        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def own_mean_std(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each channel's mean and std; of uint8 images from each channel's histogram of its 256 values (exact, with
+    no float copy of the whole set, which is several times slower on a CPU)."""
+    if images.dtype == torch.uint8:
+        counts = torch.stack([torch.bincount(c.flatten(), minlength=256) for c in images.transpose(0, 1)]).double()
+        values = torch.arange(256, dtype=torch.float64, device=images.device) / 255
+        n = counts.sum(1)
+        mean = counts @ values / n
+        std = ((counts @ values**2 / n - mean**2).clamp_min(0) * n / (n - 1)).sqrt()
+    else:  # a frozen backbone's features, scaled like pixels
+        floats = images.float() / 255
+        mean, std = floats.mean(dim=(0, 2, 3)), floats.std(dim=(0, 2, 3))
+    return mean.float().view(1, -1, 1, 1), std.float().view(1, -1, 1, 1).clamp_min(1e-3)
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    title: str
+    mean_std: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # uint8 train images -> (1, C, 1, 1) each
+
+
+NORMALISATIONS: dict[str, Normalisation] = {
+    "dataset": Normalisation("the dataset's own mean and std per channel", own_mean_std),
+    "course": Normalisation("the course's Normalize(0.5, 0.5): pixels to [-1, 1]",
+                            lambda images: (torch.full((1, images.shape[1], 1, 1), 0.5),) * 2),
+    "imagenet": Normalisation("ImageNet's mean and std (what pretrained backbones expect)",
+                              lambda images: imagenet_stats()),
+    # normalise() divides by 255 first, so a std of 1/255 gives the inputs back as they are
+    "none": Normalisation("none: the inputs are features already (a frozen backbone's cached outputs)",
+                          lambda images: (torch.zeros(1, images.shape[1], 1, 1),
+                                          torch.full((1, images.shape[1], 1, 1), 1 / 255))),
+}
+
+
+def to_device(dataset: datasets.ImageDataset, config: TrainConfig, device: torch.device) -> DeviceData:
+    """The config's share of the training images (max_train), a validation split carved from them when the dataset
+    has none, the normalisation's statistics from the training images, and every split moved to the device."""
+    train = dataset.splits["train"]
+    if config.max_train and config.max_train < len(train):
+        keep = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.seed))[: config.max_train]
+        train = datasets.split_of(train, keep)
+    val = dataset.splits.get("val")
+    if val is None and config.val_fraction > 0:
+        parts = datasets.stratified_split(
+            train.labels, {"train": 1 - config.val_fraction, "val": config.val_fraction}, config.seed
+        )
+        train, val = datasets.split_of(train, parts["train"]), datasets.split_of(train, parts["val"])
+    mean, std = NORMALISATIONS[config.normalisation].mean_std(train.images)
+
+    def move(split: datasets.Split | None) -> datasets.Split | None:
+        return None if split is None else datasets.Split(split.images.to(device), split.labels.to(device))
+
+    return DeviceData(move(train), move(val), move(dataset.splits["test"]), mean.to(device), std.to(device),
+                      dataset.classes)
