@@ -198,7 +198,7 @@ def test_kagglehubs_own_download_loop_reports_progress_and_cancels(tmp_path):
 
     total = 20 * kagglehub.clients.CHUNK_SIZE
     with pytest.raises(downloads.DownloadCancelled):
-        with transfer._kaggle_progress(downloads.Hooks(report, cancel)):
+        with transfer.kaggle_progress(downloads.Hooks(report, cancel)):
             kagglehub.clients._download_file(Response(), str(tmp_path / "boats.zip"), 0, total, None)
     assert [p.done for p in seen] == [i * kagglehub.clients.CHUNK_SIZE for i in range(1, 6)]
     assert seen[0].total == total and seen[0].label == "the Kaggle boat types"

@@ -1,0 +1,86 @@
+"""What a transfer run is asked to do: TransferConfig, the three modes, and the recipes the page and the CLI start
+from (every field stays editable)."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+
+from cnn_lab.train import TrainConfig
+
+MODES = ("probe", "partial", "full")
+
+
+@dataclass
+class TransferConfig:
+    data: str = "boats9"  # "boats9" (from CNN_LAB_DATA), a folder path, or a .zip / .tar.gz path
+    backbone: str = "efficientnet_lite0"
+    mode: str = "probe"  # probe: cached features | partial: the last `unfreeze` blocks | full
+    unfreeze: int = 2
+    epochs: int = 30
+    lr: float = 0.05
+    backbone_lr_factor: float = 0.1  # full fine-tuning: the backbone learns this much slower than the head
+    batch_size: int = 64
+    weight_decay: float = 0.05  # strong: 1,280 features from 872 images overfit easily
+    label_smoothing: float = 0.1
+    augment_preset: str = ""  # fine-tuning only
+    head_from_probe: bool = False  # fine-tuning: start from a linear probe's head (LP-FT), not a random one
+    frozen_views: int = 0  # partial: 0 = the frozen blocks run at every step (GPU); N = once, on N views (CPU)
+    tta: bool = False  # fine-tuning: test on the average of flipped and shifted views
+    flip_features: bool = True  # probe: train on mirrored images' features too, average both at test time
+    image_size: int = 160  # the probe is as accurate at 160 as at 224 on boats9 (92.4%), 1.5x sooner on a CPU
+    seed: int = 0
+    device: str = "auto"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str | dict) -> "TransferConfig":
+        return cls(**(json.loads(text) if isinstance(text, str) else text))
+
+
+# Starting points for the page and the CLI; every field stays editable.
+CPU_RECIPE = "Fine-tune on a CPU (minutes)"
+PRESETS: dict[str, tuple[str, TransferConfig]] = {
+    "Linear probe (seconds, even on a CPU)": (
+        "The backbone runs once over the photos (at 160 pixels: as accurate here as 224, and faster), then only "
+        "a linear head trains on the cached features: about 92% on boats9, under a minute on 2 CPU cores.",
+        TransferConfig(),
+    ),
+    "Course: ResNet18 frozen (lesson 29)": (
+        "The course's transfer practical: torchvision's ResNet18 pretrained on ImageNet, frozen, with a new "
+        "512 -> classes linear head (a linear probe at 224 pixels). It needs ResNet18's weights (downloaded at "
+        "Start, or already cached); offline, use EfficientNet-Lite0, which ships with the app.",
+        TransferConfig(backbone="resnet18", image_size=224, flip_features=False),
+    ),
+    CPU_RECIPE: (
+        "LP-FT for a CPU: the frozen blocks, most of the work, run once over 4 views of each photo (the photo, its "
+        "mirror, two zoom crops with colour changes) at 288 pixels, with their batch norms folded into their "
+        "convolutions; then only the last two blocks (the last MBConv block and the 1x1 head convolution) and the "
+        "linear head train, on those cached outputs, 2 epochs over every view; tested on each photo and its mirror. "
+        "On boats9: about 95.5% in 4.4 minutes on 2 cores of a slow virtual machine (BENCHMARKS.md has the 3-seed "
+        "means).",
+        TransferConfig(mode="partial", unfreeze=2, frozen_views=4, epochs=2, lr=0.02, weight_decay=5e-4,
+                       batch_size=32, image_size=288, augment_preset="photos: zoom crop and colour",
+                       head_from_probe=True),
+    ),
+    "Fine-tune (best on boats9, for a GPU)": (
+        "LP-FT: a linear probe first, then its head and the last blocks fine-tune together on zoom crops, "
+        "flips and colour changes, at 288 pixels; tested on the average of flipped and shifted views.",
+        TransferConfig(mode="partial", unfreeze=4, epochs=20, lr=0.02, weight_decay=5e-4, batch_size=32,
+                       image_size=288, augment_preset="photos: zoom crop and colour", head_from_probe=True, tta=True),
+    ),
+}
+
+
+def preset(name: str) -> TransferConfig:
+    """A fresh copy of a preset's config."""
+    return replace(PRESETS[name][1])
+
+
+def trainer_config(config: TransferConfig, **settings) -> TrainConfig:
+    """The trainer's config for one stage of a transfer run: the settings a transfer config gives as they are (no
+    validation split carved: the transfer data has one), and the stage's own `settings`."""
+    return TrainConfig(epochs=config.epochs, lr=config.lr, batch_size=config.batch_size,
+                       weight_decay=config.weight_decay, label_smoothing=config.label_smoothing, seed=config.seed,
+                       device=config.device, val_fraction=0.0, **settings)

@@ -1,0 +1,143 @@
+"""Where a transfer run's photos come from: boats9 (an archive in CNN_LAB_DATA), the Kaggle boat types (downloaded
+once through kagglehub), an uploaded zip or a folder; each loaded at the backbone's input size, with a validation
+split."""
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from cnn_lab import data as datasets
+from cnn_lab.downloads import DownloadCancelled, Hooks, Progress, reachable
+from cnn_lab.paths import cache_root
+from cnn_lab.transfer.config import TransferConfig
+
+KAGGLE_BOATS = "clorichel/boat-types-recognition"
+KAGGLE_SERVER = "https://www.kaggle.com/"
+
+
+def _kaggle_marker() -> Path:
+    return cache_root() / "kaggle" / "boat-types.txt"  # holds the folder kagglehub gave, once it is whole
+
+
+def kaggle_boats_folder() -> Path | None:
+    """The Kaggle boat types, when they were downloaded before."""
+    marker = _kaggle_marker()
+    folder = Path(marker.read_text().strip()) if marker.exists() else None
+    return folder if folder is not None and folder.is_dir() else None
+
+
+@contextlib.contextmanager
+def kaggle_progress(hooks: Hooks):
+    """kagglehub draws its progress with tqdm: for this download, a tqdm that reports to the hooks and stops when
+    they cancel. kagglehub resumes a partial file on the next try and checks its checksum, so a cancelled download
+    does not break the next one."""
+    import kagglehub.clients
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+
+    class Reporting(tqdm):
+        def update(self, n: float | None = 1) -> bool | None:
+            hooks.check()
+            shown = super().update(n)
+            if hooks.report:
+                total = int(self.total) if self.total else None
+                hooks.report(Progress("the Kaggle boat types", int(self.n), total, time.perf_counter() - start))
+            return shown
+
+    original = kagglehub.clients.tqdm
+    kagglehub.clients.tqdm = Reporting
+    try:
+        yield
+    finally:
+        kagglehub.clients.tqdm = original
+
+
+def download_kaggle_boats(hooks: Hooks | None = None) -> Path:
+    """The Kaggle boat-types dataset through kagglehub, when the network and Kaggle allow."""
+    hooks = hooks or Hooks()
+    if kaggle_boats_folder():
+        return kaggle_boats_folder()
+    if not reachable(KAGGLE_SERVER):
+        raise datasets.DatasetUnavailable(
+            f"The Kaggle dataset {KAGGLE_BOATS} cannot be downloaded now: this machine cannot reach kaggle.com. "
+            "Use boats9 or your own photos instead."
+        )
+    try:
+        import kagglehub
+
+        with kaggle_progress(hooks):
+            folder = datasets.dataset_root(Path(kagglehub.dataset_download(KAGGLE_BOATS)))
+    except DownloadCancelled:
+        raise
+    except Exception as error:  # noqa: BLE001 - kagglehub raises many kinds of network and credential errors
+        raise datasets.DatasetUnavailable(
+            f"The Kaggle dataset {KAGGLE_BOATS} could not be downloaded ({type(error).__name__}): the network is "
+            "unreachable or Kaggle credentials are missing; use boats9 or a folder on this machine instead."
+        ) from None
+    _kaggle_marker().parent.mkdir(parents=True, exist_ok=True)
+    _kaggle_marker().write_text(str(folder))
+    return folder
+
+
+@dataclass(frozen=True)
+class DataSource:
+    title: str
+    about: str  # in plain words: what it is and where it comes from
+    todo: str  # what to do to use it
+    ready: Callable[[], bool]  # usable now, with no action from the user
+
+
+SOURCES: dict[str, DataSource] = {
+    "boats9": DataSource(
+        "boats9", "1,095 photos of boats in 9 classes (carriers, cruise ships, destroyers, fishing boats, kayaks, "
+        "sailboats, security boats, submarines, tugs), already split into train, validation and test sets; it comes "
+        "as one file, boats9.tar.gz (10 MB), from the course's materials.",
+        "Put boats9.tar.gz in a folder and start the app with CNN_LAB_DATA set to that folder.",
+        lambda: datasets.local_archive("boats9") is not None),
+    "kaggle": DataSource(
+        "Kaggle boat types", "The course's Kaggle dataset of boat photos (about 1,500 photos in 9 classes), "
+        "downloaded once through kagglehub.",
+        "Connect this machine to the internet (if Kaggle asks, put your API token in ~/.kaggle/kaggle.json), "
+        "choose it below and press Download.",
+        lambda: kaggle_boats_folder() is not None),
+    "upload": DataSource(
+        "Upload a zip", "Your own photos, zipped with one folder per class (<class>/<photo>), at least 3 per class.",
+        "Zip your class folders and upload the zip below.", lambda: False),
+    "folder": DataSource(
+        "A folder on this machine", "Your own photos in class folders: <root>/<class>/, or already split as "
+        "<root>/{train,val,test}/<class>/.", "Type the folder's path below.", lambda: False),
+}
+
+
+def first_ready_source() -> str | None:
+    return next((name for name, source in SOURCES.items() if source.ready()), None)
+
+
+def load_images(config: TransferConfig) -> datasets.ImageDataset:
+    """The dataset at the backbone's input size: boats9 from CNN_LAB_DATA, a folder, or an archive."""
+    if config.data == "boats9":
+        return datasets.load_local("boats9", size=config.image_size)
+    path = Path(config.data)
+    if path.is_file():
+        path = datasets.dataset_root(datasets.extract_archive(path))
+    return datasets.load_folder(path, size=config.image_size, seed=config.seed)
+
+
+def with_val_id(dataset: datasets.ImageDataset) -> str:
+    """The source id of the dataset once with_val has given it a validation split."""
+    return dataset.source_id if "val" in dataset.splits else dataset.source_id + "-val"
+
+
+def with_val(dataset: datasets.ImageDataset, seed: int) -> datasets.ImageDataset:
+    """Make sure there is a validation split (15% of train, stratified) for early stopping and curves."""
+    if "val" in dataset.splits:
+        return dataset
+    parts = datasets.stratified_split(dataset.splits["train"].labels, {"train": 0.85, "val": 0.15}, seed)
+    train_split = dataset.splits["train"]
+    splits = {**dataset.splits, "train": datasets.split_of(train_split, parts["train"]),
+              "val": datasets.split_of(train_split, parts["val"])}
+    return datasets.ImageDataset(dataset.name, dataset.classes, splits, dataset.skipped, with_val_id(dataset))
