@@ -10,6 +10,8 @@ import torch
 from PIL import Image
 
 from cnn_lab import data
+from cnn_lab.data import folders
+from cnn_lab.paths import cache_root
 
 
 def test_cifar10_from_real_archive(cifar10):
@@ -26,8 +28,8 @@ def test_cached_load_decodes_nothing_and_is_identical(cifar10, monkeypatch):
     def no_decoding(*args):
         raise AssertionError("a cached load decoded an image again")
 
-    monkeypatch.setattr(data, "_decode", no_decoding)
-    monkeypatch.setattr(data, "_decode_folder", no_decoding)
+    monkeypatch.setattr(folders, "_decode", no_decoding)
+    monkeypatch.setattr(folders, "_decode_folder", no_decoding)
     again = data.load_dataset("cifar10")  # how long this takes is in BENCHMARKS.md, not asserted here
     assert torch.equal(again.splits["train"].images, cifar10.splits["train"].images)
     assert torch.equal(again.splits["test"].labels, cifar10.splits["test"].labels)
@@ -106,7 +108,7 @@ def test_offline_download_names_dataset(monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
     with pytest.raises(data.DatasetUnavailable, match="CIFAR-100 could not be downloaded: this machine cannot reach"):
         data.load_dataset("cifar100")
-    assert not list((data.cache_root() / "torchvision").glob("*.part"))  # nothing half-written
+    assert not list((cache_root() / "torchvision").glob("*.part"))  # nothing half-written
 
 
 def test_zip_with_path_traversal_is_refused(tmp_path):

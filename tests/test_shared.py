@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from cnn_lab import data, identity, jobs, limits, runs
+from cnn_lab.data import folders
 from cnn_lab.identity import Person
 from cnn_lab.jobs.queue import FairQueue, QueueFull, Ticket, start_times
 from cnn_lab.metrics import MetricLog
@@ -202,7 +203,7 @@ def _zip_of_gifs(count: int) -> bytes:
 
 
 def test_many_tiny_images_are_refused_before_decoding(monkeypatch):
-    monkeypatch.setattr(data, "_decode", lambda *a: pytest.fail("decoding started"))
+    monkeypatch.setattr(folders, "_decode", lambda *a: pytest.fail("decoding started"))
     archive = limits.save_upload(_zip_of_gifs(20_000), "tiny.zip")
     assert archive.stat().st_size < 25 * 2**20  # within the upload limit
     rss = psutil.Process().memory_info().rss

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from cnn_lab import data, explain, transfer
+from cnn_lab.transfer import features
 from cnn_lab.evaluate import top_k
 from cnn_lab.models import ModelSpec
 from cnn_lab.train import TrainConfig, fit
@@ -45,7 +46,7 @@ def test_feature_cache_is_reused(probe_result, monkeypatch):
     def no_extraction(*args, **kwargs):
         raise AssertionError("a re-run extracted features again")
 
-    monkeypatch.setattr(transfer, "extract_features", no_extraction)
+    monkeypatch.setattr(features, "extract_features", no_extraction)
     again = transfer.run_transfer(transfer.TransferConfig(data="boats9", lr=0.1, epochs=10))
     assert again.test_acc >= 0.85  # only the head trained, on the cached features
 

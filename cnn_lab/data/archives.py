@@ -1,0 +1,114 @@
+"""Archives (.tar.gz, .zip) extracted once into the cache, safely: unsafe paths, links, special files and bombs are
+refused with one sentence, and a refused or broken archive leaves nothing behind. Local archives in CNN_LAB_DATA
+stand in for downloads."""
+from __future__ import annotations
+
+import shutil
+import tarfile
+import uuid
+import zipfile
+from pathlib import Path
+
+from cnn_lab.data.folders import load_folder
+from cnn_lab.data.splits import SPLITS, DatasetError, DatasetUnavailable, ImageDataset
+from cnn_lab.limits import enforce_disk_budget
+from cnn_lab.paths import cache_root, data_root
+
+
+def extract_archive(archive: str | Path, max_bytes: int = 2 * 2**30, max_files: int = 200_000) -> Path:
+    """Extract a .tar.gz or .zip once into the cache and return the folder. Unsafe paths, links, special files and
+    bombs are refused with one sentence; the extraction happens in a temporary folder that is renamed only when
+    complete, so a refused or broken archive leaves nothing behind."""
+    archive = Path(archive)
+    stat = archive.stat()
+    target = cache_root() / "extracted" / f"{archive.name}-{stat.st_size}-{stat.st_mtime_ns}"
+    if (target / ".complete").exists():
+        return target
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
+    partial.mkdir(parents=True)
+    try:
+        if zipfile.is_zipfile(archive):
+            _extract_zip(archive, partial, max_bytes, max_files)
+        elif tarfile.is_tarfile(archive):
+            _extract_tar(archive, partial, max_bytes, max_files)
+        else:
+            raise DatasetError(f"{archive.name} is neither a zip nor a tar archive.")
+        (partial / ".complete").touch()
+        if not (target / ".complete").exists():  # else another upload of the same file got there first
+            shutil.rmtree(target, ignore_errors=True)  # an older, incomplete extraction
+            partial.rename(target)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, UnicodeError) as error:
+        raise DatasetError(f"The archive {archive.name} is damaged or cannot be read ({type(error).__name__}); "
+                           "it was not used.") from None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    enforce_disk_budget(keep=target)
+    return target
+
+
+def _extract_tar(archive: Path, target: Path, max_bytes: int, max_files: int) -> None:
+    with tarfile.open(archive) as tar:
+        members = tar.getmembers()
+        if len(members) > max_files or sum(m.size for m in members) > max_bytes:
+            raise DatasetError(f"The archive {archive.name} is too large to extract here.")
+        odd = next((m for m in members if not (m.isfile() or m.isdir())), None)
+        if odd is not None:
+            kind = "link" if (odd.issym() or odd.islnk()) else "special file"
+            raise DatasetError(f"The archive {archive.name} holds a {kind} ({odd.name}); only files and folders are "
+                               "allowed, so it was not used.")
+        try:
+            tar.extractall(target, filter="data")
+        except tarfile.FilterError as error:  # absolute or escaping paths, odd permissions
+            raise DatasetError(f"The archive {archive.name} holds an unsafe entry ({error}); it was not used.") from None
+
+
+def _extract_zip(archive: Path, target: Path, max_bytes: int, max_files: int) -> None:
+    with zipfile.ZipFile(archive) as zf:
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+        if len(infos) > max_files or sum(i.file_size for i in infos) > max_bytes:
+            raise DatasetError(f"The zip {archive.name} unpacks to more than the allowed size; it was not extracted.")
+        for info in infos:
+            path = (target / info.filename).resolve()
+            if not path.is_relative_to(target.resolve()) or info.filename.startswith(("/", "\\")):
+                raise DatasetError(f"The zip {archive.name} holds an unsafe path ({info.filename}); it was not used.")
+        for info in infos:
+            path = target / info.filename
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(path, "wb") as dst:
+                written = 0
+                while chunk := src.read(1 << 20):
+                    written += len(chunk)
+                    if written > info.file_size:  # a lying header: stop before it fills the disk
+                        raise DatasetError(f"The zip {archive.name} holds a file larger than its header says.")
+                    dst.write(chunk)
+
+
+def dataset_root(folder: Path) -> Path:
+    """The folder that holds the classes or the splits: skips single wrapper folders such as `boats9/`."""
+    while True:
+        children = [p for p in folder.iterdir() if not p.name.startswith(".") and p.name != "__MACOSX"]
+        if len(children) == 1 and children[0].is_dir() and children[0].name not in SPLITS:
+            folder = children[0]
+        else:
+            return folder
+
+
+def local_archive(stem: str) -> Path | None:
+    """`<data_root>/<stem>.tar.gz` (or `.zip`, or an extracted folder), when it is on this machine."""
+    root = data_root()
+    if root is None:
+        return None
+    for candidate in (root / f"{stem}.tar.gz", root / f"{stem}.zip", root / stem):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def load_local(stem: str, size: int) -> ImageDataset:
+    source = local_archive(stem)
+    if source is None:
+        raise DatasetUnavailable(f"{stem} is not on this machine: put {stem}.tar.gz in the folder named by CNN_LAB_DATA.")
+    folder = source if source.is_dir() else extract_archive(source)
+    dataset = load_folder(dataset_root(folder), size=size)
+    dataset.name = stem
+    return dataset

@@ -1,0 +1,115 @@
+"""Image folders in ImageFolder layout, pre-split (`root/{train,val,test}/<class>/`) or not (`root/<class>/`),
+decoded in parallel into one array allocated up front, within the decode budget; unreadable files are skipped
+and counted."""
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from cnn_lab.data.cache import cached
+from cnn_lab.data.splits import SPLITS, DatasetError, ImageDataset, Split, split_one
+from cnn_lab.images import ImageError, read_rgb
+from cnn_lab.limits import LimitError, check_decode_budget
+
+
+def _fingerprint_tree(root: Path) -> str:
+    entries = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            stat = os.stat(os.path.join(folder, name))
+            entries.append(f"{os.path.relpath(os.path.join(folder, name), root)}:{stat.st_size}:{stat.st_mtime_ns}")
+    entries.sort()
+    return hashlib.sha1("\n".join(entries).encode()).hexdigest()
+
+
+def _class_files(folder: Path) -> dict[str, list[Path]]:
+    classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DatasetError(f"The folder {folder} has no class sub-folders (expected <class>/<image> files).")
+    found = {c.name: sorted(f for f in c.rglob("*") if f.is_file() and not f.name.startswith(".")) for c in classes}
+    empty = [name for name, files in found.items() if not files]
+    if empty:
+        raise DatasetError(f"The class folder(s) {', '.join(empty)} in {folder} hold no files.")
+    return found
+
+
+def _decode(path: Path, size: int) -> np.ndarray | None:
+    """One file -> uint8 (3, size, size), or None when it is not a readable image."""
+    try:
+        img = read_rgb(path)
+    except ImageError:
+        return None
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
+
+
+def _decode_split(files: dict[str, list[Path]], classes: list[str], size: int) -> tuple[Split, int]:
+    """Decode every file into one array allocated up front (after checking it fits the memory budget)."""
+    paths = [(path, classes.index(name)) for name, group in files.items() for path in group]
+    try:
+        check_decode_budget(len(paths), 3, size)
+    except LimitError as error:
+        raise DatasetError(str(error)) from None
+    images = np.empty((len(paths), 3, size, size), dtype=np.uint8)
+
+    def decode_into(index: int) -> bool:
+        array = _decode(paths[index][0], size)
+        if array is not None:
+            images[index] = array
+        return array is not None
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        readable = np.fromiter(pool.map(decode_into, range(len(paths))), dtype=bool, count=len(paths))
+    if not readable.any():
+        raise DatasetError("None of the files in this folder is a readable image.")
+    labels = torch.tensor([label for _, label in paths], dtype=torch.int64)[torch.from_numpy(readable)]
+    kept = images if readable.all() else images[readable]  # a copy only when files were skipped
+    return Split(torch.from_numpy(kept), labels), int((~readable).sum())
+
+
+def load_folder(
+    root: str | Path,
+    size: int = 32,
+    fractions: dict[str, float] | None = None,
+    seed: int = 0,
+) -> ImageDataset:
+    """An ImageFolder tree, pre-split (`root/{train,val,test}/<class>/`) or not (`root/<class>/`), at size x size."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"The folder {root} does not exist.")
+    fingerprint = f"{root.resolve()}|{size}|{fractions}|{seed}|{_fingerprint_tree(root)}"
+    return cached(f"folder-{root.name}", fingerprint, lambda: _decode_folder(root, size, fractions, seed))
+
+
+def _decode_folder(root: Path, size: int, fractions: dict[str, float] | None, seed: int) -> ImageDataset:
+    present = [name for name in SPLITS if (root / name).is_dir()]
+    if "train" in present:
+        files = {name: _class_files(root / name) for name in present}
+        classes = sorted(files["train"])
+        for name in present:
+            unknown = set(files[name]) - set(classes)
+            if unknown:
+                raise DatasetError(f"The {name} split has classes that train lacks: {', '.join(sorted(unknown))}.")
+        splits, skipped = {}, 0
+        for name in present:
+            splits[name], count = _decode_split(files[name], classes, size)
+            skipped += count
+        if "test" not in splits:
+            splits = split_one(splits["train"], fractions or {"train": 0.8, "test": 0.2}, seed) | {
+                k: v for k, v in splits.items() if k != "train"
+            }
+    else:
+        files = _class_files(root)
+        classes = sorted(files)
+        everything, skipped = _decode_split(files, classes, size)
+        splits = split_one(everything, fractions or {"train": 0.7, "val": 0.15, "test": 0.15}, seed)
+    if len(classes) < 2:
+        raise DatasetError(f"The folder {root} has only one class ({classes[0]}): a classifier needs at least two.")
+    return ImageDataset(root.name, classes, splits, skipped)

@@ -1,0 +1,161 @@
+"""The dataset registry: every dataset by name (the built-in digits, torchvision's sets, local archives), loaded as
+uint8 tensors, and whether each can be used on this machine right now."""
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from cnn_lab.data.archives import load_local, local_archive
+from cnn_lab.data.folders import load_folder
+from cnn_lab.data.splits import DatasetError, DatasetUnavailable, ImageDataset, Split, split_one
+from cnn_lab.downloads import DownloadCancelled, DownloadError, Hooks, fetch, reachable
+from cnn_lab.paths import cache_root
+
+
+def load_digits() -> ImageDataset:
+    """scikit-learn's 1,797 handwritten digits (8x8, 17 grey levels): real data that ships with the package."""
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    bunch = sklearn_digits()
+    images = torch.from_numpy((bunch.images * (255 / 16)).round().astype(np.uint8)).unsqueeze(1)
+    labels = torch.from_numpy(bunch.target.astype(np.int64))
+    splits = split_one(Split(images, labels), {"train": 0.8, "test": 0.2}, seed=0)
+    return ImageDataset("digits", [str(d) for d in range(10)], splits)
+
+
+def _torchvision_files(cls_name: str, root: Path) -> list[tuple[list[str], Path, str]]:
+    """What torchvision would download for this set: (mirror URLs, where the file goes, md5) per file."""
+    import torchvision.datasets as tvd
+
+    dataset_cls = getattr(tvd, cls_name)
+    if hasattr(dataset_cls, "tgz_md5"):  # CIFAR-10 and CIFAR-100: one archive
+        return [([dataset_cls.url], root / dataset_cls.filename, dataset_cls.tgz_md5)]
+    raw = root / cls_name / "raw"  # MNIST and Fashion-MNIST: four files, from any of the mirrors
+    return [([mirror + name for mirror in dataset_cls.mirrors], raw / name, md5) for name, md5 in dataset_cls.resources]
+
+
+def _download_torchvision(cls_name: str, title: str, root: Path, hooks: Hooks) -> None:
+    """Fetch the set's files with progress and cancel; torchvision then finds them verified and only extracts."""
+    files = _torchvision_files(cls_name, root)
+    for index, (urls, dest, md5) in enumerate(files, start=1):
+        label = title if len(files) == 1 else f"{title} (file {index} of {len(files)})"
+        errors = []
+        for url in urls:
+            try:
+                fetch(url, dest, label, md5, hooks)
+                break
+            except DownloadCancelled:
+                raise
+            except DownloadError as error:
+                errors.append(error)
+        else:
+            raise DatasetUnavailable(
+                f"{title} could not be downloaded: this machine cannot reach its server ({errors[-1]}) Use the "
+                f"built-in Digits, or put the files in {root} (or an image-folder copy in CNN_LAB_DATA)."
+            )
+
+
+def _torchvision_set(name: str, title: str, cls_name: str, local_stem: str | None) -> Callable[[Hooks], ImageDataset]:
+    def load(hooks: Hooks) -> ImageDataset:
+        if local_stem and local_archive(local_stem):
+            return load_local(local_stem, size=32 if "cifar" in local_stem else 28)
+        import torchvision.datasets as tvd
+
+        root = cache_root() / "torchvision"
+        _download_torchvision(cls_name, title, root, hooks)
+        dataset_cls = getattr(tvd, cls_name)
+        with contextlib.redirect_stdout(io.StringIO()):  # "Files already downloaded and verified"
+            parts = {split: dataset_cls(root, train=(split == "train"), download=True) for split in ("train", "test")}
+        splits = {}
+        for split, tv in parts.items():
+            array = np.asarray(tv.data)
+            images = torch.from_numpy(array).permute(0, 3, 1, 2) if array.ndim == 4 else torch.from_numpy(array)[:, None]
+            splits[split] = Split(images.contiguous(), torch.as_tensor(tv.targets, dtype=torch.int64))
+        return ImageDataset(name, list(parts["train"].classes), splits)
+
+    return load
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    title: str
+    load: Callable[[Hooks], ImageDataset]
+    source: str  # where the data comes from, in a few words
+    local_stem: str | None = None  # an archive in CNN_LAB_DATA that stands in for the download
+    download_folder: str | None = None  # what torchvision leaves in the cache once downloaded
+    download_mb: int = 0  # the size of the download
+    server: str = ""  # a URL on the download's server, to tell whether it can be reached
+
+
+_CIFAR_SERVER = "https://www.cs.toronto.edu/"
+DATASETS: dict[str, DatasetSpec] = {
+    "digits": DatasetSpec("Digits (8x8, built in)", lambda hooks: load_digits(), "ships with scikit-learn"),
+    "cifar10": DatasetSpec(
+        "CIFAR-10", _torchvision_set("cifar10", "CIFAR-10", "CIFAR10", "cifar10-jpg"), "torchvision download",
+        local_stem="cifar10-jpg", download_folder="cifar-10-batches-py", download_mb=170, server=_CIFAR_SERVER,
+    ),
+    "cifar100": DatasetSpec(
+        "CIFAR-100", _torchvision_set("cifar100", "CIFAR-100", "CIFAR100", None), "torchvision download",
+        download_folder="cifar-100-python", download_mb=169, server=_CIFAR_SERVER,
+    ),
+    "mnist": DatasetSpec(
+        "MNIST", _torchvision_set("mnist", "MNIST", "MNIST", None), "torchvision download", download_folder="MNIST",
+        download_mb=12, server="https://ossci-datasets.s3.amazonaws.com/",
+    ),
+    "fashion_mnist": DatasetSpec(
+        "Fashion-MNIST", _torchvision_set("fashion_mnist", "Fashion-MNIST", "FashionMNIST", None),
+        "torchvision download", download_folder="FashionMNIST", download_mb=31,
+        server="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    ),
+    "boats9": DatasetSpec(
+        "Boats (9 classes, 64x64)", lambda hooks: load_local("boats9", size=64), "local archive", local_stem="boats9"
+    ),
+}
+
+
+def load_dataset(name: str, hooks: Hooks | None = None) -> ImageDataset:
+    """A registered dataset by name, or an image folder by path (at 32x32); raises DatasetUnavailable or
+    DatasetError with a sentence for the page. A download reports to `hooks` and stops when it cancels."""
+    if name in DATASETS:
+        return DATASETS[name].load(hooks or Hooks())
+    if not name.strip():
+        raise DatasetError("Type the path of an image folder first.")
+    if Path(name).is_dir():
+        return load_folder(name, size=32)
+    raise DatasetError(f"Unknown dataset {name!r}: choose one of {', '.join(DATASETS)}, or an existing folder.")
+
+
+@dataclass(frozen=True)
+class Availability:
+    on_machine: bool  # built in, a local archive, or already downloaded
+    note: str  # a few words for the home page
+    advice: str = ""  # when it is not on the machine: one sentence on what happens or what to do
+    can_download: bool = False  # not here, but its server answers: Start downloads it
+
+
+def availability(name: str) -> Availability:
+    """Whether a registered dataset can be used now, and if not, what a newcomer can do."""
+    spec = DATASETS[name]
+    if name == "digits":
+        return Availability(True, "built in")
+    if spec.local_stem and local_archive(spec.local_stem):
+        return Availability(True, "on this machine")
+    if spec.download_folder and (cache_root() / "torchvision" / spec.download_folder).exists():
+        return Availability(True, "downloaded")
+    if not spec.server:
+        return Availability(False, f"not on this machine: put {spec.local_stem}.tar.gz in the CNN_LAB_DATA folder",
+                            f"{spec.title} is not on this machine: it comes as {spec.local_stem}.tar.gz, to put in the "
+                            "folder named by CNN_LAB_DATA; the built-in Digits need nothing.")
+    if reachable(spec.server):
+        return Availability(False, "downloads on first use (needs the network)",
+                            f"{spec.title} is not on this machine yet: it downloads ({spec.download_mb} MB) when you "
+                            "press Start; the progress shows below, and Stop cancels it.", can_download=True)
+    return Availability(False, "downloads on first use (needs the network)",
+                        f"{spec.title} is not on this machine and cannot be downloaded now: its server cannot be "
+                        "reached from here. Train on the built-in Digits instead, which need no download.")
