@@ -1,24 +1,31 @@
-"""Shared fixtures: a private cache per test session, and the real datasets when they are on this machine."""
+"""Shared fixtures, and the test tiers they decide. A test's marks come from the fixtures it uses, so none can be
+forgotten: real data (`cifar10`, `boats9_folder`, `boats9_archive`, `cifar10_archive`) makes it `slow`, a browser
+(`browser`, `page`, `app_url`) makes it `e2e`, a Ray cluster (`ray_module`) makes it `ray`, and a test with none of
+these is `fast` (`pytest -m fast`, the tier to run while working)."""
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import DATA_DIR, ROOT, require_archive, use_manager
+
+TIERS = {
+    "slow": {"cifar10", "cifar10_archive", "boats9_archive", "boats9_folder"},
+    "e2e": {"browser", "page", "app_url"},
+    "ray": {"ray_module"},
+}
 
 
-def _data_dir() -> Path | None:
-    """The folder the app would use (cnn_lab.paths.data_root): `CNN_LAB_DATA=` means none, as on a bare clone."""
-    from cnn_lab.paths import data_root
-
-    root = data_root()
-    return root if root is not None and root.is_dir() else None
-
-
-DATA_DIR = _data_dir()
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        tiers = [tier for tier, fixtures in TIERS.items() if used & fixtures]
+        for tier in tiers:
+            item.add_marker(getattr(pytest.mark, tier))
+        if not tiers:
+            item.add_marker(pytest.mark.fast)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -30,37 +37,64 @@ def lab_cache(tmp_path_factory) -> Path:
     return cache
 
 
-def wait_for(predicate, seconds: float = 60.0, every: float = 0.05) -> bool:
-    """Poll `predicate` until it holds (True) or `seconds` pass (False): a wait, never a speed assertion."""
-    end = time.time() + seconds
-    while time.time() < end:
-        if predicate():
-            return True
-        time.sleep(every)
-    return False
+@pytest.fixture(autouse=True)
+def job_manager(monkeypatch):
+    """Each test its own job manager, as a fresh app process has: no job, result or queue of an earlier test shows
+    on its pages (a finished job's results panel made every rerun of the train page cost more). Jobs still alive at
+    the end are stopped, and their threads joined, before the next test."""
+    from cnn_lab import jobs
 
-
-def require_archive(stem: str) -> Path:
-    if DATA_DIR is None:
-        pytest.skip("real data not found: set CNN_LAB_DATA or provide ../shared/datasets")
-    archive = DATA_DIR / f"{stem}.tar.gz"
-    if not archive.exists():
-        pytest.skip(f"{archive} is absent")
-    return archive
+    fresh = jobs.JobManager()
+    use_manager(monkeypatch, fresh)
+    yield fresh
+    for job in fresh.jobs():
+        if job.alive:
+            fresh.stop(job)
+        if job.thread:
+            job.thread.join(timeout=60)
 
 
 @pytest.fixture(scope="session")
-def cifar10(lab_cache):
+def cifar10_archive() -> Path:
+    return require_archive("cifar10-jpg")
+
+
+@pytest.fixture(scope="session")
+def boats9_archive() -> Path:
+    return require_archive("boats9")
+
+
+@pytest.fixture(scope="session")
+def cifar10(lab_cache, cifar10_archive):
     """CIFAR-10 decoded from the JPEG archive (once per session; later loads hit the array cache)."""
-    require_archive("cifar10-jpg")
     from cnn_lab import data
 
     return data.load_dataset("cifar10")
 
 
 @pytest.fixture(scope="session")
-def boats9_folder(lab_cache) -> Path:
+def boats9_folder(lab_cache, boats9_archive) -> Path:
     """The extracted boats9 tree (train/val/test/<class>/)."""
     from cnn_lab import data
 
-    return data.dataset_root(data.extract_archive(require_archive("boats9")))
+    return data.dataset_root(data.extract_archive(boats9_archive))
+
+
+@pytest.fixture(scope="session")
+def ray_module():
+    """Ray, when it is installed (requirements-test.txt installs it), else a skip that says so."""
+    return pytest.importorskip("ray", reason="ray is in requirements-test.txt; install it to run the Ray tests")
+
+
+@pytest.fixture
+def run_page():
+    """The one way a test opens a page headless (Streamlit's AppTest): `run_page("pages/5_train.py")` runs the page
+    once and returns it; `query` sets the address bar's parameters first (a shared link)."""
+    from streamlit.testing.v1 import AppTest
+
+    def run(path: str | Path, query: dict[str, str] | None = None):
+        at = AppTest.from_file(str(ROOT / path), default_timeout=120)  # a limit for a busy machine, not a speed test
+        at.query_params.update(query or {})
+        return at.run()
+
+    return run

@@ -4,7 +4,6 @@ import urllib.error
 import urllib.request
 import zipfile
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -12,6 +11,7 @@ from PIL import Image
 from cnn_lab import data
 from cnn_lab.data import folders
 from cnn_lab.paths import cache_root
+from tests.helpers import noise_folder
 
 
 def test_cifar10_from_real_archive(cifar10):
@@ -49,16 +49,8 @@ def test_digits_builtin():
     assert digits.splits["train"].images.max() == 255
 
 
-def _write_folder(root, classes, per_class=4, size=(20, 16)):
-    rng = np.random.default_rng(0)
-    for name in classes:
-        (root / name).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            Image.fromarray(rng.integers(0, 255, (*size[::-1], 3), dtype=np.uint8)).save(root / name / f"{i}.png")
-
-
 def test_unsplit_folder_skips_corrupt_files_and_splits_stratified(tmp_path):
-    _write_folder(tmp_path, ["cats", "dogs"], per_class=10)
+    noise_folder(tmp_path, ["cats", "dogs"], per_class=10)
     (tmp_path / "cats" / "notes.txt").write_text("not an image")
     (tmp_path / "dogs" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     ds = data.load_folder(tmp_path, size=8)
@@ -70,9 +62,9 @@ def test_unsplit_folder_skips_corrupt_files_and_splits_stratified(tmp_path):
 
 
 def test_cache_invalidated_when_source_changes(tmp_path):
-    _write_folder(tmp_path, ["a", "b"], per_class=5)
+    noise_folder(tmp_path, ["a", "b"], per_class=5)
     first = data.load_folder(tmp_path, size=8)
-    _write_folder(tmp_path / "extra", [], per_class=0)
+    noise_folder(tmp_path / "extra", [], per_class=0)
     Image.new("RGB", (8, 8), "red").save(tmp_path / "a" / "new.png")
     second = data.load_folder(tmp_path, size=8)
     assert sum(len(s) for s in second.splits.values()) == sum(len(s) for s in first.splits.values()) + 1
@@ -83,8 +75,8 @@ def test_cache_invalidated_when_source_changes(tmp_path):
     [
         (lambda root: None, "no class sub-folders"),
         (lambda root: (root / "a").mkdir() or (root / "b").mkdir(), "hold no files"),
-        (lambda root: _write_folder(root, ["only"], per_class=5), "only one class"),
-        (lambda root: _write_folder(root, ["a", "b"], per_class=2), "at least 3"),
+        (lambda root: noise_folder(root, ["only"], per_class=5), "only one class"),
+        (lambda root: noise_folder(root, ["a", "b"], per_class=2), "at least 3"),
     ],
 )
 def test_bad_folders_give_one_sentence(tmp_path, make, message):

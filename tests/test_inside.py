@@ -9,7 +9,7 @@ from cnn_lab import evaluate, inside, jobs, runs
 from cnn_lab.geometry import STACKS, stack_table
 from cnn_lab.models import ModelSpec, build_model, course_spec
 from cnn_lab.train import TrainConfig
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,6 @@ from cnn_lab import overrides
 from cnn_lab.presets import preset
 from cnn_lab.train import TrainConfig
 from ui.links import decode
-from tests.conftest import ROOT
-
-
-def opened(page: str, link: dict[str, str]) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / page), default_timeout=60)
-    at.query_params.update(link)
-    return at.run()
 
 
 def shared_link(at: AppTest) -> str:
@@ -28,7 +21,7 @@ def toasts(at: AppTest) -> list[str]:
     return [t.value for t in at.toast]
 
 
-@pytest.mark.parametrize("page, link, widgets", [
+@pytest.mark.parametrize("page_file, link, widgets", [
     ("1_convolution.py", {"cv_kernels": '["sobel y","emboss"]', "cv_stride": "3", "cv_padding_mode": "reflect",
                           "cv_pool": "avg", "conv_sample": "coffee"},
      {"cv_kernels": ["sobel y", "emboss"], "cv_stride": 3, "cv_padding_mode": "reflect", "cv_pool": "avg",
@@ -40,8 +33,8 @@ def toasts(at: AppTest) -> list[str]:
     ("4_augmentation.py", {"draws": "3", "aug_seed": "7", "show_params": "true", "cut": "40"},
      {"draws": 3, "aug_seed": 7, "show_params": True, "cut": 40}),
 ])
-def test_a_link_restores_the_view_and_the_page_keeps_it_in_the_url(page, link, widgets):
-    at = opened(page, link)
+def test_a_link_restores_the_view_and_the_page_keeps_it_in_the_url(page_file, link, widgets, run_page):
+    at = run_page("pages/" + page_file, link)
     assert not at.exception and not toasts(at)
     for key, value in widgets.items():
         assert at.session_state[key] == value, key
@@ -51,8 +44,8 @@ def test_a_link_restores_the_view_and_the_page_keeps_it_in_the_url(page, link, w
         assert f"{name}=" in shared_link(at)
 
 
-def test_the_url_follows_the_widgets_and_holds_only_what_differs_from_the_defaults():
-    at = AppTest.from_file(str(ROOT / "pages/2_stride_padding.py"), default_timeout=60).run()
+def test_the_url_follows_the_widgets_and_holds_only_what_differs_from_the_defaults(run_page):
+    at = run_page("pages/2_stride_padding.py")
     assert dict(at.query_params) == {}
     at.slider(key="s").set_value(2).run()
     assert dict(at.query_params) == {"s": "2"}
@@ -60,7 +53,7 @@ def test_the_url_follows_the_widgets_and_holds_only_what_differs_from_the_defaul
     assert dict(at.query_params) == {}
 
 
-@pytest.mark.parametrize("page, link, bad", [
+@pytest.mark.parametrize("page_file, link, bad", [
     ("2_stride_padding.py", {"s": "99", "k": "5"}, "s"),
     ("2_stride_padding.py", {"layer": "Conv3d"}, "layer"),
     ("1_convolution.py", {"cv_kernels": '["sobel x","no such kernel"]', "cv_stride": "2"}, "cv_kernels"),
@@ -69,22 +62,22 @@ def test_the_url_follows_the_widgets_and_holds_only_what_differs_from_the_defaul
     ("4_augmentation.py", {"pipeline": '[{"name":"hflip","p":7,"params":{}}]'}, "pipeline"),
     ("4_augmentation.py", {"draws": "<script>alert(1)</script>"}, "draws"),
 ])
-def test_an_invalid_or_tampered_link_falls_back_to_the_defaults_with_one_sentence(page, link, bad):
-    at = opened(page, link)
+def test_an_invalid_or_tampered_link_falls_back_to_the_defaults_with_one_sentence(page_file, link, bad, run_page):
+    at = run_page("pages/" + page_file, link)
     assert not at.exception
     assert toasts(at) == [f"This link's {bad} was not valid for this page, so that setting is at the default."]
     assert bad not in at.query_params  # the URL now shows the view as it is
-    if page == "2_stride_padding.py" and "k" in link:
+    if page_file == "2_stride_padding.py" and "k" in link:
         assert at.session_state["k"] == 5 and at.session_state["s"] == 1  # the rest of the link still applies
 
 
-def test_an_edited_kernel_grid_and_an_augmentation_pipeline_travel_in_the_link():
+def test_an_edited_kernel_grid_and_an_augmentation_pipeline_travel_in_the_link(run_page):
     cells = "[[1,2,3],[4,5,6],[7,8,9]]"
-    at = opened("1_convolution.py", {"kernel_source": "Custom grid", "cv_cells": cells})
+    at = run_page("pages/1_convolution.py", {"kernel_source": "Custom grid", "cv_cells": cells})
     assert not at.exception and not toasts(at)
     assert json.loads(at.query_params["cv_cells"]) == json.loads(cells)
     pipeline = [{"name": "hflip", "p": 1.0, "enabled": True, "params": {}}]
-    at = opened("4_augmentation.py", {"pipeline": json.dumps(pipeline)})
+    at = run_page("pages/4_augmentation.py", {"pipeline": json.dumps(pipeline)})
     assert at.session_state["aug_steps"] == pipeline
     assert json.loads(at.query_params["pipeline"]) == pipeline
 
@@ -93,9 +86,9 @@ TRAIN = "5_train.py"
 DIGITS = "Digits (seconds, built in)"
 
 
-def test_a_train_link_spells_settings_as_the_cli_does_and_restores_them():
+def test_a_train_link_spells_settings_as_the_cli_does_and_restores_them(run_page):
     """lr, model.widths, momentum (a field with no control on the page) and the preset, as `--set` spells them."""
-    at = opened(TRAIN, {"preset": DIGITS, "lr": "0.02", "model.widths": "[8,16]", "momentum": "0.5",
+    at = run_page("pages/" + TRAIN, {"preset": DIGITS, "lr": "0.02", "model.widths": "[8,16]", "momentum": "0.5",
                         "model.norm": "layer", "nesterov": "false"})
     assert not at.exception and not toasts(at)
     config = at.session_state["train_config"]
@@ -109,18 +102,18 @@ def test_a_train_link_spells_settings_as_the_cli_does_and_restores_them():
     assert at.session_state["train_config"] == preset("Course: MLP")
 
 
-def test_a_train_link_out_of_a_widgets_range_keeps_that_default():
-    at = opened(TRAIN, {"preset": DIGITS, "epochs": "5000", "lr": "0.02", "lrr": "1"})
+def test_a_train_link_out_of_a_widgets_range_keeps_that_default(run_page):
+    at = run_page("pages/" + TRAIN, {"preset": DIGITS, "epochs": "5000", "lr": "0.02", "lrr": "1"})
     assert toasts(at) == ["This link's epochs, lrr were not valid for this page, so those settings are at the default."]
     config = at.session_state["train_config"]
     assert config.epochs == preset(DIGITS).epochs and config.lr == 0.02
 
 
-def test_a_config_file_fills_the_train_settings():
+def test_a_config_file_fills_the_train_settings(run_page):
     loaded = preset(DIGITS)
     loaded.lr, loaded.model.widths, loaded.momentum, loaded.label_smoothing = 0.03, [12, 24], 0.8, 0.1
     loaded.model.dropconnect = 0.2
-    at = opened(TRAIN, {"preset": DIGITS})
+    at = run_page("pages/" + TRAIN, {"preset": DIGITS})
     at.file_uploader(key="config_upload").set_value(("config.json", loaded.to_json().encode(), "application/json"))
     at.run()
     assert not at.exception and not toasts(at)
@@ -130,9 +123,9 @@ def test_a_config_file_fills_the_train_settings():
     assert at.session_state["train_config"] == loaded  # nothing lost
 
 
-def test_the_copied_link_leaves_out_the_persons_key(monkeypatch):
+def test_the_copied_link_leaves_out_the_persons_key(monkeypatch, run_page):
     monkeypatch.setenv("CNN_LAB_SHARED", "1")
-    at = opened("2_stride_padding.py", {"s": "2", "who": "secret-key-of-ada"})
+    at = run_page("pages/2_stride_padding.py", {"s": "2", "who": "secret-key-of-ada"})
     assert "who" not in shared_link(at) and "s=2" in shared_link(at)
 
 

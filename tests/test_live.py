@@ -8,7 +8,7 @@ from cnn_lab import charts, jobs
 from cnn_lab.jobs import live
 from cnn_lab.metrics import StoppedBeforeTraining
 from cnn_lab.presets import preset
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 
 
 def _publishing_job(steps: list[tuple[int, float, float]]) -> jobs.Job:

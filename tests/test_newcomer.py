@@ -3,10 +3,8 @@ what to do next, in plain words, before anything is started."""
 import socket
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from cnn_lab import jobs, runs
-from tests.conftest import ROOT
 
 pytestmark = pytest.mark.newcomer
 
@@ -32,8 +30,8 @@ def bare_machine(monkeypatch, tmp_path):
     return tmp_path
 
 
-def test_train_page_says_the_data_is_missing_before_start_and_offers_digits(bare_machine):
-    at = AppTest.from_file(str(ROOT / "pages/5_train.py"), default_timeout=60).run()
+def test_train_page_says_the_data_is_missing_before_start_and_offers_digits(bare_machine, run_page):
+    at = run_page("pages/5_train.py")
     assert not at.exception
     assert at.selectbox(key="preset").value.startswith("Fast CNN")  # CIFAR-10, which is not here
     assert "CIFAR-10 is not on this machine and cannot be downloaded now" in at.warning[0].value
@@ -46,15 +44,15 @@ def test_train_page_says_the_data_is_missing_before_start_and_offers_digits(bare
     assert {r.run_id for r in runs.list_runs()} == before  # nothing was started, nothing clutters the history
 
 
-def test_train_page_says_a_download_will_happen_when_the_network_answers(bare_machine, monkeypatch):
+def test_train_page_says_a_download_will_happen_when_the_network_answers(bare_machine, monkeypatch, run_page):
     monkeypatch.setattr(socket, "create_connection", lambda *args, **kwargs: _Connection())  # the server answers
-    at = AppTest.from_file(str(ROOT / "pages/5_train.py"), default_timeout=60).run()
+    at = run_page("pages/5_train.py")
     assert "downloads (170 MB) when you press Start" in at.info[0].value
     assert not next(b for b in at.button if b.label == "Start training").disabled
 
 
-def test_transfer_page_explains_every_source_when_none_is_here(bare_machine):
-    at = AppTest.from_file(str(ROOT / "pages/6_transfer.py"), default_timeout=60).run()
+def test_transfer_page_explains_every_source_when_none_is_here(bare_machine, run_page):
+    at = run_page("pages/6_transfer.py")
     assert not at.exception
     guide = at.info[0].value
     assert guide.startswith("No boat photos are on this machine yet")
@@ -68,16 +66,13 @@ def test_transfer_page_explains_every_source_when_none_is_here(bare_machine):
     assert "cannot reach kaggle.com" in at.warning[0].value and not at.exception
 
 
-def test_transfer_page_starts_on_boats9_when_it_is_here(monkeypatch):
-    from tests.conftest import require_archive
-
-    require_archive("boats9")
-    at = AppTest.from_file(str(ROOT / "pages/6_transfer.py"), default_timeout=120).run()
+def test_transfer_page_starts_on_boats9_when_it_is_here(boats9_archive, monkeypatch, run_page):
+    at = run_page("pages/6_transfer.py")
     assert at.radio(key="source").value == "boats9"
     assert not any(i.value.startswith("No boat photos") for i in at.info)
 
 
-def test_a_failed_start_is_said_in_the_panel_without_placeholders(bare_machine):
+def test_a_failed_start_is_said_in_the_panel_without_placeholders(bare_machine, run_page):
     """Started anyway (the CLI, or the data vanished after the check): the job's sentence, no "epoch 0/?"."""
     from cnn_lab.presets import preset
 
@@ -86,20 +81,20 @@ def test_a_failed_start_is_said_in_the_panel_without_placeholders(bare_machine):
     assert job.status == "failed"
     assert job.message.startswith("CIFAR-10 could not be downloaded: this machine cannot reach its server")
     assert not (runs.runs_root() / job.run_id).exists()  # a run that never started is not in the history
-    at = AppTest.from_file(str(ROOT / "pages/5_train.py"), default_timeout=60).run()
+    at = run_page("pages/5_train.py")
     assert at.get("progress")[0].proto.text == "failed"
     assert at.error[0].value == job.message
 
 
-def test_transfer_page_says_before_start_when_backbone_weights_cannot_be_had(bare_machine, tmp_path, monkeypatch):
+def test_transfer_page_says_before_start_when_backbone_weights_cannot_be_had(bare_machine, tmp_path, monkeypatch, run_page):
     import torch
 
-    from tests.test_settings_walk import tiny_folder_at
+    from tests.helpers import noise_folder
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # no cached weights
-    at = AppTest.from_file(str(ROOT / "pages/6_transfer.py"), default_timeout=60).run()
+    at = run_page("pages/6_transfer.py")
     at.radio(key="source").set_value("folder").run()
-    at.text_input(key="folder").input(str(tiny_folder_at(tmp_path / "photos"))).run()
+    at.text_input(key="folder").input(str(noise_folder(tmp_path / "photos", ["kayak", "tug"], per_class=8, size=(24, 24)))).run()
     backbone = next(s for s in at.selectbox if s.label == "Backbone")
     assert not backbone.value.startswith("resnet")  # EfficientNet-Lite0 first: it ships with the app
     backbone.set_value("resnet18").run()

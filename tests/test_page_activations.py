@@ -1,12 +1,11 @@
-from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 PAGE = str(ROOT / "pages/3_activations.py")
 
 
-def test_page_shows_numbers_and_responds_to_sliders():
-    at = AppTest.from_file(PAGE, default_timeout=60).run()
+def test_page_shows_numbers_and_responds_to_sliders(run_page):
+    at = run_page(PAGE)
     assert not at.exception
     table = at.dataframe[0].value
     assert table.loc[table.activation == "sigmoid", "max |f'|"].item() == 0.25
@@ -20,8 +19,8 @@ def test_page_shows_numbers_and_responds_to_sliders():
     assert float(at.metric[0].value.rstrip("%")) > 80
 
 
-def test_course_softmax_example():
-    at = AppTest.from_file(PAGE, default_timeout=60).run()
+def test_course_softmax_example(run_page):
+    at = run_page(PAGE)
     line = next(m.value for m in at.markdown if m.value.startswith("Cross-entropy"))
     assert line == "Cross-entropy for **cat**: −log p = **0.1699**"
     next(s for s in at.slider if s.label == "Temperature").set_value(10.0).run()

@@ -1,9 +1,7 @@
 import json
 
-from streamlit.testing.v1 import AppTest
-
 from cnn_lab import augment
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 PAGE = str(ROOT / "pages/4_augmentation.py")
 
@@ -12,8 +10,8 @@ def _images(at):
     return at.get("imgs")
 
 
-def test_draws_reroll_and_export():
-    at = AppTest.from_file(PAGE, default_timeout=60).run()
+def test_draws_reroll_and_export(run_page):
+    at = run_page(PAGE)
     assert not at.exception
     assert len(at.expander) >= 4  # the default pipeline's steps
     code = at.code[0].value
@@ -27,8 +25,8 @@ def test_draws_reroll_and_export():
     assert not at.exception
 
 
-def test_bad_setting_keeps_last_draws_with_one_sentence():
-    at = AppTest.from_file(PAGE, default_timeout=60).run()
+def test_bad_setting_keeps_last_draws_with_one_sentence(run_page):
+    at = run_page(PAGE)
     at.slider(key="size_0_0").set_value(400).run()  # RandomCrop larger than the 256-px photo...
     at.slider(key="padding_0_0").set_value(0).run()  # ...without padding
     assert not at.exception
@@ -36,8 +34,8 @@ def test_bad_setting_keeps_last_draws_with_one_sentence():
     assert any(c.value == "Showing the last draws that worked." for c in at.caption)
 
 
-def test_add_remove_load_and_save_preset():
-    at = AppTest.from_file(PAGE, default_timeout=60).run()
+def test_add_remove_load_and_save_preset(run_page):
+    at = run_page(PAGE)
     count = len(at.session_state.aug_steps)
     next(s for s in at.selectbox if s.label == "Add a step").set_value("blur").run()
     next(b for b in at.button if b.label == "Add").click().run()

@@ -1,6 +1,5 @@
-from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 PAGE = str(ROOT / "pages/1_convolution.py")
 
@@ -9,15 +8,15 @@ def _shape_line(at) -> str:
     return next(m.value for m in at.markdown if m.value.startswith("Input"))
 
 
-def test_defaults_show_sobel_maps_with_shapes():
-    at = AppTest.from_file(PAGE, default_timeout=60).run()
+def test_defaults_show_sobel_maps_with_shapes(run_page):
+    at = run_page(PAGE)
     assert not at.exception
     assert _shape_line(at).startswith("Input **(3, 512, 512)** → convolution **(3, 512, 512)**")
     assert "max pool **(3, 256, 256)**" in _shape_line(at)
 
 
-def test_stride_kernels_and_full_mode_change_the_output():
-    at = AppTest.from_file(PAGE, default_timeout=60).run()
+def test_stride_kernels_and_full_mode_change_the_output(run_page):
+    at = run_page(PAGE)
     stride = next(s for s in at.slider if s.label == "Stride")
     stride.set_value(2).run()
     assert "convolution **(3, 256, 256)**" in _shape_line(at)
@@ -28,30 +27,30 @@ def test_stride_kernels_and_full_mode_change_the_output():
     assert not at.exception
 
 
-def test_zero_sum_kernel_with_normalisation_gets_one_sentence():
-    at = AppTest.from_file(PAGE, default_timeout=60).run()
+def test_zero_sum_kernel_with_normalisation_gets_one_sentence(run_page):
+    at = run_page(PAGE)
     next(t for t in at.toggle if t.label.startswith("Normalise")).set_value(True).run()
     assert not at.exception
     assert "sums to zero" in at.error[0].value
 
 
-def test_dilation_shrinks_the_map_as_torch_does():
-    at = AppTest.from_file(PAGE, default_timeout=60).run()
+def test_dilation_shrinks_the_map_as_torch_does(run_page):
+    at = run_page(PAGE)
     at.multiselect[0].set_value(["motion blur"]).run()  # 5x5 by default
     next(s for s in at.slider if s.label == "Dilation").set_value(8).run()
     next(s for s in at.slider if s.label == "Padding").set_value(0).run()
     assert "convolution **(3, 480, 480)**" in _shape_line(at)  # 512 - 8 * (5 - 1)
 
 
-def test_impossible_stack_gets_one_sentence():
-    at = AppTest.from_file(PAGE, default_timeout=60).run()
+def test_impossible_stack_gets_one_sentence(run_page):
+    at = run_page(PAGE)
     for label, value in (("Stride", 8), ("Pool size (= stride)", 8), ("Stages (conv-ReLU-pool, stacked)", 3)):
         next(s for s in at.slider if s.label == label).set_value(value).run()
     assert not at.exception
     assert "pooling window (8) is larger than the feature map" in at.error[0].value
 
 
-def test_magnifier_value_is_written_out():
-    at = AppTest.from_file(PAGE, default_timeout=60).run()
+def test_magnifier_value_is_written_out(run_page):
+    at = run_page(PAGE)
     line = next(m.value for m in at.markdown if m.value.startswith("output["))
     assert line.startswith("output[256, 256] = ") and "**" in line

@@ -4,12 +4,11 @@ import json
 import re
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from cnn_lab import jobs
 from cnn_lab.models import ModelSpec
 from cnn_lab.train import TrainConfig
-from tests.conftest import ROOT, wait_for
+from tests.helpers import ROOT, wait_for
 
 PAGE = str(ROOT / "pages/7_inside.py")
 
@@ -21,9 +20,9 @@ def _arithmetic(at) -> tuple[float, float]:
     return float(computed), float(given)
 
 
-def test_a_fresh_machine_looks_inside_the_pretrained_network(tmp_path, monkeypatch):
+def test_a_fresh_machine_looks_inside_the_pretrained_network(tmp_path, monkeypatch, run_page):
     monkeypatch.setenv("CNN_LAB_CACHE", str(tmp_path))  # no runs at all
-    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at = run_page(PAGE)
     assert not at.exception and not at.error
     assert at.selectbox(key="inside_model").value == "pretrained"
     layer_choice = at.selectbox(key="inside_layer")
@@ -42,12 +41,12 @@ def test_a_fresh_machine_looks_inside_the_pretrained_network(tmp_path, monkeypat
     assert not at.exception
 
 
-def test_a_trained_run_opens_with_its_own_layers(tmp_path, monkeypatch):
+def test_a_trained_run_opens_with_its_own_layers(tmp_path, monkeypatch, run_page):
     monkeypatch.setenv("CNN_LAB_CACHE", str(tmp_path))
     job = jobs.MANAGER.submit(TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[8, 16]), epochs=2,
                                           batch_size=64, device="cpu"))
     assert wait_for(lambda: not job.alive, 120) and job.status == "finished", job.message
-    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at = run_page(PAGE)
     assert not at.exception
     assert at.selectbox(key="inside_model").value == job.run_id  # the newest run first
     assert "A test image of this run" in at.radio(key="inside_image_from").options
@@ -75,13 +74,13 @@ def test_a_trained_run_opens_with_its_own_layers(tmp_path, monkeypatch):
     assert any("Made for channel" in str(i.proto) for i in at.get("image")) and not at.exception
 
 
-def test_a_run_with_corrupt_weights_gets_one_sentence_and_the_pretrained_network(tmp_path, monkeypatch):
+def test_a_run_with_corrupt_weights_gets_one_sentence_and_the_pretrained_network(tmp_path, monkeypatch, run_page):
     monkeypatch.setenv("CNN_LAB_CACHE", str(tmp_path))
     job = jobs.MANAGER.submit(TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[8, 16]), epochs=1,
                                           batch_size=64, device="cpu"))
     assert wait_for(lambda: not job.alive, 120) and job.status == "finished", job.message
     (tmp_path / "runs" / job.run_id / "model.pt").write_bytes(b"not a checkpoint")
-    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at = run_page(PAGE)
     assert not at.exception
     assert at.error[0].value.startswith("This run cannot be rebuilt from its folder (")
     assert at.error[0].value.endswith("here is the pretrained network instead.")

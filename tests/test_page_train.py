@@ -5,11 +5,11 @@ import time
 from streamlit.testing.v1 import AppTest
 
 from cnn_lab import jobs
-from tests.conftest import ROOT, wait_for
+from tests.helpers import wait_for
 
 
-def test_short_run_on_digits_shows_curves_and_results():
-    at = AppTest.from_file(str(ROOT / "pages/5_train.py"), default_timeout=60).run()
+def test_short_run_on_digits_shows_curves_and_results(run_page):
+    at = run_page("pages/5_train.py")
     assert not at.exception
     at.selectbox[0].select("Digits (seconds, built in)").run()
     at.button[0].click().run()  # Start training
@@ -83,7 +83,7 @@ def _use_the_run(at: AppTest, job) -> None:
     assert [e.value for e in at.error] == [checkpoints.NOT_A_CHECKPOINT]
 
 
-def test_start_while_busy_queues_and_a_second_tab_finds_the_running_job():
+def test_start_while_busy_queues_and_a_second_tab_finds_the_running_job(run_page):
     from cnn_lab.presets import preset
 
     long = preset("Digits (seconds, built in)")
@@ -93,7 +93,7 @@ def test_start_while_busy_queues_and_a_second_tab_finds_the_running_job():
     try:
         # A fresh session (a refresh, a second tab) finds the running job instead of starting another.
         assert wait_for(lambda: busy.log.snapshot().steps)  # its first steps are published
-        at = AppTest.from_file(str(ROOT / "pages/5_train.py"), default_timeout=60).run()
+        at = run_page("pages/5_train.py")
         live = _live_chart(at)
         assert live["view"]["text"].startswith("running") and live["view"]["series"]["x"]
         # While it runs, the browser redraws the progress and the step chart every second by itself, from the
@@ -118,7 +118,7 @@ def test_start_while_busy_queues_and_a_second_tab_finds_the_running_job():
     assert busy.status == "stopped"
 
 
-def test_settings_reject_bad_widths_and_train_from_a_folder(tmp_path):
+def test_settings_reject_bad_widths_and_train_from_a_folder(tmp_path, run_page):
     import numpy as np
     from PIL import Image
 
@@ -128,7 +128,7 @@ def test_settings_reject_bad_widths_and_train_from_a_folder(tmp_path):
         for i in range(20):
             noise = rng.integers(0, 40, (16, 16, 3))
             Image.fromarray((np.array(color) + noise).clip(0, 255).astype(np.uint8)).save(tmp_path / name / f"{i}.png")
-    at = AppTest.from_file(str(ROOT / "pages/5_train.py"), default_timeout=60).run()
+    at = run_page("pages/5_train.py")
     at.selectbox[0].select("Digits (seconds, built in)").run()
     at.text_input(key="Digits (seconds, built in)_cnn_widths").input("16, x").run()
     assert "not a list of positive whole numbers" in at.warning[0].value
@@ -145,8 +145,8 @@ def test_settings_reject_bad_widths_and_train_from_a_folder(tmp_path):
     assert job.result.classes == ["blue", "red"] and job.result.test_acc == 1.0
 
 
-def test_speedrun_preset_is_selectable_with_its_settings():
-    at = AppTest.from_file(str(ROOT / "pages/5_train.py"), default_timeout=60).run()
+def test_speedrun_preset_is_selectable_with_its_settings(run_page):
+    at = run_page("pages/5_train.py")
     at.selectbox[0].select("Speedrun (GPU)").run()
     assert not at.exception
     assert at.number_input(key="Speedrun (GPU)_epochs").value == 12
@@ -159,8 +159,8 @@ def test_speedrun_preset_is_selectable_with_its_settings():
     assert at.toggle(key=f"{cpu}_speedrun_linear_stem").value is True  # the linear stem: a fifth less work a step
 
 
-def _run_from_page(preset_name: str, changes) -> jobs.Job:
-    at = AppTest.from_file(str(ROOT / "pages/5_train.py"), default_timeout=60).run()
+def _run_from_page(run_page, preset_name: str, changes) -> jobs.Job:
+    at = run_page("pages/5_train.py")
     at.selectbox(key="preset").set_value(preset_name).run()
     for change in changes:
         change(at)
@@ -172,17 +172,14 @@ def _run_from_page(preset_name: str, changes) -> jobs.Job:
     return job
 
 
-def test_course_cnn_with_batch_norm_and_dropout_trains_from_the_page():
+def test_course_cnn_with_batch_norm_and_dropout_trains_from_the_page(cifar10_archive, run_page):
     """The course's lesson 18-22 experiment, from the page: the same CNN with batch norm and dropout is another
     model (more parameters, other layers) and its curve is not the plain one's."""
-    from tests.conftest import require_archive
-
-    require_archive("cifar10-jpg")
     name = "Course: CNN"
     short = [lambda at: at.number_input(key=f"{name}_max").set_value(3000),
              lambda at: at.number_input(key=f"{name}_epochs").set_value(2)]
-    plain = _run_from_page(name, short)
-    both = _run_from_page(name, short + [lambda at: at.selectbox(key=f"{name}_course_cnn_norm").set_value("batch"),
+    plain = _run_from_page(run_page, name, short)
+    both = _run_from_page(run_page, name, short + [lambda at: at.selectbox(key=f"{name}_course_cnn_norm").set_value("batch"),
                                          lambda at: at.slider(key=f"{name}_course_cnn_drop").set_value(0.3)])
     kinds = [type(m).__name__ for m in both.result.model.modules()]
     assert kinds.count("BatchNorm2d") == 3 and kinds.count("Dropout") == 2

@@ -3,17 +3,15 @@ import time
 from dataclasses import replace
 
 import torch
-from streamlit.testing.v1 import AppTest
 
 from cnn_lab import jobs, transfer
-from tests.conftest import ROOT, require_archive
+from tests.helpers import ROOT
 
 PAGE = str(ROOT / "pages/6_transfer.py")
 
 
-def test_probe_run_then_classify_a_test_image():
-    require_archive("boats9")
-    at = AppTest.from_file(PAGE, default_timeout=120).run()
+def test_probe_run_then_classify_a_test_image(boats9_archive, run_page):
+    at = run_page(PAGE)
     assert not at.exception
     assert any(c.value.startswith("9 classes; train: 872, val: 105, test: 118") for c in at.caption)
     next(b for b in at.button if b.label == "Start fine-tuning").click().run()
@@ -61,27 +59,26 @@ def _onnx_agrees(job) -> None:
     assert np.allclose(logits, expected, atol=1e-3)
 
 
-def test_bad_folder_gets_one_sentence():
-    at = AppTest.from_file(PAGE, default_timeout=60).run()
+def test_bad_folder_gets_one_sentence(run_page):
+    at = run_page(PAGE)
     at.radio(key="source").set_value("folder").run()
     at.text_input(key="folder").input("/nonexistent/photos").run()
     assert not at.exception
     assert "does not exist" in at.error[0].value
 
 
-def test_kaggle_offline_gets_one_sentence():
-    at = AppTest.from_file(PAGE, default_timeout=60).run()
+def test_kaggle_offline_gets_one_sentence(run_page):
+    at = run_page(PAGE)
     at.radio(key="source").set_value("kaggle").run()
     assert not at.exception
     assert "cannot reach kaggle.com" in at.warning[-1].value  # offline here
     assert not any(b.label.startswith("Download") for b in at.button)  # no button that can only fail
 
 
-def test_the_best_recipe_fills_in_the_fine_tuning_settings():
-    require_archive("boats9")
+def test_the_best_recipe_fills_in_the_fine_tuning_settings(boats9_archive, run_page):
     name = "Fine-tune (best on boats9, for a GPU)"
     best = transfer.preset(name)
-    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at = run_page(PAGE)
     next(s for s in at.selectbox if s.label == "Start from").set_value(name).run()
     assert not at.exception
     assert next(r for r in at.radio if r.label == "Mode").value == best.mode == "partial"
@@ -99,10 +96,9 @@ def test_the_best_recipe_fills_in_the_fine_tuning_settings():
         assert any(transfer.CPU_RECIPE in w.value for w in at.warning)  # and it names the CPU recipe
 
 
-def test_the_cpu_recipe_runs_the_frozen_blocks_once_and_says_what_that_costs():
-    require_archive("boats9")
+def test_the_cpu_recipe_runs_the_frozen_blocks_once_and_says_what_that_costs(boats9_archive, run_page):
     cpu = transfer.preset(transfer.CPU_RECIPE)
-    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at = run_page(PAGE)
     next(s for s in at.selectbox if s.label == "Start from").set_value(transfer.CPU_RECIPE).run()
     assert not at.exception
     views = next(s for s in at.slider if s.label.startswith("Run the frozen blocks once"))
@@ -116,16 +112,15 @@ def test_the_cpu_recipe_runs_the_frozen_blocks_once_and_says_what_that_costs():
         assert any("over 2,190 photos and views: about 2.0 minutes" in c.value for c in at.caption)
 
 
-def test_the_course_resnet18_recipe_says_when_its_weights_cannot_be_had_and_offers_lite0(monkeypatch):
+def test_the_course_resnet18_recipe_says_when_its_weights_cannot_be_had_and_offers_lite0(boats9_archive, monkeypatch, run_page):
     """Lesson 29's frozen ResNet18 + 512 -> 9 head: offline and not cached, one sentence, Start off, and a button
     that switches to EfficientNet-Lite0."""
-    require_archive("boats9")
     from cnn_lab import backbones
 
     monkeypatch.setattr(backbones, "reachable", lambda url: False)  # no network, whatever this machine has
     monkeypatch.setitem(backbones.BACKBONES, "resnet18", replace(backbones.BACKBONES["resnet18"],
                                                                  status=lambda: "downloads when first used"))
-    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at = run_page(PAGE)
     at.selectbox(key="tf_recipe").set_value("Course: ResNet18 frozen (lesson 29)").run()
     backbone = next(s for s in at.selectbox if s.label == "Backbone")
     assert backbone.value == "resnet18" and not at.exception

@@ -1,15 +1,14 @@
 """Every page renders through AppTest without an exception and with its title."""
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from ui.nav import PAGES
 
 pytestmark = pytest.mark.newcomer
 
 
-def test_home_lists_pages_and_machine():
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+def test_home_lists_pages_and_machine(run_page):
+    at = run_page("app.py")
     assert not at.exception
     assert at.title[0].value == "CNN Lab"
     text = " ".join(m.value for m in at.markdown)
@@ -17,14 +16,14 @@ def test_home_lists_pages_and_machine():
     assert len(at.table) == 3  # the three vision tasks' outputs, datasets, weights
 
 
-def test_home_shows_why_cnns_and_the_three_vision_tasks():
+def test_home_shows_why_cnns_and_the_three_vision_tasks(run_page):
     """Lessons 1-2: the ImageNet error by year (the 2012 drop with AlexNet) and what each task outputs, with
     boxes and masks that are the scene's true ones."""
     import json
 
     from cnn_lab.vision_tasks import IMAGENET_WINNERS, toy_scene
 
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at = run_page("app.py")
     history = json.loads(next(c for c in at.get("plotly_chart") if "ILSVRC" in c.proto.spec).proto.spec)
     errors = dict(zip(history["data"][0]["x"], history["data"][0]["y"]))
     assert errors["2011"] - errors["2012"] > 9 and errors["2015"] < 5.1  # AlexNet's drop; ResNet below a person
@@ -40,7 +39,7 @@ def test_home_shows_why_cnns_and_the_three_vision_tasks():
 
 
 @pytest.mark.parametrize("info", PAGES, ids=[p.path for p in PAGES])
-def test_page_renders(info):
-    at = AppTest.from_file(str(ROOT / info.path), default_timeout=120).run()
+def test_page_renders(info, run_page):
+    at = run_page(str(ROOT / info.path))
     assert not at.exception, at.exception
     assert at.title[0].value == info.title

@@ -12,13 +12,12 @@ from cnn_lab.identity import Person
 from cnn_lab.models import ModelSpec
 from cnn_lab.settings import Settings
 from cnn_lab.train import TrainConfig
-from tests.conftest import ROOT, wait_for
-
-ray = pytest.importorskip("ray", reason="ray is in requirements-test.txt; install it to run the Ray executor's tests")
+from tests.helpers import ROOT, wait_for
 
 
 @pytest.fixture(scope="module")
-def cluster(lab_cache):
+def cluster(lab_cache, ray_module):
+    ray = ray_module
     env = {"PYTHONPATH": str(ROOT)} | {k: v for k, v in os.environ.items() if k.startswith("CNN_LAB_")}
     from cnn_lab.jobs import ray_executor
 
@@ -89,14 +88,14 @@ def test_a_killed_worker_fails_the_job_and_keeps_its_epochs(cluster):
     assert record.status == "failed" and len(record.epochs) >= 2 and (record.path / "model.pt").exists()
 
 
-def test_the_cli_runs_a_digits_job_and_a_course_cnn_job_on_a_local_cluster(tmp_path, cluster):
+def test_the_cli_runs_a_digits_job_and_a_course_cnn_job_on_a_local_cluster(tmp_path, cluster, ray_module):
     """Last in this module: it ends with `ray stop`, which ends every Ray process of the machine."""
     import json
     import subprocess
     import sys
 
     from cnn_lab.presets import preset
-    from tests.conftest import DATA_DIR
+    from tests.helpers import DATA_DIR
 
     jobs_to_run = [["--preset", "Digits (seconds, built in)"]]
     if DATA_DIR is not None and (DATA_DIR / "cifar10-jpg.tar.gz").exists():
@@ -110,5 +109,5 @@ def test_the_cli_runs_a_digits_job_and_a_course_cnn_job_on_a_local_cluster(tmp_p
         assert out.returncode == 0, out.stderr[-2000:]
         result = json.loads(out.stdout.strip().splitlines()[-1])
         assert result["test_acc"] > (0.9 if "Digits" in arguments[-1] else 0.2), result
-    ray.shutdown()
+    ray_module.shutdown()
     subprocess.run([sys.executable, "-c", "from ray.scripts.scripts import main; main()", "stop"], timeout=120)

@@ -2,21 +2,19 @@
 gets one clear sentence from the core, never a crash or a hang."""
 import ctypes
 import gc
-import io
 import pickle
 import threading
 import time
 import zipfile
 
-import numpy as np
 import psutil
 import pytest
 import torch
-from PIL import Image
 
 from cnn_lab import augment, conv, data, geometry, images, jobs, kernels, runs
 from cnn_lab.models import ModelSpec
 from cnn_lab.train import TrainConfig, TrainingError, fit
+from tests.helpers import ODD_FILES
 
 
 def test_twenty_start_stop_cycles_leave_no_threads_and_flat_memory():
@@ -46,47 +44,9 @@ def test_twenty_start_stop_cycles_leave_no_threads_and_flat_memory():
     assert growth < 60, f"memory grew by {growth:.0f} MiB over 15 cycles"
 
 
-def _png(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
-    buffer = io.BytesIO()
-    img.save(buffer, format=fmt, **kw)
-    return buffer.getvalue()
-
-
-def _jpeg() -> bytes:
-    return _png(Image.new("RGB", (64, 64), "teal"), "JPEG")
-
-
-def _gif() -> bytes:
-    buffer = io.BytesIO()
-    frames = [Image.new("P", (16, 16), i) for i in range(3)]
-    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
-    return buffer.getvalue()
-
-
-# file -> None when it must load (converted), or the words of the sentence it must get
-FILES = {
-    "empty file": (b"", "empty"),
-    "text renamed .jpg": (b"hello, I am text", "not an image"),
-    "truncated JPEG": (_jpeg()[:300], "truncated or corrupt"),
-    "JPEG header only": (b"\xff\xd8\xff\xe0\x00\x10JFIF", "not an image|truncated"),
-    "20000x20000 PNG": (_png(Image.new("1", (20000, 20000))), "megapixel limit"),
-    "SVG": (b"<svg xmlns='http://www.w3.org/2000/svg' width='10' height='10'/>", "not an image"),
-    "HTML": (b"<html><body>not a photo</body></html>", "not an image"),
-    "PDF header": (b"%PDF-1.4 fake", "not an image"),
-    "zip file as photo": (b"PK\x03\x04" + b"\0" * 40, "not an image"),
-    "1x1 PNG": (_png(Image.new("RGB", (1, 1), "red")), None),
-    "16-bit PNG": (_png(Image.fromarray(np.arange(4096, dtype=np.uint16).reshape(64, 64) * 16)), None),
-    "CMYK JPEG": (_png(Image.new("CMYK", (32, 32), (0, 255, 0, 0)), "JPEG"), None),
-    "animated GIF": (_gif(), None),
-    "RGBA PNG": (_png(Image.new("RGBA", (20, 20), (255, 0, 0, 0))), None),
-    "palette PNG": (_png(Image.new("P", (20, 20), 3)), None),
-    "grayscale TIFF": (_png(Image.new("L", (20, 20), 9), "TIFF"), None),
-}
-
-
-@pytest.mark.parametrize("name", list(FILES))
+@pytest.mark.parametrize("name", list(ODD_FILES))
 def test_bad_and_odd_files(name):
-    payload, message = FILES[name]
+    payload, message = ODD_FILES[name]
     if message is None:
         loaded = images.load_image(payload)
         assert loaded.image.mode == "RGB"
@@ -98,7 +58,7 @@ def test_bad_and_odd_files(name):
 
 
 def test_one_pixel_image_through_the_convolution_core():
-    one = images.to_tensor(images.load_image(FILES["1x1 PNG"][0]).image)
+    one = images.to_tensor(images.load_image(ODD_FILES["1x1 PNG"][0]).image)
     out = conv.convolve(one, kernels.make_kernel("sharpen")[None], conv.ConvSettings(padding=1))
     assert out.shape == (3, 1, 1)
     with pytest.raises(conv.ConvError, match="pooling window"):
@@ -165,4 +125,4 @@ def test_impossible_settings(call, error, message):
 
 
 def test_corpus_is_at_least_25_cases():
-    assert len(FILES) + len(SETTINGS) + 3 >= 25  # plus the zip bomb, the traversal zips and the pickle
+    assert len(ODD_FILES) + len(SETTINGS) + 3 >= 25  # plus the zip bomb, the traversal zips and the pickle

@@ -5,18 +5,15 @@ the model that is built. A setting a model would ignore must not be shown for it
 import copy
 import json
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
-from streamlit.testing.v1 import AppTest
 
 from cnn_lab import runs, transfer
 from cnn_lab.backbones import BACKBONES
 from cnn_lab.models import MODELS, ModelSpec, build_model
 from cnn_lab.presets import PRESETS
 from cnn_lab.train import TrainConfig
-from tests.conftest import ROOT
+from tests.helpers import ROOT, noise_folder
 
 WIDGETS = ("selectbox", "number_input", "slider", "select_slider", "toggle", "text_input", "multiselect", "radio")
 
@@ -103,8 +100,8 @@ PRESET = list(PRESETS)[3]
 
 
 @pytest.mark.parametrize("model", list(MODELS))
-def test_every_train_setting_reaches_the_trainer_or_the_model(model):
-    at = AppTest.from_file(TRAIN_PAGE, default_timeout=60).run()
+def test_every_train_setting_reaches_the_trainer_or_the_model(model, run_page):
+    at = run_page(TRAIN_PAGE)
     at.selectbox(key=f"{PRESET}_model").set_value(model).run()
     assert at.session_state["train_config"].model.name == model
 
@@ -124,9 +121,9 @@ def test_every_train_setting_reaches_the_trainer_or_the_model(model):
     assert len(walked) >= 16
 
 
-def test_changing_the_activation_resets_its_parameters():
+def test_changing_the_activation_resets_its_parameters(run_page):
     """The course MLP's LeakyReLU(0.2) slope does not follow it to ReLU (it used to: a TypeError at Start)."""
-    at = AppTest.from_file(TRAIN_PAGE, default_timeout=60).run()
+    at = run_page(TRAIN_PAGE)
     at.selectbox(key="preset").set_value("Course: MLP").run()
     assert at.session_state["train_config"].model.activation_params == {"negative_slope": 0.2}
     at.selectbox(key="Course: MLP_mlp_act").set_value("relu").run()
@@ -142,24 +139,15 @@ def test_changing_the_activation_resets_its_parameters():
 TRANSFER_PAGE = str(ROOT / "pages/6_transfer.py")
 
 
-def tiny_folder_at(root):
-    """Two classes of eight 24x24 photos of noise: enough for the transfer page to load a dataset."""
-    rng = np.random.default_rng(0)
-    for name in ("kayak", "tug"):
-        (root / name).mkdir(parents=True)
-        for i in range(8):
-            Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(root / name / f"{i}.png")
-    return root
-
-
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
-    return tiny_folder_at(tmp_path_factory.mktemp("tiny"))
+    """Two classes of eight 24x24 photos of noise: enough for the transfer page to load a dataset."""
+    return noise_folder(tmp_path_factory.mktemp("tiny"), ["kayak", "tug"], per_class=8, size=(24, 24))
 
 
 @pytest.mark.parametrize("mode", transfer.MODES)
-def test_every_transfer_setting_reaches_the_config(mode, tiny_folder):
-    at = AppTest.from_file(TRANSFER_PAGE, default_timeout=120).run()
+def test_every_transfer_setting_reaches_the_config(mode, tiny_folder, run_page):
+    at = run_page(TRANSFER_PAGE)
     at.radio(key="source").set_value("folder").run()
     at.text_input(key="folder").input(str(tiny_folder)).run()
     next(r for r in at.radio if r.label == "Mode").set_value(mode).run()
@@ -204,14 +192,14 @@ def learned_run():
     torch.nn.init.normal_(conv.weight)
     runs.save_weights(run_id, torch.nn.Sequential(conv))
     runs.save_epochs(run_id, [], normalisation=([0.4], [0.2]))
-    runs.finish_run(run_id, "finished", "ok", 0.9, classes=["a", "b"])
+    runs.finish_run(run_id, "finished", "ok", 0.9, classes=["a", "b"], input_shape=[1, 8, 8])
     yield run_id
     runs.delete_run(run_id)
 
 
 @pytest.mark.parametrize("source", ["Classic", "Custom grid", "Learned (from a trained run)"])
-def test_every_convolution_control_changes_what_is_drawn(source, learned_run):
-    at = AppTest.from_file(CONV_PAGE, default_timeout=60).run()
+def test_every_convolution_control_changes_what_is_drawn(source, learned_run, run_page):
+    at = run_page(CONV_PAGE)
     at.radio(key="kernel_source").set_value(source).run()
     assert not at.exception
 

@@ -23,7 +23,7 @@ from cnn_lab.metrics import MetricLog
 from cnn_lab.models import ModelSpec
 from cnn_lab.settings import Settings
 from cnn_lab.train import TrainConfig
-from tests.conftest import ROOT, wait_for
+from tests.helpers import ROOT, wait_for
 
 ALICE, BOB, ADMIN = Person("alice"), Person("bob"), Person("teacher", admin=True)
 
@@ -269,9 +269,9 @@ def test_a_damaged_archive_is_one_sentence(tmp_path):
 
 
 def test_two_cache_writers_at_once_and_a_corrupt_cache_file(tmp_path):
-    from tests.test_data import _write_folder
+    from tests.helpers import noise_folder
 
-    _write_folder(tmp_path / "photos", ["cats", "dogs"], per_class=6)
+    noise_folder(tmp_path / "photos", ["cats", "dogs"], per_class=6)
     errors, results = [], []
 
     def load():

@@ -2,7 +2,7 @@
 a training thread shares the GIL with Streamlit's, so nothing in the server may hold it for long every second."""
 import tomllib
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def test_no_file_watcher_and_no_full_garbage_collection_after_each_rerun():

@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from cnn_lab import jobs, runs
+from cnn_lab.augment import random_crop, random_flip
 from cnn_lab.evaluate import confusion_matrix, per_class_accuracy, top_k
 from cnn_lab.metrics import MetricLog
 from cnn_lab.models import MODELS, ModelError, ModelSpec, build_model, count_parameters, course_spec
-from cnn_lab.augment import random_crop, random_flip
 from cnn_lab.train import TrainConfig, TrainingError, fit
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 
 
 def test_config_json_round_trip():

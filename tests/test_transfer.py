@@ -10,11 +10,11 @@ import torch
 from PIL import Image
 
 from cnn_lab import data, explain, transfer
-from cnn_lab.transfer import features
 from cnn_lab.evaluate import top_k
 from cnn_lab.models import ModelSpec
 from cnn_lab.train import TrainConfig, fit
-from tests.conftest import ROOT
+from cnn_lab.transfer import features
+from tests.helpers import ROOT
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ import torchvision
 
 from cnn_lab import augment, transfer
 from cnn_lab.backbones import BACKBONES, Pretrained
-from cnn_lab.normalise import imagenet_stats, normalise
 from cnn_lab.downloads import Hooks
 from cnn_lab.metrics import MetricLog
+from cnn_lab.normalise import imagenet_stats, normalise
 from cnn_lab.train import TrainingError
 
 

@@ -6,9 +6,8 @@ import time
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from cnn_lab.presets import preset
-from tests.conftest import wait_for
-
-from .conftest import wait_idle
+from tests.helpers import wait_for
+from tests.launch import ARTIFACTS
 
 
 def slider(page, label: str):
@@ -46,7 +45,7 @@ def digits_preset_with_epochs(page, epochs: int) -> None:
     page.locator("summary:has-text('Settings'), [data-testid='stExpander'] >> text=Settings").first.click()
     field = page.get_by_label("Epochs", exact=True)
     expected = str(preset("Digits (seconds, built in)").epochs)
-    assert wait_until(lambda: field.count() == 1 and field.input_value() == expected, 60), field.count()
+    assert wait_for(lambda: field.count() == 1 and field.input_value() == expected, 60), field.count()
     field.fill(str(epochs))
     field.press("Enter")
     wait_idle(page)
@@ -59,10 +58,6 @@ def chosen(page, label: str) -> str:
 
 def text_of(page, selector: str) -> str:
     return page.locator(selector).first.inner_text()
-
-
-def wait_until(predicate, timeout: float = 60.0, every: float = 0.25) -> bool:
-    return wait_for(predicate, timeout, every)
 
 
 def no_exception(page) -> bool:
@@ -87,3 +82,35 @@ def progress_text(page) -> str:
     """The line on the job's progress bar: the live chart's while the job waits or runs, st.progress's after."""
     bar = page.locator('.cnn-lab-live-text, [data-testid="stProgress"]')
     return bar.first.inner_text() if bar.count() else ""
+
+
+def wait_idle(page, timeout: float = 60_000) -> None:
+    """Wait until Streamlit has finished running the script."""
+    page.wait_for_timeout(500)
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=timeout)
+    page.wait_for_timeout(500)
+
+
+def screenshot(page, name: str) -> None:
+    """The whole page: Streamlit scrolls inside its main block, so grow the viewport to its height first."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    size = page.viewport_size
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight || 1000")
+    page.set_viewport_size({"width": size["width"], "height": min(max(height, 600), 6000)})
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    page.set_viewport_size(size)
+
+
+def long_digits_run(page, url: str, epochs: int = 400) -> None:
+    """The train page with the digits preset, set to `epochs` (long enough to watch, pause and stop)."""
+    page.goto(f"{url}/train")
+    page.wait_for_selector("text=Start training", timeout=60_000)
+    wait_idle(page)
+    digits_preset_with_epochs(page, epochs)
+
+
+def progress_step(page) -> int:
+    """The step the progress line shows, or -1 before training."""
+    text = progress_text(page)
+    return int(text.split("step ")[1].split("/")[0]) if "step " in text else -1

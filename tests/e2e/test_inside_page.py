@@ -6,11 +6,9 @@ import re
 import pytest
 
 from cnn_lab import images, inside
+from tests.e2e.helpers import choose, chosen, long_digits_run, no_exception, screenshot, wait_idle
+from tests.helpers import wait_for
 
-from .conftest import screenshot, wait_idle
-from .helpers import choose, chosen, no_exception, wait_until
-
-pytestmark = pytest.mark.e2e
 PRETRAINED = "EfficientNet-Lite0, pretrained on ImageNet (works offline)"
 
 
@@ -48,21 +46,21 @@ def test_upload_click_a_layer_and_a_map_read_the_arithmetic(page, app_url, tmp_p
     names = [layer.name for layer in inside.inspect(*_pretrained_and_a_photo()).layers]
     index = names.index("_blocks.2._depthwise_conv")
     bars = page.locator(".st-key-inside_arch .point path, .st-key-inside_arch path.point")
-    assert wait_until(lambda: bars.count() == len(names), 30), bars.count()
+    assert wait_for(lambda: bars.count() == len(names), 30), bars.count()
     bars.nth(index).click(force=True)
-    assert wait_until(lambda: page.locator(f"h3:has-text('Layer {index}: _blocks.2._depthwise_conv')").count(), 30)
+    assert wait_for(lambda: page.locator(f"h3:has-text('Layer {index}: _blocks.2._depthwise_conv')").count(), 30)
     wait_idle(page)
 
     # a channel's bar, then a pixel of its map: the arithmetic follows both
     before = _arithmetic(page)
     page.locator(".st-key-inside_bars .point path, .st-key-inside_bars path.point").nth(3).click(force=True)
-    assert wait_until(lambda: _arithmetic(page)[0].split(",")[0] != before[0].split(",")[0], 30), before
+    assert wait_for(lambda: _arithmetic(page)[0].split(",")[0] != before[0].split(",")[0], 30), before
     wait_idle(page)
     channel_chosen = _arithmetic(page)[0]
     plot = page.locator(".st-key-inside_pixels .nsewdrag").first
     box = plot.bounding_box()
     page.mouse.click(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.3)
-    assert wait_until(lambda: _arithmetic(page)[0] != channel_chosen, 30), channel_chosen
+    assert wait_for(lambda: _arithmetic(page)[0] != channel_chosen, 30), channel_chosen
     wait_idle(page)
     where, computed, given = _arithmetic(page)
     assert computed == pytest.approx(given, abs=2e-4), where
@@ -73,22 +71,20 @@ def test_upload_click_a_layer_and_a_map_read_the_arithmetic(page, app_url, tmp_p
 def test_a_confusion_matrix_cell_opens_its_images_and_one_opens_inside(page, app_url):
     """Train digits from the page, click a cell of the confusion matrix: its images show; "Inside" on one opens
     it on the "Inside the network" page with its true class."""
-    from .test_workflows import _long_digits_run
-
-    _long_digits_run(page, app_url, epochs=3)
+    long_digits_run(page, app_url, epochs=3)
     page.get_by_role("button", name="Start training").click()
     page.wait_for_selector("text=Test accuracy:", timeout=120_000)
     wait_idle(page)
     cells = page.locator(".st-key-confusion_train .point path, .st-key-confusion_train path.point")
-    assert wait_until(lambda: cells.count() == 100, 30), cells.count()
+    assert wait_for(lambda: cells.count() == 100, 30), cells.count()
     cells.nth(3 * 10 + 8).click(force=True)  # true 3, predicted 8
-    assert wait_until(lambda: chosen(page, "True class") == "3" and chosen(page, "Predicted as") == "8", 30)
+    assert wait_for(lambda: chosen(page, "True class") == "3" and chosen(page, "Predicted as") == "8", 30)
     wait_idle(page)
     screenshot(page, "inside-confusion-click")
     # a cell with images, then one of them inside the network
     for true, predicted in ((t, p) for t in range(10) for p in range(10) if t != p):
         cells.nth(true * 10 + predicted).click(force=True)
-        assert wait_until(lambda: chosen(page, "True class") == str(true), 30)
+        assert wait_for(lambda: chosen(page, "True class") == str(true), 30)
         wait_idle(page)
         if page.get_by_role("button", name="Inside", exact=True).count():
             break

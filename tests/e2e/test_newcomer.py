@@ -3,10 +3,10 @@ network. The train and transfer pages say what to do next; the train page's offe
 run. Screenshots: test-artifacts/newcomer-*.png."""
 import pytest
 
-from .conftest import screenshot, start_app, wait_idle
-from .helpers import no_exception
+from tests.e2e.helpers import no_exception, screenshot, wait_idle
+from tests.launch import start_app
 
-pytestmark = [pytest.mark.e2e, pytest.mark.newcomer]
+pytestmark = pytest.mark.newcomer
 
 
 @pytest.fixture(scope="module")

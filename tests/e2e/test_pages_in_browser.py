@@ -1,13 +1,9 @@
 """Every page in a real browser: it loads, a slider moves, the output changes, and no exception box shows."""
 import pytest
 
-from tests.conftest import require_archive
+from tests.e2e.helpers import choose, chosen, no_exception, nudge, screenshot, settled_count, slider, text_of, wait_idle
+from tests.helpers import wait_for
 from ui.nav import PAGES
-
-from .conftest import screenshot, wait_idle
-from .helpers import choose, chosen, no_exception, nudge, settled_count, slider, text_of, wait_until
-
-pytestmark = pytest.mark.e2e
 
 
 @pytest.mark.newcomer
@@ -42,7 +38,7 @@ def test_a_slider_changes_the_output(page, app_url, path, label, presses, select
     wait_idle(page)
     assert before in text_of(page, selector)
     nudge(page, label, presses)
-    assert wait_until(lambda: before not in text_of(page, selector), 30), f"{path}: {text_of(page, selector)}"
+    assert wait_for(lambda: before not in text_of(page, selector), 30), f"{path}: {text_of(page, selector)}"
     wait_idle(page)
     assert no_exception(page)
     screenshot(page, f"slider-{path}")
@@ -55,7 +51,7 @@ def test_augmentation_draw_count_follows_the_slider(page, app_url):
     images = page.locator('[data-testid="stImage"]')
     before = settled_count(images)
     nudge(page, "Draws", 2)
-    assert wait_until(lambda: images.count() == before + 2, 30), (before, images.count())
+    assert wait_for(lambda: images.count() == before + 2, 30), (before, images.count())
     assert no_exception(page)
     screenshot(page, "slider-augmentation")
 
@@ -73,7 +69,7 @@ UPLOADS = [
 
 
 def test_bad_uploads_give_one_sentence_and_keep_the_image(page, app_url, tmp_path):
-    from tests.test_reliability import FILES
+    from tests.helpers import ODD_FILES
 
     page.goto(f"{app_url}/convolution")
     page.wait_for_selector("text=512x512", timeout=60_000)
@@ -82,12 +78,12 @@ def test_bad_uploads_give_one_sentence_and_keep_the_image(page, app_url, tmp_pat
     wait_idle(page)
     for name, expected in UPLOADS:
         path = tmp_path / f"{name.replace(' ', '_')}.{'png' if 'PNG' in name else 'jpg'}"
-        path.write_bytes(FILES[name][0])
+        path.write_bytes(ODD_FILES[name][0])
         page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(str(path))
         page.wait_for_selector(expected, timeout=30_000)
         wait_idle(page)
         assert no_exception(page), name
-        if FILES[name][1] is not None:  # refused: the previous image stays
+        if ODD_FILES[name][1] is not None:  # refused: the previous image stays
             assert page.locator("text=512x512").count() >= 1, name
     screenshot(page, "bad-upload")
 
@@ -99,7 +95,7 @@ def test_editing_a_kernel_cell_changes_the_arithmetic(page, app_url):
     page.locator("label:has-text('Custom grid')").click()
     wait_idle(page)
     line = page.locator("p:has-text('output[256, 256] =')").first
-    assert wait_until(lambda: "0.07·5.00" in line.inner_text(), 30)  # the sharpen kernel's centre weight
+    assert wait_for(lambda: "0.07·5.00" in line.inner_text(), 30)  # the sharpen kernel's centre weight
     wait_idle(page)
     grid = page.locator('[data-testid="stDataFrame"]').first.bounding_box()
     row_height = (grid["height"] - 35) / 3  # a header, then three rows
@@ -108,13 +104,12 @@ def test_editing_a_kernel_cell_changes_the_arithmetic(page, app_url):
     page.keyboard.type("9")  # typing on a selected cell opens its editor
     page.wait_for_timeout(300)
     page.keyboard.press("Enter")
-    assert wait_until(lambda: "0.07·9.00" in line.inner_text(), 30), line.inner_text()
+    assert wait_for(lambda: "0.07·9.00" in line.inner_text(), 30), line.inner_text()
     assert no_exception(page)
     screenshot(page, "edited-kernel")
 
 
-def test_the_best_transfer_recipe_fills_in_its_settings(page, app_url):
-    require_archive("boats9")  # skip, with the reason, before waiting for anything
+def test_the_best_transfer_recipe_fills_in_its_settings(boats9_archive, page, app_url):
     page.goto(f"{app_url}/transfer")
     page.wait_for_selector("text=9 classes", timeout=120_000)
     wait_idle(page)
@@ -136,7 +131,7 @@ def test_a_copied_link_opens_the_same_view_in_a_new_tab(page, app_url):
     wait_idle(page)
     nudge(page, "Stride", 1)
     address = lambda: page.evaluate("document.location.href")  # noqa: E731 - the address bar (history.replaceState)
-    assert wait_until(lambda: "s=2" in address(), 30), address()
+    assert wait_for(lambda: "s=2" in address(), 30), address()
     wait_idle(page)
     page.get_by_text("Copy a link to this view").click()
     link = page.locator('[data-testid="stCode"]').last.inner_text().strip()

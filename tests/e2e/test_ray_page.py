@@ -4,40 +4,33 @@ course CNN on CIFAR-10, is tests/test_ray.py's, from the command line). Screensh
 import subprocess
 import sys
 
-import pytest
-
 from cnn_lab import runs
-
-from .conftest import screenshot, start_app, wait_idle
-
-from .helpers import no_exception, wait_until
-from .test_workflows import _long_digits_run, _step
-
-pytestmark = pytest.mark.e2e
-pytest.importorskip("ray", reason="ray is in requirements-test.txt")
+from tests.e2e.helpers import long_digits_run, no_exception, progress_step, screenshot, wait_idle
+from tests.helpers import wait_for
+from tests.launch import start_app
 
 
-def test_a_ray_job_streams_survives_a_reload_and_stops(page, lab_cache):
+def test_a_ray_job_streams_survives_a_reload_and_stops(ray_module, page, lab_cache):
     process, url = start_app({"CNN_LAB_RAY": "local"})
     try:
         before = {r.run_id for r in runs.list_runs()}
-        _long_digits_run(page, url, epochs=1000)
+        long_digits_run(page, url, epochs=1000)
         batch = page.get_by_label("Batch size", exact=True)  # batches of 4: about ten minutes of work in all,
         batch.fill("4")  # so the job is still running when the test stops it
         batch.press("Enter")
         wait_idle(page)
         page.get_by_role("button", name="Start training").click()
-        assert wait_until(lambda: _step(page) > 0, 120)  # the cluster starts with the first job
-        seen = {_step(page)}
-        assert wait_until(lambda: (seen.add(_step(page)) or len(seen)) >= 3, 60), seen  # it streams
+        assert wait_for(lambda: progress_step(page) > 0, 120)  # the cluster starts with the first job
+        seen = {progress_step(page)}
+        assert wait_for(lambda: (seen.add(progress_step(page)) or len(seen)) >= 3, 60), seen  # it streams
         assert page.locator("text=Ray node").count() + page.locator("[data-testid='stDataFrame']").count() >= 1
         screenshot(page, "ray-job")
         run_id = next(r.run_id for r in runs.list_runs() if r.run_id not in before)
         step_before_reload = max(seen)
         page.reload()
-        assert wait_until(lambda: _step(page) > step_before_reload, 60), _step(page)  # the same job, still going
+        assert wait_for(lambda: progress_step(page) > step_before_reload, 60), progress_step(page)  # the same job, still going
         assert [r.run_id for r in runs.list_runs() if r.run_id not in before] == [run_id]  # not started twice
-        assert wait_until(lambda: runs.load_run(run_id).epochs, 60)  # an epoch is saved from the cluster
+        assert wait_for(lambda: runs.load_run(run_id).epochs, 60)  # an epoch is saved from the cluster
         saved = len(runs.load_run(run_id).epochs)
         page.get_by_role("button", name="Stop").click()
         page.wait_for_selector("text=Stopped by the user", timeout=60_000)

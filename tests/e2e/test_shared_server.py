@@ -8,10 +8,9 @@ import warnings
 import psutil
 import pytest
 
-from .conftest import ROOT, _free_port, screenshot, start_app, wait_idle
-from .helpers import digits_preset_with_epochs, no_exception, progress_text, wait_until
-
-pytestmark = pytest.mark.e2e
+from tests.e2e.helpers import digits_preset_with_epochs, no_exception, progress_text, screenshot, wait_idle
+from tests.helpers import ROOT, wait_for
+from tests.launch import free_port, start_app
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +48,12 @@ def _wait_for_bens_finished_run(b) -> None:
     def finished() -> bool:
         return "Test accuracy" in b.content() or progress_text(b).startswith("finished")
 
-    if wait_until(finished, 120):
+    if wait_for(finished, 120):
         return
     screenshot(b, "shared-ben-stale")
     stale = b.locator('[data-testid="stMain"]').inner_text()[:2000]
     b.reload()
-    assert wait_until(finished, 120), f"Ben's page before a reload:\n{stale}\n\nand after:\n" + \
+    assert wait_for(finished, 120), f"Ben's page before a reload:\n{stale}\n\nand after:\n" + \
         b.locator('[data-testid="stMain"]').inner_text()[:2000]
     warnings.warn(f"Ben's page showed his finished run only after a reload; before, it showed:\n{stale}")
 
@@ -66,28 +65,28 @@ def test_two_learners_and_a_teacher(browser, class_server):
         context_b, b = _join(browser, class_server, "Ben")
         contexts += [context_a, context_b]
         _start_digits(a, 1000)
-        assert wait_until(lambda: progress_text(a).startswith("running"), 60), progress_text(a)
+        assert wait_for(lambda: progress_text(a).startswith("running"), 60), progress_text(a)
         _start_digits(b, 5)
-        assert wait_until(lambda: progress_text(b).startswith("queued · position 1"), 60), progress_text(b)
+        assert wait_for(lambda: progress_text(b).startswith("queued · position 1"), 60), progress_text(b)
         # B's page shows B's own job: no button there can pause or stop Ada's
         assert b.get_by_role("button", name="Leave the queue").count() == 1
         assert b.get_by_role("button", name="Stop this job").count() == 0
-        assert wait_until(lambda: b.locator("text=Ada").count() >= 1, 30)
+        assert wait_for(lambda: b.locator("text=Ada").count() >= 1, 30)
         screenshot(b, "shared-ben-queued")
         b.reload()  # the key in the URL: still Ben, still queued
         b.wait_for_selector("text=Signed in as Ben", timeout=60_000)
-        assert wait_until(lambda: progress_text(b).startswith("queued · position 1"), 60), progress_text(b)
+        assert wait_for(lambda: progress_text(b).startswith("queued · position 1"), 60), progress_text(b)
         context_t, teacher = _join(browser, class_server, "Teacher", "s3cret")
         contexts.append(context_t)
         admin_pick = teacher.get_by_role("combobox", name="Admin: a job", exact=True)
-        assert wait_until(lambda: admin_pick.count() == 1, 30)
+        assert wait_for(lambda: admin_pick.count() == 1, 30)
         assert admin_pick.input_value() == "Ada · train · running"  # the admin's list: Ada's job first
         screenshot(teacher, "shared-teacher-queue")
         for _ in range(3):  # the queue panel refreshes every 2 s: a click that lands mid-refresh is tried again
             if admin_pick.input_value() != "Ada · train · running":
                 break  # Ada's job has ended: the list's only job is now Ben's, and he must not be stopped
             teacher.get_by_role("button", name="Stop this job").click()  # the job chosen: Ada's
-            if wait_until(lambda: a.locator("text=Stopped by Teacher").count() >= 1, 20):
+            if wait_for(lambda: a.locator("text=Stopped by Teacher").count() >= 1, 20):
                 break
         a.wait_for_selector("text=Stopped by Teacher", timeout=30_000)
         _wait_for_bens_finished_run(b)  # Ben's job ran once the slot freed
@@ -102,12 +101,12 @@ def test_two_learners_and_a_teacher(browser, class_server):
 
 def test_the_default_server_listens_on_loopback_only(tmp_path):
     """No --server.address: the project's .streamlit/config.toml binds 127.0.0.1."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         listening = []
-        assert wait_until(lambda: bool(listening.extend(
+        assert wait_for(lambda: bool(listening.extend(
             c.laddr.ip for c in psutil.Process(process.pid).net_connections("inet")
             if c.status == psutil.CONN_LISTEN and c.laddr.port == port) or listening), 60)
         assert set(listening) == {"127.0.0.1"}

@@ -4,37 +4,27 @@ import json
 import os
 import signal
 
-import pytest
-
 from cnn_lab import runs
-from tests.conftest import require_archive
-
-from .conftest import screenshot, start_app, wait_idle
-from .helpers import digits_preset_with_epochs, no_exception, progress_text, wait_until
-
-pytestmark = pytest.mark.e2e
-
-
-def _long_digits_run(page, url: str, epochs: int = 400) -> None:
-    page.goto(f"{url}/train")
-    page.wait_for_selector("text=Start training", timeout=60_000)
-    wait_idle(page)
-    digits_preset_with_epochs(page, epochs)
-
-
-def _step(page) -> int:
-    text = progress_text(page)
-    return int(text.split("step ")[1].split("/")[0]) if "step " in text else -1
+from tests.e2e.helpers import (
+    long_digits_run,
+    no_exception,
+    progress_step,
+    progress_text,
+    screenshot,
+    wait_idle,
+)
+from tests.helpers import wait_for
+from tests.launch import start_app
 
 
 def test_training_streams_stops_and_survives_a_reload(page, app_url):
-    _long_digits_run(page, app_url)
+    long_digits_run(page, app_url)
     page.get_by_role("button", name="Start training").click()
-    assert wait_until(lambda: _step(page) > 0, 60), progress_text(page)
-    seen = {_step(page)}
-    assert wait_until(lambda: (seen.add(_step(page)) or len(seen)) >= 3, 30), seen  # two updates after the first
+    assert wait_for(lambda: progress_step(page) > 0, 60), progress_text(page)
+    seen = {progress_step(page)}
+    assert wait_for(lambda: (seen.add(progress_step(page)) or len(seen)) >= 3, 30), seen  # two updates after the first
     # the step curve, drawn by Plotly in the page and redrawn in place (the live chart: no Streamlit rerun)
-    assert wait_until(lambda: page.locator(".cnn-lab-live-chart .scatterlayer .trace").count() == 3, 30)
+    assert wait_for(lambda: page.locator(".cnn-lab-live-chart .scatterlayer .trace").count() == 3, 30)
     screenshot(page, "train-running")
     page.get_by_role("button", name="Stop").click()
     page.wait_for_selector("text=Stopped by the user", timeout=60_000)
@@ -55,21 +45,21 @@ def test_two_sessions_start_at_once(browser, app_url):
     pages = [c.new_page() for c in contexts]
     try:
         for p in pages:
-            _long_digits_run(p, app_url)
+            long_digits_run(p, app_url)
         for p in pages:
             p.get_by_role("button", name="Start training").click()
         for p in pages:
             wait_idle(p)
         statuses = lambda: sorted(progress_text(p).split(" ·")[0] for p in pages)  # noqa: E731
-        assert wait_until(lambda: statuses() == ["queued", "running"], 60), [progress_text(p) for p in pages]
+        assert wait_for(lambda: statuses() == ["queued", "running"], 60), [progress_text(p) for p in pages]
         queued = next(p for p in pages if progress_text(p).startswith("queued"))
         assert progress_text(queued).startswith("queued · position 1")
         running = next(p for p in pages if p is not queued)
         running.get_by_role("button", name="Stop").click()
-        assert wait_until(lambda: progress_text(queued).startswith("running"), 60), progress_text(queued)  # its turn
+        assert wait_for(lambda: progress_text(queued).startswith("running"), 60), progress_text(queued)  # its turn
         queued.get_by_role("button", name="Stop").click()
         new = [r for r in runs.list_runs() if r.run_id not in before]
-        assert wait_until(lambda: all(runs.load_run(r.run_id).status == "stopped" for r in new) and len(new) == 2, 60)
+        assert wait_for(lambda: all(runs.load_run(r.run_id).status == "stopped" for r in new) and len(new) == 2, 60)
         for p in pages:
             p.reload()
             p.wait_for_selector("text=Runs", timeout=60_000)
@@ -86,9 +76,9 @@ def test_killed_app_shows_the_run_as_interrupted(browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         before = {r.run_id for r in runs.list_runs()}
-        _long_digits_run(page, url, epochs=1000)
+        long_digits_run(page, url, epochs=1000)
         page.get_by_role("button", name="Start training").click()
-        assert wait_until(lambda: any(r.epochs for r in runs.list_runs() if r.run_id not in before), 60)
+        assert wait_for(lambda: any(r.epochs for r in runs.list_runs() if r.run_id not in before), 60)
         run_id = next(r.run_id for r in runs.list_runs() if r.run_id not in before)
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
@@ -106,13 +96,12 @@ def test_killed_app_shows_the_run_as_interrupted(browser):
         process.kill()
 
 
-def test_transfer_probe_then_upload_a_photo(page, app_url, boats9_folder, tmp_path):
+def test_transfer_probe_then_upload_a_photo(boats9_archive, page, app_url, boats9_folder, tmp_path):
     """A folder of boat photos typed in, a linear probe trained, a photo uploaded: its top-5 and Grad-CAM. The
     folder is a slice of boats9 (10 photos a class), so that the browser test does not wait for 1,095 photos'
     features (the probe on all of boats9 is tests/test_page_transfer.py's, and the bench's)."""
     import shutil
 
-    require_archive("boats9")
     for split, count in (("train", 6), ("val", 2), ("test", 2)):
         for folder in sorted((boats9_folder / split).iterdir()):
             (tmp_path / split / folder.name).mkdir(parents=True)

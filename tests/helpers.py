@@ -1,0 +1,101 @@
+"""What the tests share: where things are, the real data (or a reason to skip), the one wait helper, and the
+inputs several tests feed the app (folders of photos, odd and hostile files)."""
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _data_dir() -> Path | None:
+    """The folder the app would use (cnn_lab.paths.data_root): `CNN_LAB_DATA=` means none, as on a bare clone."""
+    from cnn_lab.paths import data_root
+
+    root = data_root()
+    return root if root is not None and root.is_dir() else None
+
+
+DATA_DIR = _data_dir()
+
+
+def wait_for(predicate, seconds: float = 60.0, every: float = 0.05) -> bool:
+    """Poll `predicate` until it holds (True) or `seconds` pass (False): a wait, never a speed assertion."""
+    end = time.time() + seconds
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(every)
+    return False
+
+
+def require_archive(stem: str) -> Path:
+    """The real dataset archive `<stem>.tar.gz`, or a skip that says why it is not here."""
+    if DATA_DIR is None:
+        pytest.skip("real data not found: set CNN_LAB_DATA or provide ../shared/datasets")
+    archive = DATA_DIR / f"{stem}.tar.gz"
+    if not archive.exists():
+        pytest.skip(f"{archive} is absent")
+    return archive
+
+
+def use_manager(monkeypatch, fresh) -> None:
+    """Make `fresh` the process's job manager for one test, wherever the app reads it."""
+    from cnn_lab import jobs
+    from cnn_lab.jobs import live, manager
+
+    for module in (jobs, manager, live):
+        monkeypatch.setattr(module, "MANAGER", fresh)
+
+
+def noise_folder(root: Path, classes: list[str], per_class: int = 4, size: tuple[int, int] = (20, 16)) -> Path:
+    """An image folder (root/<class>/<n>.png) of `per_class` photos of noise, `size` (width, height), per class."""
+    rng = np.random.default_rng(0)
+    for name in classes:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 255, (*size[::-1], 3), dtype=np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+def encoded(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, format=fmt, **kw)
+    return buffer.getvalue()
+
+
+def a_jpeg() -> bytes:
+    return encoded(Image.new("RGB", (64, 64), "teal"), "JPEG")
+
+
+def an_animated_gif() -> bytes:
+    buffer = io.BytesIO()
+    frames = [Image.new("P", (16, 16), i) for i in range(3)]
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    return buffer.getvalue()
+
+
+# file -> None when it must load (converted), or the words of the sentence it must get
+ODD_FILES = {
+    "empty file": (b"", "empty"),
+    "text renamed .jpg": (b"hello, I am text", "not an image"),
+    "truncated JPEG": (a_jpeg()[:300], "truncated or corrupt"),
+    "JPEG header only": (b"\xff\xd8\xff\xe0\x00\x10JFIF", "not an image|truncated"),
+    "20000x20000 PNG": (encoded(Image.new("1", (20000, 20000))), "megapixel limit"),
+    "SVG": (b"<svg xmlns='http://www.w3.org/2000/svg' width='10' height='10'/>", "not an image"),
+    "HTML": (b"<html><body>not a photo</body></html>", "not an image"),
+    "PDF header": (b"%PDF-1.4 fake", "not an image"),
+    "zip file as photo": (b"PK\x03\x04" + b"\0" * 40, "not an image"),
+    "1x1 PNG": (encoded(Image.new("RGB", (1, 1), "red")), None),
+    "16-bit PNG": (encoded(Image.fromarray(np.arange(4096, dtype=np.uint16).reshape(64, 64) * 16)), None),
+    "CMYK JPEG": (encoded(Image.new("CMYK", (32, 32), (0, 255, 0, 0)), "JPEG"), None),
+    "animated GIF": (an_animated_gif(), None),
+    "RGBA PNG": (encoded(Image.new("RGBA", (20, 20), (255, 0, 0, 0))), None),
+    "palette PNG": (encoded(Image.new("P", (20, 20), 3)), None),
+    "grayscale TIFF": (encoded(Image.new("L", (20, 20), 9), "TIFF"), None),
+}
