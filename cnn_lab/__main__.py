@@ -1,4 +1,4 @@
-"""Command line: `python -m cnn_lab {train,transfer,runs,export,import,bench} ...`, the same core and jobs as the pages,
+"""Command line: `python -m cnn_lab {train,transfer,runs,export,import} ...`, the same core and jobs as the pages,
 headless: progress on stderr, the JSON result as stdout's last line, and every error the pages show as a
 sentence on stderr with exit code 2."""
 from __future__ import annotations
@@ -15,6 +15,14 @@ from cnn_lab import overrides
 
 class CliError(Exception):
     """What went wrong, in one sentence: printed on stderr, exit code 2."""
+
+
+def expected_errors() -> tuple[type[Exception], ...]:
+    """The errors that are one sentence for the user. The job manager's list is imported only when an error comes,
+    so that `runs` does not wait for torch."""
+    from cnn_lab.jobs import EXPECTED_ERRORS
+
+    return CliError, overrides.OverrideError, *EXPECTED_ERRORS
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -115,7 +123,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         what = r.config.get("dataset") or r.config.get("data")
         model = r.config.get("model", {}).get("name") or r.config.get("backbone")
         accuracy = f"{r.test_acc:.1%}" if r.test_acc is not None else "-"
-        print(f"{r.run_id}  {r.kind:8}  {r.status:11}  {what} · {model} · {len(r.epochs)} epochs · test {accuracy}")
+        trained = f"{len(r.epochs)} epochs" if r.epochs or not r.message.startswith("Imported") else "imported"
+        print(f"{r.run_id}  {r.kind:8}  {r.status:11}  {what} · {model} · {trained} · test {accuracy}")
     return 0
 
 
@@ -168,16 +177,6 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from cnn_lab import bench
-
-    section = bench.run(args.only.split(","), quick=args.quick)
-    if not args.no_write:
-        bench.write(section, Path(args.output))
-    print(section)
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m cnn_lab", description=__doc__)
     sub = parser.add_subparsers(dest="command")
@@ -212,12 +211,6 @@ def build_parser() -> argparse.ArgumentParser:
     importing = sub.add_parser("import", help="a checkpoint file (from export or the pages) as a new saved run")
     importing.add_argument("file")
     importing.set_defaults(handler=cmd_import)
-    bench = sub.add_parser("bench", help="run benchmarks and add their table to BENCHMARKS.md")
-    bench.add_argument("--only", default="data,conv,course,fast,speedrun,streaming,transfer", help="comma-separated benchmark names")
-    bench.add_argument("--quick", action="store_true", help="fewer epochs and batches")
-    bench.add_argument("--output", default="BENCHMARKS.md")
-    bench.add_argument("--no-write", action="store_true")
-    bench.set_defaults(handler=cmd_bench)
     return parser
 
 
@@ -227,16 +220,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    from cnn_lab.jobs import EXPECTED_ERRORS
-
     try:
         return args.handler(args)
-    except (CliError, overrides.OverrideError, *EXPECTED_ERRORS) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # `python -m cnn_lab runs | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as error:  # noqa: BLE001 - an expected error is a sentence; anything else goes on up
+        if not isinstance(error, expected_errors()):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

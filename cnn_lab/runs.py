@@ -10,12 +10,14 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
-
-from cnn_lab.paths import cache_root
 from cnn_lab.metrics import EpochRecord
+from cnn_lab.paths import cache_root
+
+if TYPE_CHECKING:  # torch is imported where weights are read or written: listing runs needs none of it
+    import torch
+    from torch import nn
 
 
 def runs_root() -> Path:
@@ -94,6 +96,8 @@ def delete_run(run_id: str) -> None:
 
 
 def save_weights(run_id: str, model: nn.Module) -> None:
+    import torch
+
     path = runs_root() / run_id / "model.pt"
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     tmp = path.with_name(f".model.{secrets.token_hex(4)}.tmp")
@@ -140,6 +144,8 @@ def list_runs(live: set[str] = frozenset(), kind: str | None = None, owner: str 
 
 def load_weights(run_id: str) -> dict[str, torch.Tensor]:
     """The saved state_dict; weights_only=True, so a malicious pickle cannot run code."""
+    import torch
+
     return torch.load(runs_root() / run_id / "model.pt", map_location="cpu", weights_only=True)
 
 

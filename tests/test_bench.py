@@ -1,12 +1,15 @@
-from cnn_lab import bench, runs
+from cnn_lab import runs
+from tests.bench import processes
+from tests.bench.__main__ import write
+from tests.bench.pages import bench_conv_update
 
 
 def test_conv_benchmark_row_and_write_order(tmp_path, monkeypatch):
-    rows = bench.bench_conv_update(None, quick=True)
+    rows = bench_conv_update(None, quick=True)
     assert rows[0][0].startswith("Convolution page update") and rows[0][1].endswith("ms median")
     path = tmp_path / "BENCHMARKS.md"
     path.write_text("# Benchmarks\n\nA summary that stays on top.\n\n### old\n\n| old table |\n")
-    bench.write("### new\n\n| new table |\n", path)
+    write("### new\n\n| new table |\n", path)
     text = path.read_text()
     assert text.index("A summary") < text.index("### new") < text.index("### old")
 
@@ -16,13 +19,13 @@ def test_the_browser_bench_finds_the_new_finished_run_only(tmp_path, monkeypatch
     monkeypatch.setenv("CNN_LAB_CACHE", str(tmp_path))
     old = runs.create_run("20260101-000000-000001", "train", "{}")
     runs.finish_run(old, "finished")
-    before = bench._run_ids()
-    assert before == {old} and bench._new_run(before) is None
+    before = processes.run_ids()
+    assert before == {old} and processes.new_run(before) is None
     (runs.runs_root() / "20260101-000000-000002").mkdir()  # a run being created: no status.json yet
     new = runs.create_run("20260101-000000-000003", "train", "{}")
-    assert bench._new_run(before) is None  # still running
+    assert processes.new_run(before) is None  # still running
     runs.finish_run(new, "finished")
-    assert bench._new_run(before) == new
+    assert processes.new_run(before) == new
 
 
 def test_a_cli_run_that_fails_says_how_it_ended_and_what_it_printed_last(tmp_path, monkeypatch):
@@ -43,7 +46,7 @@ def test_a_cli_run_that_fails_says_how_it_ended_and_what_it_printed_last(tmp_pat
 
     monkeypatch.setattr(subprocess, "run", aborted)
     with pytest.raises(RuntimeError) as error:
-        bench._cli_run("CPU: 70% in a minute")
+        processes.cli_run("CPU: 70% in a minute")
     assert "exited with -6 (its run: 20260101-000000-000004)" in str(error.value)
     assert str(error.value).endswith("terminate called without an active exception\n")
 
@@ -60,10 +63,10 @@ def test_the_browser_bench_runs_five_pairs_in_turns_and_compares_the_medians(mon
             return kind
         return run
 
-    monkeypatch.setattr(bench, "_cli_run", side("cli"))
-    monkeypatch.setattr(bench, "_page_run", side("page"))
-    monkeypatch.setattr(bench, "_epoch_images_per_s", lambda kind: next(speeds[kind]))
-    [(_, figure, detail)] = bench.bench_browser(None, quick=False)
+    monkeypatch.setattr(processes, "cli_run", side("cli"))
+    monkeypatch.setattr(processes, "page_run", side("page"))
+    monkeypatch.setattr(processes, "epoch_images_per_s", lambda kind: next(speeds[kind]))
+    [(_, figure, detail)] = processes.bench_browser(None, quick=False)
     assert order == ["cli", "page", "page", "cli", "cli", "page", "page", "cli", "cli", "page"]
     assert figure == "92% of the CLI"  # medians 1,750 and 1,900
     assert "page 1,800, 1,400, 1,750, 1,850, 1,700 img/s; CLI 1,900, 1,800, 2,000, 1,850, 1,950 img/s" in detail

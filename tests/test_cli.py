@@ -9,7 +9,7 @@ import pytest
 
 from cnn_lab import overrides
 from cnn_lab.train import TrainConfig
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def cli(*arguments: str, cache) -> subprocess.CompletedProcess:
@@ -73,6 +73,7 @@ def test_train_with_set_prints_progress_then_json_and_the_run_is_listed(tmp_path
     imported = json.loads(capsys.readouterr().out)["run"]
     listing = json.loads(cli("runs", "--json", cache=tmp_path).stdout)
     assert [r["run"] for r in listing] == [imported, run_id] and listing[0]["test_acc"] == runs[0]["test_acc"]
+    assert " · imported · " in cli("runs", cache=tmp_path).stdout.splitlines()[0]  # not "0 epochs"
 
 
 @pytest.mark.parametrize("arguments, sentence", [

@@ -1,0 +1,89 @@
+"""`python -m tests.bench`: run the named benchmarks and add their table to BENCHMARKS.md (newest first)."""
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from cnn_lab import data as datasets
+from cnn_lab.device import describe_device
+from tests.bench.cluster import bench_ray
+from tests.bench.common import Row
+from tests.bench.pages import bench_conv_update, bench_inside
+from tests.bench.processes import bench_browser, bench_cold_probe
+from tests.bench.training import (
+    bench_course,
+    bench_cpu_presets,
+    bench_data,
+    bench_fast_preset,
+    bench_speedrun,
+    bench_streaming,
+)
+from tests.bench.transfer import bench_cpu_transfer, bench_transfer
+
+BENCHMARKS: dict[str, Callable[[datasets.ImageDataset, bool], list[Row]]] = {
+    "inside": bench_inside,
+    "transfer": bench_transfer,
+    "conv": bench_conv_update,
+    "data": bench_data,
+    "ray": bench_ray,
+    "course": bench_course,
+    "fast": bench_fast_preset,
+    "cpu": bench_cpu_presets,
+    "cpu_transfer": bench_cpu_transfer,
+    "cold_probe": bench_cold_probe,
+    "browser": bench_browser,
+    "speedrun": bench_speedrun,
+    "streaming": bench_streaming,
+}
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    return (f"{describe_device()} · {cpu}, {torch.get_num_threads()} torch threads · Python {platform.python_version()}"
+            f" · torch {torch.__version__}")
+
+
+def run(names: list[str], quick: bool = False) -> str:
+    """Run the named benchmarks and return a markdown section."""
+    cifar = datasets.load_dataset("cifar10")
+    lines = [f"### {time.strftime('%Y-%m-%d %H:%M')} · {machine()}", "", "| benchmark | figure | note |",
+             "| --- | --- | --- |"]
+    for name in names:
+        for what, figure, note in BENCHMARKS[name](cifar, quick):
+            lines.append(f"| {what} | {figure} | {note} |")
+            print(lines[-1], flush=True)
+    return "\n".join(lines) + "\n"
+
+
+def write(section: str, path: Path = Path("BENCHMARKS.md")) -> None:
+    """Insert the newest table above the older ones (the first '### ' heading), keeping the text above them."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
+    cut = text.find("\n### ") + 1 or len(text)
+    path.write_text(text[:cut] + section + "\n" + text[cut:])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
+    parser.add_argument("--only", default="data,conv,course,fast,speedrun,streaming,transfer",
+                        help=f"comma-separated benchmark names, of: {', '.join(BENCHMARKS)}")
+    parser.add_argument("--quick", action="store_true", help="fewer epochs and batches")
+    parser.add_argument("--output", default="BENCHMARKS.md")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.only.split(",") if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"no benchmark {unknown[0]!r}; the benchmarks are: {', '.join(BENCHMARKS)}")
+    section = run(args.only.split(","), quick=args.quick)
+    if not args.no_write:
+        write(section, Path(args.output))
+    print(section)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

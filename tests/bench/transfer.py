@@ -1,0 +1,111 @@
+"""Transfer learning: feature extraction against the usual first attempt, the linear probe end to end and from
+cached features, and the CPU fine-tuning recipe over three seeds."""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from cnn_lab import data as datasets
+from cnn_lab import downloads
+from cnn_lab.device import pick_device
+from cnn_lab.normalise import IMAGENET_MEAN, IMAGENET_STD
+from cnn_lab.train import TrainResult
+from tests.bench.common import Row, mean, sync_device
+
+
+def naive_extraction_images_per_s(folder: Path, pretrained, images: int) -> float:
+    """The usual first attempt: an ImageFolder DataLoader decoding JPEGs with per-image transforms, NCHW tensors,
+    and a forward pass that records autograd history (no inference mode)."""
+    import torchvision.transforms as T
+    from torchvision.datasets import ImageFolder
+
+    transform = T.Compose([T.Resize((224, 224)), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    loader = torch.utils.data.DataLoader(ImageFolder(folder, transform), batch_size=32, shuffle=False, num_workers=2)
+    model = pretrained.features.to(pick_device()).eval().to(memory_format=torch.contiguous_format)
+    start, seen = time.perf_counter(), 0
+    for x, _ in loader:
+        model(x.to(pick_device())).sum().item()
+        seen += len(x)
+        if seen >= images:
+            break
+    return seen / (time.perf_counter() - start)
+
+
+def per_class(result: TrainResult) -> str:
+    from cnn_lab import evaluate
+
+    accuracy = evaluate.per_class_accuracy(result.test_probs, result.test_labels, len(result.classes))
+    return "per class: " + ", ".join(f"{c} {a:.0%}" for c, a in zip(result.classes, accuracy))
+
+
+def bench_transfer(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
+    """Feature extraction per backbone (naive vs ours), the linear probe end to end, a head re-run from cached
+    features, and on a GPU the fine-tuning preset."""
+    import shutil
+
+    from cnn_lab import transfer
+    from cnn_lab.backbones import BACKBONES, WeightsUnavailable
+    from cnn_lab.paths import cache_root
+
+    rows: list[Row] = []
+    boats = transfer.load_images(transfer.TransferConfig())  # decoded once (cached arrays)
+    device = pick_device()
+    for name, spec in BACKBONES.items():
+        try:
+            pretrained = spec.load(downloads.Hooks())
+        except WeightsUnavailable:
+            rows.append((f"Feature extraction, {spec.title}", "skipped", "weights unavailable offline"))
+            continue
+        sample = boats.splits["train"].images[:128 if quick else 256]
+        transfer.extract_features(pretrained, sample[:32], device)  # warm-up
+        sync_device()
+        start = time.perf_counter()
+        transfer.extract_features(pretrained, sample, device)
+        sync_device()
+        ours = len(sample) / (time.perf_counter() - start)
+        folder = datasets.dataset_root(datasets.extract_archive(datasets.local_archive("boats9"))) / "train"
+        naive = naive_extraction_images_per_s(folder, pretrained, 64 if quick else 128)
+        rows.append((f"Feature extraction, {spec.title}, 224x224", f"{ours:,.0f} img/s",
+                     f"naive ImageFolder + DataLoader + autograd, NCHW: {naive:,.0f} img/s ({ours / naive:.1f}x)"))
+    shutil.rmtree(cache_root() / "features", ignore_errors=True)  # end to end: extraction included
+    start = time.perf_counter()
+    probe = transfer.run_transfer(transfer.TransferConfig())
+    total = time.perf_counter() - start
+    rows.append(("Linear probe on boats9, EfficientNet-Lite0, end to end", f"{probe.test_acc:.1%} in {total:.1f} s",
+                 f"images {probe.extras['load_seconds']:.1f} s, backbone {probe.extras['backbone_seconds']:.1f} s, "
+                 f"features {probe.extras['feature_seconds']:.1f} s, head {probe.extras['head_seconds']:.1f} s; "
+                 + per_class(probe)))
+    start = time.perf_counter()
+    again = transfer.run_transfer(transfer.TransferConfig(lr=0.1, epochs=40, label_smoothing=0.0))
+    rows.append(("Probe re-run with new head hyperparameters (cached features)",
+                 f"{time.perf_counter() - start:.1f} s", f"{again.test_acc:.1%} test accuracy"))
+    if device.type == "cuda":
+        name = "Fine-tune (best on boats9, for a GPU)"
+        start = time.perf_counter()
+        tuned = transfer.run_transfer(transfer.preset(name))
+        rows.append((f"Transfer preset \"{name}\" on boats9", f"{tuned.test_acc:.1%} in {time.perf_counter() - start:.1f} s",
+                     per_class(tuned)))
+    return rows
+
+
+def bench_cpu_transfer(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
+    """Issue 18's CPU fine-tuning target: the CPU recipe on boats9 over seeds 0-2, each run end to end as the CLI
+    runs it (the photos from the decode cache, the frozen blocks' outputs computed anew)."""
+    from cnn_lab import transfer
+    from cnn_lab.metrics import MetricLog
+
+    config = transfer.preset(transfer.CPU_RECIPE)
+    accs, walls, vals = [], [], []
+    for seed in (0,) if quick else (0, 1, 2):
+        log, start = MetricLog(), time.perf_counter()
+        result = transfer.run_transfer(replace(config, seed=seed, epochs=1 if quick else config.epochs), log=log)
+        walls.append(time.perf_counter() - start)
+        accs.append(result.test_acc)
+        vals.append(log.snapshot().epochs[-1].val_acc or 0)
+    return [(f"\"{transfer.CPU_RECIPE}\" on boats9, seeds 0-{len(accs) - 1}", f"{mean(accs):.1%} in {mean(walls):.0f} s",
+             f"test {', '.join(f'{a:.1%}' for a in accs)}; wall {', '.join(f'{w:.0f}' for w in walls)} s (frozen "
+             f"blocks {result.extras['frozen_seconds']:.0f} s, training {result.extras['head_seconds']:.0f} s in the "
+             f"last); last validation {mean(vals):.1%}")]
