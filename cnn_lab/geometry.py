@@ -48,7 +48,7 @@ def conv_transpose_size(size: int, k: int, s: int = 1, p: int = 0, d: int = 1, o
     return (size - 1) * s - 2 * p + d * (k - 1) + output_padding + 1
 
 
-def _padding(layer: Layer) -> int:
+def padding_of(layer: Layer) -> int:
     """An integer padding for the arithmetic; 'same' pads (d(k-1)) / 2 per side (torch pads asymmetrically when odd)."""
     if layer.padding == "valid":
         return 0
@@ -65,14 +65,14 @@ def check(layer: Layer, size: tuple[int, int]) -> None:
         raise GeometryError("Padding must be at least 0.")
     if layer.padding == "same" and layer.kind == "conv" and layer.stride > 1:
         raise GeometryError("padding='same' is not supported for strided convolutions (stride > 1), as in torch.")
-    if layer.kind in ("maxpool", "avgpool") and _padding(layer) > layer.kernel // 2:
+    if layer.kind in ("maxpool", "avgpool") and padding_of(layer) > layer.kernel // 2:
         raise GeometryError(
             f"Pooling padding ({layer.padding}) must be at most half the kernel size ({layer.kernel} // 2 = "
             f"{layer.kernel // 2})."
         )
     if layer.kind == "convT" and layer.output_padding >= max(layer.stride, layer.dilation):
         raise GeometryError("output_padding must be smaller than either the stride or the dilation.")
-    if layer.kind == "conv" and layer.padding_mode in ("reflect", "circular") and _padding(layer) > min(size) - (
+    if layer.kind == "conv" and layer.padding_mode in ("reflect", "circular") and padding_of(layer) > min(size) - (
         1 if layer.padding_mode == "reflect" else 0
     ):
         raise GeometryError(f"{layer.padding_mode} padding ({layer.padding}) must be smaller than the input side.")
@@ -80,14 +80,14 @@ def check(layer: Layer, size: tuple[int, int]) -> None:
     if min(out) < 1:
         raise GeometryError(
             f"The output would be {out[0]}x{out[1]}: the kernel's span {layer.dilation * (layer.kernel - 1) + 1} "
-            f"is larger than the padded input {size[0] + 2 * _padding(layer)}x{size[1] + 2 * _padding(layer)}."
+            f"is larger than the padded input {size[0] + 2 * padding_of(layer)}x{size[1] + 2 * padding_of(layer)}."
         )
 
 
 def output_size(layer: Layer, size: tuple[int, int], checked: bool = True) -> tuple[int, int]:
     if checked:
         check(layer, size)
-    p, k, s, d = _padding(layer), layer.kernel, layer.stride, layer.dilation
+    p, k, s, d = padding_of(layer), layer.kernel, layer.stride, layer.dilation
     if layer.kind == "conv":
         if layer.padding == "same":
             return size
@@ -128,7 +128,7 @@ def code_line(layer: Layer, in_channels: int) -> str:
 def coverage(layer: Layer, size: tuple[int, int]) -> torch.Tensor:
     """How many windows cover each input pixel (conv and pooling): border pixels get fewer without padding."""
     check(layer, size)
-    p = _padding(layer)
+    p = padding_of(layer)
     ones = torch.ones(1, 1, size[0] + 2 * p, size[1] + 2 * p)
     d = layer.dilation if layer.kind != "avgpool" else 1
     patches = F.unfold(ones, layer.kernel, dilation=d, stride=layer.stride)  # the windows that start inside

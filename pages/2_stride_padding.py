@@ -41,7 +41,7 @@ except GeometryError as error:
     st.caption("Showing the last valid settings.")
 
 # ---------------------------------------------------------------- the formula, and torch's answer
-p = geometry._padding(layer) if layer.padding != "same" else layer.padding
+p = geometry.padding_of(layer) if layer.padding != "same" else layer.padding
 if layer.kind == "convT":
     st.latex(rf"\text{{out}} = (\text{{in}}-1)s - 2p + d(k-1) + \text{{output\_padding}} + 1 = ({size[0]}-1)\cdot{layer.stride}"
              rf" - 2\cdot{p} + {layer.dilation}\cdot({layer.kernel}-1) + {layer.output_padding} + 1 = {out[0]}")
@@ -62,7 +62,7 @@ if layer.kind == "convT":
     st.info("A transposed convolution spreads each input cell over a k x k patch of the output, spaced by the "
             "stride: the animation is for the layers that slide a window over their input.")
 else:
-    pad = 0 if layer.padding == "valid" else geometry._padding(layer)
+    pad = 0 if layer.padding == "valid" else geometry.padding_of(layer)
     pick = links.toggle(st, "Pick an output cell (instead of the animation)", key="pick")
     selected = None
     if pick:

@@ -1,11 +1,8 @@
 import numpy as np
-import plotly.express as px
-import plotly.graph_objects as go
 import streamlit as st
 import torch
-from plotly.subplots import make_subplots
 
-from cnn_lab import activations, jobs
+from cnn_lab import activation_charts, activations, jobs
 from cnn_lab.normalise import normalise
 from ui import links
 from ui.identity import signed_in
@@ -26,27 +23,16 @@ threshold = links.slider(st, "Saturation threshold on |f'(x)|", 0.001, 0.5, 0.05
 
 # ---------------------------------------------------------------- curves and derivatives
 x = torch.linspace(lo, hi, 801, dtype=torch.float64)
-fig = make_subplots(rows=1, cols=2, subplot_titles=("f(x)", "f'(x) by autograd"))
-palette = dict(zip(activations.ACTIVATIONS, px.colors.qualitative.Dark24))  # one colour per activation, everywhere
+curves = {name: activations.curve(name, x, **params.get(name, {})) for name in names}
 rows = []
-for name in names:
-    y, grad = activations.curve(name, x, **params.get(name, {}))
-    fig.add_scatter(x=x, y=y, name=name, legendgroup=name, line_color=palette[name], row=1, col=1)
-    fig.add_scatter(x=x, y=grad, name=name, legendgroup=name, showlegend=False, line_color=palette[name], row=1, col=2)
+for name, (_, grad) in curves.items():
     best, where = activations.max_derivative(name, lo, hi, **params.get(name, {}))
     saturated = (grad.abs() < threshold).double().mean().item()
     rows.append({"activation": name, "max |f'|": round(best, 4), "at x": round(where, 3), "best": best,
                  f"share of the range with |f'| < {threshold:g}": f"{saturated:.0%}"})
 if names:
     focus = names[0]
-    _, grad = activations.curve(focus, x, **params.get(focus, {}))
-    flat = (grad.abs() < threshold).numpy()
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], flat.astype(int), [0]])))
-    for start, stop in zip(edges[::2], edges[1::2]):
-        fig.add_vrect(x0=x[start].item(), x1=x[stop - 1].item(), fillcolor="grey", opacity=0.15, line_width=0,
-                      row=1, col=2)
-    fig.update_layout(height=380, margin=dict(t=40, b=30, l=30, r=10))
-    st.plotly_chart(fig, key="curves")
+    st.plotly_chart(activation_charts.curves_figure(x, curves, flat=(focus, threshold)), key="curves")
     st.caption(f"Grey bands: where {focus}'s derivative is below the threshold (saturated or dead).")
     st.dataframe([{k: v for k, v in r.items() if k != "best"} for r in rows], hide_index=True)
 
@@ -54,14 +40,7 @@ if names:
 st.subheader("Stacked layers: the best-case gradient")
 depth = links.slider(st, "Depth N", 1, 50, 10, key="depth")
 if names:
-    chain = go.Figure()
-    for row in rows:
-        chain.add_scatter(x=list(range(1, depth + 1)), y=[row["best"] ** n for n in range(1, depth + 1)],
-                          name=row["activation"], line_color=palette[row["activation"]])
-    chain.update_yaxes(type="log", title="max |f'|^N")
-    chain.update_xaxes(title="layers N")
-    chain.update_layout(height=300, margin=dict(t=10, b=30, l=30, r=10))
-    st.plotly_chart(chain, key="chain")
+    st.plotly_chart(activation_charts.depth_figure({r["activation"]: r["best"] for r in rows}, depth), key="chain")
     st.markdown(" · ".join(f"{r['activation']}: {r['best']:.3g}^{depth} = **{r['best'] ** depth:.3g}**" for r in rows))
 
 # ---------------------------------------------------------------- pre-activation distribution
@@ -75,11 +54,8 @@ stats = activations.unit_stats(focus, pre, threshold, **params.get(focus, {}))
 m1, m2 = st.columns(2)
 m1.metric("Dead units (gradient exactly 0)", f"{stats.dead:.1%}")
 m2.metric(f"Saturated units (0 < |f'| < {threshold:g})", f"{stats.saturated:.1%}")
-hist = make_subplots(rows=1, cols=2, subplot_titles=("outputs f(x)", "gradients f'(x)"))
-hist.add_histogram(x=stats.outputs.numpy(), nbinsx=80, row=1, col=1)
-hist.add_histogram(x=stats.grads.numpy(), nbinsx=80, row=1, col=2)
-hist.update_layout(height=280, showlegend=False, margin=dict(t=40, b=30, l=30, r=10))
-st.plotly_chart(hist, key="hist")
+st.plotly_chart(activation_charts.histograms_figure(stats.outputs.numpy(), stats.grads.numpy(),
+                                                   ("outputs f(x)", "gradients f'(x)")), key="hist")
 st.caption("A wide or shifted distribution pushes units into the flat parts: batch normalization keeps "
            "pre-activations near mean 0, std 1, where gradients flow.")
 
@@ -94,11 +70,7 @@ t1, t2 = st.columns(2)
 temperature = links.slider(t1, "Temperature", 0.1, 10.0, 1.0, key="temperature")
 target = links.selectbox(t2, "True class", list(range(count)), format_func=labels.__getitem__, key="target")
 out = activations.softmax_cross_entropy(logits, target, temperature)
-bars = make_subplots(rows=1, cols=2, subplot_titles=("softmax probabilities", "∂loss/∂logit = (p − y) / T"))
-bars.add_bar(x=labels, y=out["probs"], text=[f"{p:.1%}" for p in out["probs"]], row=1, col=1)
-bars.add_bar(x=labels, y=out["grad"], row=1, col=2)
-bars.update_layout(height=300, showlegend=False, margin=dict(t=40, b=30, l=30, r=10))
-st.plotly_chart(bars, key="softmax")
+st.plotly_chart(activation_charts.softmax_figure(labels, out["probs"], out["grad"]), key="softmax")
 st.markdown(f"Cross-entropy for **{labels[target]}**: −log p = **{out['loss']:.4f}**")
 with st.expander("Two classes: binary cross-entropy with a sigmoid"):
     z = links.slider(st, "Logit z", -10.0, 10.0, 1.0, key="z")
@@ -127,5 +99,4 @@ else:
                       for name, values in layers], hide_index=True)
         chosen = st.selectbox("Histogram of layer", [name for name, _ in layers])
         values = dict(layers)[chosen]
-        st.plotly_chart(go.Figure(go.Histogram(x=values[:20000].numpy(), nbinsx=80)).update_layout(height=260),
-                        key="model_hist")
+        st.plotly_chart(activation_charts.histogram_figure(values[:20000].numpy()), key="model_hist")
