@@ -1,7 +1,8 @@
 """Shared fixtures, and the test tiers they decide. A test's marks come from the fixtures it uses, so none can be
 forgotten: real data (`cifar10`, `boats9_folder`, `boats9_archive`, `cifar10_archive`) makes it `slow`, a browser
 (`browser`, `page`, `app_url`) makes it `e2e`, a Ray cluster (`ray_module`) makes it `ray`, and a test with none of
-these is `fast` (`pytest -m fast`, the tier to run while working)."""
+these is `fast` (`pytest -m fast`, the tier to run while working). pytest.ini runs two pytest-xdist workers, one a
+core; `-n 0` runs in this process (for one test, or a debugger)."""
 from __future__ import annotations
 
 import os
@@ -26,6 +27,18 @@ def pytest_collection_modifyitems(items) -> None:
             item.add_marker(getattr(pytest.mark, tier))
         if not tiers:
             item.add_marker(pytest.mark.fast)
+        if "ray" in tiers:  # one pytest worker runs every Ray test: each starts (or stops) this machine's cluster
+            item.add_marker(pytest.mark.xdist_group("ray"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread_per_worker() -> None:
+    """With pytest-xdist's two workers on two cores, each worker's torch uses one thread instead of two: four
+    threads on two cores would only wait for each other. The app and CLI processes the tests start keep theirs."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -26,7 +26,7 @@ def test_twenty_start_stop_cycles_leave_no_threads_and_flat_memory():
     for cycle in range(20):
         job = manager.start(config)
         deadline = time.time() + 30
-        while not job.log.snapshot().steps and time.time() < deadline:
+        while not job.log.snapshot().progress.training and time.time() < deadline:  # its loop has started
             time.sleep(0.02)
         manager.stop(job)
         job.thread.join(timeout=30)
