@@ -44,7 +44,7 @@ def home() -> None:
     left, right = st.columns(2)
     left.markdown("**Datasets**")
     left.table({"dataset": [s.title for s in data.DATASETS.values()],
-                "status": [data.availability(name) for name in data.DATASETS]})
+                "status": [data.availability(name).note for name in data.DATASETS]})
     right.markdown("**Pretrained weights**")
     right.table({"backbone": [s.title for s in backbones.BACKBONES.values()],
                  "status": [s.status() for s in backbones.BACKBONES.values()]})

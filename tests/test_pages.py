@@ -14,6 +14,9 @@ def test_home_lists_pages_and_machine(run_page):
     text = " ".join(m.value for m in at.markdown)
     assert "Compute device" in text and ("CPU" in text or "GPU" in text)
     assert len(at.table) == 3  # the three vision tasks' outputs, datasets, weights
+    datasets = at.table[1].value
+    assert datasets.loc[datasets["dataset"] == "Digits (8x8, built in)", "status"].tolist() == ["built in"]
+    assert all(isinstance(status, str) and "Availability(" not in status for status in datasets["status"])
 
 
 def test_home_shows_why_cnns_and_the_three_vision_tasks(run_page):
