@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from cnn_lab.activations import make_activation
+from cnn_lab.activations import ACTIVATIONS, make_activation
 
 
 class ModelError(ValueError):
@@ -33,6 +33,20 @@ class ModelSpec:
         if "batch_norm" in values:
             values["norm"] = "batch" if values.pop("batch_norm") else "none"
         return cls(**values)
+
+    def check(self) -> None:
+        """Raise ModelError with one sentence for a spec that cannot be built, before any data loads: an unknown
+        model, activation or normalisation, or an activation given another function's parameters (a link, a
+        config or `--set model.activation=relu` that kept LeakyReLU's slope)."""
+        for what, value, known in (("model", self.name, MODELS), ("activation", self.activation, ACTIVATIONS),
+                                   ("normalisation", self.norm, NORMS)):
+            if value not in known:
+                raise ModelError(f"Unknown {what} {value!r}; choose one of {', '.join(known)}.")
+        foreign = sorted(set(self.activation_params) - set(ACTIVATIONS[self.activation].params))
+        if foreign:
+            takes = ", ".join(ACTIVATIONS[self.activation].params) or "no parameters"
+            raise ModelError(f"The activation {self.activation} has no parameter {foreign[0]!r} (it takes {takes}): "
+                             "set model.activation_params to {} or to its own.")
 
 
 Shape = tuple[int, int, int]

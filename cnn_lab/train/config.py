@@ -57,7 +57,8 @@ class TrainConfig:
         return cls(**values)
 
     def validate(self) -> None:
-        """Raise TrainingError with one sentence for a setting that cannot run."""
+        """Raise TrainingError (or the model's ModelError) with one sentence for a setting that cannot run."""
+        self.model.check()
         if self.epochs < 1:
             raise TrainingError("Set at least 1 epoch: with 0 epochs there is nothing to train.")
         if self.batch_size < 1:
