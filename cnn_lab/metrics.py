@@ -130,6 +130,15 @@ class Pace:
             self.rate = recent if self.rate is None else self.smoothing * self.rate + (1 - self.smoothing) * recent
         self.last = (step, now)
 
+    def restart(self, step: int, now: float) -> None:
+        """The steps stopped for a while (an evaluation pass, a pause): the next rate counts from here, so that it
+        stays the rate of the steps themselves."""
+        self.last = (step, now)
+
+    def images_per_s(self, batch_size: int, step: int, elapsed: float) -> float:
+        """Training images per second at the recent pace (the average pace until there is a recent one)."""
+        return (self.rate or step / max(elapsed, 1e-9)) * batch_size
+
     def eta(self, step: int, total: int, elapsed: float) -> float:
         """Seconds left: at the recent pace, or at the average pace until there is a recent one."""
         rate = self.rate or step / max(elapsed, 1e-9)

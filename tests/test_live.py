@@ -47,4 +47,6 @@ def test_the_live_view_is_the_jobs_progress_and_step_curve_behind_its_token_only
         for each in jobs.MANAGER.jobs():
             jobs.MANAGER.stop(each)
         assert wait_for(lambda: not any(each.alive for each in jobs.MANAGER.jobs()), 30)
-    assert live.watched_view(job.watch_token, None)["status"] == "stopped"
+    ended = live.watched_view(job.watch_token, None)
+    # an ended job has no speed or time left to show (its last ETA read as thousands of seconds)
+    assert ended["status"] == "stopped" and ended["text"] == "stopped · epoch 1/2 · step 4/40 · 5,000 parameters on cpu"

@@ -345,3 +345,24 @@ def test_runs_saved_with_batch_norm_true_still_load():
     spec = ModelSpec.from_dict({"name": "cnn", "batch_norm": False, "widths": [8]})
     assert spec.norm == "none"
     assert TrainConfig.from_json({"model": {"name": "mlp", "batch_norm": True}}).model.norm == "batch"
+
+
+def test_the_published_speed_is_the_steps_own_not_an_average_with_evaluations(monkeypatch):
+    """A slow evaluation pass between epochs (a big validation set, a busy machine) leaves the img/s on the progress
+    line at the steps' own rate; it used to be the average since the start, waits included (half the real rate)."""
+    from cnn_lab.metrics import MetricLog
+    from cnn_lab.train import loop
+
+    evaluate = loop.evaluate
+
+    def slow_evaluate(*args, **kwargs):
+        time.sleep(3.0)
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "evaluate", slow_evaluate)
+    log = MetricLog()
+    fit(TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[8, 16]), epochs=2, batch_size=16, device="cpu"),
+        log=log)
+    own = sum(e.images_per_s for e in log.epochs) / 2  # images over the steps' own time, per epoch
+    # with the 3 s of the first evaluation counted, the figure was under half of this
+    assert log.snapshot().progress.images_per_s == pytest.approx(own, rel=0.4), [e.images_per_s for e in log.epochs]

@@ -168,11 +168,14 @@ def train_one_epoch(training: Training, epoch: int) -> EpochRecord | None:
         # A frozen stem needs no gradient below the next conv: on a CPU that skips a quarter of each step.
         training.stem.bias.requires_grad_(epoch <= config.whiten_bias_epochs)
     epoch_start = last_publish = time.perf_counter()
+    training.pace.restart(training.step, epoch_start - training.start)  # the evaluation pass is not a step
     order = torch.randperm(len(data.train), device=data.train.images.device)
     pending: list[tuple[int, torch.Tensor, float]] = []  # (step, loss on the device, lr): synced when published
     correct = loss_sum = torch.zeros((), device=data.train.images.device)
     for batch in range(training.steps_per_epoch):
-        training.control.wait_if_paused()
+        if not training.control.running.is_set():  # paused: the wait is not a step either
+            training.control.wait_if_paused()
+            training.pace.restart(training.step, time.perf_counter() - training.start)
         if training.control.stop_requested.is_set():
             _publish(pending, training, epoch)
             return None
@@ -289,7 +292,7 @@ def _publish(pending: list[tuple[int, torch.Tensor, float]], training: Training,
     elapsed = time.perf_counter() - training.start
     training.pace.update(training.step, elapsed)
     log.set_progress(epoch=epoch, step=training.step, elapsed=elapsed,
-                     images_per_s=training.step * config.batch_size / elapsed,
+                     images_per_s=training.pace.images_per_s(config.batch_size, training.step, elapsed),
                      eta=training.pace.eta(training.step, training.total_steps, elapsed),
                      layer_norms=training.norms.as_dict() if training.norms is not None else None)
 
