@@ -14,6 +14,7 @@ from cnn_lab.train.device_data import NORMALISATIONS
 from cnn_lab.train.optim import OPTIMIZERS, SCHEDULES
 from ui import links
 from ui.identity import who_is_asking
+from ui.inputs import once_per_upload
 from ui.jobs_panel import job_controls, live_panel
 from ui.model_settings import model_settings
 from ui.nav import page_header
@@ -90,20 +91,20 @@ with st.expander("Settings", expanded=False):
     left, right = st.columns(2)
     left.download_button("Download this config (JSON)", config.to_json(), "config.json", "application/json")
     uploaded = right.file_uploader("Load a config (JSON) into these settings", type=["json"], key="config_upload")
-    if uploaded is not None and st.session_state.get("config_loaded") != uploaded.file_id:
-        st.session_state["config_loaded"] = uploaded.file_id
-        try:
-            loaded = TrainConfig.from_json(uploaded.getvalue().decode("utf-8", "replace"))
-        except (TypeError, ValueError, AttributeError) as error:
-            st.error(f"This is not a training config (as \"Download this config\" gives it): {error}.")
-        else:  # the file's settings become this preset's link; each is checked as a link's would be
-            for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(f"{name}_")]:
-                del st.session_state[key]
-            changed = overrides.differences(preset(name), loaded)
-            if loaded.dataset not in DATASETS:  # a folder: the dataset control says "folder", the path goes beside
-                changed |= {"dataset": "folder", "folder": loaded.dataset}
-            st.query_params.from_dict({"preset": name} | {field: links.encode(v) for field, v in changed.items()})
-            st.rerun()
+    handled = once_per_upload(uploaded, "config_loaded",
+                              lambda file: TrainConfig.from_json(file.getvalue().decode("utf-8", "replace")),
+                              errors=(TypeError, ValueError, AttributeError))
+    if handled is not None and handled.error:
+        st.error(f"This is not a training config (as \"Download this config\" gives it): {handled.error}.")
+    elif handled is not None and handled.new:  # the file's settings become this preset's link, each checked as a
+        loaded = handled.value                 # link's would be
+        for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(f"{name}_")]:
+            del st.session_state[key]
+        changed = overrides.differences(preset(name), loaded)
+        if loaded.dataset not in DATASETS:  # a folder: the dataset control says "folder", the path goes beside
+            changed |= {"dataset": "folder", "folder": loaded.dataset}
+        st.query_params.from_dict({"preset": name} | {field: links.encode(v) for field, v in changed.items()})
+        st.rerun()
 st.session_state["train_config"] = config  # what Start runs (the settings tests read it too)
 links.keep()
 

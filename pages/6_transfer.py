@@ -10,7 +10,7 @@ from cnn_lab.normalise import imagenet_stats, normalise
 from cnn_lab.settings import load_settings
 from ui.download_panel import download_panel
 from ui.identity import who_is_asking
-from ui.inputs import photo_input, picture, upload_to_tensor
+from ui.inputs import once_per_upload, photo_input, picture, upload_to_tensor
 from ui.jobs_panel import job_controls, live_panel
 from ui.nav import look_inside_button, page_header
 from ui.results import import_panel, results_panel, run_files
@@ -53,10 +53,12 @@ try:
         upload = st.file_uploader("A zip of class folders", type=["zip"])
         if upload is None:
             st.stop()
-        saved = f"saved_{upload.file_id}"  # hash and store each upload once, not on every rerun of the page
-        if saved not in st.session_state:
-            st.session_state[saved] = str(limits.save_upload(upload.getvalue(), upload.name))  # named by content
-        config.data = st.session_state[saved]
+        # hashed and stored (named by its content) once, not on every rerun of the page
+        saved = once_per_upload(upload, "zip_saved", lambda file: str(limits.save_upload(file.getvalue(), file.name)),
+                                errors=(limits.LimitError,))
+        if saved.error:
+            raise limits.LimitError(saved.error)
+        config.data = saved.value
     else:
         folder = transfer.kaggle_boats_folder() or download_panel(
             "kaggle", "the Kaggle boat types", "Download the Kaggle boat types", transfer.download_kaggle_boats,

@@ -131,3 +131,32 @@ def test_the_course_resnet18_recipe_says_when_its_weights_cannot_be_had_and_offe
     assert not next(b for b in at.button if b.label == "Start fine-tuning").disabled
     config = transfer.preset("Course: ResNet18 frozen (lesson 29)")
     assert (config.backbone, config.mode, config.image_size) == ("resnet18", "probe", 224)
+
+
+def test_an_uploaded_zip_is_stored_once_and_a_broken_one_gets_one_sentence(tmp_path, monkeypatch, run_page):
+    """The "Upload a zip" source: the zip's class folders become the dataset (stored once, however often the page
+    reruns); a file that is not a zip gets one sentence and the page stops there."""
+    import io
+    import zipfile
+
+    from cnn_lab import limits
+    from tests.helpers import noise_folder
+
+    monkeypatch.setenv("CNN_LAB_CACHE", str(tmp_path / "cache"))
+    folder = noise_folder(tmp_path / "photos", ["kayak", "tug"], per_class=8, size=(24, 24))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for photo in folder.rglob("*.png"):
+            archive.write(photo, photo.relative_to(folder))
+    saved = []
+    save_upload = limits.save_upload
+    monkeypatch.setattr(limits, "save_upload", lambda *args: saved.append(args[1]) or save_upload(*args))
+    at = run_page(PAGE)
+    at.radio(key="source").set_value("upload").run()
+    at.file_uploader[0].set_value(("boats.zip", buffer.getvalue(), "application/zip")).run()
+    assert not at.exception and not at.error, at.exception and at.exception[0].stack_trace
+    assert any(c.value.startswith("2 classes; ") for c in at.caption)
+    at.run()
+    assert saved == ["boats.zip"]  # stored once, not on every rerun
+    at.file_uploader[0].set_value(("broken.zip", b"PK\x03\x04 not really a zip", "application/zip")).run()
+    assert not at.exception and len(at.error) == 1

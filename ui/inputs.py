@@ -3,7 +3,7 @@ a chart applied once, the image picker (a sample photo or an upload), a photo or
 back into a picture for st.image."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -19,10 +19,12 @@ PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 
 @dataclass(frozen=True)
 class Handled:
-    """What handling an upload gave: its value, or the one sentence that says why it could not be used."""
+    """What handling an upload gave: its value, or the one sentence that says why it could not be used; `new` on the
+    rerun that handled it, False on the reruns after."""
 
     value: Any = None
     error: str = ""
+    new: bool = False
 
 
 def once_per_upload(upload, key: str, handle: Callable[[Any], Any],
@@ -37,7 +39,8 @@ def once_per_upload(upload, key: str, handle: Callable[[Any], Any],
             outcome = Handled(handle(upload))
         except errors as error:
             outcome = Handled(error=str(error))
-        seen = st.session_state[key] = (upload.file_id, outcome)
+        st.session_state[key] = (upload.file_id, outcome)
+        return replace(outcome, new=True)
     return seen[1]
 
 
