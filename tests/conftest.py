@@ -1,8 +1,9 @@
-"""Shared fixtures, and the test tiers they decide. A test's marks come from the fixtures it uses, so none can be
-forgotten: real data (`cifar10`, `boats9_folder`, `boats9_archive`, `cifar10_archive`) makes it `slow`, a browser
-(`browser`, `page`, `app_url`) makes it `e2e`, a Ray cluster (`ray_module`) makes it `ray`, and a test with none of
-these is `fast` (`pytest -m fast`, the tier to run while working). pytest.ini runs two pytest-xdist workers, one a
-core; `-n 0` runs in this process (for one test, or a debugger)."""
+"""Shared fixtures, and the test tiers they decide. A test's marks come from the fixtures it uses (and its folder),
+so none can be forgotten: real data (`cifar10`, `boats9_folder`, `boats9_archive`, `cifar10_archive`) makes it
+`slow`; a browser (`browser`, `page`, `app_url`), or a place in tests/e2e/ (the whole app running), makes it `e2e`;
+a Ray cluster (`ray_module`) makes it `ray`; a test with none of these is `fast` (`pytest -m fast`, the tier to run
+while working). pytest.ini runs two pytest-xdist workers, one a core; `-n 0` runs in this process (for one test, or
+a debugger)."""
 from __future__ import annotations
 
 import os
@@ -12,6 +13,7 @@ import pytest
 
 from tests.helpers import DATA_DIR, ROOT, require_archive, use_manager
 
+E2E = Path(__file__).parent / "e2e"
 TIERS = {
     "slow": {"cifar10", "cifar10_archive", "boats9_archive", "boats9_folder"},
     "e2e": {"browser", "page", "app_url"},
@@ -23,6 +25,8 @@ def pytest_collection_modifyitems(items) -> None:
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         tiers = [tier for tier, fixtures in TIERS.items() if used & fixtures]
+        if "e2e" not in tiers and E2E in Path(item.fspath).parents:  # the whole app as a server, with no browser
+            tiers.append("e2e")
         for tier in tiers:
             item.add_marker(getattr(pytest.mark, tier))
         if not tiers:
