@@ -21,7 +21,13 @@ TIERS = {
 }
 
 
+# The modules whose tests take longest, first: two workers then end together instead of one waiting for the other's
+# last long test (the longest-first rule of scheduling). Order does not change what passes: tests share no state.
+LONGEST_FIRST = ("test_settings_walk.py", "test_reliability.py", "test_cli.py", "test_shared.py")
+
+
 def pytest_collection_modifyitems(items) -> None:
+    items.sort(key=lambda item: (LONGEST_FIRST + (Path(item.fspath).name,)).index(Path(item.fspath).name))
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         tiers = [tier for tier, fixtures in TIERS.items() if used & fixtures]
@@ -31,8 +37,6 @@ def pytest_collection_modifyitems(items) -> None:
             item.add_marker(getattr(pytest.mark, tier))
         if not tiers:
             item.add_marker(pytest.mark.fast)
-        if "ray" in tiers:  # one pytest worker runs every Ray test: each starts (or stops) this machine's cluster
-            item.add_marker(pytest.mark.xdist_group("ray"))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -97,10 +101,15 @@ def boats9_folder(lab_cache, boats9_archive) -> Path:
     return data.dataset_root(data.extract_archive(boats9_archive))
 
 
-@pytest.fixture(scope="session")
-def ray_module():
-    """Ray, when it is installed (requirements-test.txt installs it), else a skip that says so."""
-    return pytest.importorskip("ray", reason="ray is in requirements-test.txt; install it to run the Ray tests")
+@pytest.fixture(scope="module")
+def ray_module(tmp_path_factory):
+    """Ray, when it is installed (requirements-test.txt installs it), else a skip that says so. One test module at a
+    time uses Ray on this machine, whichever pytest worker runs it: each starts a cluster, or stops every cluster."""
+    ray = pytest.importorskip("ray", reason="ray is in requirements-test.txt; install it to run the Ray tests")
+    from filelock import FileLock
+
+    with FileLock(tmp_path_factory.getbasetemp().parent / "ray.lock"):  # the workers' base folders share a parent
+        yield ray
 
 
 @pytest.fixture
