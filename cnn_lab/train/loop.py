@@ -181,8 +181,9 @@ def train_one_epoch(training: Training, epoch: int) -> EpochRecord | None:
             return None
         lr = config.lr * SCHEDULES[config.schedule](training.step / max(1, training.total_steps))
         index = order[batch * config.batch_size : (batch + 1) * config.batch_size]
-        loss, logits = _step(training, training.inputs(index), data.train.labels[index], lr)
-        loss_sum, correct = loss_sum + loss, correct + (logits.argmax(1) == data.train.labels[index]).sum()
+        y = data.train.labels[index]
+        loss, logits = _step(training, training.inputs(index), y, lr)
+        loss_sum, correct = loss_sum + loss, correct + (logits.argmax(1) == y).sum()
         pending.append((training.step, loss, lr))
         if time.perf_counter() - last_publish > PUBLISH_SECONDS or batch == training.steps_per_epoch - 1:
             _publish(pending, training, epoch)
