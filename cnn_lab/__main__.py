@@ -42,7 +42,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         config.epochs = args.epochs
     if args.dataset:
         config.dataset = args.dataset
-    result = run_job("train", overrides.apply(config, args.set), args.ray)
+    config = overrides.apply(config, args.set)
+    config.validate()  # an impossible setting is one sentence now, with no job, run folder or progress bar
+    result = run_job("train", config, args.ray)
     print(json.dumps({"test_acc": result.test_acc, "seconds": result.seconds, "parameters": result.parameters}))
     return 0
 
