@@ -49,6 +49,7 @@ def test_augmentation_draw_count_follows_the_slider(page, app_url):
     page.wait_for_selector("text=Random draws", timeout=60_000)
     wait_idle(page)
     images = page.locator('[data-testid="stImage"]')
+    assert wait_for(lambda: images.count() > 0, 60)  # drawn (on a busy machine after wait_idle), then settled
     before = settled_count(images)
     nudge(page, "Draws", 2)
     assert wait_for(lambda: images.count() == before + 2, 30), (before, images.count())
