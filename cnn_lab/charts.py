@@ -167,6 +167,7 @@ def feature_maps_figure(maps: np.ndarray, titles: list[str], columns: int = 3, m
         fig.layout[f"yaxis{i + 1 if i else ''}"].update(scaleanchor=f"x{i + 1 if i else ''}", autorange="reversed")
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
+    fig.update_annotations(font_size=13 if columns <= 4 else 11)  # a title stays within its own map's width
     fig.update_layout(height=height * rows, margin=dict(t=30, b=10, l=10, r=10))
     return fig
 
@@ -229,49 +230,14 @@ def coverage_figure(counts: np.ndarray) -> go.Figure:
     return fig
 
 
-def overlay_figure(image: np.ndarray, heat: np.ndarray, title: str) -> go.Figure:
-    """A heat map in [0, 1] drawn half-transparent over the photo (Grad-CAM)."""
+def overlay_figure(image: np.ndarray, heat: np.ndarray, opacity: float = 0.45) -> go.Figure:
+    """A heat map in [0, 1] drawn over the photo (Grad-CAM), as opaque as `opacity`. No title in the figure: the
+    page writes it above, where Plotly's toolbar cannot cover it."""
     fig = go.Figure(go.Image(z=image if image.ndim == 3 else np.repeat(image[..., None], 3, -1)))
-    fig.add_heatmap(z=heat, colorscale="Jet", opacity=0.45, zmin=0, zmax=1, showscale=False, hoverinfo="skip")
+    fig.add_heatmap(z=heat, colorscale="Jet", opacity=opacity, zmin=0, zmax=1, showscale=False, hoverinfo="skip")
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    fig.update_layout(title=title, height=360, margin=dict(t=40, b=0, l=0, r=0))
-    return fig
-
-
-def architecture_figure(names: list[str], kinds: list[str], shapes: list[tuple[int, ...]], fields: list[int | None],
-                        chosen: int) -> go.Figure:
-    """Every layer in order, as a bar as tall as its output has values (log scale), coloured by kind; hover
-    shows its shape and receptive field; the chosen layer is outlined. Click a bar to choose a layer."""
-    sizes = [int(np.prod(s)) for s in shapes]
-    palette = {"Conv2d": "#1f77b4", "Conv2dStaticSamePadding": "#1f77b4", "Linear": "#d62728", "BatchNorm2d": "#7f7f7f"}
-    fig = go.Figure(go.Bar(
-        x=list(range(len(names))), y=sizes, marker_color=[palette.get(k, "#2ca02c") for k in kinds],
-        marker_line_width=[3 if i == chosen else 0 for i in range(len(names))], marker_line_color="black",
-        customdata=[[n, k, " x ".join(map(str, s)), "whole image" if f is None else f"{f} px"]
-                    for n, k, s, f in zip(names, kinds, shapes, fields)],
-        hovertemplate="%{customdata[0]} (%{customdata[1]})<br>output %{customdata[2]}<br>"
-                      "receptive field %{customdata[3]}<extra></extra>"))
-    fig.update_yaxes(type="log", title="values in the output")
-    fig.update_xaxes(title="layer, in the order data flows (blue: convolution, red: linear)")
-    fig.update_layout(height=260, margin=dict(t=10, b=40, l=50, r=10), clickmode="event+select")
-    return fig
-
-
-def layer_strip_figure(maps: np.ndarray, titles: list[str], columns: int = 10, max_side: int = 56) -> go.Figure:
-    """One small map per layer (its most active channel), each on its own colour scale: the image's path from
-    the pixels to the last convolution at a glance."""
-    rows = -(-len(maps) // columns)
-    fig = make_subplots(rows=rows, cols=min(columns, len(maps)), subplot_titles=titles, horizontal_spacing=0.01,
-                        vertical_spacing=0.04)
-    for i, m in enumerate(maps):
-        step = max(1, -(-max(m.shape) // max_side))
-        r, c = divmod(i, columns)
-        fig.add_heatmap(z=np.round(m[::step, ::step], 3), colorscale="Viridis", showscale=False, row=r + 1, col=c + 1)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, autorange="reversed")
-    fig.update_annotations(font_size=9)
-    fig.update_layout(height=95 * rows + 20, margin=dict(t=20, b=0, l=0, r=0))
+    fig.update_layout(height=330, margin=dict(t=10, b=0, l=0, r=0))
     return fig
 
 
@@ -287,73 +253,6 @@ def layer_norms_figure(trace: dict, which: str = "grad") -> go.Figure:
     fig.update_yaxes(type="log", title=f"{'gradient' if which == 'grad' else 'weight'} norm")
     fig.update_xaxes(title="step")
     fig.update_layout(height=320, margin=dict(t=10, b=40, l=60, r=10), legend=dict(font_size=10))
-    return fig
-
-
-def channel_bars_figure(means: np.ndarray, order: list[int], chosen: int, limit: int = 64) -> go.Figure:
-    """A layer's channels by mean activation, most active first (at most `limit`); click a bar to pick one."""
-    shown = order[:limit]
-    fig = go.Figure(go.Bar(x=[f"ch {c}" for c in shown], y=[float(means[c]) for c in shown],
-                           marker_color=["#d62728" if c == chosen else "#1f77b4" for c in shown],
-                           hovertemplate="%{x}: mean %{y:.3f}<extra></extra>"))
-    fig.update_layout(height=200, margin=dict(t=10, b=40, l=50, r=10), yaxis_title="mean", clickmode="event+select")
-    return fig
-
-
-def pixel_map_figure(m: np.ndarray, chosen: tuple[int, int], title: str) -> go.Figure:
-    """One feature map drawn as clickable square pixels (Plotly heat maps cannot be clicked for a point in
-    Streamlit): a click picks that row and column; the chosen one is ringed."""
-    rows, cols = m.shape
-    r, c = np.mgrid[0:rows, 0:cols]
-    limit = float(np.abs(m).max()) or 1.0
-    side = max(3, int(420 / max(rows, cols)))
-    trace = go.Scattergl if m.size > 2000 else go.Scatter
-    fig = go.Figure(trace(x=c.ravel(), y=r.ravel(), mode="markers",
-                          marker=dict(symbol="square", size=side, color=m.ravel(), colorscale="RdBu_r", cmin=-limit,
-                                      cmax=limit, showscale=True),
-                          hovertemplate="row %{y}, column %{x}: %{marker.color:.4f}<extra></extra>"))
-    fig.add_scatter(x=[chosen[1]], y=[chosen[0]], mode="markers", hoverinfo="skip", showlegend=False,
-                    marker=dict(symbol="square-open", size=side + 4, color="black", line_width=2))
-    fig.update_xaxes(visible=False, range=[-0.5, cols - 0.5])
-    fig.update_yaxes(visible=False, range=[rows - 0.5, -0.5], scaleanchor="x")
-    fig.update_layout(title=title, height=460, width=480, margin=dict(t=40, b=10, l=10, r=10), showlegend=False,
-                      clickmode="event+select", dragmode=False)
-    return fig
-
-
-def exciting_images_figure(images: np.ndarray, boxes: list[tuple[int, int, int, int]], titles: list[str],
-                           columns: int = 9) -> go.Figure:
-    """Images (N, H, W, 3) side by side, each with a box around the patch that excited the channel most."""
-    rows = -(-len(images) // columns)
-    fig = make_subplots(rows=rows, cols=min(columns, len(images)), subplot_titles=titles, horizontal_spacing=0.01)
-    for i, (image, (top, left, bottom, right)) in enumerate(zip(images, boxes)):
-        r, c = divmod(i, columns)
-        fig.add_image(z=image, row=r + 1, col=c + 1, hoverinfo="skip")
-        fig.add_shape(type="rect", x0=left - 0.5, y0=top - 0.5, x1=right - 0.5, y1=bottom - 0.5,
-                      line=dict(color="yellow", width=2), row=r + 1, col=c + 1)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_annotations(font_size=10)
-    fig.update_layout(height=150 * rows + 30, margin=dict(t=30, b=0, l=0, r=0))
-    return fig
-
-
-def embedding_figure(points: np.ndarray, labels: list[str], predicted: list[str], classes: list[str]) -> go.Figure:
-    """Test images as points in 2-D (their penultimate features projected), one colour per true class; a
-    hollow marker where the model was wrong; hover shows the true and predicted class; click to pick one."""
-    fig = go.Figure()
-    labels_a, predicted_a = np.asarray(labels), np.asarray(predicted)
-    for name in classes:
-        index = np.flatnonzero(labels_a == name)
-        wrong = predicted_a[index] != name
-        fig.add_scatter(x=points[index, 0], y=points[index, 1], mode="markers", name=name,
-                        customdata=np.stack([index, predicted_a[index]], axis=1),
-                        marker=dict(size=6, symbol=np.where(wrong, "circle-open", "circle")),
-                        hovertemplate=f"image %{{customdata[0]}}<br>true {name}<br>predicted %{{customdata[1]}}"
-                                      "<extra></extra>")
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_layout(height=480, margin=dict(t=10, b=10, l=10, r=10), clickmode="event+select")
     return fig
 
 

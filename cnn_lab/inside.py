@@ -7,7 +7,9 @@ their padding as a child), in the order the forward pass runs them.
 """
 from __future__ import annotations
 
+import contextlib
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -228,38 +230,68 @@ def patch_box(row: int, col: int, receptive_field: int, jump: int, size: tuple[i
             min(size[1], centre_c + half + 1))
 
 
-def project(features: torch.Tensor, method: str = "pca", seed: int = 0) -> torch.Tensor:
-    """Features (N, F) -> (N, 2): PCA (the two directions of largest variance), or t-SNE (scikit-learn)."""
-    centred = features - features.mean(0)
-    if method == "tsne":
-        from sklearn.manifold import TSNE
+TSNE_POINTS = 1000  # t-SNE's cost grows faster than its points: 1,000 keep it to seconds on 2 cores (BENCHMARKS.md)
 
-        start = project(features, "pca").numpy()
-        return torch.from_numpy(TSNE(2, init=start, random_state=seed, perplexity=min(30, len(features) - 1))
-                                .fit_transform(centred.numpy())).float()
+
+def project(features: torch.Tensor, method: str = "pca", seed: int = 0) -> torch.Tensor:
+    """Features (N, F) -> (N, 2): PCA (the two directions of largest variance), or t-SNE (scikit-learn) on the
+    first TSNE_POINTS rows. t-SNE starts from the PCA picture, reads the features through their 50 largest
+    directions (the usual first step: it drops noise and time) and stops at 500 iterations, where the clusters
+    have settled."""
+    centred = features - features.mean(0)
     _, _, v = torch.linalg.svd(centred, full_matrices=False)
-    return centred @ v[:2].T
+    if method != "tsne":
+        return centred @ v[:2].T
+    from sklearn.manifold import TSNE
+
+    reduced = (centred @ v[:50].T)[:TSNE_POINTS]
+    start = reduced[:, :2] / (reduced[:, 0].std() + 1e-8) * 1e-4  # scikit-learn's own scale for a given start
+    return torch.from_numpy(TSNE(2, init=start.numpy(), random_state=seed, perplexity=min(30, len(reduced) - 1),
+                                 max_iter=500).fit_transform(reduced.numpy())).float()
+
+
+SYNTHESIS_SIDE = 112  # the largest canvas synthesis paints: half of 224, at a quarter of the cost
+
+
+class _Reached(Exception):
+    """Raised by the hook once the chosen layer has run: the layers after it have nothing to add to its output."""
 
 
 def synthesise(model: nn.Module, layer: nn.Module, channel: int, shape: tuple[int, int, int], mean: torch.Tensor,
-               std: torch.Tensor, steps: int = 200, lr: float = 0.05, jitter: int = 1, seed: int = 0) -> torch.Tensor:
+               std: torch.Tensor, steps: int = 200, lr: float = 0.05, jitter: int = 1, seed: int = 0,
+               on_step: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """An image made to excite `channel` of `layer` (activation maximisation, as in Lucid / Lucent): gradient
     ascent on the pixels (through a sigmoid, so they stay in [0, 1]), each step on a copy shifted by up to
-    `jitter` pixels, so that the result does not rely on one exact pixel grid. Returns uint8 (C, H, W)."""
+    `jitter` pixels, so that the result does not rely on one exact pixel grid. Returns uint8 (C, H', W').
+
+    Two savings make it seconds on a CPU: each forward pass stops at the chosen layer (the rest of the network
+    cannot change its output), and a canvas larger than SYNTHESIS_SIDE is painted at that side instead (a
+    convolution's channel looks for a local pattern, and the pass never reaches the layers that fix the input
+    size). `on_step(done, steps)` is called after each step, for a progress bar."""
+    side = min(shape[1], shape[2], SYNTHESIS_SIDE)
+    canvas = (shape[0], side, side) if max(shape[1:]) > SYNTHESIS_SIDE else shape
     generator = torch.Generator().manual_seed(seed)
-    pixels = (torch.randn((1, *shape), generator=generator) * 0.1).requires_grad_(True)  # logits of the pixels
+    pixels = (torch.randn((1, *canvas), generator=generator) * 0.1).requires_grad_(True)  # logits of the pixels
     optimizer = torch.optim.Adam([pixels], lr=lr)
     caught: dict[str, torch.Tensor] = {}
+
+    def catch(module, inputs, output):
+        caught["maps"] = output
+        raise _Reached
+
     try:
-        with hooked(model, [(layer, lambda m, i, output: caught.__setitem__("maps", output))]), torch.enable_grad():
-            for _ in range(steps):
+        with hooked(model, [(layer, catch)]), torch.enable_grad():
+            for step in range(steps):
                 image = torch.sigmoid(pixels)
                 dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=generator))
-                model((torch.roll(image, (dy, dx), (2, 3)) - mean) / std)
+                with contextlib.suppress(_Reached):
+                    model((torch.roll(image, (dy, dx), (2, 3)) - mean) / std)  # already in [0, 1]
                 loss = -caught["maps"][0, channel].mean()
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
+                if on_step is not None:
+                    on_step(step + 1, steps)
     finally:
         for p in model.parameters():
             p.grad = None  # the model's own gradients are not ours to leave behind

@@ -247,4 +247,6 @@ right.plotly_chart(charts.bars([c for c, _ in top], [p for _, p in top], f"Top-{
 if tta:
     alone = plain[record.classes.index(top[0][0])].item()
     right.caption(f"Confidence in {top[0][0]}: {alone:.1%} on the photo alone, {top[0][1]:.1%} averaged over the views.")
-left.plotly_chart(charts.overlay_figure(picture(tensor), cam, f"Grad-CAM: {record.classes[explained]}"), key="cam")
+left.markdown(f"**Where the network looks for {record.classes[explained]}** (Grad-CAM: red is where that class's "
+              "evidence comes from)")
+left.plotly_chart(charts.overlay_figure(picture(tensor), cam), key="cam")

@@ -1,3 +1,8 @@
+"""Inside the network: every layer of a model answering one image.
+
+A move reruns only what it changes: the model and the image rerun the page; the layer reruns the layer's part
+(a fragment); the channel, pixel, Grad-CAM class and the projection rerun their own parts (fragments within it).
+Every layer's output is computed once per model and image (`inspected`), and each figure once per what it shows."""
 import hashlib
 
 import numpy as np
@@ -5,6 +10,7 @@ import streamlit as st
 import torch
 
 from cnn_lab import charts, evaluate, explain, images, inside, jobs, runs
+from cnn_lab import inside_charts as figures
 from cnn_lab.data import DatasetError, DatasetUnavailable
 from ui.identity import signed_in
 from ui.inputs import image_picker, new_click, picture
@@ -12,6 +18,7 @@ from ui.nav import page_header
 
 page_header("pages/7_inside.py")
 PRETRAINED = "pretrained"
+TEST_IMAGE = "A test image of this run"
 st.session_state.update(st.session_state.pop("inside_open", {}))  # opened from the train or transfer page
 
 
@@ -27,6 +34,32 @@ def inspected(choice: str, image_key: str, _image: torch.Tensor) -> inside.Inspe
     return inside.inspect(subject.model, subject.prepare(_image))
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def layer_table(choice: str, image_key: str, _seen: inside.Inspection) -> list[dict]:
+    stats = [inside.layer_stats(l) for l in _seen.layers]
+    return [{"#": i, "layer": l.name, "kind": l.kind, "output": " x ".join(map(str, l.shape)),
+             "parameters": l.parameters,
+             "receptive field": "whole image" if l.receptive_field is None else f"{l.receptive_field} px",
+             "mean": s.mean, "std": s.std, "zero (dead) share": s.zero_share, "saturated share": s.saturated_share}
+            for i, (l, s) in enumerate(zip(_seen.layers, stats))]
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def strip_figure(choice: str, image_key: str, _seen: inside.Inspection):
+    convs = _seen.conv_layers()
+    names = [l.name for l in _seen.layers]
+    return figures.layer_strip_figure([l.output[inside.sorted_channels(l.output)[0]].float().numpy() for l in convs],
+                                      [str(names.index(l.name)) for l in convs])
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def maps_figure(choice: str, image_key: str, layer_name: str, _layer: inside.LayerOutput):
+    order = inside.sorted_channels(_layer.output)[:16]
+    means = _layer.output.flatten(1).mean(1)
+    return charts.feature_maps_figure(_layer.output[order].float().numpy(),
+                                      [f"ch {c}: {means[c]:.2f}" for c in order], columns=8, height=150)
+
+
 @st.cache_resource(max_entries=2, show_spinner="Running the test set through the model (once per model)")
 def test_set_of(choice: str) -> tuple[torch.Tensor, torch.Tensor, inside.DatasetPass]:
     images, labels = inside.run_test_set(runs.load_run(choice))
@@ -34,17 +67,34 @@ def test_set_of(choice: str) -> tuple[torch.Tensor, torch.Tensor, inside.Dataset
     return images, labels, inside.dataset_pass(subject.model, images, subject.mean, subject.std)
 
 
-@st.cache_resource(max_entries=4, show_spinner="Projecting the features")
+@st.cache_resource(max_entries=4, show_spinner="Projecting the features (a few seconds for t-SNE)")
 def projection_of(choice: str, method: str) -> torch.Tensor:
-    features = test_set_of(choice)[2].features
-    return inside.project(features[:2000] if method == "tsne" else features, method)
+    return inside.project(test_set_of(choice)[2].features, method)
 
 
-@st.cache_resource(max_entries=16, show_spinner="Synthesising an image for this channel")
+@st.cache_resource(max_entries=1)
+def made_images() -> dict[tuple[str, str, int], torch.Tensor]:
+    """Synthesised images by (model, layer, channel), shared by every session (each costs seconds of CPU)."""
+    return {}
+
+
 def synthesised(choice: str, layer: str, channel: int) -> torch.Tensor:
-    subject = subject_of(choice)
-    module = dict(subject.model.named_modules())[layer]
-    return inside.synthesise(subject.model, module, channel, subject.input_shape, subject.mean, subject.std)
+    made, key = made_images(), (choice, layer, channel)
+    if key not in made:
+        subject = subject_of(choice)
+        bar = st.progress(0.0, text="Synthesising: step 0")
+
+        def show(done: int, steps: int) -> None:
+            if done % 10 == 0:  # twenty updates are smooth enough, and each one is a message to the browser
+                bar.progress(done / steps, text=f"Synthesising: step {done} of {steps}")
+
+        module = dict(subject.model.named_modules())[layer]
+        made[key] = inside.synthesise(subject.model, module, channel, subject.input_shape, subject.mean, subject.std,
+                                      on_step=show)
+        bar.empty()
+        while len(made) > 32:  # the oldest go first
+            made.pop(next(iter(made)))
+    return made[key]
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -55,113 +105,137 @@ def grad_cam(choice: str, image_key: str, layer: str, target: int, _image: torch
 
 
 # ---------------------------------------------------------------- the model and the image
-person = signed_in()  # in shared mode your runs only (none before you sign in); the pretrained model for all
-rebuildable = jobs.MANAGER.runs_of(person, usable=True)
-titles = {PRETRAINED: "EfficientNet-Lite0, pretrained on ImageNet (works offline)"} | {
-    r.run_id: f"Run {r.run_id} · {r.config.get('dataset') or r.config.get('data')} · "
-              f"{r.config.get('model', {}).get('name') or r.config.get('backbone')} · test {r.test_acc or 0:.1%}"
-    for r in rebuildable}
-left, right = st.columns([1, 2])
-if st.session_state.get("inside_model") not in titles:  # first visit (or its run is gone): the newest run
-    st.session_state["inside_model"] = list(titles)[1 if rebuildable else 0]
-choice = left.selectbox("Model", list(titles), format_func=titles.get, key="inside_model",
-                        help="The pretrained network, or any run you trained (newest first).")
-try:
-    subject = subject_of(choice)
-except (OSError, RuntimeError, ValueError, KeyError, TypeError) as error:  # weights gone, corrupt, unavailable
-    left.error(f"This run cannot be rebuilt from its folder ({error}); here is the pretrained network instead.")
-    choice, subject = PRETRAINED, subject_of(PRETRAINED)
-channels, height, width = subject.input_shape
+def choose_model(person: str | None) -> tuple[str, inside.Subject]:
+    """The model select (the newest run first), and its subject; the pretrained one if the run cannot be rebuilt."""
+    rebuildable = jobs.MANAGER.runs_of(person, usable=True)
+    titles = {PRETRAINED: "EfficientNet-Lite0, pretrained on ImageNet (works offline)"} | {
+        r.run_id: f"Run {r.run_id} · {r.config.get('dataset') or r.config.get('data')} · "
+                  f"{r.config.get('model', {}).get('name') or r.config.get('backbone')} · test {r.test_acc or 0:.1%}"
+        for r in rebuildable}
+    if st.session_state.get("inside_model") not in titles:  # first visit (or its run is gone): the newest run
+        st.session_state["inside_model"] = list(titles)[1 if rebuildable else 0]
+    choice = st.selectbox("Model", list(titles), format_func=titles.get, key="inside_model",
+                          help="The pretrained network, or any run you trained (newest first).")
+    try:
+        return choice, subject_of(choice)
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError) as error:  # weights gone, corrupt, unavailable
+        st.error(f"This run cannot be rebuilt from its folder ({error}); here is the pretrained network instead.")
+        return PRETRAINED, subject_of(PRETRAINED)
 
-with left:
+
+def run_tests(choice: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """A training run's test images, labels and predictions: from memory for a run of this app, else from disk."""
     job = jobs.MANAGER.get(choice)
-    result = job.result if job is not None else None  # a run of this session of the app, still in memory
-    saved_training_run = choice != PRETRAINED and runs.load_run(choice).kind == "train"
-    sources = ["A photo", "Camera"] + (["A test image of this run"] if result or saved_training_run else [])
+    if job is not None and job.result is not None:
+        result = job.result
+        return result.test_images, result.test_labels, result.test_probs.argmax(1)
+    try:
+        saved_images, saved_labels, passed = test_set_of(choice)
+    except (DatasetUnavailable, DatasetError) as error:
+        st.error(f"This run's test images are not here, so here is a photo instead: {error}")
+        return None
+    return saved_images, saved_labels, passed.predicted
+
+
+def choose_test_image(subject: inside.Subject, tests: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    test_images, test_labels, predicted = tests
+    wrong_only = st.toggle("Only the misclassified ones", key="inside_wrong")
+    pool = (predicted != test_labels).nonzero().flatten() if wrong_only else torch.arange(len(predicted))
+    if st.session_state.get("inside_index", 0) >= len(pool):
+        st.session_state["inside_index"] = 0
+    index = int(pool[st.number_input(f"Test image (of {len(pool)})", 0, max(0, len(pool) - 1),
+                                     key="inside_index")]) if len(pool) else 0
+    st.caption(f"True class: **{subject.classes[int(test_labels[index])]}** · predicted: "
+               f"**{subject.classes[int(predicted[index])]}**")
+    return test_images[index]
+
+
+def choose_image(choice: str, subject: inside.Subject) -> torch.Tensor:
+    """The image at the model's input size: a training run opens on one of its own test images."""
+    trained = choice != PRETRAINED and runs.load_run(choice).kind == "train"
+    sources = ["A photo", "Camera"] + ([TEST_IMAGE] if trained else [])
+    if st.session_state.get("inside_image_for") != choice or st.session_state.get("inside_image_from") not in sources:
+        st.session_state["inside_image_for"] = choice  # another model: its own test images first, if it has them
+        st.session_state["inside_image_from"] = sources[-1] if trained else sources[0]
     source = st.radio("Image from", sources, horizontal=True, key="inside_image_from")
-    tests = None
-    if source == "A test image of this run":
-        try:
-            if result is not None:
-                tests = result.test_images, result.test_labels, result.test_probs.argmax(1)
-            else:
-                saved_images, saved_labels, passed = test_set_of(choice)
-                tests = saved_images, saved_labels, passed.predicted
-        except (DatasetUnavailable, DatasetError) as error:
-            st.error(f"This run's test images are not here: {error}")
+    tests = run_tests(choice) if source == TEST_IMAGE else None
     if tests is not None:
-        test_images, test_labels, predicted = tests
-        wrong_only = st.toggle("Only the misclassified ones", key="inside_wrong")
-        pool = (predicted != test_labels).nonzero().flatten() if wrong_only else torch.arange(len(predicted))
-        if st.session_state.get("inside_index", 0) >= len(pool):
-            st.session_state["inside_index"] = 0
-        index = int(pool[st.number_input(f"Test image (of {len(pool)})", 0, max(0, len(pool) - 1),
-                                         key="inside_index")]) if len(pool) else 0
-        image = test_images[index]
-        st.caption(f"True class: **{subject.classes[int(test_labels[index])]}** · predicted: "
-                   f"**{subject.classes[int(predicted[index])]}**")
+        return choose_test_image(subject, tests)
+    if source == "Camera":
+        shot = st.camera_input("Take a photo")
+        try:
+            photo = images.load_image(shot.getvalue()).image if shot else images.load_sample("astronaut").image
+        except images.ImageError as error:
+            st.error(str(error))
+            photo = images.load_sample("astronaut").image
     else:
-        if source == "Camera":
-            shot = st.camera_input("Take a photo")
-            try:
-                photo = images.load_image(shot.getvalue()).image if shot else images.load_sample("astronaut").image
-            except images.ImageError as error:
-                st.error(str(error))
-                photo = images.load_sample("astronaut").image
-        else:
-            photo = image_picker("inside_photo").image
-        image = images.to_model_input(photo, subject.input_shape)
+        photo = image_picker("inside_photo").image
+    return images.to_model_input(photo, subject.input_shape)
+
+
+person = signed_in()  # in shared mode your runs only (none before you sign in); the pretrained model for all
+left, right = st.columns([1, 2])
+with left:
+    choice, subject = choose_model(person)
+    image = choose_image(choice, subject)
 image_key = hashlib.sha1(image.numpy().tobytes()).hexdigest()
 seen = inspected(choice, image_key, image)
-
+channels, height, width = subject.input_shape
 with right:
     a, b = st.columns([1, 2])
     a.image(picture(image), caption=f"What the model sees: {channels}x{height}x{width}", width=180)
     top = evaluate.top_k(seen.probs, subject.classes, 5)
     b.plotly_chart(charts.bars([c for c, _ in top], [p for _, p in top], "Top-5: the softmax of the logits"),
                    key="inside_top5")
+if seen.conv_layers():
+    st.markdown("**From the pixels to the last convolution**: each convolution's most active channel, numbered "
+                "by layer")
+    st.plotly_chart(strip_figure(choice, image_key, seen), key="inside_strip")
+
 
 # ---------------------------------------------------------------- the architecture, layer by layer
-st.subheader("The architecture")
-names = [layer.name for layer in seen.layers]
-labels = [f"{i}. {l.name} ({l.kind}) -> {' x '.join(map(str, l.shape))}" for i, l in enumerate(seen.layers)]
-bar = new_click("inside_arch")
-if bar:
-    st.session_state["inside_layer"] = labels[bar["x"]]
-if st.session_state.get("inside_layer") not in labels:  # another model: start at its first convolution
-    st.session_state["inside_layer"] = labels[names.index((seen.conv_layers() or seen.layers)[0].name)]
-chosen = labels.index(st.session_state["inside_layer"])
-st.plotly_chart(charts.architecture_figure(names, [l.kind for l in seen.layers], [l.shape for l in seen.layers],
-                                           [l.receptive_field for l in seen.layers], chosen),
-                on_select="rerun", selection_mode="points", key="inside_arch")
-layer_name = names[labels.index(st.selectbox("Layer (or click a bar)", labels, key="inside_layer"))]
-layer = seen.by_name(layer_name)
-with st.expander(f"Every layer: {len(seen.layers)} layers, "
-                 f"{sum(l.parameters for l in seen.layers):,} parameters; statistics on this image"):
-    stats = [inside.layer_stats(l) for l in seen.layers]
-    st.dataframe([{"#": i, "layer": l.name, "kind": l.kind, "output": " x ".join(map(str, l.shape)),
-                   "parameters": l.parameters,
-                   "receptive field": "whole image" if l.receptive_field is None else f"{l.receptive_field} px",
-                   "mean": s.mean, "std": s.std, "zero (dead) share": s.zero_share, "saturated share": s.saturated_share}
-                  for i, (l, s) in enumerate(zip(seen.layers, stats))], hide_index=True)
+@st.fragment
+def layer_view(choice: str, subject: inside.Subject, seen: inside.Inspection, image_key: str,
+               image: torch.Tensor) -> None:
+    """The architecture and the chosen layer: a new layer reruns this part only."""
+    st.subheader("The architecture")
+    names = [layer.name for layer in seen.layers]
+    labels = [f"{i}. {l.name} ({l.kind}) -> {' x '.join(map(str, l.shape))}" for i, l in enumerate(seen.layers)]
+    bar = new_click("inside_arch")
+    if bar:
+        st.session_state["inside_layer"] = labels[bar["x"]]
+    if st.session_state.get("inside_layer") not in labels:  # another model: start at its first convolution
+        st.session_state["inside_layer"] = labels[names.index((seen.conv_layers() or seen.layers)[0].name)]
+    chosen = labels.index(st.session_state["inside_layer"])
+    st.plotly_chart(figures.architecture_figure(names, [l.kind for l in seen.layers], [l.shape for l in seen.layers],
+                                                [l.receptive_field for l in seen.layers], chosen),
+                    on_select="rerun", selection_mode="points", key="inside_arch")
+    layer = seen.by_name(names[labels.index(st.selectbox("Layer (or click a bar)", labels, key="inside_layer"))])
+    with st.expander(f"Every layer: {len(seen.layers)} layers, "
+                     f"{sum(l.parameters for l in seen.layers):,} parameters; statistics on this image"):
+        st.dataframe(layer_table(choice, image_key, seen), hide_index=True)
 
-convs = seen.conv_layers()
-if convs:
-    st.markdown("**From the pixels to the last convolution**: each convolution's most active channel")
-    strip = [l.output[inside.sorted_channels(l.output)[0]].float().numpy() for l in convs]
-    st.plotly_chart(charts.layer_strip_figure(strip, [str(names.index(l.name)) for l in convs]), key="inside_strip")
+    st.subheader(f"Layer {chosen}: {layer.name} ({layer.kind})")
+    field = "the whole image" if layer.receptive_field is None else \
+        f"{layer.receptive_field}x{layer.receptive_field} pixels"
+    st.caption(f"Output {' x '.join(map(str, layer.shape))} · {layer.parameters:,} parameters · each value sees "
+               f"{field} of the input · neighbouring values are {layer.jump} input pixels apart")
+    if layer.output.ndim == 3:
+        st.markdown("Its 16 most active channels (each titled with its mean value):")
+        st.plotly_chart(maps_figure(choice, image_key, layer.name, layer), key="inside_maps")
+        channel_view(choice, subject, layer)
+    else:
+        values = layer.output.float()
+        top = values.abs().argsort(descending=True)[:20].tolist()
+        units = [subject.classes[i] if len(values) == len(subject.classes) else f"unit {i}" for i in top]
+        st.plotly_chart(charts.bars(units, [float(values[i]) for i in top], "The 20 largest values (by size)",
+                                    percent=False), key="inside_vector")
+    if isinstance(layer.module, torch.nn.Conv2d):
+        grad_cam_view(choice, subject, seen, image_key, image, layer)
 
-# ---------------------------------------------------------------- the chosen layer
-st.subheader(f"Layer {chosen}: {layer.name} ({layer.kind})")
-field = "the whole image" if layer.receptive_field is None else f"{layer.receptive_field}x{layer.receptive_field} pixels"
-st.caption(f"Output {' x '.join(map(str, layer.shape))} · {layer.parameters:,} parameters · each value sees "
-           f"{field} of the input · neighbouring values are {layer.jump} input pixels apart")
-if layer.output.ndim == 3:
-    order = inside.sorted_channels(layer.output)
-    means = layer.output.flatten(1).mean(1)
-    st.plotly_chart(charts.feature_maps_figure(layer.output[order[:16]].float().numpy(),
-                                               [f"ch {c} · mean {means[c]:.2f}" for c in order[:16]], columns=8,
-                                               height=150), key="inside_maps")
+
+def pick_channel_and_pixel(layer: inside.LayerOutput, order: list[int]) -> tuple[int, int, int]:
+    """The channel, row and column: from their inputs, or from a click on a channel's bar or on a pixel."""
     rows, cols = layer.shape[1], layer.shape[2]
     channel_bar, pixel = new_click("inside_bars"), new_click("inside_pixels")
     if channel_bar:
@@ -173,102 +247,147 @@ if layer.output.ndim == 3:
     for key, limit in (("inside_row", rows), ("inside_col", cols)):
         if not 0 <= st.session_state.get(key, 0) < limit:
             st.session_state[key] = limit // 2
-    st.plotly_chart(charts.channel_bars_figure(means.numpy(), order, st.session_state["inside_channel"]),
+    means = layer.output.flatten(1).mean(1)
+    st.plotly_chart(figures.channel_bars_figure(means.numpy(), order, st.session_state["inside_channel"]),
                     on_select="rerun", selection_mode="points", key="inside_bars")
     a, b, c = st.columns(3)
     channel = a.selectbox("Channel (most active first; or click its bar)", order, key="inside_channel")
     row = b.number_input("Row (or click a pixel)", 0, rows - 1, key="inside_row")
     col = c.number_input("Column", 0, cols - 1, key="inside_col")
+    return channel, row, col
+
+
+def arithmetic_view(layer: inside.LayerOutput, channel: int, row: int, col: int) -> None:
+    """One value of the layer, worked out by hand: the kernel times the input patch under it, plus the bias."""
+    given = float(layer.output[channel, row, col])
+    if not isinstance(layer.module, torch.nn.Conv2d):
+        st.markdown(f"Value at channel {channel}, row {row}, column {col}: **{given:.4f}**.")
+        return
+    sums = inside.conv_arithmetic(layer, channel, row, col)
+    st.markdown(f"**The arithmetic at channel {channel}, row {row}, column {col}**: the kernel of channel "
+                f"{channel} ({' x '.join(map(str, sums.weights.shape))}) times the input patch under it, "
+                f"summed, plus the bias: **{float((sums.patch * sums.weights).sum()):.4f} + {sums.bias:.4f} = "
+                f"{sums.value:.4f}**; the layer gave **{given:.4f}**.")
+    k = min(6, sums.weights.shape[0])
+    by_input = (sums.patch * sums.weights).flatten(1).sum(1)
+    strongest = by_input.abs().argsort(descending=True)[:k].tolist()
+    st.plotly_chart(charts.feature_maps_figure(
+        torch.cat([sums.weights[strongest], sums.patch[strongest]]).numpy(),
+        [f"in {i}" for i in strongest] + [f"sum {by_input[i]:.3f}" for i in strongest], columns=k, height=120),
+        key="inside_kernel")
+    st.caption(f"Top row: the kernel's weights for the {k} input channels that add the most (of "
+               f"{sums.weights.shape[0]}), each titled with its input channel; bottom row: the input values under "
+               f"them, each titled with the sum of its products with the weights above.")
+
+
+@st.fragment
+def channel_view(choice: str, subject: inside.Subject, layer: inside.LayerOutput) -> None:
+    """A channel and one of its values: a new channel or pixel reruns this part only."""
+    order = inside.sorted_channels(layer.output)
+    channel, row, col = pick_channel_and_pixel(layer, order)
     left, right = st.columns([2, 3])
     with left:
-        st.plotly_chart(charts.pixel_map_figure(layer.output[channel].float().numpy(), (row, col),
-                                                f"Channel {channel}: click a pixel"),
+        st.markdown(f"**Channel {channel}**: click a pixel")
+        st.plotly_chart(figures.pixel_map_figure(layer.output[channel].float().numpy(), (row, col)),
                         on_select="rerun", selection_mode="points", key="inside_pixels")
-    hooked = float(layer.output[channel, row, col])
     with right:
-        if isinstance(layer.module, torch.nn.Conv2d):
-            sums = inside.conv_arithmetic(layer, channel, row, col)
-            st.markdown(f"**The arithmetic at channel {channel}, row {row}, column {col}**: the kernel of channel "
-                        f"{channel} ({' x '.join(map(str, sums.weights.shape))}) times the input patch under it, "
-                        f"summed, plus the bias: **{float((sums.patch * sums.weights).sum()):.4f} + {sums.bias:.4f} = "
-                        f"{sums.value:.4f}**; the layer gave **{hooked:.4f}**.")
-            k = min(6, sums.weights.shape[0])
-            by_input = (sums.patch * sums.weights).flatten(1).sum(1)
-            strongest = by_input.abs().argsort(descending=True)[:k].tolist()
-            st.plotly_chart(charts.feature_maps_figure(
-                torch.cat([sums.weights[strongest], sums.patch[strongest]]).numpy(),
-                [f"weights, in {i}" for i in strongest] + [f"patch, in {i}: {by_input[i]:.3f}" for i in strongest],
-                columns=k, height=120), key="inside_kernel")
-            st.caption(f"Top row: the weights for the {k} input channels that add the most (of "
-                       f"{sums.weights.shape[0]}); bottom row: the input values under them. Each input channel's "
-                       f"products sum to the number in its title.")
-        else:
-            st.markdown(f"Value at channel {channel}, row {row}, column {col}: **{hooked:.4f}**.")
-else:
-    values = layer.output.float()
-    top = values.abs().argsort(descending=True)[:20].tolist()
-    labels = [subject.classes[i] if len(values) == len(subject.classes) else f"unit {i}" for i in top]
-    st.plotly_chart(charts.bars(labels, [float(values[i]) for i in top], "The 20 largest values (by size)",
-                                percent=False), key="inside_vector")
+        arithmetic_view(layer, channel, row, col)
+    synthesis_view(choice, subject, layer, channel)
+    exciting_view(choice, subject, layer, channel)
 
-# ---------------------------------------------------------------- an image made to excite the chosen channel
-if layer.output.ndim == 3 and st.toggle(f"Synthesise an image that excites channel {channel} (activation "
-                                        "maximisation; seconds for a small net, longer at 224 pixels on a CPU)",
-                                        key="inside_synthesise"):
+
+def synthesis_view(choice: str, subject: inside.Subject, layer: inside.LayerOutput, channel: int) -> None:
+    side = min(max(subject.input_shape[1:]), inside.SYNTHESIS_SIDE)
+    if not st.toggle(f"Paint an image that excites channel {channel}: start from noise and change the pixels, step by "
+                     f"step, to make this channel fire (activation maximisation; a few seconds at {side}x{side} "
+                     "pixels, up to 15 s for the deep layers of the pretrained network on a CPU)",
+                     key="inside_synthesise"):
+        return
     made = synthesised(choice, layer.name, channel)
     a, b = st.columns([1, 3])
     a.image(picture(made), caption=f"Made for channel {channel} of {layer.name}", width=180)
-    b.caption("200 steps of gradient ascent on the pixels, each on a copy shifted by up to a pixel, so that the "
-              "pattern does not hang on one exact pixel grid (OpenAI Microscope's second view, for your model).")
+    b.caption(f"200 steps of gradient ascent on the pixels of a {made.shape[1]}x{made.shape[2]} canvas, each on a "
+              "copy shifted by up to a pixel, so that the pattern does not hang on one exact pixel grid (OpenAI "
+              "Microscope's second view, for your model).")
 
-# ---------------------------------------------------------------- the whole test set: what a channel looks for
-test_set = None
-if choice != PRETRAINED and runs.load_run(choice).kind == "train":
-    st.subheader("Across the test set")
+
+def exciting_view(choice: str, subject: inside.Subject, layer: inside.LayerOutput, channel: int) -> None:
+    """The test images that excite this channel most, each with the patch that did it (training runs only)."""
+    test_set = test_set_here(choice)
+    if test_set is None or layer.name not in test_set[2].peaks:
+        return
+    test_images, _, passed = test_set
+    st.markdown(f"**What channel {channel} of {layer.name} looks for**: the test images that excite it most, "
+                f"each with the {layer.receptive_field}x{layer.receptive_field}-pixel patch that did it")
+    top = inside.top_images(passed, layer.name, channel)
+    boxes = [inside.patch_box(r, c, layer.receptive_field or 1, layer.jump, tuple(test_images.shape[-2:]))
+             for _, _, r, c in top]
+    pictures = np.stack([np.repeat(picture(test_images[i])[..., None], 3, -1) if test_images.shape[1] == 1
+                         else picture(test_images[i]) for i, _, _, _ in top])
+    st.plotly_chart(figures.exciting_images_figure(pictures, boxes, [f"{v:.2f}" for _, v, _, _ in top]),
+                    key="inside_exciting")
+
+
+def test_set_here(choice: str) -> tuple[torch.Tensor, torch.Tensor, inside.DatasetPass] | None:
+    """A training run's whole test set through its model, or None (the pretrained network, or the data is gone)."""
+    if choice == PRETRAINED or runs.load_run(choice).kind != "train":
+        return None
     try:
-        test_set = test_set_of(choice)
-    except (DatasetUnavailable, DatasetError) as error:
-        st.info(f"The run's test images are not here, so this part is off: {error}")
-if test_set is not None:
-    test_images, test_labels, passed = test_set
-    if layer.name in passed.peaks and layer.output.ndim == 3:
-        st.markdown(f"**What channel {channel} of {layer.name} looks for**: the test images that excite it most, "
-                    f"each with the {layer.receptive_field}x{layer.receptive_field}-pixel patch that did it")
-        top = inside.top_images(passed, layer.name, channel)
-        boxes = [inside.patch_box(r, c, layer.receptive_field or 1, layer.jump, tuple(test_images.shape[-2:]))
-                 for _, _, r, c in top]
-        pictures = np.stack([np.repeat(picture(test_images[i])[..., None], 3, -1) if channels == 1
-                             else picture(test_images[i]) for i, _, _, _ in top])
-        st.plotly_chart(charts.exciting_images_figure(pictures, boxes, [f"{v:.2f}" for _, v, _, _ in top]),
-                        key="inside_exciting")
+        return test_set_of(choice)
+    except (DatasetUnavailable, DatasetError):
+        return None
+
+
+# ---------------------------------------------------------------- why this class: Grad-CAM at this layer
+@st.fragment
+def grad_cam_view(choice: str, subject: inside.Subject, seen: inside.Inspection, image_key: str, image: torch.Tensor,
+                  layer: inside.LayerOutput) -> None:
+    st.subheader("Why this class: Grad-CAM at this layer")
+    st.caption("Grad-CAM colours the places whose features raise the chosen class's score: red is strong evidence, "
+               "blue none. It weighs each of this layer's channels by how much the class's score grows with it.")
+    a, b = st.columns(2)
+    ranked = seen.probs.argsort(descending=True).tolist()
+    target = a.selectbox("Class (most likely first)", ranked,
+                         format_func=lambda i: f"{subject.classes[i]} ({seen.probs[i]:.1%})",
+                         key=f"inside_target_{image_key}")  # a new image starts on its predicted class
+    opacity = b.slider("Colour over the image (0 shows the image alone)", 0.0, 1.0, 0.35, 0.05,
+                       key="inside_cam_opacity")
+    heat = grad_cam(choice, image_key, layer.name, target, image)
+    st.markdown(f"**Where {layer.name} finds {subject.classes[target]}**")
+    st.plotly_chart(charts.overlay_figure(picture(image), heat, opacity), key="inside_cam")
+
+
+# ---------------------------------------------------------------- the whole test set: the learned space
+@st.fragment
+def learned_space_view(choice: str, subject: inside.Subject) -> None:
+    test_set = test_set_here(choice)
+    if test_set is None:
+        return
+    _, test_labels, passed = test_set
+    st.subheader("Across the test set")
     with st.expander("Per-layer statistics on a batch of 256 test images"):
         st.dataframe([{"layer": name, "mean": s.mean, "std": s.std, "zero (dead) share": s.zero_share,
                        "saturated share": s.saturated_share} for name, s in passed.batch_stats.items()],
                      hide_index=True)
-    if len(passed.features):
-        st.markdown("**The learned space**: each test image's penultimate features (what the last layer "
-                    "sees), projected to 2-D; hollow markers are the mistakes. Click one to look at it above.")
-        method = st.radio("Projection", ["pca", "tsne"], horizontal=True, key="inside_projection",
-                          format_func={"pca": "PCA (instant)", "tsne": "t-SNE (2,000 images, some seconds)"}.get)
-        shown = torch.arange(len(passed.features))[: 2000 if method == "tsne" else None]
-        points = projection_of(choice, method)
-        truths = [subject.classes[i] for i in test_labels[shown].tolist()]
-        guesses = [subject.classes[i] for i in passed.predicted[shown].tolist()]
-        st.plotly_chart(charts.embedding_figure(points.numpy(), truths, guesses, subject.classes),
-                        on_select="rerun", selection_mode="points", key="inside_space")
-        dot = new_click("inside_space")
-        if dot:
-            st.session_state["inside_open"] = {"inside_image_from": "A test image of this run", "inside_wrong": False,
-                                               "inside_index": int(dot["customdata"][0])}
-            st.rerun()
+    if not len(passed.features):
+        return
+    st.markdown("**The learned space**: each test image's penultimate features (what the last layer sees), "
+                "projected to 2-D; hollow markers are the mistakes. Click one to look at it above.")
+    method = st.radio("Projection", ["pca", "tsne"], horizontal=True, key="inside_projection", format_func={
+        "pca": "PCA: the two directions the images differ most along (instant)",
+        "tsne": f"t-SNE: keeps neighbours together ({inside.TSNE_POINTS:,} images, a few seconds)"}.get)
+    shown = torch.arange(len(passed.features))[: inside.TSNE_POINTS if method == "tsne" else None]
+    points = projection_of(choice, method)
+    truths = [subject.classes[i] for i in test_labels[shown].tolist()]
+    guesses = [subject.classes[i] for i in passed.predicted[shown].tolist()]
+    st.plotly_chart(figures.embedding_figure(points.numpy(), truths, guesses, subject.classes),
+                    on_select="rerun", selection_mode="points", key="inside_space")
+    dot = new_click("inside_space")
+    if dot:
+        st.session_state["inside_open"] = {"inside_image_from": TEST_IMAGE, "inside_image_for": choice,
+                                           "inside_wrong": False, "inside_index": int(dot["customdata"][0])}
+        st.rerun()
 
-# ---------------------------------------------------------------- why this class: Grad-CAM at this layer
-if isinstance(layer.module, torch.nn.Conv2d):
-    st.subheader("Why this class: Grad-CAM at this layer")
-    ranked = seen.probs.argsort(descending=True).tolist()
-    target = st.selectbox("Class (most likely first)", ranked,
-                          format_func=lambda i: f"{subject.classes[i]} ({seen.probs[i]:.1%})",
-                          key=f"inside_target_{image_key}")  # a new image starts on its predicted class
-    heat = grad_cam(choice, image_key, layer.name, target, image)
-    st.plotly_chart(charts.overlay_figure(picture(image), heat, f"Where {layer.name} finds {subject.classes[target]}"),
-                    key="inside_cam")
+
+layer_view(choice, subject, seen, image_key, image)
+learned_space_view(choice, subject)

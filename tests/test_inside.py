@@ -127,6 +127,38 @@ def test_a_synthesised_image_excites_its_channel_more_than_any_test_image(digits
         assert caught["maps"][0, channel].mean().item() > best_test_image
 
 
+def test_synthesis_on_the_pretrained_network_stops_at_its_layer_and_reports_each_step(lite0):
+    """A deep layer of a 224-pixel network is painted on a SYNTHESIS_SIDE canvas, and the forward pass stops at
+    the layer: the head after it never runs. The progress callback sees every step, the last as (steps, steps)."""
+    subject, _ = lite0
+    modules = dict(subject.model.named_modules())
+    ran = []
+    handle = modules["_fc"].register_forward_hook(lambda *args: ran.append(1))
+    steps = []
+    try:
+        image = inside.synthesise(subject.model, modules["_blocks.3._depthwise_conv"], 4, subject.input_shape,
+                                  subject.mean, subject.std, steps=12, on_step=lambda done, total: steps.append(
+                                      (done, total)))
+    finally:
+        handle.remove()
+    assert image.shape == (3, inside.SYNTHESIS_SIDE, inside.SYNTHESIS_SIDE) and image.dtype == torch.uint8
+    assert steps == [(i, 12) for i in range(1, 13)] and not ran
+    assert all(p.grad is None for p in subject.model.parameters())
+
+
+def test_tsne_projects_at_most_its_share_of_images_and_keeps_classes_apart():
+    generator = torch.Generator().manual_seed(0)
+    centres = torch.randn(4, 64, generator=generator) * 4
+    labels = torch.arange(1500) % 4
+    features = centres[labels] + torch.randn(1500, 64, generator=generator)
+    points = inside.project(features, "tsne")
+    assert points.shape == (inside.TSNE_POINTS, 2)
+    shown = labels[: inside.TSNE_POINTS]
+    means = torch.stack([points[shown == c].mean(0) for c in range(4)])
+    spread = max(points[shown == c].std(0).norm() for c in range(4))
+    assert torch.cdist(means, means).masked_fill(torch.eye(4, dtype=torch.bool), 1e9).min() > 2 * spread
+
+
 def test_top_images_and_the_learned_space_from_one_pass(digits_model):
     result = digits_model
     passed = inside.dataset_pass(result.model, result.test_images, result.mean, result.std, batch_size=100)

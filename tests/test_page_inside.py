@@ -49,7 +49,11 @@ def test_a_trained_run_opens_with_its_own_layers(tmp_path, monkeypatch, run_page
     at = run_page(PAGE)
     assert not at.exception
     assert at.selectbox(key="inside_model").value == job.run_id  # the newest run first
-    assert "A test image of this run" in at.radio(key="inside_image_from").options
+    # it opens on one of the run's own 8x8 test images, not on a photo squashed to 8x8
+    assert at.radio(key="inside_image_from").value == "A test image of this run"
+    assert any(c.value.startswith("True class: **") for c in at.caption)
+    at.radio(key="inside_image_from").set_value("A photo").run()
+    assert not any(c.value.startswith("True class: **") for c in at.caption)
     at.radio(key="inside_image_from").set_value("A test image of this run").run()
     at.toggle(key="inside_wrong").set_value(True).run()  # the misclassified ones (there may be none)
     assert not at.exception
@@ -72,6 +76,9 @@ def test_a_trained_run_opens_with_its_own_layers(tmp_path, monkeypatch, run_page
     assert not at.exception
     at.toggle(key="inside_synthesise").set_value(True).run()
     assert any("Made for channel" in str(i.proto) for i in at.get("image")) and not at.exception
+    at.slider(key="inside_cam_opacity").set_value(0.0).run()  # Grad-CAM's colour off: the image alone
+    cam = json.loads(next(c for c in at.get("plotly_chart") if c.proto.id.endswith("inside_cam")).proto.spec)
+    assert [t.get("opacity") for t in cam["data"] if t["type"] == "heatmap"] == [0.0]
 
 
 def test_a_run_with_corrupt_weights_gets_one_sentence_and_the_pretrained_network(tmp_path, monkeypatch, run_page):

@@ -57,6 +57,7 @@ def open_inside(run_id: str, test_image: int | None = None) -> None:
     """Go to "Inside the network" with this run (and one of its test images) chosen."""
     choices = {"inside_model": run_id}
     if test_image is not None:
-        choices |= {"inside_image_from": "A test image of this run", "inside_wrong": False, "inside_index": test_image}
+        choices |= {"inside_image_from": "A test image of this run", "inside_image_for": run_id, "inside_wrong": False,
+                    "inside_index": test_image}
     st.session_state["inside_open"] = choices  # that page sets its widgets from it (widget state of another page
     st.switch_page("pages/7_inside.py")       # would be cleared on the way)

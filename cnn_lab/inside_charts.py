@@ -1,0 +1,146 @@
+"""The "Inside the network" page's Plotly figures: the architecture, each layer's most active map, a layer's
+channels, one map as clickable pixels, the test images that excite a channel, and the learned space.
+
+Plotly heat maps give no click point in Streamlit, so the clickable ones are drawn as square markers; the chosen
+cell is then outlined by a rectangle in data coordinates, which sits on the cell whatever size the chart is drawn."""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+# The architecture chart's colours, one per family of layer, each named in its legend.
+FAMILIES = {
+    "convolution": ("#1f77b4", ("Conv2d", "Conv2dStaticSamePadding", "ConvTranspose2d")),
+    "linear": ("#d62728", ("Linear",)),
+    "normalisation": ("#7f7f7f", ("BatchNorm2d", "BatchNorm1d", "LayerNorm", "GroupNorm")),
+}
+OTHER = ("activation, pooling, dropout, reshaping", "#2ca02c")
+
+
+def family_of(kind: str) -> tuple[str, str]:
+    """A layer class's family and colour for the architecture chart."""
+    for family, (colour, kinds) in FAMILIES.items():
+        if kind in kinds:
+            return family, colour
+    return OTHER
+
+
+def _log_ticks(largest: float) -> dict:
+    """Tick labels 1, 10, 100, 1k, ... for a linear axis that carries log10 of the values."""
+    top = int(np.ceil(largest))
+    text = ["1", "10", "100", "1k", "10k", "100k", "1M", "10M", "100M"]
+    return dict(tickvals=list(range(top + 1)), ticktext=[text[i] if i < len(text) else f"1e{i}" for i in range(top + 1)])
+
+
+def architecture_figure(names: list[str], kinds: list[str], shapes: list[tuple[int, ...]], fields: list[int | None],
+                        chosen: int) -> go.Figure:
+    """Every layer in order, as a bar as tall as its output has values (log scale), coloured by family with a
+    legend for every colour; hover shows its shape and receptive field; the chosen layer is outlined.
+
+    The bars carry log10 of the size on a linear axis (a log axis puts a bar's foot at minus infinity, so Plotly
+    misplaces its middle), and a click anywhere in a bar's column picks it (hovermode "x")."""
+    heights = [np.log10(max(1, int(np.prod(s)))) for s in shapes]
+    fig = go.Figure()
+    for family, colour in [(f, c) for f, (c, _) in FAMILIES.items()] + [OTHER]:
+        index = [i for i, k in enumerate(kinds) if family_of(k)[0] == family]
+        if not index:
+            continue
+        fig.add_bar(
+            x=index, y=[heights[i] for i in index], name=family, marker_color=colour, marker_line_color="black",
+            marker_line_width=[3 if i == chosen else 0 for i in index],
+            customdata=[[names[i], kinds[i], " x ".join(map(str, shapes[i])),
+                         "whole image" if fields[i] is None else f"{fields[i]} px", int(np.prod(shapes[i]))]
+                        for i in index],
+            hovertemplate="%{customdata[0]} (%{customdata[1]})<br>output %{customdata[2]} = %{customdata[4]:,} values"
+                          "<br>receptive field %{customdata[3]}<extra></extra>")
+    fig.update_yaxes(title="values in the output", **_log_ticks(max(heights, default=1)))
+    fig.update_xaxes(title="layer, in the order data flows: click a bar to look at it")
+    fig.update_layout(height=280, margin=dict(t=10, b=40, l=50, r=10), clickmode="event+select", hovermode="x",
+                      barmode="overlay", bargap=0.15, legend=dict(orientation="h", y=1.12, x=0))
+    return fig
+
+
+def layer_strip_figure(maps: list[np.ndarray], titles: list[str], columns: int = 10, max_side: int = 56) -> go.Figure:
+    """One small map per layer (its most active channel), each on its own colour scale: the image's path from
+    the pixels to the last convolution at a glance."""
+    rows = -(-len(maps) // columns)
+    fig = make_subplots(rows=rows, cols=min(columns, len(maps)), subplot_titles=titles, horizontal_spacing=0.01,
+                        vertical_spacing=0.04)
+    for i, m in enumerate(maps):
+        step = max(1, -(-max(m.shape) // max_side))
+        r, c = divmod(i, columns)
+        fig.add_heatmap(z=np.round(m[::step, ::step], 3), colorscale="Viridis", showscale=False, row=r + 1, col=c + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed")
+    fig.update_annotations(font_size=9)
+    fig.update_layout(height=95 * rows + 20, margin=dict(t=20, b=0, l=0, r=0))
+    return fig
+
+
+def channel_bars_figure(means: np.ndarray, order: list[int], chosen: int, limit: int = 64) -> go.Figure:
+    """A layer's channels by mean activation, most active first (at most `limit`); click a bar to pick one."""
+    shown = order[:limit]
+    fig = go.Figure(go.Bar(x=[f"ch {c}" for c in shown], y=[float(means[c]) for c in shown],
+                           marker_color=["#d62728" if c == chosen else "#1f77b4" for c in shown],
+                           hovertemplate="%{x}: mean %{y:.3f}<extra></extra>"))
+    fig.update_layout(height=200, margin=dict(t=10, b=40, l=50, r=10), yaxis_title="mean", clickmode="event+select",
+                      hovermode="x")
+    return fig
+
+
+def pixel_map_figure(m: np.ndarray, chosen: tuple[int, int]) -> go.Figure:
+    """One feature map drawn as clickable square pixels: a click picks that row and column, and the chosen one
+    is outlined by a rectangle on its cell."""
+    rows, cols = m.shape
+    r, c = np.mgrid[0:rows, 0:cols]
+    limit = float(np.abs(m).max()) or 1.0
+    side = max(3, int(400 / max(rows, cols)))
+    trace = go.Scattergl if m.size > 2000 else go.Scatter
+    fig = go.Figure(trace(x=c.ravel(), y=r.ravel(), mode="markers",
+                          marker=dict(symbol="square", size=side, color=m.ravel(), colorscale="RdBu_r", cmin=-limit,
+                                      cmax=limit, showscale=True),
+                          hovertemplate="row %{y}, column %{x}: %{marker.color:.4f}<extra></extra>"))
+    fig.add_shape(type="rect", x0=chosen[1] - 0.5, x1=chosen[1] + 0.5, y0=chosen[0] - 0.5, y1=chosen[0] + 0.5,
+                  line=dict(color="black", width=3))
+    fig.update_xaxes(visible=False, range=[-0.5, cols - 0.5], constrain="domain")
+    fig.update_yaxes(visible=False, range=[rows - 0.5, -0.5], scaleanchor="x", constrain="domain")
+    fig.update_layout(height=440, margin=dict(t=10, b=10, l=10, r=10), showlegend=False, clickmode="event+select",
+                      dragmode=False)
+    return fig
+
+
+def exciting_images_figure(images: np.ndarray, boxes: list[tuple[int, int, int, int]], titles: list[str],
+                           columns: int = 9) -> go.Figure:
+    """Images (N, H, W, 3) side by side, each with a box around the patch that excited the channel most."""
+    rows = -(-len(images) // columns)
+    fig = make_subplots(rows=rows, cols=min(columns, len(images)), subplot_titles=titles, horizontal_spacing=0.01)
+    for i, (image, (top, left, bottom, right)) in enumerate(zip(images, boxes)):
+        r, c = divmod(i, columns)
+        fig.add_image(z=image, row=r + 1, col=c + 1, hoverinfo="skip")
+        fig.add_shape(type="rect", x0=left - 0.5, y0=top - 0.5, x1=right - 0.5, y1=bottom - 0.5,
+                      line=dict(color="yellow", width=2), row=r + 1, col=c + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_annotations(font_size=10)
+    fig.update_layout(height=150 * rows + 30, margin=dict(t=30, b=0, l=0, r=0))
+    return fig
+
+
+def embedding_figure(points: np.ndarray, labels: list[str], predicted: list[str], classes: list[str]) -> go.Figure:
+    """Test images as points in 2-D (their penultimate features projected), one colour per true class; a
+    hollow marker where the model was wrong; hover shows the true and predicted class; click to pick one."""
+    fig = go.Figure()
+    labels_a, predicted_a = np.asarray(labels), np.asarray(predicted)
+    for name in classes:
+        index = np.flatnonzero(labels_a == name)
+        wrong = predicted_a[index] != name
+        fig.add_scatter(x=points[index, 0], y=points[index, 1], mode="markers", name=name,
+                        customdata=np.stack([index, predicted_a[index]], axis=1),
+                        marker=dict(size=6, symbol=np.where(wrong, "circle-open", "circle")),
+                        hovertemplate=f"image %{{customdata[0]}}<br>true {name}<br>predicted %{{customdata[1]}}"
+                                      "<extra></extra>")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(height=480, margin=dict(t=10, b=10, l=10, r=10), clickmode="event+select")
+    return fig
