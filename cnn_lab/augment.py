@@ -156,14 +156,41 @@ def from_json(text: str) -> list[dict]:
     return steps
 
 
-def _describe(value: Any) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"{value.item():.3g}" if value.numel() == 1 else "tensor"
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    if isinstance(value, (list, tuple)):
-        return "(" + ", ".join(_describe(v) for v in value) + ")"
-    return str(value) if not callable(value) else ""
+def _number(value: Any) -> float:
+    return float(value.item() if isinstance(value, torch.Tensor) else value)
+
+
+def _jitter(p: dict) -> str:
+    factors = [f"{name} x{_number(p[f'{name}_factor']):.2f}" for name in ("brightness", "contrast", "saturation")
+               if p.get(f"{name}_factor") is not None]
+    hue = p.get("hue_factor")
+    return ", ".join(factors + ([f"hue {_number(hue):+.3f}"] if hue is not None else []))
+
+
+# What one draw of each transform did, in words: torchvision's sampled parameters (make_params) read aloud.
+SAMPLED: dict[str, Callable[[dict], str]] = {
+    "RandomRotation": lambda p: f"rotated {_number(p['angle']):.1f} degrees",
+    "RandomHorizontalFlip": lambda p: "mirrored left-right",
+    "RandomVerticalFlip": lambda p: "flipped upside down",
+    "RandomResizedCrop": lambda p: f"a {p['width']}x{p['height']} crop from ({p['left']}, {p['top']}), resized",
+    "RandomCrop": lambda p: f"padded, then cropped from ({p['left']}, {p['top']})",
+    "ColorJitter": _jitter,
+    "RandomGrayscale": lambda p: "made grey",
+    "GaussianBlur": lambda p: f"blurred, sigma {_number(p['sigma'][0]):.2f}",
+    "GaussianNoise": lambda p: "noise added",
+    "RandomErasing": lambda p: f"a {p['w']}x{p['h']} box erased at ({p['j']}, {p['i']})",
+    "RandomAffine": lambda p: (f"shifted ({_number(p['translate'][0]):.0f}, {_number(p['translate'][1]):.0f}) px, "
+                               f"sheared {_number(p['shear'][0]):.1f} degrees"),
+    "RandomPerspective": lambda p: "seen at a slant (perspective)",
+}
+
+
+def describe_sample(transform: str, params: dict) -> str:
+    """One draw of a transform in words, e.g. "rotated -12.4 degrees"; its name where the words are unknown."""
+    try:
+        return SAMPLED[transform](params)
+    except (KeyError, IndexError, TypeError, ValueError):
+        return transform
 
 
 def draw(image: torch.Tensor, steps: list[dict], n: int, seed: int) -> list[tuple[torch.Tensor, list[str]]]:
@@ -176,8 +203,7 @@ def draw(image: torch.Tensor, steps: list[dict], n: int, seed: int) -> list[tupl
 
         def recorded(flat, original=original, inner=inner):
             params = original(flat)
-            shown = ", ".join(f"{k}={_describe(v)}" for k, v in params.items() if _describe(v) and k != "condition")
-            log.append(f"{type(inner).__name__}({shown})" if shown else type(inner).__name__)
+            log.append(describe_sample(type(inner).__name__, params))
             return params
 
         inner.make_params = recorded  # record what this draw sampled

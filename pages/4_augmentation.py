@@ -111,10 +111,11 @@ except augment.AugmentError as error:
     draws = state.get("aug_last", [])
     if draws:
         st.caption("Showing the last draws that worked.")
-columns = st.columns(6)
-columns[0].image(picture(image), caption="original", width="stretch")
-for slot, (drawn, log) in zip((columns * 5)[1:], draws):
-    slot.image(picture(drawn), caption="; ".join(log) if show_params else None, width="stretch")
+original, grid = st.columns([1, 4])
+original.image(picture(image), caption="original", width="stretch")
+columns = grid.columns(4)  # 8 draws (the default) fill two rows
+for i, (drawn, log) in enumerate(draws):
+    columns[i % 4].image(picture(drawn), caption="  \n".join(log) if show_params else None, width="stretch")
 
 # ---------------------------------------------------------------- export, load, save
 st.subheader("Use it elsewhere")
