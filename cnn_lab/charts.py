@@ -178,22 +178,25 @@ def sliding_window_figure(size: tuple[int, int], padding: int, out: tuple[int, i
 
     `taps_of(row, col)` gives the padded-input cells of one output cell. With `selected`, a still picture of
     that cell; otherwise an animation over the output cells (at most `max_frames`), with play, pause and a
-    step scrubber."""
+    step scrubber below the grids. The taps and the cell are heat-map cells themselves, so they sit exactly on
+    the grid at any size the chart is drawn."""
     H, W = size[0] + 2 * padding, size[1] + 2 * padding
     ring = np.zeros((H, W))
     ring[padding : padding + size[0], padding : padding + size[1]] = 1
     cells = [(r, c) for r in range(out[0]) for c in range(out[1])]
     if len(cells) > max_frames:
         cells = cells[:: -(-len(cells) // max_frames)]
-    first = selected or cells[0]
+    red = [[0, "#d8433b"], [1, "#d8433b"]]
 
-    def traces(cell: tuple[int, int]) -> list[go.Scatter]:
-        taps = taps_of(*cell)
-        return [go.Scatter(x=[c for _, c in taps], y=[r for r, _ in taps], mode="markers", xaxis="x", yaxis="y",
-                           marker=dict(symbol="square", size=max(4, 300 // max(H, W)), color="rgba(216,67,59,0.75)"),
-                           name="kernel taps"),
-                go.Scatter(x=[cell[1]], y=[cell[0]], mode="markers", xaxis="x2", yaxis="y2", name="output cell",
-                           marker=dict(symbol="square", size=max(5, 300 // max(out)), color="#d8433b"))]
+    def traces(cell: tuple[int, int]) -> list[go.Heatmap]:
+        taps, lit = np.full((H, W), np.nan), np.full(out, np.nan)
+        for r, c in taps_of(*cell):
+            taps[r, c] = 1
+        lit[cell] = 1
+        return [go.Heatmap(z=taps, xaxis="x", yaxis="y", colorscale=red, opacity=0.75, showscale=False, xgap=1,
+                           ygap=1, hoverinfo="skip", name="kernel taps"),
+                go.Heatmap(z=lit, xaxis="x2", yaxis="y2", colorscale=red, showscale=False, xgap=1, ygap=1,
+                           hoverinfo="skip", name="output cell")]
 
     fig = make_subplots(rows=1, cols=2, column_widths=[H / (H + out[0]), out[0] / (H + out[0])],
                         subplot_titles=(f"padded input {H}x{W} (grey = padding)", f"output {out[0]}x{out[1]}"))
@@ -201,21 +204,22 @@ def sliding_window_figure(size: tuple[int, int], padding: int, out: tuple[int, i
                     hoverinfo="skip")
     fig.add_heatmap(z=np.zeros(out), colorscale=[[0, "#f4f4f4"], [1, "#f4f4f4"]], showscale=False, xgap=1, ygap=1,
                     row=1, col=2, hoverinfo="skip")
-    for trace in traces(first):
-        fig.add_trace(trace)
+    fig.add_traces(traces(selected or cells[0]))
     fig.update_yaxes(autorange="reversed", scaleanchor="x", row=1, col=1)
     fig.update_yaxes(autorange="reversed", scaleanchor="x2", row=1, col=2)
     fig.update_layout(height=460, showlegend=False, margin=dict(t=40, b=10, l=10, r=10))
     if selected is None:
         fig.frames = [go.Frame(data=traces(cell), traces=[2, 3], name=f"{cell[0]},{cell[1]}") for cell in cells]
-        play = dict(frame=dict(duration=duration_ms, redraw=False), transition=dict(duration=0), fromcurrent=True)
+        play = dict(frame=dict(duration=duration_ms, redraw=True), transition=dict(duration=0), fromcurrent=True)
         fig.update_layout(
-            updatemenus=[dict(type="buttons", x=0, y=-0.05, xanchor="left", direction="left", buttons=[
+            height=540, margin=dict(t=40, b=90, l=10, r=10),  # room below the grids for the controls
+            updatemenus=[dict(type="buttons", x=0, y=-0.06, yanchor="top", xanchor="left", direction="left", buttons=[
                 dict(label="Play", method="animate", args=[None, play]),
                 dict(label="Pause", method="animate", args=[[None], dict(mode="immediate", frame=dict(duration=0))]),
             ])],
-            sliders=[dict(x=0.15, y=-0.02, len=0.85, currentvalue=dict(prefix="output cell "), steps=[
-                dict(label=f.name, method="animate", args=[[f.name], dict(mode="immediate", frame=dict(duration=0))])
+            sliders=[dict(x=0.18, y=-0.03, yanchor="top", len=0.82, currentvalue=dict(prefix="output cell "), steps=[
+                dict(label=f.name, method="animate", args=[[f.name], dict(mode="immediate", frame=dict(duration=0,
+                                                                                                       redraw=True))])
                 for f in fig.frames
             ])],
         )

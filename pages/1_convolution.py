@@ -105,6 +105,7 @@ except conv.ConvError as error:
     st.stop()
 
 maps = stages[0].conv
+kernel_titles = titles  # one per kernel (the feature maps' titles below may name a channel too)
 if channel_mode == "depthwise" and learned is None:
     channel_names = ["R", "G", "B"][: image.shape[0]]
     titles = [f"{t} · {ch}" for t in titles for ch in channel_names]
@@ -133,12 +134,14 @@ with tab_magnifier:
     if learned is not None:
         st.caption("The magnifier works with the classic and custom kernels.")
     else:
-        m1, m2, m3 = st.columns(3)
+        m0, m1, m2, m3 = st.columns(4)
+        which = m0.selectbox("Kernel", range(len(bank)), format_func=kernel_titles.__getitem__, key="cv_magnified",
+                             disabled=len(bank) == 1, help="With several kernels chosen: the one to look at.")
         row = links.slider(m1, "Output row", 0, maps.shape[1] - 1, maps.shape[1] // 2, key="cv_row")
         col = links.slider(m2, "Output column", 0, maps.shape[2] - 1, maps.shape[2] // 2, key="cv_col")
         channel = m3.selectbox("Channel", range(image.shape[0]), format_func=lambda i: "RGB"[i] if image.shape[0] == 3 else "grey",
                                disabled=channel_mode == "full", key="cv_channel")
-        magnified = conv.magnify(image, bank[0], settings, row, col, channel)
+        magnified = conv.magnify(image, bank[which], settings, row, col, channel)
         p1, p2, p3 = st.columns(3)
         p1.markdown("**Input patch** (channel 1 shown)")
         p1.dataframe(pd.DataFrame(magnified.patch[0].numpy()).round(3), hide_index=True)

@@ -103,3 +103,20 @@ def test_the_classic_stacks_count_what_the_models_have(stack, model):
         assert [r.output for r in rows if r.layer.startswith("InceptionBlock")] == [(32, 32, 32), (64, 16, 16),
                                                                                     (128, 8, 8)]
         assert rows[1].receptive_field == rows[0].receptive_field + 4  # the 5x5 branch
+
+
+def test_the_sliding_window_lights_exactly_the_taps_and_the_cell_on_their_grids():
+    import numpy as np
+
+    from cnn_lab import charts, geometry
+
+    layer = geometry.Layer("conv", 3, 2, 1, 1, 8)
+    out = geometry.output_size(layer, (7, 7))
+    fig = charts.sliding_window_figure((7, 7), 1, out, lambda r, c: geometry.window(layer, r, c), selected=(2, 1))
+    taps, cell = fig.data[2], fig.data[3]
+    lit = {(int(r), int(c)) for r, c in zip(*np.nonzero(~np.isnan(np.asarray(taps.z, dtype=float))))}
+    assert lit == set(geometry.window(layer, 2, 1)) and len(lit) == 9
+    assert list(zip(*np.nonzero(~np.isnan(np.asarray(cell.z, dtype=float))))) == [(2, 1)]
+    animated = charts.sliding_window_figure((7, 7), 1, out, lambda r, c: geometry.window(layer, r, c))
+    assert len(animated.frames) == out[0] * out[1]
+    assert animated.layout.updatemenus[0].y < 0 and animated.layout.margin.b >= 80  # the buttons sit below the grid

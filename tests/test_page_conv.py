@@ -1,3 +1,4 @@
+import pytest
 
 from tests.helpers import ROOT
 
@@ -54,3 +55,20 @@ def test_magnifier_value_is_written_out(run_page):
     at = run_page(PAGE)
     line = next(m.value for m in at.markdown if m.value.startswith("output["))
     assert line.startswith("output[256, 256] = ") and "**" in line
+
+
+def test_the_magnifier_shows_the_kernel_you_pick(run_page):
+    from cnn_lab import conv, images, kernels
+
+    def value(at) -> float:
+        line = next(m.value for m in at.markdown if m.value.startswith("output["))
+        return float(line.rsplit("**", 2)[1])
+
+    at = run_page(PAGE)
+    at.multiselect(key="cv_kernels").set_value(["sobel x", "sobel y"]).run()
+    assert at.selectbox(key="cv_magnified").options == ["sobel x", "sobel y"]
+    first = value(at)
+    at.selectbox(key="cv_magnified").set_value(1).run()
+    photo = images.to_tensor(images.load_sample("astronaut").image)
+    expected = conv.magnify(photo, kernels.make_kernel("sobel y"), conv.ConvSettings(padding=1), 256, 256, 0).value
+    assert value(at) == pytest.approx(expected, abs=1e-4) and value(at) != pytest.approx(first, abs=1e-4)
