@@ -4,6 +4,7 @@ sentence on stderr with exit code 2."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -75,37 +76,62 @@ def _read(path: str) -> str:
         raise CliError(f"Cannot read {path}: {error.strerror or error}.") from None
 
 
+def progress_line(progress) -> tuple[str, float]:
+    """A job's progress (metrics.Progress) for the command line: one line with counts, speed and ETA, and how far
+    along it is (0 when a stage gives no count)."""
+    if progress.training:
+        eta = f" · ETA {progress.eta:.0f} s" if progress.eta is not None else ""
+        return (f"epoch {progress.epoch}/{progress.epochs} · step {progress.step:,} of {progress.total_steps:,} · "
+                f"{progress.images_per_s:,.0f} img/s{eta}", progress.step / progress.total_steps)
+    return progress.stage or "loading the data", progress.stage_fraction
+
+
+@contextlib.contextmanager
+def progress_display(stream, every: float = 10.0):
+    """Yields show(progress, final=False). On a terminal, a tqdm bar redrawn in place; elsewhere (a log file, a
+    pipe, CI), plain lines: one when the stage changes and one every `every` seconds, never carriage returns."""
+    if stream.isatty():
+        from tqdm import tqdm
+
+        with tqdm(total=1000, file=stream, dynamic_ncols=True, bar_format="{desc} |{bar}| {percentage:3.0f}%") as bar:
+            def redraw(progress, final: bool = False) -> None:
+                text, fraction = progress_line(progress)
+                bar.n = round(1000 * fraction)
+                bar.set_description_str(text)
+
+            yield redraw
+        return
+    last = {"stage": None, "time": 0.0}
+
+    def write(progress, final: bool = False) -> None:
+        text, _ = progress_line(progress)
+        stage = "training" if progress.training else text.split(":")[0]
+        if final or stage != last["stage"] or time.monotonic() - last["time"] >= every:
+            print(text, file=stream, flush=True)
+            last.update(stage=stage, time=time.monotonic())
+
+    yield write
+
+
 def run_job(kind: str, config, ray_address: str | None):
     """Run one job as the app does (a run folder, the same trainer; on the Ray cluster at `ray_address` when
     given) with a progress bar on stderr; Ctrl-C stops it and keeps the model so far. Returns its result."""
     from dataclasses import replace
 
-    from tqdm import tqdm
-
     from cnn_lab import jobs
-    from cnn_lab.metrics import Progress
     from cnn_lab.settings import load_settings
 
     manager = jobs.JobManager(replace(load_settings(), shared=False, ray_address=ray_address or ""))
     job = manager.submit(config, kind=kind)
-    def show(bar: tqdm, progress: Progress) -> None:
-        if progress.training:
-            bar.total, bar.n = progress.total_steps, progress.step
-            bar.set_description(f"epoch {progress.epoch}/{progress.epochs}", refresh=False)
-            bar.set_postfix_str(f"{progress.images_per_s:,.0f} img/s", refresh=False)
-        else:
-            bar.set_description(progress.stage or "loading the data", refresh=False)
-        bar.refresh()
-
-    with tqdm(total=None, file=sys.stderr, unit="step", dynamic_ncols=True) as bar:
+    with progress_display(sys.stderr) as show:
         while job.alive:
             try:
-                show(bar, job.log.snapshot().progress)
+                show(job.log.snapshot().progress)
                 time.sleep(0.25)
             except KeyboardInterrupt:
                 manager.stop(job)
-                bar.write("Stopping after this step; the model so far is kept.")
-        show(bar, job.log.snapshot().progress)  # where it ended
+                print("Stopping after this step; the model so far is kept.", file=sys.stderr)
+        show(job.log.snapshot().progress, final=True)  # where it ended
     if job.result is None:  # failed, or stopped before training
         raise CliError(job.message)
     return job.result

@@ -32,27 +32,38 @@ class DownloadCancelled(DownloadError, StoppedBeforeTraining):
 
 @dataclass
 class Progress:
-    label: str  # what is downloading, e.g. "CIFAR-10"
-    done: int  # bytes so far
-    total: int | None  # bytes in all, when the server says
+    """How far a long step before training is: a download (in bytes), or images decoded or passed through a
+    frozen backbone (in images)."""
+    label: str  # what is happening, e.g. "downloading CIFAR-10" or "decoding the images"
+    done: int  # bytes or images so far
+    total: int | None  # in all, when known
     seconds: float
+    unit: str = "bytes"  # or "images"
 
     @property
     def fraction(self) -> float:
         return min(1.0, self.done / self.total) if self.total else 0.0
 
     def text(self) -> str:
-        """'downloading CIFAR-10: 12.0 of 170.5 MB · 4.0 MB/s · ETA 40 s'"""
+        """'downloading CIFAR-10: 12.0 of 170.5 MB · 4.0 MB/s · ETA 40 s', or 'decoding the images: 1,200 of
+        20,000 images · 150 images/s · ETA 112 s'."""
         rate = self.done / max(self.seconds, 1e-3)
-        size = f"{self.done / 1e6:.1f} of {self.total / 1e6:.1f} MB" if self.total else f"{self.done / 1e6:.1f} MB"
         eta = f" · ETA {(self.total - self.done) / rate:.0f} s" if self.total and rate > 0 else ""
-        return f"downloading {self.label}: {size} · {rate / 1e6:.1f} MB/s{eta}"
+        if self.unit == "images":
+            return f"{self.label}: {self.done:,} of {self.total or 0:,} images · {rate:,.0f} images/s{eta}"
+        size = f"{self.done / 1e6:.1f} of {self.total / 1e6:.1f} MB" if self.total else f"{self.done / 1e6:.1f} MB"
+        return f"{self.label}: {size} · {rate / 1e6:.1f} MB/s{eta}"
 
 
 @dataclass
 class Hooks:
     report: Callable[[Progress], None] | None = None
     cancel: threading.Event | None = None
+
+    def count(self, label: str, done: int, total: int, started: float) -> None:
+        """Report `done` of `total` images of a long step before training (decoding, feature extraction)."""
+        if self.report is not None:
+            self.report(Progress(label, done, total, time.perf_counter() - started, unit="images"))
 
     def check(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
@@ -81,13 +92,13 @@ def fetch(url: str, dest: Path, label: str, md5: str | None = None, hooks: Hooks
                 done += len(chunk)
                 if hooks.report and time.perf_counter() - last >= every:
                     last = time.perf_counter()
-                    hooks.report(Progress(label, done, total, last - start))
+                    hooks.report(Progress(f"downloading {label}", done, total, last - start))
         if total is not None and done != total:
             raise DownloadError(f"The download of {label} broke off after {done:,} of {total:,} bytes; try again.")
         if md5 and digest.hexdigest() != md5:
             raise DownloadError(f"The download of {label} is corrupt (its checksum does not match); try again.")
         if hooks.report:
-            hooks.report(Progress(label, done, total, time.perf_counter() - start))
+            hooks.report(Progress(f"downloading {label}", done, total, time.perf_counter() - start))
         partial.replace(dest)
         return dest
     except (urllib.error.URLError, OSError) as error:  # DNS, refused, timed out, HTTP errors, a full disk

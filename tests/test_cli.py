@@ -9,7 +9,7 @@ import pytest
 
 from cnn_lab import overrides
 from cnn_lab.train import TrainConfig
-from tests.helpers import ROOT
+from tests.helpers import ROOT, noise_folder
 
 
 def cli(*arguments: str, cache) -> subprocess.CompletedProcess:
@@ -51,7 +51,11 @@ def test_train_with_set_prints_progress_then_json_and_the_run_is_listed(tmp_path
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["test_acc"] > 0.8
-    assert "epoch 2/2" in out.stderr and "img/s" in out.stderr  # tqdm's bar on stderr
+    # stderr is a pipe here, not a terminal: plain lines with the step count out of its total, no \r frames
+    assert "\r" not in out.stderr and "epoch 2/2 · step " in out.stderr and "img/s" in out.stderr
+    last = next(line for line in reversed(out.stderr.splitlines()) if line.startswith("epoch 2/2"))
+    done, total = last.split("step ")[1].split(" ·")[0].split(" of ")
+    assert done == total  # the final line shows where it ended
     listing = cli("runs", "--json", cache=tmp_path)
     runs = json.loads(listing.stdout)
     assert len(runs) == 1 and runs[0]["status"] == "finished" and runs[0]["epochs"] == 2
@@ -106,3 +110,16 @@ def test_a_folder_with_too_few_images_is_a_sentence_not_a_traceback(tmp_path):
               "--set", "model.name=cnn", cache=tmp_path / "cache")
     assert out.returncode == 2 and out.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "Traceback" not in out.stderr
+
+
+def test_a_probe_on_a_new_folder_counts_its_images_while_decoding_and_extracting(tmp_path):
+    """Issue 31, bug 4: loading and feature extraction showed '0step [00:50, ?step/s]' with no total."""
+    noise_folder(tmp_path / "photos", ["cats", "dogs"], per_class=20, size=(64, 64))
+    out = cli("transfer", "--preset", "Linear probe (seconds, even on a CPU)", "--data", str(tmp_path / "photos"),
+              "--set", "image_size=64", "--set", "epochs=2", "--set", "batch_size=16", cache=tmp_path / "cache")
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stderr.splitlines()
+    assert "\r" not in out.stderr
+    assert any(line.startswith("decoding the images: 40 of 40 images · ") and "images/s" in line for line in lines)
+    counted = [line for line in lines if line.startswith("extracting features") and " images · " in line]
+    assert counted and all(" of " in line for line in counted), lines

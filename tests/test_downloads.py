@@ -142,7 +142,7 @@ def test_a_torchvision_set_arrives_through_the_downloader(server, monkeypatch):
     mnist = data.load_dataset("mnist", downloads.Hooks(report=seen.append))
     assert mnist.image_shape == (1, 28, 28) and len(mnist.splits["train"]) == 30 and len(mnist.splits["test"]) == 10
     assert mnist.splits["test"].labels.tolist() == list(range(10))
-    assert {p.label for p in seen} == {f"MNIST (file {i} of 4)" for i in range(1, 5)}
+    assert {p.label for p in seen} == {f"downloading MNIST (file {i} of 4)" for i in range(1, 5)}
     assert data.availability("mnist").on_machine
 
 
@@ -201,5 +201,5 @@ def test_kagglehubs_own_download_loop_reports_progress_and_cancels(tmp_path):
         with transfer.kaggle_progress(downloads.Hooks(report, cancel)):
             kagglehub.clients._download_file(Response(), str(tmp_path / "boats.zip"), 0, total, None)
     assert [p.done for p in seen] == [i * kagglehub.clients.CHUNK_SIZE for i in range(1, 6)]
-    assert seen[0].total == total and seen[0].label == "the Kaggle boat types"
+    assert seen[0].total == total and seen[0].label == "downloading the Kaggle boat types"
     assert kagglehub.clients.tqdm.__name__ == "tqdm"  # put back afterwards

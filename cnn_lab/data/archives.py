@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cnn_lab.data.folders import load_folder
 from cnn_lab.data.splits import SPLITS, DatasetError, DatasetUnavailable, ImageDataset
+from cnn_lab.downloads import Hooks
 from cnn_lab.limits import enforce_disk_budget
 from cnn_lab.paths import cache_root, data_root
 
@@ -104,11 +105,11 @@ def local_archive(stem: str) -> Path | None:
     return None
 
 
-def load_local(stem: str, size: int) -> ImageDataset:
+def load_local(stem: str, size: int, hooks: Hooks | None = None) -> ImageDataset:
     source = local_archive(stem)
     if source is None:
         raise DatasetUnavailable(f"{stem} is not on this machine: put {stem}.tar.gz in the folder named by CNN_LAB_DATA.")
     folder = source if source.is_dir() else extract_archive(source)
-    dataset = load_folder(dataset_root(folder), size=size)
+    dataset = load_folder(dataset_root(folder), size=size, hooks=hooks)
     dataset.name = stem
     return dataset

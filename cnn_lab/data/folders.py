@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from PIL import Image
 
 from cnn_lab.data.cache import cached
 from cnn_lab.data.splits import SPLITS, DatasetError, ImageDataset, Split, split_one
+from cnn_lab.downloads import Hooks
 from cnn_lab.images import ImageError, read_rgb
 from cnn_lab.limits import LimitError, check_decode_budget
 
@@ -50,8 +52,9 @@ def _decode(path: Path, size: int) -> np.ndarray | None:
     return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
 
 
-def _decode_split(files: dict[str, list[Path]], classes: list[str], size: int) -> tuple[Split, int]:
-    """Decode every file into one array allocated up front (after checking it fits the memory budget)."""
+def _decode_split(files: dict[str, list[Path]], classes: list[str], size: int, hooks: Hooks) -> tuple[Split, int]:
+    """Decode every file into one array allocated up front (after checking it fits the memory budget), reporting
+    the count to `hooks` every 256 images."""
     paths = [(path, classes.index(name)) for name, group in files.items() for path in group]
     try:
         check_decode_budget(len(paths), 3, size)
@@ -65,8 +68,13 @@ def _decode_split(files: dict[str, list[Path]], classes: list[str], size: int) -
             images[index] = array
         return array is not None
 
+    readable = np.zeros(len(paths), dtype=bool)
+    started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        readable = np.fromiter(pool.map(decode_into, range(len(paths))), dtype=bool, count=len(paths))
+        for index, ok in enumerate(pool.map(decode_into, range(len(paths)))):
+            readable[index] = ok
+            if index % 256 == 255 or index == len(paths) - 1:
+                hooks.count("decoding the images", index + 1, len(paths), started)
     if not readable.any():
         raise DatasetError("None of the files in this folder is a readable image.")
     labels = torch.tensor([label for _, label in paths], dtype=torch.int64)[torch.from_numpy(readable)]
@@ -79,16 +87,18 @@ def load_folder(
     size: int = 32,
     fractions: dict[str, float] | None = None,
     seed: int = 0,
+    hooks: Hooks | None = None,
 ) -> ImageDataset:
-    """An ImageFolder tree, pre-split (`root/{train,val,test}/<class>/`) or not (`root/<class>/`), at size x size."""
+    """An ImageFolder tree, pre-split (`root/{train,val,test}/<class>/`) or not (`root/<class>/`), at size x size;
+    the decoding (only on the first load: the decoded tensors are cached) reports its count to `hooks`."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"The folder {root} does not exist.")
     fingerprint = f"{root.resolve()}|{size}|{fractions}|{seed}|{_fingerprint_tree(root)}"
-    return cached(f"folder-{root.name}", fingerprint, lambda: _decode_folder(root, size, fractions, seed))
+    return cached(f"folder-{root.name}", fingerprint, lambda: _decode_folder(root, size, fractions, seed, hooks or Hooks()))
 
 
-def _decode_folder(root: Path, size: int, fractions: dict[str, float] | None, seed: int) -> ImageDataset:
+def _decode_folder(root: Path, size: int, fractions: dict[str, float] | None, seed: int, hooks: Hooks) -> ImageDataset:
     present = [name for name in SPLITS if (root / name).is_dir()]
     if "train" in present:
         files = {name: _class_files(root / name) for name in present}
@@ -99,7 +109,7 @@ def _decode_folder(root: Path, size: int, fractions: dict[str, float] | None, se
                 raise DatasetError(f"The {name} split has classes that train lacks: {', '.join(sorted(unknown))}.")
         splits, skipped = {}, 0
         for name in present:
-            splits[name], count = _decode_split(files[name], classes, size)
+            splits[name], count = _decode_split(files[name], classes, size, hooks)
             skipped += count
         if "test" not in splits:
             splits = split_one(splits["train"], fractions or {"train": 0.8, "test": 0.2}, seed) | {
@@ -108,7 +118,7 @@ def _decode_folder(root: Path, size: int, fractions: dict[str, float] | None, se
     else:
         files = _class_files(root)
         classes = sorted(files)
-        everything, skipped = _decode_split(files, classes, size)
+        everything, skipped = _decode_split(files, classes, size, hooks)
         splits = split_one(everything, fractions or {"train": 0.7, "val": 0.15, "test": 0.15}, seed)
     if len(classes) < 2:
         raise DatasetError(f"The folder {root} has only one class ({classes[0]}): a classifier needs at least two.")

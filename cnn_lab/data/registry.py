@@ -64,7 +64,7 @@ def _download_torchvision(cls_name: str, title: str, root: Path, hooks: Hooks) -
 def _torchvision_set(name: str, title: str, cls_name: str, local_stem: str | None) -> Callable[[Hooks], ImageDataset]:
     def load(hooks: Hooks) -> ImageDataset:
         if local_stem and local_archive(local_stem):
-            return load_local(local_stem, size=32 if "cifar" in local_stem else 28)
+            return load_local(local_stem, size=32 if "cifar" in local_stem else 28, hooks=hooks)
         import torchvision.datasets as tvd
 
         root = cache_root() / "torchvision"
@@ -114,7 +114,7 @@ DATASETS: dict[str, DatasetSpec] = {
         server="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     ),
     "boats9": DatasetSpec(
-        "Boats (9 classes, 64x64)", lambda hooks: load_local("boats9", size=64), "local archive", local_stem="boats9"
+        "Boats (9 classes, 64x64)", lambda hooks: load_local("boats9", size=64, hooks=hooks), "local archive", local_stem="boats9"
     ),
 }
 
@@ -127,7 +127,7 @@ def load_dataset(name: str, hooks: Hooks | None = None) -> ImageDataset:
     if not name.strip():
         raise DatasetError("Type the path of an image folder first.")
     if Path(name).is_dir():
-        return load_folder(name, size=32)
+        return load_folder(name, size=32, hooks=hooks)
     raise DatasetError(f"Unknown dataset {name!r}: choose one of {', '.join(DATASETS)}, or an existing folder.")
 
 

@@ -4,25 +4,28 @@ changes, so it runs once per image (batched, channels_last, inference mode) and 
 vectors in seconds. Augmentation cannot apply there, since every epoch would need new features."""
 from __future__ import annotations
 
+import time
+
 import torch
 from torch import nn
 
 from cnn_lab import data as datasets
 from cnn_lab.backbones import Pretrained, inference_copy
+from cnn_lab.downloads import Hooks
 from cnn_lab.normalise import imagenet_stats, normalise
 from cnn_lab.paths import cache_root
 from cnn_lab.transfer.sources import with_val_id
 
 
 def extract_features(pretrained: Pretrained, images: torch.Tensor, device: torch.device, batch_size: int = 32,
-                     flip: bool = False) -> torch.Tensor:
+                     flip: bool = False, hooks: Hooks | None = None) -> torch.Tensor:
     """(N, 3, H, W) uint8 -> (N, D) features. Fast on a CPU because it is batched, in inference mode (no
     autograd records) and channels_last (what the CPU's convolution kernels prefer)."""
     # Move the weights outside inference mode, so they stay ordinary tensors that fine-tuning can train later.
     model = pretrained.features.to(device).eval().to(memory_format=torch.channels_last)
     model = inference_copy(model, example_input(images, device))
     with torch.inference_mode():
-        return _extract(model, images, device, batch_size, flip)
+        return _extract(model, images, device, batch_size, flip, hooks or Hooks())
 
 
 def example_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -30,9 +33,10 @@ def example_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     return torch.zeros(1, *images.shape[1:], device=device).contiguous(memory_format=torch.channels_last)
 
 
-def _extract(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int, flip: bool) -> torch.Tensor:
+def _extract(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int, flip: bool,
+             hooks: Hooks) -> torch.Tensor:
     mean, std = imagenet_stats(device)
-    out = []
+    out, started = [], time.perf_counter()
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size].to(device)
         count = len(batch)
@@ -43,18 +47,20 @@ def _extract(model: nn.Module, images: torch.Tensor, device: torch.device, batch
         x = (x.flip(-1) if flip else x).contiguous(memory_format=torch.channels_last)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
             out.append(model(x).float()[:count].cpu())
+        hooks.count(f"extracting features{' of the mirrored images' if flip else ''}", start + count, len(images),
+                    started)
     return torch.cat(out)
 
 
 def cached_features(backbone: str, pretrained: Pretrained, dataset: datasets.ImageDataset, split: str,
-                    device: torch.device, flip: bool = False) -> torch.Tensor:
+                    device: torch.device, flip: bool = False, hooks: Hooks | None = None) -> torch.Tensor:
     """Features of one split, computed once per (backbone, exact dataset, split, flip) and kept on disk."""
     folder = cache_root() / "features"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{backbone}-{dataset.source_id or dataset.name}-{split}{'-flip' if flip else ''}.pt"
     if path.exists():
         return torch.load(path, weights_only=True)
-    features = extract_features(pretrained, dataset.splits[split].images, device, flip=flip)
+    features = extract_features(pretrained, dataset.splits[split].images, device, flip=flip, hooks=hooks)
     torch.save(features, path)
     return features
 

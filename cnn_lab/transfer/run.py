@@ -38,7 +38,8 @@ def _probe(config: TransferConfig, pretrained: Pretrained, images: datasets.Imag
     start = time.perf_counter()
     device = resolve_device(TrainConfig(device=config.device))
     flips = (False, True) if config.flip_features else (False,)
-    feats = {split: [cached_features(config.backbone, pretrained, images, split, device, flip) for flip in flips]
+    hooks = download_hooks(log, control)
+    feats = {split: [cached_features(config.backbone, pretrained, images, split, device, flip, hooks) for flip in flips]
              for split in images.splits}
     timings["feature_seconds"] = time.perf_counter() - start
     model = TransferModel(pretrained, len(images.classes))
@@ -74,9 +75,10 @@ def run_transfer(config: TransferConfig, log: MetricLog | None = None, control: 
     log, control = log or MetricLog(), control or Control()
     start = time.perf_counter()
     log.set_progress(stage="loading images")
-    images = with_val(load_images(config), config.seed)
+    hooks = download_hooks(log, control)
+    images = with_val(load_images(config, hooks), config.seed)
     loaded = time.perf_counter()
-    pretrained = BACKBONES[config.backbone].load(download_hooks(log, control))
+    pretrained = BACKBONES[config.backbone].load(hooks)
     timings = {"load_seconds": loaded - start, "backbone_seconds": time.perf_counter() - loaded}
     if config.mode == "probe":
         model, result = _probe(config, pretrained, images, log, control, on_epoch, timings)

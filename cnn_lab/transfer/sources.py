@@ -45,7 +45,7 @@ def kaggle_progress(hooks: Hooks):
             shown = super().update(n)
             if hooks.report:
                 total = int(self.total) if self.total else None
-                hooks.report(Progress("the Kaggle boat types", int(self.n), total, time.perf_counter() - start))
+                hooks.report(Progress("downloading the Kaggle boat types", int(self.n), total, time.perf_counter() - start))
             return shown
 
     original = kagglehub.clients.tqdm
@@ -117,14 +117,15 @@ def first_ready_source() -> str | None:
     return next((name for name, source in SOURCES.items() if source.ready()), None)
 
 
-def load_images(config: TransferConfig) -> datasets.ImageDataset:
-    """The dataset at the backbone's input size: boats9 from CNN_LAB_DATA, a folder, or an archive."""
+def load_images(config: TransferConfig, hooks: Hooks | None = None) -> datasets.ImageDataset:
+    """The dataset at the backbone's input size: boats9 from CNN_LAB_DATA, a folder, or an archive; the first
+    decoding at this size reports its count to `hooks`."""
     if config.data == "boats9":
-        return datasets.load_local("boats9", size=config.image_size)
+        return datasets.load_local("boats9", size=config.image_size, hooks=hooks)
     path = Path(config.data)
     if path.is_file():
         path = datasets.dataset_root(datasets.extract_archive(path))
-    return datasets.load_folder(path, size=config.image_size, seed=config.seed)
+    return datasets.load_folder(path, size=config.image_size, seed=config.seed, hooks=hooks)
 
 
 def with_val_id(dataset: datasets.ImageDataset) -> str:
