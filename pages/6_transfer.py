@@ -13,6 +13,7 @@ from ui.identity import who_is_asking
 from ui.inputs import once_per_upload, photo_input, picture, upload_to_tensor
 from ui.jobs_panel import job_controls, live_panel
 from ui.nav import look_inside_button, page_header
+from ui.progress import once_with_progress
 from ui.results import import_panel, results_panel, run_files
 
 page_header("pages/6_transfer.py")
@@ -21,9 +22,14 @@ shared = load_settings().shared
 config = transfer.TransferConfig()
 
 
-@st.cache_resource(show_spinner="Decoding the images (once; later loads read the cache)...")
 def dataset_at(source: str, size: int) -> data.ImageDataset:
-    return transfer.load_images(transfer.TransferConfig(data=source, image_size=size))
+    """The photos at this size, once for the server; the first decoding shows its count and ETA."""
+    def load(show) -> data.ImageDataset:
+        hooks = downloads.Hooks(report=lambda progress: show(progress.fraction, progress.text()))
+        return transfer.load_images(transfer.TransferConfig(data=source, image_size=size), hooks)
+
+    return once_with_progress("transfer photos", (source, size), load,
+                              "Reading the photos (the first time only; later visits read the cache)", limit=4)
 
 
 # ---------------------------------------------------------------- data
@@ -112,13 +118,14 @@ if not weights_ready and st.button("Use EfficientNet-Lite0 instead"):
     st.rerun()
 a, b, c = st.columns(3)
 config.mode = a.radio("Mode", transfer.MODES, transfer.MODES.index(config.mode), format_func={
-    "probe": "linear probe on cached features", "partial": "fine-tune the last N blocks",
-    "full": "full fine-tuning"}.get, key=f"mode|{recipe}")
+    "probe": "train only a new last layer (linear probe)", "partial": "also retrain the last N blocks (fine-tune)",
+    "full": "retrain the whole network (full fine-tuning)"}.get, key=f"mode|{recipe}")
 if config.mode == "probe":
     config.flip_features = a.toggle("Also use mirrored images' features", True, key=key("flip"))
     if transfer.features_cached(config.backbone, dataset):
         st.success("This dataset's features from this backbone are cached: the probe will take seconds.")
-    st.caption("Cached features: the backbone runs once over the data, then only the head trains, in seconds. "
+    st.caption("The pretrained network runs once over the photos and its outputs (features) are kept; then only "
+               "the new last layer trains on them, in seconds. "
                "Augmentation cannot apply here, because each epoch would need the backbone to run again on new "
                "views; the mirrored features are the one augmentation computed once, ahead of time.")
 else:
@@ -132,7 +139,7 @@ else:
     config.augment_preset = a.selectbox("Augmentation preset", presets, presets.index(config.augment_preset),
                                         format_func=lambda p: p or "flips only", key=key("augment"))
     config.image_size = a.select_slider("Image size (pixels)", [160, 224, 288, 320], config.image_size, key=key("size"))
-    config.head_from_probe = a.toggle("Start from a linear probe's head (LP-FT)", config.head_from_probe,
+    config.head_from_probe = a.toggle("Train the new last layer alone first (LP-FT)", config.head_from_probe,
                                       help="A random head's first gradients distort the pretrained features; a "
                                            "probe's head, trained in seconds on cached features, does not.",
                                       key=key("lpft"))
@@ -145,7 +152,7 @@ else:
     else:
         config.frozen_views = 0  # full fine-tuning has no frozen blocks
     if not config.frozen_views:
-        config.tta = a.toggle("Test on flipped and shifted views too (TTA)", config.tta, key=key("tta"))
+        config.tta = a.toggle("Test on flipped and shifted copies too, and average (TTA)", config.tta, key=key("tta"))
     if transfer.preset(recipe).mode == "probe":  # switched away from the probe recipe: fine-tuning's own defaults
         config.epochs, config.lr, config.weight_decay, config.batch_size = 10, 0.01, 5e-4, 32
 config.epochs = b.number_input("Epochs", 1, 500, config.epochs, key=key("epochs"))
@@ -175,7 +182,8 @@ def start_job() -> jobs.Job:
 
 # ---------------------------------------------------------------- training
 st.subheader("3. Train")
-job = job_controls("transfer", "Start fine-tuning", start_job, person, can_start=weights_ready)
+start_label = "Start the linear probe" if config.mode == "probe" else "Start fine-tuning"
+job = job_controls("transfer", start_label, start_job, person, can_start=weights_ready)
 live_panel(job, "No transfer run yet: choose the settings above and press Start.", person)
 if job and not job.alive and job.result is not None:
     results_panel(job.result, "transfer", job.run_id)

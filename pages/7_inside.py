@@ -15,6 +15,7 @@ from cnn_lab.data import DatasetError, DatasetUnavailable
 from ui.identity import signed_in
 from ui.inputs import image_picker, new_click, picture
 from ui.nav import page_header
+from ui.progress import once_with_progress
 
 page_header("pages/7_inside.py")
 PRETRAINED = "pretrained"
@@ -72,29 +73,20 @@ def projection_of(choice: str, method: str) -> torch.Tensor:
     return inside.project(test_set_of(choice)[2].features, method)
 
 
-@st.cache_resource(max_entries=1)
-def made_images() -> dict[tuple[str, str, int], torch.Tensor]:
-    """Synthesised images by (model, layer, channel), shared by every session (each costs seconds of CPU)."""
-    return {}
-
-
 def synthesised(choice: str, layer: str, channel: int) -> torch.Tensor:
-    made, key = made_images(), (choice, layer, channel)
-    if key not in made:
-        subject = subject_of(choice)
-        bar = st.progress(0.0, text="Synthesising: step 0")
+    """An image painted to excite this channel, once per (model, layer, channel) for the whole server."""
+    subject = subject_of(choice)
+    module = dict(subject.model.named_modules())[layer]
 
-        def show(done: int, steps: int) -> None:
-            if done % 10 == 0:  # twenty updates are smooth enough, and each one is a message to the browser
-                bar.progress(done / steps, text=f"Synthesising: step {done} of {steps}")
+    def paint(show) -> torch.Tensor:
+        def step(done: int, steps: int) -> None:
+            if done % 10 == 0:  # twenty updates are smooth enough, and each is a message to the browser
+                show(done / steps, f"Synthesising: step {done} of {steps}")
 
-        module = dict(subject.model.named_modules())[layer]
-        made[key] = inside.synthesise(subject.model, module, channel, subject.input_shape, subject.mean, subject.std,
-                                      on_step=show)
-        bar.empty()
-        while len(made) > 32:  # the oldest go first
-            made.pop(next(iter(made)))
-    return made[key]
+        return inside.synthesise(subject.model, module, channel, subject.input_shape, subject.mean, subject.std,
+                                 on_step=step)
+
+    return once_with_progress("synthesised", (choice, layer, channel), paint, "Synthesising: step 0")
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

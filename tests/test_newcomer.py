@@ -99,4 +99,4 @@ def test_transfer_page_says_before_start_when_backbone_weights_cannot_be_had(bar
     assert not backbone.value.startswith("resnet")  # EfficientNet-Lite0 first: it ships with the app
     backbone.set_value("resnet18").run()
     assert "cannot be downloaded now (no network): choose EfficientNet-Lite0" in at.warning[0].value
-    assert next(b for b in at.button if b.label == "Start fine-tuning").disabled
+    assert next(b for b in at.button if b.label == "Start the linear probe").disabled

@@ -14,7 +14,7 @@ def test_probe_run_then_classify_a_test_image(boats9_archive, run_page):
     at = run_page(PAGE)
     assert not at.exception
     assert any(c.value.startswith("9 classes; train: 872, val: 105, test: 118") for c in at.caption)
-    next(b for b in at.button if b.label == "Start fine-tuning").click().run()
+    next(b for b in at.button if b.label == "Start the linear probe").click().run()
     job = jobs.MANAGER.latest("transfer")
     assert job is not None
     for _ in range(600):
@@ -125,10 +125,10 @@ def test_the_course_resnet18_recipe_says_when_its_weights_cannot_be_had_and_offe
     backbone = next(s for s in at.selectbox if s.label == "Backbone")
     assert backbone.value == "resnet18" and not at.exception
     assert any(w.value.startswith("ResNet18") and "choose EfficientNet-Lite0" in w.value for w in at.warning)
-    assert next(b for b in at.button if b.label == "Start fine-tuning").disabled
+    assert next(b for b in at.button if b.label == "Start the linear probe").disabled
     next(b for b in at.button if b.label == "Use EfficientNet-Lite0 instead").click().run()
     assert next(s for s in at.selectbox if s.label == "Backbone").value == "efficientnet_lite0"
-    assert not next(b for b in at.button if b.label == "Start fine-tuning").disabled
+    assert not next(b for b in at.button if b.label == "Start the linear probe").disabled
     config = transfer.preset("Course: ResNet18 frozen (lesson 29)")
     assert (config.backbone, config.mode, config.image_size) == ("resnet18", "probe", 224)
 
@@ -160,3 +160,12 @@ def test_an_uploaded_zip_is_stored_once_and_a_broken_one_gets_one_sentence(tmp_p
     assert saved == ["boats.zip"]  # stored once, not on every rerun
     at.file_uploader[0].set_value(("broken.zip", b"PK\x03\x04 not really a zip", "application/zip")).run()
     assert not at.exception and len(at.error) == 1
+
+
+def test_the_start_button_names_what_it_starts(boats9_archive, run_page):
+    at = run_page(PAGE)
+    labels = lambda: {b.label for b in at.button if b.label.startswith("Start")}  # noqa: E731
+    assert labels() == {"Start the linear probe"}
+    mode = next(r for r in at.radio if r.label == "Mode")
+    mode.set_value("partial").run()
+    assert labels() == {"Start fine-tuning"} and not at.exception

@@ -43,8 +43,9 @@ class TransferConfig:
 CPU_RECIPE = "Fine-tune on a CPU (minutes)"
 PRESETS: dict[str, tuple[str, TransferConfig]] = {
     "Linear probe (seconds, even on a CPU)": (
-        "The backbone runs once over the photos (at 160 pixels: as accurate here as 224, and faster), then only "
-        "a linear head trains on the cached features: about 92% on boats9, under a minute on 2 CPU cores.",
+        "Keep the pretrained network as it is and train only a new last layer on what it sees (a linear probe). "
+        "The network runs once over the photos (at 160 pixels: as accurate here as 224, and faster) and its "
+        "outputs are kept, so the new layer trains in seconds: about 92% on boats9, under a minute on 2 CPU cores.",
         TransferConfig(),
     ),
     "Course: ResNet18 frozen (lesson 29)": (
@@ -54,19 +55,20 @@ PRESETS: dict[str, tuple[str, TransferConfig]] = {
         TransferConfig(backbone="resnet18", image_size=224, flip_features=False),
     ),
     CPU_RECIPE: (
-        "LP-FT for a CPU: the frozen blocks, most of the work, run once over 4 views of each photo (the photo, its "
-        "mirror, two zoom crops with colour changes) at 288 pixels, with their batch norms folded into their "
-        "convolutions; then only the last two blocks (the last MBConv block and the 1x1 head convolution) and the "
-        "linear head train, on those cached outputs, 2 epochs over every view; tested on each photo and its mirror. "
-        "On boats9: about 95.5% in 4.4 minutes on 2 cores of a slow virtual machine (BENCHMARKS.md has the 3-seed "
-        "means).",
+        "Train a new last layer first, then fine-tune the last two blocks with it (LP-FT), in minutes on a CPU. "
+        "The blocks that stay frozen are most of the work, so they run only once, over 4 versions of each photo "
+        "(the photo, its mirror, two zoomed crops with changed colours) at 288 pixels, each batch norm merged into "
+        "the convolution before it (the same numbers, one step fewer); then the last two blocks and the new last "
+        "layer train on what they produced, 2 epochs over every version, and the test uses each photo and its "
+        "mirror. On boats9: about 95.5% in 4.4 minutes on 2 cores (BENCHMARKS.md has the 3-seed means).",
         TransferConfig(mode="partial", unfreeze=2, frozen_views=4, epochs=2, lr=0.02, weight_decay=5e-4,
                        batch_size=32, image_size=288, augment_preset="photos: zoom crop and colour",
                        head_from_probe=True),
     ),
     "Fine-tune (best on boats9, for a GPU)": (
-        "LP-FT: a linear probe first, then its head and the last blocks fine-tune together on zoom crops, "
-        "flips and colour changes, at 288 pixels; tested on the average of flipped and shifted views.",
+        "Train a new last layer first, then fine-tune it with the last 4 blocks (LP-FT), on zoomed crops, mirror "
+        "images and colour changes at 288 pixels; the test averages the answers for flipped and shifted versions "
+        "of each photo (test-time augmentation). Best on boats9, and meant for a GPU.",
         TransferConfig(mode="partial", unfreeze=4, epochs=20, lr=0.02, weight_decay=5e-4, batch_size=32,
                        image_size=288, augment_preset="photos: zoom crop and colour", head_from_probe=True, tta=True),
     ),

@@ -118,7 +118,7 @@ def test_the_best_transfer_recipe_fills_in_its_settings(boats9_archive, page, ap
     choose(page, "Start from", "Fine-tune (best on boats9, for a GPU)")
     wait_idle(page)
     page.wait_for_selector("text=Blocks to fine-tune (from the end)", timeout=30_000)
-    assert page.get_by_text("Start from a linear probe's head (LP-FT)").count() == 1
+    assert page.get_by_text("Train the new last layer alone first (LP-FT)").count() == 1
     assert chosen(page, "Augmentation preset") == "photos: zoom crop and colour"
     assert no_exception(page)
     screenshot(page, "transfer-best-recipe")

@@ -117,7 +117,7 @@ def test_transfer_probe_then_upload_a_photo(boats9_archive, page, app_url, boats
     field.press("Enter")
     page.wait_for_selector("text=9 classes; train: 54, val: 18, test: 18", timeout=60_000)
     wait_idle(page)
-    page.get_by_role("button", name="Start fine-tuning").click()
+    page.get_by_role("button", name="Start the linear probe").click()
     page.wait_for_selector("text=Test accuracy", timeout=400_000)
     wait_idle(page)
     photo = next((boats9_folder / "test" / "Kayaks").glob("*.jpg"))
