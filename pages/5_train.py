@@ -6,7 +6,7 @@ import torch
 from cnn_lab import augment, charts, jobs, limits, overrides, runs
 from cnn_lab.data import DATASETS, availability
 from cnn_lab.models import MODELS, first_conv_weights
-from cnn_lab.presets import PRESETS, preset
+from cnn_lab.presets import PRESETS, default_preset, preset
 from cnn_lab.settings import load_settings
 from cnn_lab.augment import BATCHED_AUGMENTS
 from cnn_lab.train import TrainConfig
@@ -19,6 +19,7 @@ from ui.jobs_panel import job_controls, live_panel
 from ui.model_settings import model_settings
 from ui.nav import page_header
 from ui.results import import_panel, results_panel, saved_run_panel
+from ui.train_preview import train_preview
 
 page_header("pages/5_train.py")
 person = who_is_asking()
@@ -30,7 +31,8 @@ DIGITS = "Digits (seconds, built in)"
 if "use_digits" in st.session_state:  # the "train on the built-in Digits" button, from the last run of the page
     del st.session_state["use_digits"]
     st.session_state["preset"] = DIGITS
-name = links.selectbox(st, "Preset", list(PRESETS), 3, key="preset", on_change=links.forget,
+name = links.selectbox(st, "Preset", list(PRESETS), list(PRESETS).index(default_preset(torch.cuda.is_available())),
+                       key="preset", on_change=links.forget,
                        help="The course's three practicals, and better recipes.")
 st.caption(PRESETS[name][0])
 config = preset(name)
@@ -133,6 +135,8 @@ else:
 # ---------------------------------------------------------------- start, pause, resume, stop; live curves
 job = job_controls("train", "Start training", lambda: jobs.MANAGER.submit(config, owner=person), person, ready)
 live_panel(job, "No run yet: pick a preset and press Start.", person)
+if job is None and ready:
+    train_preview(config)
 
 # ---------------------------------------------------------------- after training
 if job and not job.alive and job.result is not None:

@@ -188,3 +188,25 @@ def test_course_cnn_with_batch_norm_and_dropout_trains_from_the_page(cifar10_arc
     both_curve = [e.train_loss for e in both.log.snapshot().epochs]
     assert len(plain_curve) == len(both_curve) == 2 and plain_curve != both_curve
     assert both.result.test_acc > 0.2  # it learns (chance is 10%)
+
+
+def test_before_start_the_page_shows_the_model_and_one_image_of_each_class(run_page):
+    from cnn_lab.models import build_model
+    from cnn_lab.presets import preset
+
+    at = run_page("pages/5_train.py")
+    at.selectbox(key="preset").select("Digits (seconds, built in)").run()
+    assert not at.exception and any(s.value == "What will be trained" for s in at.subheader)
+    model = build_model(preset("Digits (seconds, built in)").model, (1, 8, 8), 10)
+    parameters = sum(p.numel() for p in model.parameters())
+    summary = next(m.value for m in at.markdown if m.value.startswith("**The model**"))
+    assert f"{parameters:,} parameters" in summary
+    table = next(d for d in at.dataframe if "parameters" in d.value.columns).value
+    assert table["parameters"].sum() == parameters and table["output"].iloc[-1] == "10"
+    assert any(m.value.startswith("**The data**: 1,438 training images of 1 x 8 x 8, 10 classes") for m in at.markdown)
+    pictures = at.get("image")[0].proto.imgs  # one element with the ten pictures
+    assert [p.caption for p in pictures] == [str(d) for d in range(10)]
+    at.button[0].click().run()  # Start: the preview gives way to the run
+    assert not any(s.value == "What will be trained" for s in at.subheader)
+    job = jobs.MANAGER.latest("train")
+    assert wait_for(lambda: not job.alive, 120)

@@ -30,3 +30,8 @@ def once_with_progress(family: str, key: Hashable, compute: Callable[[Show], T],
         while len(store) > limit:
             store.popitem(last=False)  # the oldest goes first
     return store[key]
+
+
+def ready(family: str, key: Hashable) -> bool:
+    """Whether once_with_progress already holds this (family, key): using it costs nothing."""
+    return key in _stores().get(family, {})

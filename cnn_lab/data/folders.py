@@ -41,6 +41,13 @@ def _class_files(folder: Path) -> dict[str, list[Path]]:
     return found
 
 
+def class_names(root: str | Path) -> list[str]:
+    """A folder's classes, from its sub-folder names alone (nothing is read): what a preview needs."""
+    root = Path(root)
+    root = root / "train" if (root / "train").is_dir() else root
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+
+
 def _decode(path: Path, size: int) -> np.ndarray | None:
     """One file -> uint8 (3, size, size), or None when it is not a readable image."""
     try:

@@ -87,6 +87,8 @@ class DatasetSpec:
     title: str
     load: Callable[[Hooks], ImageDataset]
     source: str  # where the data comes from, in a few words
+    shape: tuple[int, int, int]  # one image, (C, H, W), as the trainer receives it
+    classes: int
     local_stem: str | None = None  # an archive in CNN_LAB_DATA that stands in for the download
     download_folder: str | None = None  # what torchvision leaves in the cache once downloaded
     download_mb: int = 0  # the size of the download
@@ -95,26 +97,29 @@ class DatasetSpec:
 
 _CIFAR_SERVER = "https://www.cs.toronto.edu/"
 DATASETS: dict[str, DatasetSpec] = {
-    "digits": DatasetSpec("Digits (8x8, built in)", lambda hooks: load_digits(), "ships with scikit-learn"),
+    "digits": DatasetSpec("Digits (8x8, built in)", lambda hooks: load_digits(), "ships with scikit-learn", (1, 8, 8),
+                          10),
     "cifar10": DatasetSpec(
-        "CIFAR-10", _torchvision_set("cifar10", "CIFAR-10", "CIFAR10", "cifar10-jpg"), "torchvision download",
+        "CIFAR-10", _torchvision_set("cifar10", "CIFAR-10", "CIFAR10", "cifar10-jpg"), "torchvision download", (3, 32, 32), 10,
         local_stem="cifar10-jpg", download_folder="cifar-10-batches-py", download_mb=170, server=_CIFAR_SERVER,
     ),
     "cifar100": DatasetSpec(
-        "CIFAR-100", _torchvision_set("cifar100", "CIFAR-100", "CIFAR100", None), "torchvision download",
+        "CIFAR-100", _torchvision_set("cifar100", "CIFAR-100", "CIFAR100", None), "torchvision download", (3, 32, 32), 100,
         download_folder="cifar-100-python", download_mb=169, server=_CIFAR_SERVER,
     ),
     "mnist": DatasetSpec(
-        "MNIST", _torchvision_set("mnist", "MNIST", "MNIST", None), "torchvision download", download_folder="MNIST",
+        "MNIST", _torchvision_set("mnist", "MNIST", "MNIST", None), "torchvision download", (1, 28, 28), 10,
+        download_folder="MNIST",
         download_mb=12, server="https://ossci-datasets.s3.amazonaws.com/",
     ),
     "fashion_mnist": DatasetSpec(
         "Fashion-MNIST", _torchvision_set("fashion_mnist", "Fashion-MNIST", "FashionMNIST", None),
-        "torchvision download", download_folder="FashionMNIST", download_mb=31,
+        "torchvision download", (1, 28, 28), 10, download_folder="FashionMNIST", download_mb=31,
         server="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     ),
     "boats9": DatasetSpec(
-        "Boats (9 classes, 64x64)", lambda hooks: load_local("boats9", size=64, hooks=hooks), "local archive", local_stem="boats9"
+        "Boats (9 classes, 64x64)", lambda hooks: load_local("boats9", size=64, hooks=hooks), "local archive", (3, 64, 64), 9,
+        local_stem="boats9",
     ),
 }
 
