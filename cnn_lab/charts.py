@@ -132,24 +132,50 @@ def bars(labels: list[str], values: list[float], title: str = "", percent: bool 
 
 def filters_figure(weights: np.ndarray, columns: int = 8) -> go.Figure:
     """First-layer filters (out, in, k, k) as small images, each scaled to its own range."""
-    n = weights.shape[0]
-    rows = -(-n // columns)
-    fig = make_subplots(rows=rows, cols=columns, horizontal_spacing=0.01, vertical_spacing=0.01)
+    traces = []
     for i, w in enumerate(weights):
         w = (w - w.min()) / (w.max() - w.min() + 1e-8)
-        image = (np.transpose(w, (1, 2, 0)) * 255).astype(np.uint8) if w.shape[0] == 3 else None
-        r, c = divmod(i, columns)
-        if image is not None:
-            fig.add_image(z=image, row=r + 1, col=c + 1)
+        axes = dict(xaxis=f"x{i + 1 if i else ''}", yaxis=f"y{i + 1 if i else ''}")
+        if w.shape[0] == 3:
+            traces.append(dict(type="image", z=(np.transpose(w, (1, 2, 0)) * 255).astype(np.uint8), **axes))
         else:
-            fig.add_heatmap(z=w.mean(0), colorscale="gray", showscale=False, row=r + 1, col=c + 1)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, autorange="reversed")
-    fig.update_layout(height=70 * rows + 20, margin=dict(t=10, b=10, l=10, r=10))
-    return fig
+            traces.append(dict(type="heatmap", z=w.mean(0), colorscale="gray", showscale=False, **axes))
+    rows = -(-len(weights) // columns)
+    return unchecked_figure(traces, grid_layout(len(weights), columns, [], gap=0.01)
+                            | dict(height=70 * rows + 20, margin=dict(t=10, b=10, l=10, r=10)))
 
 
-def feature_maps_figure(maps: np.ndarray, titles: list[str], columns: int = 3, max_side: int = 256,
+def unchecked_figure(traces: list[dict], layout: dict, frames: list[dict] | None = None) -> go.Figure:
+    """A figure from plain dicts that Plotly does not check key by key (_validate=False). For the figures that a
+    move rebuilds, with many traces of a few kinds we write ourselves: the checks took most of a slider move's time
+    (0.1-0.5 s); the traces are the same few kinds every time, and the tests draw each of these figures."""
+    return go.Figure(data=traces, layout=layout, frames=frames or [], _validate=False)
+
+
+def grid_layout(count: int, columns: int, titles: list[str], gap: float = 0.03, title_size: int = 13) -> dict:
+    """The layout of `count` small square plots in rows of `columns`, each titled, without axes: what
+    make_subplots builds, as a plain dict (make_subplots and its updates took most of a slider move's 0.1 s).
+    Plot i (from 0) uses axes x{i+1} and y{i+1} ("x" and "y" for the first)."""
+    rows, cols = -(-count // columns), min(columns, count)
+    row_gap = 0.08 if titles else gap  # room for the titles between rows
+    width, height = (1 - gap * (cols - 1)) / cols, (1 - row_gap * (rows - 1)) / rows
+    layout: dict = {"annotations": []}
+    for i in range(count):
+        r, c = divmod(i, columns)
+        x0, y1 = c * (width + gap), 1 - r * (height + row_gap)
+        n = "" if i == 0 else str(i + 1)
+        layout[f"xaxis{n}"] = dict(domain=[round(x0, 6), round(min(1.0, x0 + width), 6)], anchor=f"y{n}",
+                                   visible=False)
+        layout[f"yaxis{n}"] = dict(domain=[round(max(0.0, y1 - height), 6), round(y1, 6)], anchor=f"x{n}",
+                                   visible=False, scaleanchor=f"x{n}", autorange="reversed")
+        if i < len(titles):
+            layout["annotations"].append(dict(text=titles[i], x=x0 + width / 2, y=y1, xref="paper", yref="paper",
+                                              xanchor="center", yanchor="bottom", showarrow=False,
+                                              font=dict(size=title_size)))
+    return layout
+
+
+def feature_maps_figure(maps: np.ndarray, titles: list[str], columns: int = 3, max_side: int = 128,
                         height: int = 300) -> go.Figure:
     """Feature maps on one diverging colour scale centred at zero, with a colour bar; large maps are shown
     subsampled to at most `max_side` pixels a side (the numbers are computed at full size)."""
@@ -157,73 +183,69 @@ def feature_maps_figure(maps: np.ndarray, titles: list[str], columns: int = 3, m
     maps = maps[:, ::step, ::step]
     limit = float(np.quantile(np.abs(maps), 0.995)) or 1.0  # robust: a few extreme pixels do not wash out the rest
     rows = -(-len(maps) // columns)
-    fig = make_subplots(rows=rows, cols=min(columns, len(maps)), subplot_titles=titles, horizontal_spacing=0.03,
-                        vertical_spacing=0.08)
-    for i, m in enumerate(maps):
-        r, c = divmod(i, columns)
-        fig.add_heatmap(z=np.round(m, 3), zmin=-limit, zmax=limit, colorscale="RdBu_r", showscale=i == 0,
-                        colorbar=dict(len=0.8), row=r + 1, col=c + 1)
-    for i in range(len(maps)):  # square pixels: each y axis follows its own x axis
-        fig.layout[f"yaxis{i + 1 if i else ''}"].update(scaleanchor=f"x{i + 1 if i else ''}", autorange="reversed")
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_annotations(font_size=13 if columns <= 4 else 11)  # a title stays within its own map's width
-    fig.update_layout(height=height * rows, margin=dict(t=30, b=10, l=10, r=10))
-    return fig
+    traces = [dict(type="heatmap", z=np.round(m, 3), zmin=-limit, zmax=limit, colorscale="RdBu_r", showscale=i == 0,
+                   colorbar=dict(len=0.8), xaxis=f"x{i + 1 if i else ''}", yaxis=f"y{i + 1 if i else ''}")
+              for i, m in enumerate(maps)]
+    layout = grid_layout(len(maps), columns, titles, title_size=13 if columns <= 4 else 11)  # titles fit their map
+    return unchecked_figure(traces, layout | dict(height=height * rows, margin=dict(t=30, b=10, l=10, r=10)))
 
 
 def sliding_window_figure(size: tuple[int, int], padding: int, out: tuple[int, int], taps_of, duration_ms: int = 400,
                           max_frames: int = 400, selected: tuple[int, int] | None = None) -> go.Figure:
-    """The padded input (padding ring in grey), the kernel's taps on it, and the output cell they write.
+    """The padded input (padding ring in grey), the kernel's taps on it, and the output cell they write, side by
+    side on one grid of equal cells (the output starts two cells right of the input).
 
     `taps_of(row, col)` gives the padded-input cells of one output cell. With `selected`, a still picture of
-    that cell; otherwise an animation over the output cells (at most `max_frames`), with play, pause and a
-    step scrubber below the grids. The taps and the cell are heat-map cells themselves, so they sit exactly on
-    the grid at any size the chart is drawn."""
+    that cell, its taps and cell drawn as heat-map cells (exactly on the grid at any size); otherwise an animation
+    over the output cells (at most `max_frames`), with play, pause and a step scrubber below the grids, each frame
+    one trace of square markers."""
     H, W = size[0] + 2 * padding, size[1] + 2 * padding
+    left = W + 2  # the output grid's first column
     ring = np.zeros((H, W))
     ring[padding : padding + size[0], padding : padding + size[1]] = 1
     cells = [(r, c) for r in range(out[0]) for c in range(out[1])]
     if len(cells) > max_frames:
         cells = cells[:: -(-len(cells) // max_frames)]
     red = [[0, "#d8433b"], [1, "#d8433b"]]
+    grid = dict(type="heatmap", showscale=False, xgap=1, ygap=1, hoverinfo="skip")
+    side = max(4, 360 // max(H, out[0], (W + 2 + out[1]) // 2))
 
-    def traces(cell: tuple[int, int]) -> list[go.Heatmap]:
+    def cells_of(cell: tuple[int, int]) -> list[dict]:
         taps, lit = np.full((H, W), np.nan), np.full(out, np.nan)
         for r, c in taps_of(*cell):
             taps[r, c] = 1
         lit[cell] = 1
-        return [go.Heatmap(z=taps, xaxis="x", yaxis="y", colorscale=red, opacity=0.75, showscale=False, xgap=1,
-                           ygap=1, hoverinfo="skip", name="kernel taps"),
-                go.Heatmap(z=lit, xaxis="x2", yaxis="y2", colorscale=red, showscale=False, xgap=1, ygap=1,
-                           hoverinfo="skip", name="output cell")]
+        return [grid | dict(z=taps, colorscale=red, opacity=0.75, name="kernel taps"),
+                grid | dict(z=lit, x0=left, colorscale=red, name="output cell")]
 
-    fig = make_subplots(rows=1, cols=2, column_widths=[H / (H + out[0]), out[0] / (H + out[0])],
-                        subplot_titles=(f"padded input {H}x{W} (grey = padding)", f"output {out[0]}x{out[1]}"))
-    fig.add_heatmap(z=ring, colorscale=[[0, "#d9d9d9"], [1, "#eaf1fb"]], showscale=False, xgap=1, ygap=1, row=1, col=1,
-                    hoverinfo="skip")
-    fig.add_heatmap(z=np.zeros(out), colorscale=[[0, "#f4f4f4"], [1, "#f4f4f4"]], showscale=False, xgap=1, ygap=1,
-                    row=1, col=2, hoverinfo="skip")
-    fig.add_traces(traces(selected or cells[0]))
-    fig.update_yaxes(autorange="reversed", scaleanchor="x", row=1, col=1)
-    fig.update_yaxes(autorange="reversed", scaleanchor="x2", row=1, col=2)
-    fig.update_layout(height=460, showlegend=False, margin=dict(t=40, b=10, l=10, r=10))
+    def markers_of(cell: tuple[int, int]) -> list[dict]:
+        taps = taps_of(*cell)
+        return [dict(type="scatter", mode="markers", name="window", hoverinfo="skip",
+                     x=[c for _, c in taps] + [left + cell[1]], y=[r for r, _ in taps] + [cell[0]],
+                     marker=dict(symbol="square", size=side, color=["rgba(216,67,59,0.75)"] * len(taps) + ["#d8433b"]))]
+
+    title = dict(yref="y", y=-0.7, yanchor="bottom", showarrow=False, font=dict(size=14), xanchor="center")
+    layout = dict(
+        xaxis=dict(visible=False), yaxis=dict(visible=False, autorange="reversed", scaleanchor="x"),
+        annotations=[title | dict(text=f"padded input {H}x{W} (grey = padding)", x=(W - 1) / 2),
+                     title | dict(text=f"output {out[0]}x{out[1]}", x=left + (out[1] - 1) / 2)],
+        height=460, showlegend=False, margin=dict(t=40, b=10, l=10, r=10))
+    data = [grid | dict(z=ring, colorscale=[[0, "#d9d9d9"], [1, "#eaf1fb"]]),
+            grid | dict(z=np.zeros(out), x0=left, colorscale=[[0, "#f4f4f4"], [1, "#f4f4f4"]])]
+    data += cells_of(selected) if selected else markers_of(cells[0])
+    frames = []
     if selected is None:
-        fig.frames = [go.Frame(data=traces(cell), traces=[2, 3], name=f"{cell[0]},{cell[1]}") for cell in cells]
-        play = dict(frame=dict(duration=duration_ms, redraw=True), transition=dict(duration=0), fromcurrent=True)
-        fig.update_layout(
+        frames = [dict(data=markers_of(cell), traces=[2], name=f"{cell[0]},{cell[1]}") for cell in cells]
+        play = dict(frame=dict(duration=duration_ms, redraw=False), transition=dict(duration=0), fromcurrent=True)
+        still = dict(mode="immediate", frame=dict(duration=0))
+        layout.update(
             height=540, margin=dict(t=40, b=90, l=10, r=10),  # room below the grids for the controls
             updatemenus=[dict(type="buttons", x=0, y=-0.06, yanchor="top", xanchor="left", direction="left", buttons=[
                 dict(label="Play", method="animate", args=[None, play]),
-                dict(label="Pause", method="animate", args=[[None], dict(mode="immediate", frame=dict(duration=0))]),
-            ])],
+                dict(label="Pause", method="animate", args=[[None], still])])],
             sliders=[dict(x=0.18, y=-0.03, yanchor="top", len=0.82, currentvalue=dict(prefix="output cell "), steps=[
-                dict(label=f.name, method="animate", args=[[f.name], dict(mode="immediate", frame=dict(duration=0,
-                                                                                                       redraw=True))])
-                for f in fig.frames
-            ])],
-        )
-    return fig
+                dict(label=f["name"], method="animate", args=[[f["name"]], still]) for f in frames])])
+    return unchecked_figure(data, layout, frames)
 
 
 def coverage_figure(counts: np.ndarray) -> go.Figure:

@@ -1,13 +1,13 @@
 """The "Inside the network" page's Plotly figures: the architecture, each layer's most active map, a layer's
 channels, one map as clickable pixels, the test images that excite a channel, and the learned space.
 
-Plotly heat maps give no click point in Streamlit, so the clickable ones are drawn as square markers; the chosen
-cell is then outlined by a rectangle in data coordinates, which sits on the cell whatever size the chart is drawn."""
+A chosen cell is outlined by a rectangle in data coordinates, which sits on the cell whatever size the chart is drawn."""
 from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
+
+from cnn_lab.charts import grid_layout, unchecked_figure
 
 # The architecture chart's colours, one per family of layer, each named in its legend.
 FAMILIES = {
@@ -64,18 +64,12 @@ def architecture_figure(names: list[str], kinds: list[str], shapes: list[tuple[i
 def layer_strip_figure(maps: list[np.ndarray], titles: list[str], columns: int = 10, max_side: int = 56) -> go.Figure:
     """One small map per layer (its most active channel), each on its own colour scale: the image's path from
     the pixels to the last convolution at a glance."""
+    traces = [dict(type="heatmap", z=np.round(m[::step, ::step], 3), colorscale="Viridis", showscale=False,
+                   xaxis=f"x{i + 1 if i else ''}", yaxis=f"y{i + 1 if i else ''}")
+              for i, m in enumerate(maps) for step in [max(1, -(-max(m.shape) // max_side))]]
     rows = -(-len(maps) // columns)
-    fig = make_subplots(rows=rows, cols=min(columns, len(maps)), subplot_titles=titles, horizontal_spacing=0.01,
-                        vertical_spacing=0.04)
-    for i, m in enumerate(maps):
-        step = max(1, -(-max(m.shape) // max_side))
-        r, c = divmod(i, columns)
-        fig.add_heatmap(z=np.round(m[::step, ::step], 3), colorscale="Viridis", showscale=False, row=r + 1, col=c + 1)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, autorange="reversed")
-    fig.update_annotations(font_size=9)
-    fig.update_layout(height=95 * rows + 20, margin=dict(t=20, b=0, l=0, r=0))
-    return fig
+    return unchecked_figure(traces, grid_layout(len(maps), columns, titles, gap=0.01, title_size=9)
+                            | dict(height=95 * rows + 20, margin=dict(t=20, b=0, l=0, r=0)))
 
 
 def channel_bars_figure(means: np.ndarray, order: list[int], chosen: int, limit: int = 64) -> go.Figure:
@@ -90,17 +84,17 @@ def channel_bars_figure(means: np.ndarray, order: list[int], chosen: int, limit:
 
 
 def pixel_map_figure(m: np.ndarray, chosen: tuple[int, int]) -> go.Figure:
-    """One feature map drawn as clickable square pixels: a click picks that row and column, and the chosen one
-    is outlined by a rectangle on its cell."""
+    """One feature map as a heat map, under an invisible point at each cell's centre that a click picks (a heat map
+    alone gives Streamlit no click point); the chosen cell is outlined by a rectangle on its edges. (Coloured square
+    markers, one per value, took the browser half a second to redraw at each move; a heat map is one image.)"""
     rows, cols = m.shape
-    r, c = np.mgrid[0:rows, 0:cols]
     limit = float(np.abs(m).max()) or 1.0
-    side = max(3, int(400 / max(rows, cols)))
-    trace = go.Scattergl if m.size > 2000 else go.Scatter
-    fig = go.Figure(trace(x=c.ravel(), y=r.ravel(), mode="markers",
-                          marker=dict(symbol="square", size=side, color=m.ravel(), colorscale="RdBu_r", cmin=-limit,
-                                      cmax=limit, showscale=True),
-                          hovertemplate="row %{y}, column %{x}: %{marker.color:.4f}<extra></extra>"))
+    r, c = np.mgrid[0:rows, 0:cols]
+    clicks = go.Scattergl if m.size > 2000 else go.Scatter
+    fig = go.Figure([
+        go.Heatmap(z=np.round(m, 4), zmin=-limit, zmax=limit, colorscale="RdBu_r", hoverinfo="skip"),
+        clicks(x=c.ravel(), y=r.ravel(), mode="markers", marker=dict(size=4, opacity=0), customdata=m.ravel(),
+               hovertemplate="row %{y}, column %{x}: %{customdata:.4f}<extra></extra>")])
     fig.add_shape(type="rect", x0=chosen[1] - 0.5, x1=chosen[1] + 0.5, y0=chosen[0] - 0.5, y1=chosen[0] + 0.5,
                   line=dict(color="black", width=3))
     fig.update_xaxes(visible=False, range=[-0.5, cols - 0.5], constrain="domain")
@@ -113,18 +107,15 @@ def pixel_map_figure(m: np.ndarray, chosen: tuple[int, int]) -> go.Figure:
 def exciting_images_figure(images: np.ndarray, boxes: list[tuple[int, int, int, int]], titles: list[str],
                            columns: int = 9) -> go.Figure:
     """Images (N, H, W, 3) side by side, each with a box around the patch that excited the channel most."""
-    rows = -(-len(images) // columns)
-    fig = make_subplots(rows=rows, cols=min(columns, len(images)), subplot_titles=titles, horizontal_spacing=0.01)
+    traces, shapes = [], []
     for i, (image, (top, left, bottom, right)) in enumerate(zip(images, boxes)):
-        r, c = divmod(i, columns)
-        fig.add_image(z=image, row=r + 1, col=c + 1, hoverinfo="skip")
-        fig.add_shape(type="rect", x0=left - 0.5, y0=top - 0.5, x1=right - 0.5, y1=bottom - 0.5,
-                      line=dict(color="yellow", width=2), row=r + 1, col=c + 1)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_annotations(font_size=10)
-    fig.update_layout(height=150 * rows + 30, margin=dict(t=30, b=0, l=0, r=0))
-    return fig
+        n = "" if i == 0 else str(i + 1)
+        traces.append(dict(type="image", z=image, xaxis=f"x{n}", yaxis=f"y{n}", hoverinfo="skip"))
+        shapes.append(dict(type="rect", xref=f"x{n}", yref=f"y{n}", x0=left - 0.5, y0=top - 0.5, x1=right - 0.5,
+                           y1=bottom - 0.5, line=dict(color="yellow", width=2)))
+    rows = -(-len(images) // columns)
+    return unchecked_figure(traces, grid_layout(len(images), columns, titles, gap=0.01, title_size=10)
+                            | dict(shapes=shapes, height=150 * rows + 30, margin=dict(t=30, b=0, l=0, r=0)))
 
 
 def embedding_figure(points: np.ndarray, labels: list[str], predicted: list[str], classes: list[str]) -> go.Figure:

@@ -113,57 +113,64 @@ st.markdown(f"Input **{tuple(image.shape)}** → convolution **{tuple(maps.shape
             f"**{tuple(stages[0].pooled.shape)}**"
             + "".join(f" → stage {i + 2} **{tuple(s.pooled.shape)}**" for i, s in enumerate(stages[1:])))
 
+# Only the open tab's content runs (on_change="rerun"): a slider move redraws one tab's figures, not four.
 tab_conv, tab_stages, tab_magnifier, tab_params = st.tabs(["Feature maps", "Conv → ReLU → pool", "Magnifier",
-                                                            "Why convolutions"])
+                                                            "Why convolutions"], key="cv_tab", on_change="rerun")
 with tab_conv:
-    shown, shown_titles = maps[:12], titles[:12]
-    if channel_mode == "depthwise" and learned is None and len(bank) == 1:
-        shown = torch.cat([maps, maps.sum(0, keepdim=True)])
-        shown_titles = titles + ["sum of the three (= full mode)"]
-    st.plotly_chart(charts.feature_maps_figure(shown.numpy(), shown_titles, columns=4 if len(shown) == 4 else 3),
-                    key="maps_fig")
+    if tab_conv.open:
+        shown, shown_titles = maps[:12], titles[:12]
+        if channel_mode == "depthwise" and learned is None and len(bank) == 1:
+            shown = torch.cat([maps, maps.sum(0, keepdim=True)])
+            shown_titles = titles + ["sum of the three (= full mode)"]
+        st.plotly_chart(charts.feature_maps_figure(shown.numpy(), shown_titles,
+                                                   columns=4 if len(shown) == 4 else 3), key="maps_fig")
 with tab_stages:
-    for i, stage in enumerate(stages):
-        st.markdown(f"**Stage {i + 1}** (first map)")
-        st.plotly_chart(charts.feature_maps_figure(
-            torch.stack([stage.conv[0], stage.relu[0], torch.nn.functional.interpolate(
-                stage.pooled[None, :1], size=stage.relu.shape[-2:], mode="nearest")[0, 0]]).numpy(),
-            ["convolution", "ReLU", f"{pool_kind} pool {tuple(stage.pooled.shape[-2:])} (drawn at conv size)"]),
-            key=f"stage_{i}")
+    if tab_stages.open:
+        for i, stage in enumerate(stages):
+            st.markdown(f"**Stage {i + 1}** (first map)")
+            st.plotly_chart(charts.feature_maps_figure(
+                torch.stack([stage.conv[0], stage.relu[0], torch.nn.functional.interpolate(
+                    stage.pooled[None, :1], size=stage.relu.shape[-2:], mode="nearest")[0, 0]]).numpy(),
+                ["convolution", "ReLU", f"{pool_kind} pool {tuple(stage.pooled.shape[-2:])} (drawn at conv size)"]),
+                key=f"stage_{i}")
 with tab_magnifier:
-    if learned is not None:
-        st.caption("The magnifier works with the classic and custom kernels.")
-    else:
-        m0, m1, m2, m3 = st.columns(4)
-        which = m0.selectbox("Kernel", range(len(bank)), format_func=kernel_titles.__getitem__, key="cv_magnified",
-                             disabled=len(bank) == 1, help="With several kernels chosen: the one to look at.")
-        row = links.slider(m1, "Output row", 0, maps.shape[1] - 1, maps.shape[1] // 2, key="cv_row")
-        col = links.slider(m2, "Output column", 0, maps.shape[2] - 1, maps.shape[2] // 2, key="cv_col")
-        channel = m3.selectbox("Channel", range(image.shape[0]), format_func=lambda i: "RGB"[i] if image.shape[0] == 3 else "grey",
-                               disabled=channel_mode == "full", key="cv_channel")
-        magnified = conv.magnify(image, bank[which], settings, row, col, channel)
-        p1, p2, p3 = st.columns(3)
-        p1.markdown("**Input patch** (channel 1 shown)")
-        p1.dataframe(pd.DataFrame(magnified.patch[0].numpy()).round(3), hide_index=True)
-        p2.markdown("**Kernel**")
-        p2.dataframe(pd.DataFrame(magnified.kernel[0].numpy()).round(3), hide_index=True)
-        p3.markdown("**Products**")
-        p3.dataframe(pd.DataFrame(magnified.products[0].numpy()).round(3), hide_index=True)
-        terms = " + ".join(f"{x:.2f}·{w:.2f}" for x, w in zip(magnified.patch.flatten()[:9].tolist(),
-                                                              magnified.kernel.flatten()[:9].tolist()))
-        more = " + …" if magnified.patch.numel() > 9 else ""
-        st.markdown(f"output[{row}, {col}] = {terms}{more} = **{magnified.value:.4f}**")
+    if tab_magnifier.open:
+        if learned is not None:
+            st.caption("The magnifier works with the classic and custom kernels.")
+        else:
+            m0, m1, m2, m3 = st.columns(4)
+            which = m0.selectbox("Kernel", range(len(bank)), format_func=kernel_titles.__getitem__,
+                                 key="cv_magnified", disabled=len(bank) == 1,
+                                 help="With several kernels chosen: the one to look at.")
+            row = links.slider(m1, "Output row", 0, maps.shape[1] - 1, maps.shape[1] // 2, key="cv_row")
+            col = links.slider(m2, "Output column", 0, maps.shape[2] - 1, maps.shape[2] // 2, key="cv_col")
+            channel = m3.selectbox("Channel", range(image.shape[0]),
+                                   format_func=lambda i: "RGB"[i] if image.shape[0] == 3 else "grey",
+                                   disabled=channel_mode == "full", key="cv_channel")
+            magnified = conv.magnify(image, bank[which], settings, row, col, channel)
+            p1, p2, p3 = st.columns(3)
+            p1.markdown("**Input patch** (channel 1 shown)")
+            p1.dataframe(pd.DataFrame(magnified.patch[0].numpy()).round(3), hide_index=True)
+            p2.markdown("**Kernel**")
+            p2.dataframe(pd.DataFrame(magnified.kernel[0].numpy()).round(3), hide_index=True)
+            p3.markdown("**Products**")
+            p3.dataframe(pd.DataFrame(magnified.products[0].numpy()).round(3), hide_index=True)
+            terms = " + ".join(f"{x:.2f}·{w:.2f}" for x, w in zip(magnified.patch.flatten()[:9].tolist(),
+                                                                  magnified.kernel.flatten()[:9].tolist()))
+            more = " + …" if magnified.patch.numel() > 9 else ""
+            st.markdown(f"output[{row}, {col}] = {terms}{more} = **{magnified.value:.4f}**")
 with tab_params:
-    st.markdown("For a C x H x W input and K outputs, a linear layer needs C·H·W·K + K parameters; a k x k "
-                "convolution needs C·k·k·K + K, whatever the image size.")
-    q1, q2, q3, q4, q5 = st.columns(5)
-    C = links.number_input(q1, "C", 1, 512, 3, key="cv_C")
-    H = links.number_input(q2, "H", 1, 4096, 256, key="cv_H")
-    W = links.number_input(q3, "W", 1, 4096, 256, key="cv_W")
-    K = links.number_input(q4, "K outputs", 1, 4096, 100, key="cv_K")
-    k = links.number_input(q5, "k", 1, 15, 3, key="cv_k")
-    dense, convolution = conv.linear_parameters(C, H, W, K), conv.conv_parameters(C, k, K)
-    st.metric("Linear layer", f"{dense:,}")
-    st.metric("Convolution", f"{convolution:,}", delta=f"{dense / convolution:,.0f}x fewer", delta_color="off")
+    if tab_params.open:
+        st.markdown("For a C x H x W input and K outputs, a linear layer needs C·H·W·K + K parameters; a k x k "
+                    "convolution needs C·k·k·K + K, whatever the image size.")
+        q1, q2, q3, q4, q5 = st.columns(5)
+        C = links.number_input(q1, "C", 1, 512, 3, key="cv_C")
+        H = links.number_input(q2, "H", 1, 4096, 256, key="cv_H")
+        W = links.number_input(q3, "W", 1, 4096, 256, key="cv_W")
+        K = links.number_input(q4, "K outputs", 1, 4096, 100, key="cv_K")
+        k = links.number_input(q5, "k", 1, 15, 3, key="cv_k")
+        dense, convolution = conv.linear_parameters(C, H, W, K), conv.conv_parameters(C, k, K)
+        st.metric("Linear layer", f"{dense:,}")
+        st.metric("Convolution", f"{convolution:,}", delta=f"{dense / convolution:,.0f}x fewer", delta_color="off")
 
 links.keep()

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import streamlit as st
 import torch
@@ -21,18 +23,45 @@ with st.expander("Parameters", expanded=False):
 lo, hi = links.slider(st, "x range", -10.0, 10.0, (-6.0, 6.0), key="x")
 threshold = links.slider(st, "Saturation threshold on |f'(x)|", 0.001, 0.5, 0.05, format="%.3f", key="threshold")
 
+# Each figure is built once per what it shows (st.cache_resource): a slider below the curves does not rebuild them.
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def curves_of(names: tuple[str, ...], params_json: str, lo: float, hi: float, threshold: float):
+    """The curves figure and one row per activation: its largest derivative, and how much of the range is flat."""
+    params = json.loads(params_json)
+    x = torch.linspace(lo, hi, 801, dtype=torch.float64)
+    curves = {name: activations.curve(name, x, **params.get(name, {})) for name in names}
+    rows = []
+    for name, (_, grad) in curves.items():
+        best, where = activations.max_derivative(name, lo, hi, **params.get(name, {}))
+        saturated = (grad.abs() < threshold).double().mean().item()
+        rows.append({"activation": name, "max |f'|": round(best, 4), "at x": round(where, 3), "best": best,
+                     f"share of the range with |f'| < {threshold:g}": f"{saturated:.0%}"})
+    figure = activation_charts.curves_figure(x, curves, flat=(names[0], threshold)) if names else None
+    return figure, rows
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def depth_chart(best: tuple[tuple[str, float], ...], depth: int):
+    return activation_charts.depth_figure(dict(best), depth)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def distribution_of(focus: str, params_json: str, mean: float, std: float, threshold: float):
+    pre = torch.randn(50_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * std + mean
+    stats = activations.unit_stats(focus, pre, threshold, **json.loads(params_json).get(focus, {}))
+    figure = activation_charts.histograms_figure(stats.outputs.numpy(), stats.grads.numpy(),
+                                                 ("outputs f(x)", "gradients f'(x)"))
+    return stats, figure
+
+
 # ---------------------------------------------------------------- curves and derivatives
-x = torch.linspace(lo, hi, 801, dtype=torch.float64)
-curves = {name: activations.curve(name, x, **params.get(name, {})) for name in names}
-rows = []
-for name, (_, grad) in curves.items():
-    best, where = activations.max_derivative(name, lo, hi, **params.get(name, {}))
-    saturated = (grad.abs() < threshold).double().mean().item()
-    rows.append({"activation": name, "max |f'|": round(best, 4), "at x": round(where, 3), "best": best,
-                 f"share of the range with |f'| < {threshold:g}": f"{saturated:.0%}"})
+params_json = json.dumps(params, sort_keys=True)
+curves_chart, rows = curves_of(tuple(names), params_json, lo, hi, threshold)
 if names:
     focus = names[0]
-    st.plotly_chart(activation_charts.curves_figure(x, curves, flat=(focus, threshold)), key="curves")
+    st.plotly_chart(curves_chart, key="curves")
     st.caption(f"Grey bands: where {focus}'s derivative is below the threshold (saturated or dead).")
     st.dataframe([{k: v for k, v in r.items() if k != "best"} for r in rows], hide_index=True)
 
@@ -40,7 +69,7 @@ if names:
 st.subheader("Stacked layers: the best-case gradient")
 depth = links.slider(st, "Depth N", 1, 50, 10, key="depth")
 if names:
-    st.plotly_chart(activation_charts.depth_figure({r["activation"]: r["best"] for r in rows}, depth), key="chain")
+    st.plotly_chart(depth_chart(tuple((r["activation"], r["best"]) for r in rows), depth), key="chain")
     st.markdown(" · ".join(f"{r['activation']}: {r['best']:.3g}^{depth} = **{r['best'] ** depth:.3g}**" for r in rows))
 
 # ---------------------------------------------------------------- pre-activation distribution
@@ -49,13 +78,11 @@ a, b, c = st.columns(3)
 mean = links.slider(a, "Mean", -5.0, 5.0, 0.0, key="mean")
 std = links.slider(b, "Std", 0.1, 10.0, 3.0, key="std")
 focus = links.selectbox(c, "Activation", names or ["relu"], key="focus")
-pre = torch.randn(50_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * std + mean
-stats = activations.unit_stats(focus, pre, threshold, **params.get(focus, {}))
+stats, histograms = distribution_of(focus, params_json, mean, std, threshold)
 m1, m2 = st.columns(2)
 m1.metric("Dead units (gradient exactly 0)", f"{stats.dead:.1%}")
 m2.metric(f"Saturated units (0 < |f'| < {threshold:g})", f"{stats.saturated:.1%}")
-st.plotly_chart(activation_charts.histograms_figure(stats.outputs.numpy(), stats.grads.numpy(),
-                                                   ("outputs f(x)", "gradients f'(x)")), key="hist")
+st.plotly_chart(histograms, key="hist")
 st.caption("A wide or shifted distribution pushes units into the flat parts: batch normalization keeps "
            "pre-activations near mean 0, std 1, where gradients flow.")
 

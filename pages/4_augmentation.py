@@ -1,3 +1,4 @@
+import hashlib
 import json
 
 import numpy as np
@@ -6,10 +7,18 @@ import torch
 
 from cnn_lab import augment, data
 from ui import links
-from ui.inputs import image_picker, picture
+from ui.inputs import image_picker, jpeg
 from ui.nav import page_header
 
 page_header("pages/4_augmentation.py")
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def drawn(pipeline: str, seed: int, image_key: str, _image: torch.Tensor) -> tuple[bytes, list[str]]:
+    """One draw of the pipeline (as its link spells it) with this seed, as a JPEG and what it sampled: a move
+    that keeps the pipeline, the image and the seed (more draws, the parameters shown) redraws nothing."""
+    (image, log), = augment.draw(_image, augment.from_json(pipeline), 1, seed)
+    return jpeg(image), log
 
 
 @st.cache_resource
@@ -32,6 +41,8 @@ else:
         st.error(str(error))
         st.stop()
     image = batch[links.slider(b, "Image", 0, len(batch) - 1, 0, key="image")]
+
+image_key = hashlib.sha1(image.numpy().tobytes()).hexdigest()
 
 # ---------------------------------------------------------------- the pipeline
 state = st.session_state
@@ -104,7 +115,7 @@ seed = links.number_input(c2, "Seed", 0, 10**6, 0, key="aug_seed")
 c3.button("Re-roll", on_click=lambda: state.update(aug_seed=state.aug_seed + n))  # n new draws
 show_params = links.toggle(c4, "Show sampled parameters", key="show_params")
 try:
-    draws = augment.draw(image, steps, n, int(seed))
+    draws = [drawn(as_link(steps), int(seed) + i, image_key, image) for i in range(n)]
     state.aug_last = draws
 except augment.AugmentError as error:
     st.error(str(error))
@@ -112,10 +123,10 @@ except augment.AugmentError as error:
     if draws:
         st.caption("Showing the last draws that worked.")
 original, grid = st.columns([1, 4])
-original.image(picture(image), caption="original", width="stretch")
+original.image(jpeg(image), caption="original", width="stretch")
 columns = grid.columns(4)  # 8 draws (the default) fill two rows
-for i, (drawn, log) in enumerate(draws):
-    columns[i % 4].image(picture(drawn), caption="  \n".join(log) if show_params else None, width="stretch")
+for i, (picture_bytes, log) in enumerate(draws):
+    columns[i % 4].image(picture_bytes, caption="  \n".join(log) if show_params else None, width="stretch")
 
 # ---------------------------------------------------------------- export, load, save
 st.subheader("Use it elsewhere")
@@ -143,7 +154,7 @@ st.subheader("Test-time augmentation: the views that are averaged")
 views = st.columns(len(augment.TTA_VIEWS))
 batch = image[None].float() / 255
 for slot, (name, view) in zip(views, augment.TTA_VIEWS.items()):
-    slot.image(picture(view(batch)[0]), caption=name, width="stretch")
+    slot.image(jpeg(view(batch)[0]), caption=name, width="stretch")
 st.caption("The trainer averages the model's probabilities over these views when TTA is on.")
 
 st.subheader("DropBlock and Cutout (regularization)")
@@ -155,8 +166,8 @@ h, w = image.shape[-2:]
 dropblock = augment.dropblock_mask(h, w, block, drop, int(seed))
 cutout = augment.cutout_mask(h, w, cut, int(seed))
 p1, p2 = st.columns(2)
-p1.image(picture(batch[0] * dropblock), caption=f"DropBlock: {1 - dropblock.mean().item():.0%} dropped",
+p1.image(jpeg(batch[0] * dropblock), caption=f"DropBlock: {1 - dropblock.mean().item():.0%} dropped",
          width="stretch")
-p2.image(picture(batch[0] * cutout), caption="Cutout", width="stretch")
+p2.image(jpeg(batch[0] * cutout), caption="Cutout", width="stretch")
 
 links.keep()

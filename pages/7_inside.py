@@ -69,8 +69,15 @@ def test_set_of(choice: str) -> tuple[torch.Tensor, torch.Tensor, inside.Dataset
 
 
 @st.cache_resource(max_entries=4, show_spinner="Projecting the features (a few seconds for t-SNE)")
-def projection_of(choice: str, method: str) -> torch.Tensor:
-    return inside.project(test_set_of(choice)[2].features, method)
+def space_figure(choice: str, method: str):
+    """The learned space: the test images' features projected to 2-D, as a figure (built once: a thousand
+    points in ten traces take Plotly half a second to build)."""
+    _, test_labels, passed = test_set_of(choice)
+    classes = subject_of(choice).classes
+    points = inside.project(passed.features, method)
+    shown = torch.arange(len(points))
+    return figures.embedding_figure(points.numpy(), [classes[i] for i in test_labels[shown].tolist()],
+                                    [classes[i] for i in passed.predicted[shown].tolist()], classes)
 
 
 def synthesised(choice: str, layer: str, channel: int) -> torch.Tensor:
@@ -87,6 +94,18 @@ def synthesised(choice: str, layer: str, channel: int) -> torch.Tensor:
                                  on_step=step)
 
     return once_with_progress("synthesised", (choice, layer, channel), paint, "Synthesising: step 0")
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def exciting_figure(choice: str, layer_name: str, channel: int, _layer: inside.LayerOutput):
+    """The test images that excite this channel most, each with its patch boxed, once per (run, layer, channel)."""
+    test_images, _, passed = test_set_of(choice)
+    top = inside.top_images(passed, layer_name, channel)
+    boxes = [inside.patch_box(r, c, _layer.receptive_field or 1, _layer.jump, tuple(test_images.shape[-2:]))
+             for _, _, r, c in top]
+    pictures = np.stack([np.repeat(picture(test_images[i])[..., None], 3, -1) if test_images.shape[1] == 1
+                         else picture(test_images[i]) for i, _, _, _ in top])
+    return figures.exciting_images_figure(pictures, boxes, [f"{v:.2f}" for _, v, _, _ in top])
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -285,7 +304,7 @@ def channel_view(choice: str, subject: inside.Subject, layer: inside.LayerOutput
     with right:
         arithmetic_view(layer, channel, row, col)
     synthesis_view(choice, subject, layer, channel)
-    exciting_view(choice, subject, layer, channel)
+    exciting_view(choice, layer, channel)
 
 
 def synthesis_view(choice: str, subject: inside.Subject, layer: inside.LayerOutput, channel: int) -> None:
@@ -303,21 +322,14 @@ def synthesis_view(choice: str, subject: inside.Subject, layer: inside.LayerOutp
               "Microscope's second view, for your model).")
 
 
-def exciting_view(choice: str, subject: inside.Subject, layer: inside.LayerOutput, channel: int) -> None:
+def exciting_view(choice: str, layer: inside.LayerOutput, channel: int) -> None:
     """The test images that excite this channel most, each with the patch that did it (training runs only)."""
     test_set = test_set_here(choice)
     if test_set is None or layer.name not in test_set[2].peaks:
         return
-    test_images, _, passed = test_set
     st.markdown(f"**What channel {channel} of {layer.name} looks for**: the test images that excite it most, "
                 f"each with the {layer.receptive_field}x{layer.receptive_field}-pixel patch that did it")
-    top = inside.top_images(passed, layer.name, channel)
-    boxes = [inside.patch_box(r, c, layer.receptive_field or 1, layer.jump, tuple(test_images.shape[-2:]))
-             for _, _, r, c in top]
-    pictures = np.stack([np.repeat(picture(test_images[i])[..., None], 3, -1) if test_images.shape[1] == 1
-                         else picture(test_images[i]) for i, _, _, _ in top])
-    st.plotly_chart(figures.exciting_images_figure(pictures, boxes, [f"{v:.2f}" for _, v, _, _ in top]),
-                    key="inside_exciting")
+    st.plotly_chart(exciting_figure(choice, layer.name, channel, layer), key="inside_exciting")
 
 
 def test_set_here(choice: str) -> tuple[torch.Tensor, torch.Tensor, inside.DatasetPass] | None:
@@ -368,12 +380,7 @@ def learned_space_view(choice: str, subject: inside.Subject) -> None:
     method = st.radio("Projection", ["pca", "tsne"], horizontal=True, key="inside_projection", format_func={
         "pca": "PCA: the two directions the images differ most along (instant)",
         "tsne": f"t-SNE: keeps neighbours together ({inside.TSNE_POINTS:,} images, a few seconds)"}.get)
-    shown = torch.arange(len(passed.features))[: inside.TSNE_POINTS if method == "tsne" else None]
-    points = projection_of(choice, method)
-    truths = [subject.classes[i] for i in test_labels[shown].tolist()]
-    guesses = [subject.classes[i] for i in passed.predicted[shown].tolist()]
-    st.plotly_chart(figures.embedding_figure(points.numpy(), truths, guesses, subject.classes),
-                    on_select="rerun", selection_mode="points", key="inside_space")
+    st.plotly_chart(space_figure(choice, method), on_select="rerun", selection_mode="points", key="inside_space")
     dot = new_click("inside_space")
     if dot:
         st.session_state["inside_open"] = {"inside_image_from": TEST_IMAGE, "inside_image_for": choice,

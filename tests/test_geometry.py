@@ -117,6 +117,7 @@ def test_the_sliding_window_lights_exactly_the_taps_and_the_cell_on_their_grids(
     lit = {(int(r), int(c)) for r, c in zip(*np.nonzero(~np.isnan(np.asarray(taps.z, dtype=float))))}
     assert lit == set(geometry.window(layer, 2, 1)) and len(lit) == 9
     assert list(zip(*np.nonzero(~np.isnan(np.asarray(cell.z, dtype=float))))) == [(2, 1)]
+    assert cell.x0 == fig.data[1].x0 == 9 + 2  # the output grid sits right of the 9-wide padded input, same cells
     animated = charts.sliding_window_figure((7, 7), 1, out, lambda r, c: geometry.window(layer, r, c))
     assert len(animated.frames) == out[0] * out[1]
     assert animated.layout.updatemenus[0].y < 0 and animated.layout.margin.b >= 80  # the buttons sit below the grid

@@ -51,8 +51,15 @@ def test_impossible_stack_gets_one_sentence(run_page):
     assert "pooling window (8) is larger than the feature map" in at.error[0].value
 
 
-def test_magnifier_value_is_written_out(run_page):
+def _magnifier(run_page):
+    """The page with its Magnifier tab open (only the open tab's content runs)."""
     at = run_page(PAGE)
+    at.session_state["cv_tab"] = "Magnifier"
+    return at.run()
+
+
+def test_magnifier_value_is_written_out(run_page):
+    at = _magnifier(run_page)
     line = next(m.value for m in at.markdown if m.value.startswith("output["))
     assert line.startswith("output[256, 256] = ") and "**" in line
 
@@ -64,7 +71,7 @@ def test_the_magnifier_shows_the_kernel_you_pick(run_page):
         line = next(m.value for m in at.markdown if m.value.startswith("output["))
         return float(line.rsplit("**", 2)[1])
 
-    at = run_page(PAGE)
+    at = _magnifier(run_page)
     at.multiselect(key="cv_kernels").set_value(["sobel x", "sobel y"]).run()
     assert at.selectbox(key="cv_magnified").options == ["sobel x", "sobel y"]
     first = value(at)
@@ -72,3 +79,13 @@ def test_the_magnifier_shows_the_kernel_you_pick(run_page):
     photo = images.to_tensor(images.load_sample("astronaut").image)
     expected = conv.magnify(photo, kernels.make_kernel("sobel y"), conv.ConvSettings(padding=1), 256, 256, 0).value
     assert value(at) == pytest.approx(expected, abs=1e-4) and value(at) != pytest.approx(first, abs=1e-4)
+
+
+def test_only_the_open_tab_runs(run_page):
+    at = run_page(PAGE)
+    assert not any(m.value.startswith("output[") for m in at.markdown)  # the magnifier's tab is closed
+    assert any(c.proto.id.endswith("maps_fig") for c in at.get("plotly_chart"))
+    at.session_state["cv_tab"] = "Conv → ReLU → pool"
+    at.run()
+    charts = [c.proto.id for c in at.get("plotly_chart")]
+    assert any(c.endswith("stage_0") for c in charts) and not any(c.endswith("maps_fig") for c in charts)

@@ -3,12 +3,15 @@ a chart applied once, the image picker (a sample photo or an upload), a photo or
 back into a picture for st.image."""
 from __future__ import annotations
 
+import hashlib
+import io
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
 import streamlit as st
 import torch
+from PIL import Image
 
 from cnn_lab import images
 from ui import links
@@ -112,3 +115,17 @@ def picture(image: torch.Tensor) -> np.ndarray:
         image = (image.clamp(0, 1) * 255).round().to(torch.uint8)
     array = image.permute(1, 2, 0).numpy()
     return array[..., 0] if array.shape[-1] == 1 else array
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _jpeg(key: str, _array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(_array).save(buffer, format="JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def jpeg(image: torch.Tensor) -> bytes:
+    """A (C, H, W) image as JPEG bytes for st.image, encoded once per content: a rerun that shows the same picture
+    again sends the same file, which the browser already holds (st.image would encode it anew each time)."""
+    array = np.ascontiguousarray(picture(image))
+    return _jpeg(hashlib.sha1(array.tobytes()).hexdigest() + str(array.shape), array)

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from cnn_lab import images, inside
+from cnn_lab import images, inside, inside_charts
 from tests.e2e.helpers import choose, chosen, long_digits_run, no_exception, screenshot, wait_idle
 from tests.helpers import wait_for
 
@@ -43,11 +43,15 @@ def test_upload_click_a_layer_and_a_map_read_the_arithmetic(page, app_url, tmp_p
     screenshot(page, "inside-uploaded")
 
     # a bar of the architecture: that layer (a depthwise convolution of the third block) becomes the chosen one
-    names = [layer.name for layer in inside.inspect(*_pretrained_and_a_photo()).layers]
+    layers = inside.inspect(*_pretrained_and_a_photo()).layers
+    names = [layer.name for layer in layers]
     index = names.index("_blocks.2._depthwise_conv")
+    figure = inside_charts.architecture_figure(names, [l.kind for l in layers], [l.shape for l in layers],
+                                               [l.receptive_field for l in layers], 0)
+    drawn = [x for trace in figure.data for x in trace.x]  # the bars in the order Plotly draws them: by colour
     bars = page.locator(".st-key-inside_arch .point path, .st-key-inside_arch path.point")
     assert wait_for(lambda: bars.count() == len(names), 30), bars.count()
-    bars.nth(index).click(force=True)
+    bars.nth(drawn.index(index)).click(force=True)
     assert wait_for(lambda: page.locator(f"h3:has-text('Layer {index}: _blocks.2._depthwise_conv')").count(), 30)
     wait_idle(page)
 

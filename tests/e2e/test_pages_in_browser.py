@@ -95,6 +95,8 @@ def test_editing_a_kernel_cell_changes_the_arithmetic(page, app_url):
     wait_idle(page)
     page.locator("label:has-text('Custom grid')").click()
     wait_idle(page)
+    page.get_by_role("tab", name="Magnifier").click()
+    wait_idle(page)
     line = page.locator("p:has-text('output[256, 256] =')").first
     assert wait_for(lambda: "0.07·5.00" in line.inner_text(), 30)  # the sharpen kernel's centre weight
     wait_idle(page)
