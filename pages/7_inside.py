@@ -13,7 +13,7 @@ from cnn_lab import charts, evaluate, explain, images, inside, jobs, runs
 from cnn_lab import inside_charts as figures
 from cnn_lab.data import DatasetError, DatasetUnavailable
 from ui.identity import signed_in
-from ui.inputs import image_picker, new_click, picture
+from ui.inputs import image_picker, jpeg, new_click, picture
 from ui.nav import page_header
 from ui.progress import once_with_progress
 
@@ -45,20 +45,21 @@ def layer_table(choice: str, image_key: str, _seen: inside.Inspection) -> list[d
             for i, (l, s) in enumerate(zip(_seen.layers, stats))]
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
-def strip_figure(choice: str, image_key: str, _seen: inside.Inspection):
+@st.cache_data(max_entries=16, show_spinner=False)
+def strip_picture(choice: str, image_key: str, _seen: inside.Inspection) -> bytes:
     convs = _seen.conv_layers()
     names = [l.name for l in _seen.layers]
-    return figures.layer_strip_figure([l.output[inside.sorted_channels(l.output)[0]].float().numpy() for l in convs],
-                                      [str(names.index(l.name)) for l in convs])
+    sheet = figures.layer_strip_picture([l.output[inside.sorted_channels(l.output)[0]].float().numpy() for l in convs],
+                                        [str(names.index(l.name)) for l in convs])
+    return jpeg(torch.from_numpy(sheet).permute(2, 0, 1))
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
 def maps_figure(choice: str, image_key: str, layer_name: str, _layer: inside.LayerOutput):
     order = inside.sorted_channels(_layer.output)[:16]
     means = _layer.output.flatten(1).mean(1)
-    return charts.feature_maps_figure(_layer.output[order].float().numpy(),
-                                      [f"ch {c}: {means[c]:.2f}" for c in order], columns=8, height=150)
+    return charts.feature_maps_figure(_layer.output[order].float().numpy(),  # 64 pixels a side fill 8 columns
+                                      [f"ch {c}: {means[c]:.2f}" for c in order], columns=8, height=150, max_side=64)
 
 
 @st.cache_resource(max_entries=2, show_spinner="Running the test set through the model (once per model)")
@@ -200,8 +201,8 @@ with right:
                    key="inside_top5")
 if seen.conv_layers():
     st.markdown("**From the pixels to the last convolution**: each convolution's most active channel, numbered "
-                "by layer")
-    st.plotly_chart(strip_figure(choice, image_key, seen), key="inside_strip")
+                "by layer (bright: strong)")
+    st.image(strip_picture(choice, image_key, seen))
 
 
 # ---------------------------------------------------------------- the architecture, layer by layer

@@ -24,3 +24,12 @@ def test_the_chosen_pixel_is_outlined_on_its_own_cell():
     fig = inside_charts.pixel_map_figure(np.arange(12.0).reshape(3, 4), (2, 1))
     (box,) = fig.layout.shapes
     assert (box.x0, box.x1, box.y0, box.y1) == (0.5, 1.5, 1.5, 2.5)  # column 1, row 2, edge to edge
+
+
+def test_the_layer_strip_is_one_picture_with_a_tile_per_layer():
+    maps = [np.arange(64.0).reshape(8, 8), np.ones((3, 3)), -np.arange(4.0).reshape(2, 2)]
+    sheet = inside_charts.layer_strip_picture(maps, ["0", "4", "9"], columns=2, side=20)
+    assert sheet.shape == (2 * (20 + 14 + 4), 2 * (20 + 4), 3) and sheet.dtype == np.uint8
+    first = sheet[14:34, 0:20]  # the first tile: its smallest value dark purple, its largest yellow
+    assert tuple(first[0, 0]) == tuple(inside_charts.VIRIDIS[0].astype(np.uint8))
+    assert tuple(first[-1, -1]) == tuple(inside_charts.VIRIDIS[-1].astype(np.uint8))

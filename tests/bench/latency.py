@@ -22,7 +22,7 @@ from cnn_lab import data as datasets
 from tests.bench.common import Row, median
 from tests.e2e.helpers import choose
 from tests.e2e.helpers import slider as slider_handle
-from tests.launch import ROOT, launch_chromium, start_app, stop_app
+from tests.launch import ARTIFACTS, ROOT, launch_chromium, start_app, stop_app
 
 QUIET_MS = 800
 # What the page reports to us: when it last changed (leaving out the header, where the running indicator
@@ -56,7 +56,9 @@ def settle(page, since: float, runs_before: int, timeout: float = 180) -> float:
         now, last, runs, state = page.evaluate(STATE)
         if runs > runs_before and state == "notRunning" and now - last >= QUIET_MS:
             return max(0.0, last - since) / 1000
-    raise TimeoutError(f"the page did not settle within {timeout:.0f} s")
+    page.screenshot(path=str(ARTIFACTS / "latency-unsettled.png"))
+    raise TimeoutError(f"the page did not settle within {timeout:.0f} s (script runs {runs_before} -> {runs}, state "
+                       f"{state}, last change {(now - last) / 1000:.1f} s ago); see latency-unsettled.png")
 
 
 @dataclass(frozen=True)
