@@ -75,7 +75,7 @@ def restructure(new_steps: list[dict]) -> None:
     state.aug_version += 1
 
 
-st.subheader("Pipeline (torchvision.transforms.v2, in order)")
+st.subheader("The pipeline: random changes applied in order, each with its probability (torchvision.transforms.v2)")
 version = state.aug_version
 for i, step in enumerate(steps):
     spec = augment.STEPS[step["name"]]
@@ -150,14 +150,15 @@ with tab_preset:
     st.caption("Presets the train and transfer pages offer (built-in first): " + ", ".join(augment.list_presets()))
 
 # ---------------------------------------------------------------- TTA, DropBlock and Cutout
-st.subheader("Test-time augmentation: the views that are averaged")
+st.subheader("Answers averaged over copies at test time (test-time augmentation, TTA)")
 views = st.columns(len(augment.TTA_VIEWS))
 batch = image[None].float() / 255
 for slot, (name, view) in zip(views, augment.TTA_VIEWS.items()):
     slot.image(jpeg(view(batch)[0]), caption=name, width="stretch")
-st.caption("The trainer averages the model's probabilities over these views when TTA is on.")
+st.caption("At test time the model answers for each of these copies and the answers are averaged, which evens "
+           "out its mistakes on one view; the trainer does so when TTA is on.")
 
-st.subheader("DropBlock and Cutout (regularization)")
+st.subheader("Hiding parts of the image so the network cannot lean on one spot (DropBlock, Cutout)")
 c1, c2, c3 = st.columns(3)
 block = links.slider(c1, "DropBlock block size", 1, 32, 7, key="block")
 drop = links.slider(c2, "DropBlock drop probability", 0.0, 0.5, 0.15, key="drop")

@@ -60,7 +60,9 @@ with st.expander("Settings", expanded=False):
     config.weight_decay = links.number_input(b, "Weight decay", 0.0, 1.0, config.weight_decay, format="%g",
                                              key=f"{name}_wd", name="weight_decay")
     config.label_smoothing = links.slider(c, "Label smoothing", 0.0, 0.5, config.label_smoothing, key=f"{name}_ls",
-                                          name="label_smoothing")
+                                          name="label_smoothing", help="Train towards slightly softened targets "
+                                          "(0.9 for the true class instead of 1), so the network is less sure of "
+                                          "itself and generalises better.")
     config.augment = links.multiselect(a, "Augmentation (batched on the device)", list(BATCHED_AUGMENTS), config.augment,
                                        key=f"{name}_aug", name="augment")
     presets = [""] + augment.list_presets()
@@ -73,7 +75,8 @@ with st.expander("Settings", expanded=False):
                                           key=f"{name}_max", name="max_train")
     devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     config.device = links.selectbox(a, "Device", devices, key=f"{name}_device", name="device")
-    config.tta = links.toggle(b, "Test-time augmentation", config.tta, key=f"{name}_tta", name="tta")
+    config.tta = links.toggle(b, "Average the test answers over flipped copies (TTA)", config.tta, key=f"{name}_tta",
+                              name="tta")
     config.seed = links.number_input(c, "Seed", 0, 10**6, config.seed, key=f"{name}_seed", name="seed")
     config.lookahead = links.toggle(b, "Lookahead (average the weights every 5 steps)", config.lookahead,
                                     key=f"{name}_lookahead", name="lookahead")

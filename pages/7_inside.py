@@ -51,7 +51,7 @@ def strip_picture(choice: str, image_key: str, _seen: inside.Inspection) -> byte
     names = [l.name for l in _seen.layers]
     sheet = figures.layer_strip_picture([l.output[inside.sorted_channels(l.output)[0]].float().numpy() for l in convs],
                                         [str(names.index(l.name)) for l in convs])
-    return jpeg(torch.from_numpy(sheet).permute(2, 0, 1))
+    return jpeg(torch.tensor(sheet).permute(2, 0, 1))
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)

@@ -47,15 +47,18 @@ STATE = """[performance.now(), window.__lastChange, window.__runs,
 TRAINING_PRESET = "CPU: 80% in five minutes"  # the busy case's job: CIFAR-10 on both cores, set to run long
 
 
-def settle(page, since: float, runs_before: int, timeout: float = 180) -> float:
+def settle(page, since: float, runs_before: int, timeout: float = 180, give_up: float = 5) -> float | None:
     """Seconds from `since` (the page's performance.now(), in ms) to the page's last change, once a script run
-    has started after the input, has ended, and nothing has changed for QUIET_MS."""
-    end = time.time() + timeout
+    has started after the input, has ended, and nothing has changed for QUIET_MS; None when no run started within
+    `give_up` seconds (the input changed nothing: a value equal to the one shown)."""
+    start, end = time.time(), time.time() + timeout
     while time.time() < end:
         page.wait_for_timeout(50)
         now, last, runs, state = page.evaluate(STATE)
         if runs > runs_before and state == "notRunning" and now - last >= QUIET_MS:
             return max(0.0, last - since) / 1000
+        if runs == runs_before and time.time() - start > give_up:
+            return None
     page.screenshot(path=str(ARTIFACTS / "latency-unsettled.png"))
     raise TimeoutError(f"the page did not settle within {timeout:.0f} s (script runs {runs_before} -> {runs}, state "
                        f"{state}, last change {(now - last) / 1000:.1f} s ago); see latency-unsettled.png")
@@ -147,7 +150,7 @@ def inside_moves(labels: dict[str, str]) -> list[Move]:
     return [
         select("inside", "Layer select", "Layer (or click a bar)", [labels["run"], labels["run_first"]]),
         select("inside", "Channel select", "Channel (most active first; or click its bar)", ["3", "5"]),
-        Move("inside", "Row input (a pixel)", *number("Row (or click a pixel)", [1, 2])),
+        Move("inside", "Row input (a pixel)", *number("Row (or click a pixel)", [0, 2])),
         Move("inside", "Grad-CAM opacity slider", *slider("Colour over the image (0 shows the image alone)")),
         Move("inside", "Test image input (the image)", *number("Test image (of 10000)", [5, 6])),
         select("inside", "Model select (pretrained and back)", "Model", ["EfficientNet", "Run "]),
@@ -169,7 +172,7 @@ class Target:
         return f"median ≤ {self.median:g} s" + (f", worst ≤ {self.worst:g} s" if self.worst else "")
 
 
-def timed(page, move: Move, i: int) -> float:
+def timed(page, move: Move, i: int) -> float | None:
     move.prepare(page, i)
     since, runs = page.evaluate("[performance.now(), window.__runs]")
     move.act(page, i)
@@ -179,7 +182,7 @@ def timed(page, move: Move, i: int) -> float:
 def open_page(page, url: str, path: str) -> float:
     """A fresh visit (a new session of the app); seconds from the navigation's start until the page is idle."""
     page.goto(f"{url}/{path}")
-    return settle(page, 0.0, 0)  # a new document's clock starts at its navigation
+    return settle(page, 0.0, 0, give_up=120)  # a new document's clock starts at its navigation
 
 
 def loads(page, url: str, repeats: int) -> dict[str, list[float]]:
@@ -197,19 +200,27 @@ def moves(page, url: str, chosen: list[Move], repeats: int) -> dict[str, list[fl
         if move.page != current:
             open_page(page, url, move.page)
             current = move.page
-        times[f"{move.page}: {move.what}"] = [timed(page, move, i) for i in range(repeats)]
+        samples = [timed(page, move, i) for i in range(repeats)]
+        extra = repeats
+        while None in samples and extra < 3 * repeats:  # an input that changed nothing: one more, with the next value
+            samples.remove(None)
+            samples.append(timed(page, move, extra))
+            extra += 1
+        times[f"{move.page}: {move.what}"] = [t for t in samples if t is not None]
     return times
 
 
 def synthesis(page, model: str, layer: str, channels: list[str], repeats: int) -> list[float]:
     """On Inside, with `model` chosen: the layer picked, synthesis on, then a new channel each time (each paints
     a new image). The first sample is the toggle itself."""
-    for step in (Move("inside", "model", *pick("Model", [model])), Move("inside", "layer", *pick(
-            "Layer (or click a bar)", [layer]))):
+    steps = [Move("inside", "layer", *pick("Layer (or click a bar)", [layer]))]
+    if model != "Run ":  # the page opens on the run
+        steps.insert(0, Move("inside", "model", *pick("Model", [model])))
+    for step in steps:
         timed(page, step, 0)
     times = [timed(page, Move("inside", "on", *toggle(SYNTHESIS_TOGGLE)), 0)]
     channel = Move("inside", "channel", *pick("Channel (most active first; or click its bar)", channels))
-    times += [timed(page, channel, i) for i in range(1, repeats)]
+    times += [t for t in (timed(page, channel, i) for i in range(1, repeats)) if t is not None]
     timed(page, Move("inside", "off", *toggle(SYNTHESIS_TOGGLE)), 0)
     return times
 
