@@ -112,14 +112,20 @@ def test_a_folder_with_too_few_images_is_a_sentence_not_a_traceback(tmp_path):
     assert "Traceback" not in out.stderr
 
 
-def test_a_probe_on_a_new_folder_counts_its_images_while_decoding_and_extracting(tmp_path):
-    """Issue 31, bug 4: loading and feature extraction showed '0step [00:50, ?step/s]' with no total."""
+def test_a_probe_on_a_new_folder_counts_its_images_while_decoding_and_extracting(tmp_path, monkeypatch):
+    """Issue 31, bug 4: loading and feature extraction showed '0step [00:50, ?step/s]' with no total. Every stage
+    the job publishes (what the CLI and the page show) is recorded here, since a 0.25-s poll can miss a fast one."""
+    from cnn_lab import transfer
+    from cnn_lab.metrics import MetricLog
+
+    monkeypatch.setenv("CNN_LAB_CACHE", str(tmp_path / "cache"))
     noise_folder(tmp_path / "photos", ["cats", "dogs"], per_class=20, size=(64, 64))
-    out = cli("transfer", "--preset", "Linear probe (seconds, even on a CPU)", "--data", str(tmp_path / "photos"),
-              "--set", "image_size=64", "--set", "epochs=2", "--set", "batch_size=16", cache=tmp_path / "cache")
-    assert out.returncode == 0, out.stderr[-2000:]
-    lines = out.stderr.splitlines()
-    assert "\r" not in out.stderr
-    assert any(line.startswith("decoding the images: 40 of 40 images · ") and "images/s" in line for line in lines)
-    counted = [line for line in lines if line.startswith("extracting features") and " images · " in line]
-    assert counted and all(" of " in line for line in counted), lines
+    stages, log = [], MetricLog()
+    publish = log.set_progress
+    monkeypatch.setattr(log, "set_progress", lambda **fields: (stages.append(fields.get("stage", "")),
+                                                               publish(**fields)))
+    config = transfer.TransferConfig(data=str(tmp_path / "photos"), image_size=64, epochs=2, batch_size=16)
+    transfer.run_transfer(config, log)
+    assert any(s.startswith("decoding the images: 40 of 40 images · ") and "images/s" in s for s in stages), stages
+    assert any(s.startswith("extracting features: 28 of 28 images · ") for s in stages), stages  # train, 70%
+    assert any(s.startswith("extracting features of the mirrored images: ") for s in stages), stages

@@ -11,7 +11,7 @@ import torch
 from cnn_lab import runs, transfer
 from cnn_lab.backbones import BACKBONES
 from cnn_lab.models import MODELS, ModelSpec, build_model
-from cnn_lab.presets import PRESETS
+from cnn_lab.presets import default_preset
 from cnn_lab.train import TrainConfig
 from tests.helpers import ROOT, noise_folder
 
@@ -96,7 +96,7 @@ def _walk(at, prefix: str, read, check, skip: tuple[str, ...] = (), restore: boo
 # ---------------------------------------------------------------- the train page
 
 TRAIN_PAGE = str(ROOT / "pages/5_train.py")
-PRESET = list(PRESETS)[3]
+PRESET = default_preset(torch.cuda.is_available())  # the preset the page opens on
 
 
 def _train_walk(at, prefix: str, skip: tuple[str, ...] = ()) -> list[str]:
