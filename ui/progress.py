@@ -25,8 +25,10 @@ def once_with_progress(family: str, key: Hashable, compute: Callable[[Show], T],
     store = _stores().setdefault(family, OrderedDict())
     if key not in store:
         bar = st.progress(0.0, text=first_text)
-        store[key] = compute(lambda fraction, text: bar.progress(min(1.0, max(0.0, fraction)), text=text))
-        bar.empty()
+        try:
+            store[key] = compute(lambda fraction, text: bar.progress(min(1.0, max(0.0, fraction)), text=text))
+        finally:
+            bar.empty()  # a failure's sentence is the page's to show, without a bar stuck half way
         while len(store) > limit:
             store.popitem(last=False)  # the oldest goes first
     return store[key]
