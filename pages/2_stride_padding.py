@@ -53,7 +53,9 @@ else:
     st.latex(rf"\text{{out}} = {rounding}\frac{{\text{{in}} + 2p - d(k-1) - 1}}{{s}}{closing} + 1 = {rounding}\frac{{{size[0]}"
              rf" + 2\cdot{p} - {layer.dilation}\cdot({layer.kernel}-1) - 1}}{{{layer.stride}}}{closing} + 1 = {out[0]}")
 torch_out = tuple(geometry.torch_layer(layer, 3)(torch.zeros(1, 3, *size)).shape)
-st.code(f"{geometry.code_line(layer, 3)}\n# torch on a (1, 3, {size[0]}, {size[1]}) tensor gives {torch_out}")
+# Inline code, not st.code: a code box costs the browser about 0.3 s on every visit (its highlighter loads).
+st.markdown(f"In PyTorch, `{geometry.code_line(layer, 3)}` on a `(1, 3, {size[0]}, {size[1]})` tensor gives "
+            f"`{torch_out}`.")
 st.markdown(f"Output **{out[0]}x{out[1]}**; torch says **{torch_out[2]}x{torch_out[3]}**"
             + (" ✓" if torch_out[2:] == out else " ✗ (please report this)"))
 

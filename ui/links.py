@@ -14,6 +14,7 @@ import streamlit as st
 KEEP = ("who",)  # the person's key in shared mode: kept in the address bar, left out of a copied link
 _DRAWN = "_links_drawn"  # {url name: JSON value} of this run's linked widgets that differ from their defaults
 _BAD = "_links_bad"
+LINK_BOX = "links_box_open"  # whether "Copy a link to this view" is open (its code box is drawn only then)
 _SEEN = "_links_seen"  # the URL names of every linked widget drawn in this session, at its default or not
 
 
@@ -180,12 +181,14 @@ def keep() -> None:
     params = {k: st.query_params[k] for k in KEEP if k in st.query_params} | drawn
     if st.query_params.to_dict() != params:
         st.query_params.from_dict(params)
-    with st.expander("Copy a link to this view"):
+    # Drawn only when opened: a code box costs the browser about 0.4 s on every visit (its highlighter loads).
+    box = st.expander("Copy a link to this view", key=LINK_BOX, on_change="rerun")
+    if box.open:
         base = (st.context.url or "").split("?")[0]
         query = "&".join(f"{k}={_quote(v)}" for k, v in drawn.items())
-        st.code(f"{base}?{query}" if query else base, language=None)
-        st.caption("Opening it restores these settings (the copy button is at the code's right). Uploaded images "
-                   "are not in the link.")
+        box.code(f"{base}?{query}" if query else base, language=None)
+        box.caption("Opening it restores these settings (the copy button is at the code's right). Uploaded images "
+                    "are not in the link.")
 
 
 def _quote(value: str) -> str:
