@@ -223,9 +223,10 @@ def layer_view(choice: str, subject: inside.Subject, seen: inside.Inspection, im
                                                 [l.receptive_field for l in seen.layers], chosen),
                     on_select="rerun", selection_mode="points", key="inside_arch")
     layer = seen.by_name(names[labels.index(st.selectbox("Layer (or click a bar)", labels, key="inside_layer"))])
-    with st.expander(f"Every layer: {len(seen.layers)} layers, "
-                     f"{sum(l.parameters for l in seen.layers):,} parameters; statistics on this image"):
-        st.dataframe(layer_table(choice, image_key, seen), hide_index=True)
+    table = st.expander(f"Every layer: {len(seen.layers)} layers, {sum(l.parameters for l in seen.layers):,} "
+                        "parameters; statistics on this image", key="inside_table_open", on_change="rerun")
+    if table.open:  # drawn only when opened: a table the browser lays out at every move costs it a tenth of a second
+        table.dataframe(layer_table(choice, image_key, seen), hide_index=True)
 
     st.subheader(f"Layer {chosen}: {layer.name} ({layer.kind})")
     field = "the whole image" if layer.receptive_field is None else \
@@ -370,10 +371,12 @@ def learned_space_view(choice: str, subject: inside.Subject) -> None:
         return
     _, test_labels, passed = test_set
     st.subheader("Across the test set")
-    with st.expander("Per-layer statistics on a batch of 256 test images"):
-        st.dataframe([{"layer": name, "mean": s.mean, "std": s.std, "zero (dead) share": s.zero_share,
-                       "saturated share": s.saturated_share} for name, s in passed.batch_stats.items()],
-                     hide_index=True)
+    stats = st.expander("Per-layer statistics on a batch of 256 test images", key="inside_stats_open",
+                        on_change="rerun")
+    if stats.open:
+        stats.dataframe([{"layer": name, "mean": s.mean, "std": s.std, "zero (dead) share": s.zero_share,
+                          "saturated share": s.saturated_share} for name, s in passed.batch_stats.items()],
+                        hide_index=True)
     if not len(passed.features):
         return
     st.markdown("**The learned space**: each test image's penultimate features (what the last layer sees), "

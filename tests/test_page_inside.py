@@ -62,6 +62,12 @@ def test_a_trained_run_opens_with_its_own_layers(tmp_path, monkeypatch, run_page
     assert any(c.value.startswith("True class: **") for c in at.caption)
     layers = at.selectbox(key="inside_layer").options
     assert [o.split(" (")[1].split(")")[0] for o in layers[:4]] == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"]
+    assert not at.dataframe  # the two tables are drawn only when their boxes open
+    at.session_state["inside_table_open"] = at.session_state["inside_stats_open"] = True
+    at.run()
+    every_layer, statistics = at.dataframe[0].value, at.dataframe[1].value
+    assert len(every_layer) == len(layers) and "parameters" in every_layer.columns
+    assert set(statistics["layer"]) <= {o.split(". ")[1].split(" (")[0] for o in layers} and len(statistics)
     computed, given = _arithmetic(at)
     assert computed == pytest.approx(given, abs=1e-4)
     # across the test set (360 digits): the images that excite the chosen channel most, and the learned space
