@@ -47,6 +47,14 @@ def test_digits_builtin():
     assert len(digits.splits["train"]) + len(digits.splits["test"]) == 1797
     assert digits.image_shape == (1, 8, 8)
     assert digits.splits["train"].images.max() == 255
+    # read from scikit-learn's own file without importing it: the same images and labels as its loader
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = torch.cat([digits.splits["train"].images, digits.splits["test"].images]).flatten(1).tolist()
+    labels = torch.cat([digits.splits["train"].labels, digits.splits["test"].labels]).tolist()
+    expected = (bunch.images * (255 / 16)).round().astype(int).reshape(len(bunch.images), -1).tolist()
+    assert sorted(zip(images, labels)) == sorted(zip(expected, bunch.target.tolist()))
 
 
 def test_unsplit_folder_skips_corrupt_files_and_splits_stratified(tmp_path):
