@@ -230,21 +230,24 @@ def patch_box(row: int, col: int, receptive_field: int, jump: int, size: tuple[i
             min(size[1], centre_c + half + 1))
 
 
-TSNE_POINTS = 1000  # t-SNE's cost grows faster than its points: 1,000 keep it to seconds on 2 cores (BENCHMARKS.md)
+# Both projections show the same first 1,000 test images, so the two pictures compare point for point: t-SNE's
+# cost grows faster than its points (1,000 keep it to seconds on 2 cores, BENCHMARKS.md), and ten thousand
+# points took the browser a second to draw at every visit of the page.
+PROJECTED_POINTS = 1000
 
 
 def project(features: torch.Tensor, method: str = "pca", seed: int = 0) -> torch.Tensor:
-    """Features (N, F) -> (N, 2): PCA (the two directions of largest variance), or t-SNE (scikit-learn) on the
-    first TSNE_POINTS rows. t-SNE starts from the PCA picture, reads the features through their 50 largest
-    directions (the usual first step: it drops noise and time) and stops at 500 iterations, where the clusters
-    have settled."""
+    """Features (N, F) -> (min(N, PROJECTED_POINTS), 2), the first rows: PCA (the two directions of largest
+    variance, found on all N), or t-SNE (scikit-learn). t-SNE starts from the PCA picture, reads the features
+    through their 50 largest directions (the usual first step: it drops noise and time) and stops at 500
+    iterations, where the clusters have settled."""
     centred = features - features.mean(0)
     _, _, v = torch.linalg.svd(centred, full_matrices=False)
     if method != "tsne":
-        return centred @ v[:2].T
+        return (centred @ v[:2].T)[:PROJECTED_POINTS]
     from sklearn.manifold import TSNE
 
-    reduced = (centred @ v[:50].T)[:TSNE_POINTS]
+    reduced = (centred @ v[:50].T)[:PROJECTED_POINTS]
     start = reduced[:, :2] / (reduced[:, 0].std() + 1e-8) * 1e-4  # scikit-learn's own scale for a given start
     return torch.from_numpy(TSNE(2, init=start.numpy(), random_state=seed, perplexity=min(30, len(reduced) - 1),
                                  max_iter=500).fit_transform(reduced.numpy())).float()

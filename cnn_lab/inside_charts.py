@@ -1,5 +1,5 @@
-"""The "Inside the network" page's Plotly figures: the architecture, each layer's most active map, a layer's
-channels, one map as clickable pixels, the test images that excite a channel, and the learned space.
+"""The "Inside the network" page's figures: the architecture, a layer's channels, one map as clickable pixels and
+the learned space (Plotly); and pictures of many small maps or images at once (one image each, with titles).
 
 A chosen cell is outlined by a rectangle in data coordinates, which sits on the cell whatever size the chart is drawn."""
 from __future__ import annotations
@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from cnn_lab.charts import grid_layout, unchecked_figure
 
 # The architecture chart's colours, one per family of layer, each named in its legend.
 FAMILIES = {
@@ -72,22 +71,35 @@ def colourise(m: np.ndarray) -> np.ndarray:
     return (VIRIDIS[low] + (scaled - low)[..., None] * (VIRIDIS[low + 1] - VIRIDIS[low])).round().astype(np.uint8)
 
 
-def layer_strip_picture(maps: list[np.ndarray], titles: list[str], columns: int = 10, side: int = 56) -> np.ndarray:
-    """One small map per layer (its most active channel), each on its own colour scale and numbered: the image's
-    path from the pixels to the last convolution at a glance, as one picture (one image for the browser, where
-    fifty small charts took it a second to draw). Returns (H, W, 3) uint8."""
+def diverging(m: np.ndarray, limit: float) -> np.ndarray:
+    """A map (H, W) on a shared scale as RGB (H, W, 3) uint8: blue below zero, white at zero, red above, full colour
+    at +-limit (the colours of the page's heat maps)."""
+    t = np.clip(m / (limit or 1.0), -1, 1)[..., None]
+    white, red, blue = np.array([247, 247, 247.0]), np.array([178, 24, 43.0]), np.array([33, 102, 172.0])
+    return np.where(t >= 0, white + t * (red - white), white - t * (blue - white)).round().astype(np.uint8)
+
+
+def contact_sheet(tiles: list[np.ndarray], titles: list[str], columns: int, side: int,
+                  boxes: list[tuple[int, int, int, int]] | None = None) -> np.ndarray:
+    """Pictures (H, W, 3) uint8 in a grid, each scaled to side x side pixels under its title, optionally with a
+    yellow box (top, left, bottom, right, in the tile's own pixels) on each: one image for the browser, where a
+    chart of many small subplots took it a tenth of a second and more at every redraw. Returns (H, W, 3) uint8."""
     from PIL import Image, ImageDraw
 
     label, gap = 14, 4
-    rows = -(-len(maps) // columns)
+    rows = -(-len(tiles) // columns)
     sheet = Image.new("RGB", (columns * (side + gap), rows * (side + label + gap)), "white")
     draw = ImageDraw.Draw(sheet)
-    for i, (m, title) in enumerate(zip(maps, titles)):
+    for i, (tile, title) in enumerate(zip(tiles, titles)):
         r, c = divmod(i, columns)
-        x, y = c * (side + gap), r * (side + label + gap)
-        tile = Image.fromarray(colourise(m)).resize((side, side), Image.NEAREST)
-        sheet.paste(tile, (x, y + label))
-        draw.text((x + side // 2, y + label // 2), title, fill=(49, 51, 63), anchor="mm")
+        x, y = c * (side + gap), r * (side + label + gap) + label
+        sheet.paste(Image.fromarray(tile).resize((side, side), Image.NEAREST), (x, y))
+        draw.text((x + side // 2, y - label // 2), title, fill=(49, 51, 63), anchor="mm")
+        if boxes is not None:
+            top, left, bottom, right = boxes[i]
+            sy, sx = side / tile.shape[0], side / tile.shape[1]
+            draw.rectangle((x + left * sx, y + top * sy, x + right * sx - 1, y + bottom * sy - 1), outline="yellow",
+                           width=2)
     return np.asarray(sheet)
 
 
@@ -121,20 +133,6 @@ def pixel_map_figure(m: np.ndarray, chosen: tuple[int, int]) -> go.Figure:
     fig.update_layout(height=440, margin=dict(t=10, b=10, l=10, r=10), showlegend=False, clickmode="event+select",
                       dragmode=False)
     return fig
-
-
-def exciting_images_figure(images: np.ndarray, boxes: list[tuple[int, int, int, int]], titles: list[str],
-                           columns: int = 9) -> go.Figure:
-    """Images (N, H, W, 3) side by side, each with a box around the patch that excited the channel most."""
-    traces, shapes = [], []
-    for i, (image, (top, left, bottom, right)) in enumerate(zip(images, boxes)):
-        n = "" if i == 0 else str(i + 1)
-        traces.append(dict(type="image", z=image, xaxis=f"x{n}", yaxis=f"y{n}", hoverinfo="skip"))
-        shapes.append(dict(type="rect", xref=f"x{n}", yref=f"y{n}", x0=left - 0.5, y0=top - 0.5, x1=right - 0.5,
-                           y1=bottom - 0.5, line=dict(color="yellow", width=2)))
-    rows = -(-len(images) // columns)
-    return unchecked_figure(traces, grid_layout(len(images), columns, titles, gap=0.01, title_size=10)
-                            | dict(shapes=shapes, height=150 * rows + 30, margin=dict(t=30, b=0, l=0, r=0)))
 
 
 def embedding_figure(points: np.ndarray, labels: list[str], predicted: list[str], classes: list[str]) -> go.Figure:

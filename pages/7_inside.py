@@ -49,17 +49,23 @@ def layer_table(choice: str, image_key: str, _seen: inside.Inspection) -> list[d
 def strip_picture(choice: str, image_key: str, _seen: inside.Inspection) -> bytes:
     convs = _seen.conv_layers()
     names = [l.name for l in _seen.layers]
-    sheet = figures.layer_strip_picture([l.output[inside.sorted_channels(l.output)[0]].float().numpy() for l in convs],
-                                        [str(names.index(l.name)) for l in convs])
+    sheet = figures.contact_sheet(  # each layer's most active map, on its own scale
+        [figures.colourise(l.output[inside.sorted_channels(l.output)[0]].float().numpy()) for l in convs],
+        [str(names.index(l.name)) for l in convs], columns=10, side=56)
     return jpeg(torch.tensor(sheet).permute(2, 0, 1))
 
 
-@st.cache_resource(max_entries=32, show_spinner=False)
-def maps_figure(choice: str, image_key: str, layer_name: str, _layer: inside.LayerOutput):
+@st.cache_data(max_entries=32, show_spinner=False)
+def maps_picture(choice: str, image_key: str, layer_name: str, _layer: inside.LayerOutput) -> bytes:
+    """The layer's 16 most active channels on one scale (the 99.5th percentile of their sizes, so that a few
+    extreme values do not wash out the rest), 8 a row, each titled with its channel and mean."""
     order = inside.sorted_channels(_layer.output)[:16]
+    maps = _layer.output[order].float().numpy()
+    limit = float(np.quantile(np.abs(maps), 0.995)) or 1.0
     means = _layer.output.flatten(1).mean(1)
-    return charts.feature_maps_figure(_layer.output[order].float().numpy(),  # 64 pixels a side fill 8 columns
-                                      [f"ch {c}: {means[c]:.2f}" for c in order], columns=8, height=150, max_side=64)
+    sheet = figures.contact_sheet([figures.diverging(m, limit) for m in maps],
+                                  [f"ch {c}: {means[c]:.2f}" for c in order], columns=8, side=96)
+    return jpeg(torch.tensor(sheet).permute(2, 0, 1))
 
 
 @st.cache_resource(max_entries=2, show_spinner="Running the test set through the model (once per model)")
@@ -75,10 +81,10 @@ def space_figure(choice: str, method: str):
     points in ten traces take Plotly half a second to build)."""
     _, test_labels, passed = test_set_of(choice)
     classes = subject_of(choice).classes
-    points = inside.project(passed.features, method)
-    shown = torch.arange(len(points))
-    return figures.embedding_figure(points.numpy(), [classes[i] for i in test_labels[shown].tolist()],
-                                    [classes[i] for i in passed.predicted[shown].tolist()], classes)
+    points = inside.project(passed.features, method)  # the first PROJECTED_POINTS test images
+    shown = len(points)
+    return figures.embedding_figure(points.numpy(), [classes[i] for i in test_labels[:shown].tolist()],
+                                    [classes[i] for i in passed.predicted[:shown].tolist()], classes)
 
 
 def synthesised(choice: str, layer: str, channel: int) -> torch.Tensor:
@@ -97,16 +103,17 @@ def synthesised(choice: str, layer: str, channel: int) -> torch.Tensor:
     return once_with_progress("synthesised", (choice, layer, channel), paint, "Synthesising: step 0")
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
-def exciting_figure(choice: str, layer_name: str, channel: int, _layer: inside.LayerOutput):
+@st.cache_data(max_entries=64, show_spinner=False)
+def exciting_picture(choice: str, layer_name: str, channel: int, _layer: inside.LayerOutput) -> bytes:
     """The test images that excite this channel most, each with its patch boxed, once per (run, layer, channel)."""
     test_images, _, passed = test_set_of(choice)
     top = inside.top_images(passed, layer_name, channel)
     boxes = [inside.patch_box(r, c, _layer.receptive_field or 1, _layer.jump, tuple(test_images.shape[-2:]))
              for _, _, r, c in top]
-    pictures = np.stack([np.repeat(picture(test_images[i])[..., None], 3, -1) if test_images.shape[1] == 1
-                         else picture(test_images[i]) for i, _, _, _ in top])
-    return figures.exciting_images_figure(pictures, boxes, [f"{v:.2f}" for _, v, _, _ in top])
+    pictures = [np.repeat(picture(test_images[i])[..., None], 3, -1) if test_images.shape[1] == 1
+                else picture(test_images[i]) for i, _, _, _ in top]
+    sheet = figures.contact_sheet(pictures, [f"{v:.2f}" for _, v, _, _ in top], columns=9, side=88, boxes=boxes)
+    return jpeg(torch.tensor(sheet).permute(2, 0, 1))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -234,8 +241,9 @@ def layer_view(choice: str, subject: inside.Subject, seen: inside.Inspection, im
     st.caption(f"Output {' x '.join(map(str, layer.shape))} · {layer.parameters:,} parameters · each value sees "
                f"{field} of the input · neighbouring values are {layer.jump} input pixels apart")
     if layer.output.ndim == 3:
-        st.markdown("Its 16 most active channels (each titled with its mean value):")
-        st.plotly_chart(maps_figure(choice, image_key, layer.name, layer), key="inside_maps")
+        st.markdown("Its 16 most active channels, each titled with its mean value: red above zero, blue below, "
+                    "white at zero, on one scale for all 16.")
+        st.image(maps_picture(choice, image_key, layer.name, layer))
         channel_view(choice, subject, layer)
     else:
         values = layer.output.float()
@@ -331,7 +339,8 @@ def exciting_view(choice: str, layer: inside.LayerOutput, channel: int) -> None:
         return
     st.markdown(f"**What channel {channel} of {layer.name} looks for**: the test images that excite it most, "
                 f"each with the {layer.receptive_field}x{layer.receptive_field}-pixel patch that did it")
-    st.plotly_chart(exciting_figure(choice, layer.name, channel, layer), key="inside_exciting")
+    st.image(exciting_picture(choice, layer.name, channel, layer),
+             caption="Each titled with the channel's value at its peak; the yellow box is the patch it sees there.")
 
 
 def test_set_here(choice: str) -> tuple[torch.Tensor, torch.Tensor, inside.DatasetPass] | None:
@@ -379,11 +388,12 @@ def learned_space_view(choice: str, subject: inside.Subject) -> None:
                         hide_index=True)
     if not len(passed.features):
         return
-    st.markdown("**The learned space**: each test image's penultimate features (what the last layer sees), "
-                "projected to 2-D; hollow markers are the mistakes. Click one to look at it above.")
+    shown = min(len(passed.features), inside.PROJECTED_POINTS)
+    st.markdown(f"**The learned space**: each of the first {shown:,} test images' penultimate features (what the "
+                "last layer sees), projected to 2-D; hollow markers are the mistakes. Click one to look at it above.")
     method = st.radio("Projection", ["pca", "tsne"], horizontal=True, key="inside_projection", format_func={
         "pca": "PCA: the two directions the images differ most along (instant)",
-        "tsne": f"t-SNE: keeps neighbours together ({inside.TSNE_POINTS:,} images, a few seconds)"}.get)
+        "tsne": "t-SNE: keeps neighbours together (a few seconds)"}.get)
     st.plotly_chart(space_figure(choice, method), on_select="rerun", selection_mode="points", key="inside_space")
     dot = new_click("inside_space")
     if dot:

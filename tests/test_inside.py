@@ -152,8 +152,8 @@ def test_tsne_projects_at_most_its_share_of_images_and_keeps_classes_apart():
     labels = torch.arange(1500) % 4
     features = centres[labels] + torch.randn(1500, 64, generator=generator)
     points = inside.project(features, "tsne")
-    assert points.shape == (inside.TSNE_POINTS, 2)
-    shown = labels[: inside.TSNE_POINTS]
+    assert points.shape == (inside.PROJECTED_POINTS, 2)
+    shown = labels[: inside.PROJECTED_POINTS]
     means = torch.stack([points[shown == c].mean(0) for c in range(4)])
     spread = max(points[shown == c].std(0).norm() for c in range(4))
     assert torch.cdist(means, means).masked_fill(torch.eye(4, dtype=torch.bool), 1e9).min() > 2 * spread
@@ -172,7 +172,9 @@ def test_top_images_and_the_learned_space_from_one_pass(digits_model):
     assert seen.by_name(conv).output[3, row, col].item() == pytest.approx(value, abs=1e-5)
     assert passed.features.shape == (len(result.test_labels), 16)  # the last linear layer's input
     points = inside.project(passed.features)
-    assert points.shape == (len(result.test_labels), 2)
+    assert points.shape == (len(result.test_labels), 2)  # all of them: fewer than PROJECTED_POINTS
+    many = inside.project(torch.randn(inside.PROJECTED_POINTS + 500, 16))  # the same first rows as t-SNE's
+    assert many.shape == (inside.PROJECTED_POINTS, 2)
     assert points[:, 0].var() >= points[:, 1].var()  # the first direction holds the most variance
     assert inside.patch_box(0, 0, 5, 2, (8, 8)) == (0, 0, 4, 4) and inside.patch_box(3, 3, 5, 2, (8, 8))[2:] == (8, 8)
 

@@ -26,13 +26,14 @@ from tests.launch import ARTIFACTS, ROOT, launch_chromium, start_app, stop_app
 
 QUIET_MS = 800
 # What the page reports to us: when it last changed (leaving out the header, where the running indicator
-# animates, and the train page's live chart, which the browser redraws every second while a job runs), and how
+# animates; the train page's live chart, which the browser redraws every second while a job runs; and the screen
+# reader's announcements, an invisible aria-live region that a select empties 0.7 s after it closes), and how
 # many script runs it has started: Streamlit's root element carries the script's state for tests.
 WATCH = """
 window.__lastChange = performance.now();
 window.__runs = 0;
 const ignored = (node) => (node.closest ? node : node.parentElement)?.closest?.(
-    '.cnn-lab-live, [data-testid="stHeader"]');
+    '.cnn-lab-live, [data-testid="stHeader"], [aria-live]');
 new MutationObserver((records) => {
     for (const r of records) {
         if (r.attributeName === 'data-test-script-state' && r.target.getAttribute(r.attributeName) === 'running') {
