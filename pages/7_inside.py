@@ -389,12 +389,16 @@ def learned_space_view(choice: str, subject: inside.Subject) -> None:
     if not len(passed.features):
         return
     shown = min(len(passed.features), inside.PROJECTED_POINTS)
-    st.markdown(f"**The learned space**: each of the first {shown:,} test images' penultimate features (what the "
-                "last layer sees), projected to 2-D; hollow markers are the mistakes. Click one to look at it above.")
-    method = st.radio("Projection", ["pca", "tsne"], horizontal=True, key="inside_projection", format_func={
+    space = st.expander(f"The learned space: where {shown:,} test images land, as the last layer sees them",
+                        key="inside_space_open", on_change="rerun")
+    if not space.open:  # drawn when opened: at the page's foot, it cost every visit a WebGL chart of the test set
+        return
+    space.markdown(f"Each of the first {shown:,} test images' penultimate features (what the last layer sees), "
+                   "projected to 2-D; hollow markers are the mistakes. Click one to look at it above.")
+    method = space.radio("Projection", ["pca", "tsne"], horizontal=True, key="inside_projection", format_func={
         "pca": "PCA: the two directions the images differ most along (instant)",
         "tsne": "t-SNE: keeps neighbours together (a few seconds)"}.get)
-    st.plotly_chart(space_figure(choice, method), on_select="rerun", selection_mode="points", key="inside_space")
+    space.plotly_chart(space_figure(choice, method), on_select="rerun", selection_mode="points", key="inside_space")
     dot = new_click("inside_space")
     if dot:
         st.session_state["inside_open"] = {"inside_image_from": TEST_IMAGE, "inside_image_for": choice,

@@ -50,3 +50,20 @@ def test_the_live_view_is_the_jobs_progress_and_step_curve_behind_its_token_only
     ended = live.watched_view(job.watch_token, None)
     # an ended job has no speed or time left to show (its last ETA read as thousands of seconds)
     assert ended["status"] == "stopped" and ended["text"] == "stopped · epoch 1/2 · step 4/40 · 5,000 parameters on cpu"
+
+
+def test_the_epoch_curves_of_two_runs_overlay_on_two_valid_plotly_charts():
+    import plotly.graph_objects as go
+
+    from cnn_lab.metrics import EpochRecord
+
+    with_val = [EpochRecord(e, 2.0 / e, 0.3 * e, 2.2 / e, 0.28 * e, 0.1, 1.0, 100.0) for e in (1, 2, 3)]
+    no_val = [EpochRecord(1, 1.5, 0.4, None, None, 0.1, 1.0, 100.0)]
+    fig = charts.epoch_figure({"a": with_val, "b": no_val}, log_y=True)
+    go.Figure(fig.to_dict())  # Plotly's own checks pass on what was built unchecked
+    assert [(t.name, t.xaxis, t.yaxis) for t in fig.data] == [
+        ("a train", "x", "y"), ("a val", "x", "y"), ("a train", "x2", "y2"), ("a val", "x2", "y2"),
+        ("b train", "x", "y"), ("b train", "x2", "y2")]  # b had no validation split
+    assert list(fig.data[3].y) == pytest.approx([0.28, 0.56, 0.84]) and fig.layout.yaxis.type == "log"
+    assert [t.showlegend for t in fig.data] == [True, True, False, False, True, False]  # one legend entry a curve
+    assert [a.text for a in fig.layout.annotations] == ["Loss per epoch", "Accuracy per epoch"]

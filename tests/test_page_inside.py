@@ -73,6 +73,9 @@ def test_a_trained_run_opens_with_its_own_layers(tmp_path, monkeypatch, run_page
     # across the test set (360 digits): the images that excite the chosen channel most, and the learned space
     assert any(m.value.startswith("**What channel") for m in at.markdown)
     assert any("the yellow box is the patch" in str(i.proto) for i in at.get("image"))  # the nine, in one picture
+    assert not [c for c in at.get("plotly_chart") if c.proto.id.endswith("inside_space")]  # drawn when opened
+    at.session_state["inside_space_open"] = True
+    at.run()
     space = next(c for c in at.get("plotly_chart") if c.proto.id.endswith("inside_space"))
     traces = json.loads(space.proto.spec)["data"]
     assert len(traces) == 10 and sum(len(t["customdata"]) for t in traces) == len(job.result.test_labels)

@@ -230,9 +230,11 @@ def heavy(page, url: str, labels: dict[str, str], repeats: int) -> dict[str, lis
     """Inside's heavy moves: t-SNE (the first time: later ones are cached), then synthesis for the trained run
     and for EfficientNet-Lite0 at their last convolutions."""
     open_page(page, url, "inside")
+    opened = [timed(page, Move("inside", "open", *clicked(lambda page, i: page.get_by_text("The learned space:").first)), 0)]
     projection = [timed(page, Move("inside", "t-SNE", *radio("Projection", ["t-SNE:"])), 0)]
     timed(page, Move("inside", "PCA", *radio("Projection", ["PCA:"])), 0)
-    return {"inside: t-SNE projection of 1,000 test images (first time; then cached)": projection,
+    return {"inside: open the learned space (PCA of 1,000 test images)": opened,
+            "inside: t-SNE projection of 1,000 test images (first time; then cached)": projection,
             "inside: synthesise an image, the trained run's last convolution": synthesis(
                 page, "Run ", labels["run"], SYNTHESIS_CHANNELS["run"], repeats),
             "inside: synthesise an image, EfficientNet-Lite0's last convolution": synthesis(
