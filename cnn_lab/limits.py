@@ -1,6 +1,7 @@
 """Budgets and fences for a server that strangers use: which folders a browser may point the app at, where
 uploads go (named by their content, so the same file is stored and extracted once), how much disk the uploads
-and caches may take (the oldest go first), and how much memory one decoded dataset may take."""
+and caches may take (the oldest go first), how much memory one decoded dataset may take, and how many images,
+and how many decoded pixels per uploaded byte, one person's upload may bring."""
 from __future__ import annotations
 
 import hashlib
@@ -87,3 +88,21 @@ def check_decode_budget(count: int, channels: int, size: int) -> None:
             f"Decoding these {count:,} images at {size}x{size} pixels would take {needed / 2**30:.1f} GB of memory, "
             f"over this server's {budget / 2**30:.1f} GB limit: use fewer images or a smaller image size."
         )
+
+
+def check_upload(count: int, size: int, stored_bytes: int) -> None:
+    """Refuse, before decoding anything, a person's zip or folder (in shared mode) with more images than one upload
+    may bring, or one that decoding at size x size would blow up far beyond its bytes (thousands of 1-pixel GIFs
+    become thousands of full-size arrays)."""
+    settings = load_settings()
+    if not settings.shared:
+        return
+    if count > settings.upload_max_images:
+        raise LimitError(f"This upload holds {count:,} files, more than the {settings.upload_max_images:,} images "
+                         "one upload may bring to this shared server: use fewer images.")
+    per_byte = count * size * size / max(1, stored_bytes)
+    if per_byte > settings.upload_max_pixels_per_byte:
+        raise LimitError(f"These {count:,} files take {stored_bytes / 2**20:.1f} MB but would decode to "
+                         f"{count * size * size / 1e6:,.0f} million pixels at {size}x{size} ({per_byte:,.0f} per "
+                         f"byte, over this server's {settings.upload_max_pixels_per_byte:,.0f}): use real photos, "
+                         "not tiny or empty images.")

@@ -21,6 +21,9 @@ class Settings:
     pause_timeout_minutes: float = 10.0  # a job paused longer gives the device back: it is stopped (0 = never)
     disk_budget_gb: float = 5.0  # uploads, extracted archives and caches together; the oldest go first
     decode_budget_gb: float = 2.0  # the largest decoded dataset (images x 3 x size^2 bytes) one load may build
+    upload_max_images: int = 10_000  # images in one person's zip or folder (shared mode)
+    upload_max_pixels_per_byte: float = 100.0  # pixels decoding would make per byte uploaded (shared mode)
+    archive_max_ratio: float = 100.0  # bytes an archive unpacks to per byte of archive (photos barely compress)
     ray_address: str = ""  # run jobs on a Ray cluster: "auto" (started with `ray start`), "local", or host:port
 
 
@@ -46,5 +49,8 @@ def load_settings() -> Settings:
         pause_timeout_minutes=_number("CNN_LAB_PAUSE_TIMEOUT_MINUTES", 10.0),
         disk_budget_gb=_number("CNN_LAB_DISK_BUDGET_GB", 5.0),
         decode_budget_gb=_number("CNN_LAB_DECODE_BUDGET_GB", 2.0),
+        upload_max_images=int(_number("CNN_LAB_UPLOAD_MAX_IMAGES", 10_000)),
+        upload_max_pixels_per_byte=_number("CNN_LAB_UPLOAD_MAX_PIXELS_PER_BYTE", 100.0),
+        archive_max_ratio=_number("CNN_LAB_ARCHIVE_MAX_RATIO", 100.0),
         ray_address=env("CNN_LAB_RAY", "").strip(),
     )

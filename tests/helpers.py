@@ -3,6 +3,9 @@ inputs several tests feed the app (folders of photos, odd and hostile files)."""
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -99,3 +102,14 @@ ODD_FILES = {
     "palette PNG": (encoded(Image.new("P", (20, 20), 3)), None),
     "grayscale TIFF": (encoded(Image.new("L", (20, 20), 9), "TIFF"), None),
 }
+
+
+def peak_of_cli(args: list[str], env: dict[str, str], timeout: float = 900) -> tuple[subprocess.CompletedProcess, float]:
+    """Run `python -m cnn_lab ...` as its own process; returns it and its peak resident memory in GB (as the
+    kernel counts it, ru_maxrss, printed last on stderr)."""
+    probe = ("import resource, runpy, sys; sys.argv = ['cnn_lab'] + sys.argv[1:]\n"
+             "try:\n    runpy.run_module('cnn_lab', run_name='__main__')\n"
+             "finally:\n    print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", probe, *args], cwd=ROOT, capture_output=True, text=True,
+                          env=os.environ | env, timeout=timeout)
+    return done, int(done.stderr.rsplit("peak ", 1)[1]) / 2**20

@@ -23,7 +23,7 @@ from cnn_lab.metrics import MetricLog
 from cnn_lab.models import ModelSpec
 from cnn_lab.settings import Settings
 from cnn_lab.train import TrainConfig
-from tests.helpers import ROOT, wait_for
+from tests.helpers import ROOT, peak_of_cli, wait_for
 
 ALICE, BOB, ADMIN = Person("alice"), Person("bob"), Person("teacher", admin=True)
 
@@ -210,6 +210,49 @@ def test_many_tiny_images_are_refused_before_decoding(monkeypatch):
     with pytest.raises(data.DatasetError, match="20,000 images at 224x224 pixels would take 2.8 GB"):
         data.load_folder(data.dataset_root(data.extract_archive(archive)), size=224)
     assert (psutil.Process().memory_info().rss - rss) / 2**20 < 100
+
+
+@pytest.mark.parametrize("what", ["many tiny images", "a zip bomb"])
+def test_a_hostile_upload_is_one_sentence_within_the_memory_budget_in_shared_mode(tmp_path, what):
+    """Issue 32: 20,000 GIFs of one pixel (2.7 MB, accepted before and 3.75 GB at its peak) and a zip of about 2 GB
+    of zeros, given to the CLI's linear probe on a shared server: one sentence each, before anything is decoded
+    or extracted, and the process stays far under the 2 GB decode budget."""
+    archive = tmp_path / "upload.zip"
+    if what == "many tiny images":
+        archive.write_bytes(_zip_of_gifs(20_000))
+        expected = "This upload holds 20,000 files, more than the 10,000 images one upload may bring"
+    else:
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf, zf.open("bomb/a/zeros.png", "w") as file:
+            zeros = bytes(2**24)
+            for _ in range(115):  # 1.9 GB: under the 2 GB size limit, so only the ratio can refuse it
+                file.write(zeros)
+        assert archive.stat().st_size < 5 * 2**20
+        expected = "unpacks to 1,840 MB in 1 file ("
+    done, peak_gb = peak_of_cli(["transfer", "--data", str(archive), "--mode", "probe"],
+                                 {"CNN_LAB_SHARED": "1", "CNN_LAB_CACHE": str(tmp_path / "cache")})
+    assert done.returncode == 2 and expected in done.stderr, done.stderr[-2000:]
+    assert len([line for line in done.stderr.splitlines() if line.startswith("error:")]) == 1
+    assert peak_gb < 1.0, peak_gb  # the interpreter and torch; nothing of the upload
+    assert not list((tmp_path / "cache").rglob("zeros.png"))  # nothing extracted
+
+
+def test_an_upload_that_would_decode_to_far_more_pixels_than_its_bytes_is_refused(monkeypatch, tmp_path):
+    """Under the count limit, 5,000 one-pixel GIFs (200 kB) would still decode to 128 million pixels at 160x160:
+    refused in shared mode before decoding; the same folder is the person's own business in local mode."""
+    def decoding(*args):
+        raise RuntimeError("decoding started")
+
+    monkeypatch.setattr(folders, "_decode", decoding)
+    folder = data.dataset_root(data.extract_archive(limits.save_upload(_zip_of_gifs(5_000), "tiny.zip")))
+    monkeypatch.setenv("CNN_LAB_SHARED", "1")
+    with pytest.raises(data.DatasetError, match=r"would decode to 128 million pixels at 160x160 \(\d[\d,]* per byte"):
+        data.load_folder(folder, size=160, upload=True)
+    monkeypatch.setenv("CNN_LAB_UPLOAD_MAX_IMAGES", "4999")
+    with pytest.raises(data.DatasetError, match="holds 5,000 files, more than the 4,999 images"):
+        data.load_folder(folder, size=160, upload=True)
+    monkeypatch.delenv("CNN_LAB_SHARED")
+    with pytest.raises(RuntimeError, match="decoding started"):  # local mode: on to the decoding
+        data.load_folder(folder, size=160, upload=True)
 
 
 def test_the_same_upload_twice_is_stored_and_extracted_once():

@@ -14,6 +14,7 @@ from cnn_lab.data.splits import SPLITS, DatasetError, DatasetUnavailable, ImageD
 from cnn_lab.downloads import Hooks
 from cnn_lab.limits import enforce_disk_budget
 from cnn_lab.paths import cache_root, data_root
+from cnn_lab.settings import load_settings
 
 
 def extract_archive(archive: str | Path, max_bytes: int = 2 * 2**30, max_files: int = 200_000) -> Path:
@@ -47,11 +48,20 @@ def extract_archive(archive: str | Path, max_bytes: int = 2 * 2**30, max_files: 
     return target
 
 
+def _check_unpacked_size(archive: Path, files: int, unpacked: int, max_bytes: int, max_files: int) -> None:
+    """Refuse, before extracting anything, an archive with too many files, too many bytes in all, or far more bytes
+    than its own size (a bomb: photos barely compress, so a real archive unpacks to about its own size)."""
+    ratio = unpacked / max(1, archive.stat().st_size)
+    if files > max_files or unpacked > max_bytes or ratio > load_settings().archive_max_ratio:
+        raise DatasetError(f"The archive {archive.name} unpacks to {unpacked / 2**20:,.0f} MB in {files:,} "
+                           f"file{'s' if files != 1 else ''} ({ratio:,.0f} times its own size), more than this server "
+                           "extracts; it was not used.")
+
+
 def _extract_tar(archive: Path, target: Path, max_bytes: int, max_files: int) -> None:
     with tarfile.open(archive) as tar:
         members = tar.getmembers()
-        if len(members) > max_files or sum(m.size for m in members) > max_bytes:
-            raise DatasetError(f"The archive {archive.name} is too large to extract here.")
+        _check_unpacked_size(archive, len(members), sum(m.size for m in members), max_bytes, max_files)
         odd = next((m for m in members if not (m.isfile() or m.isdir())), None)
         if odd is not None:
             kind = "link" if (odd.issym() or odd.islnk()) else "special file"
@@ -66,8 +76,7 @@ def _extract_tar(archive: Path, target: Path, max_bytes: int, max_files: int) ->
 def _extract_zip(archive: Path, target: Path, max_bytes: int, max_files: int) -> None:
     with zipfile.ZipFile(archive) as zf:
         infos = [i for i in zf.infolist() if not i.is_dir()]
-        if len(infos) > max_files or sum(i.file_size for i in infos) > max_bytes:
-            raise DatasetError(f"The zip {archive.name} unpacks to more than the allowed size; it was not extracted.")
+        _check_unpacked_size(archive, len(infos), sum(i.file_size for i in infos), max_bytes, max_files)
         for info in infos:
             path = (target / info.filename).resolve()
             if not path.is_relative_to(target.resolve()) or info.filename.startswith(("/", "\\")):

@@ -1,6 +1,6 @@
 """Image folders in ImageFolder layout, pre-split (`root/{train,val,test}/<class>/`) or not (`root/<class>/`),
-decoded in parallel into one array allocated up front, within the decode budget; unreadable files are skipped
-and counted."""
+decoded in parallel into one array a split allocated up front, all splits within the decode budget; unreadable
+files are skipped and counted."""
 from __future__ import annotations
 
 import hashlib
@@ -17,7 +17,7 @@ from cnn_lab.data.cache import cached
 from cnn_lab.data.splits import SPLITS, DatasetError, ImageDataset, Split, split_one
 from cnn_lab.downloads import Hooks
 from cnn_lab.images import ImageError, read_rgb
-from cnn_lab.limits import LimitError, check_decode_budget
+from cnn_lab.limits import LimitError, check_decode_budget, check_upload
 
 
 def _fingerprint_tree(root: Path) -> str:
@@ -60,13 +60,8 @@ def _decode(path: Path, size: int) -> np.ndarray | None:
 
 
 def _decode_split(files: dict[str, list[Path]], classes: list[str], size: int, hooks: Hooks) -> tuple[Split, int]:
-    """Decode every file into one array allocated up front (after checking it fits the memory budget), reporting
-    the count to `hooks` every 256 images."""
+    """Decode every file into one array allocated up front, reporting the count to `hooks` every 256 images."""
     paths = [(path, classes.index(name)) for name, group in files.items() for path in group]
-    try:
-        check_decode_budget(len(paths), 3, size)
-    except LimitError as error:
-        raise DatasetError(str(error)) from None
     images = np.empty((len(paths), 3, size, size), dtype=np.uint8)
 
     def decode_into(index: int) -> bool:
@@ -95,14 +90,30 @@ def load_folder(
     fractions: dict[str, float] | None = None,
     seed: int = 0,
     hooks: Hooks | None = None,
+    upload: bool = False,
 ) -> ImageDataset:
     """An ImageFolder tree, pre-split (`root/{train,val,test}/<class>/`) or not (`root/<class>/`), at size x size;
-    the decoding (only on the first load: the decoded tensors are cached) reports its count to `hooks`."""
+    the decoding (only on the first load: the decoded tensors are cached) reports its count to `hooks`. An
+    `upload` (a person's own zip or folder) must pass the upload limits first, in shared mode."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"The folder {root} does not exist.")
+    if upload:
+        files = [f for f in root.rglob("*") if f.is_file() and not f.name.startswith(".")]
+        try:
+            check_upload(len(files), size, sum(f.stat().st_size for f in files))
+        except LimitError as error:
+            raise DatasetError(str(error)) from None
     fingerprint = f"{root.resolve()}|{size}|{fractions}|{seed}|{_fingerprint_tree(root)}"
     return cached(f"folder-{root.name}", fingerprint, lambda: _decode_folder(root, size, fractions, seed, hooks or Hooks()))
+
+
+def _fits_the_budget(groups: list[dict[str, list[Path]]], size: int) -> None:
+    """Every split's files together must fit the decode budget (checked before any image is decoded)."""
+    try:
+        check_decode_budget(sum(len(paths) for group in groups for paths in group.values()), 3, size)
+    except LimitError as error:
+        raise DatasetError(str(error)) from None
 
 
 def _decode_folder(root: Path, size: int, fractions: dict[str, float] | None, seed: int, hooks: Hooks) -> ImageDataset:
@@ -114,6 +125,7 @@ def _decode_folder(root: Path, size: int, fractions: dict[str, float] | None, se
             unknown = set(files[name]) - set(classes)
             if unknown:
                 raise DatasetError(f"The {name} split has classes that train lacks: {', '.join(sorted(unknown))}.")
+        _fits_the_budget(list(files.values()), size)
         splits, skipped = {}, 0
         for name in present:
             splits[name], count = _decode_split(files[name], classes, size, hooks)
@@ -125,6 +137,7 @@ def _decode_folder(root: Path, size: int, fractions: dict[str, float] | None, se
     else:
         files = _class_files(root)
         classes = sorted(files)
+        _fits_the_budget([files], size)
         everything, skipped = _decode_split(files, classes, size, hooks)
         splits = split_one(everything, fractions or {"train": 0.7, "val": 0.15, "test": 0.15}, seed)
     if len(classes) < 2:

@@ -133,7 +133,7 @@ def load_dataset(name: str, hooks: Hooks | None = None) -> ImageDataset:
     if not name.strip():
         raise DatasetError("Type the path of an image folder first.")
     if Path(name).is_dir():
-        return load_folder(name, size=32, hooks=hooks)
+        return load_folder(name, size=32, hooks=hooks, upload=True)  # a person's own folder
     raise DatasetError(f"Unknown dataset {name!r}: choose one of {', '.join(DATASETS)}, or an existing folder.")
 
 

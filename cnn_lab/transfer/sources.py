@@ -125,7 +125,7 @@ def load_images(config: TransferConfig, hooks: Hooks | None = None) -> datasets.
     path = Path(config.data)
     if path.is_file():
         path = datasets.dataset_root(datasets.extract_archive(path))
-    return datasets.load_folder(path, size=config.image_size, seed=config.seed, hooks=hooks)
+    return datasets.load_folder(path, size=config.image_size, seed=config.seed, hooks=hooks, upload=True)
 
 
 def with_val_id(dataset: datasets.ImageDataset) -> str:

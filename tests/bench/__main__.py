@@ -14,6 +14,7 @@ from cnn_lab.device import describe_device
 from tests.bench.cluster import bench_ray
 from tests.bench.common import Row
 from tests.bench.latency import bench_latency
+from tests.bench.memory import bench_memory
 from tests.bench.pages import bench_conv_update, bench_inside
 from tests.bench.processes import bench_browser, bench_cold_probe
 from tests.bench.training import (
@@ -29,6 +30,7 @@ from tests.bench.transfer import bench_cpu_transfer, bench_transfer
 BENCHMARKS: dict[str, Callable[[datasets.ImageDataset, bool], list[Row]]] = {
     "inside": bench_inside,
     "latency": bench_latency,
+    "memory": bench_memory,
     "transfer": bench_transfer,
     "conv": bench_conv_update,
     "data": bench_data,
