@@ -1,8 +1,8 @@
-"""How much memory a transfer job takes at its peak (issue 32), so that the decode budget bounds the whole job and
-not only its decoded arrays. Each job is the CLI in its own process on a folder of photos of noise, decoded at
-160x160; its peak is the kernel's count of its resident memory (ru_maxrss). Two folder sizes a mode give the
-job's fixed part (the interpreter, torch, the backbone, a batch's activations) and its cost per decoded byte,
-which limits.JOB_BASE_GB and limits.PEAK_COPIES must cover."""
+"""How much memory a transfer job takes at its peak (issue 32), the figures a decode budget that bounds the whole
+job (not only its decoded arrays) must be sized on. Each job is the CLI in its own process on a folder of photos
+of noise, decoded at 160x160; its peak is the kernel's count of its resident memory (ru_maxrss). Two folder sizes
+a mode give the job's fixed part (the interpreter, torch, the backbone, a batch's activations) and its cost per
+decoded byte."""
 from __future__ import annotations
 
 import tempfile
@@ -27,7 +27,7 @@ def peak_gb(mode: str, per_class: int, root: Path) -> tuple[float, float]:
 
 
 def bench_memory(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
-    counts = (250, 750) if quick else (1000, 3000)
+    counts = (250, 750) if quick else (500, 2000)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for mode in MODES:
