@@ -8,7 +8,10 @@ their padding as a child), in the order the forward pass runs them.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import pickle
+import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -234,6 +237,13 @@ def patch_box(row: int, col: int, receptive_field: int, jump: int, size: tuple[i
 # cost grows faster than its points (1,000 keep it to seconds on 2 cores, BENCHMARKS.md), and ten thousand
 # points took the browser a second to draw at every visit of the page.
 PROJECTED_POINTS = 1000
+
+
+def prepare_tsne() -> None:
+    """Start importing t-SNE's library (scikit-learn: 1.6 s on 2 cores) in the background, once, so that a first
+    t-SNE finds it loaded; a t-SNE asked for sooner waits for the same import (Python's import lock)."""
+    if "sklearn.manifold" not in sys.modules:
+        threading.Thread(target=importlib.import_module, args=("sklearn.manifold",), daemon=True).start()
 
 
 def project(features: torch.Tensor, method: str = "pca", seed: int = 0) -> torch.Tensor:

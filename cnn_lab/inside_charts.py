@@ -81,7 +81,7 @@ def diverging(m: np.ndarray, limit: float) -> np.ndarray:
 
 def contact_sheet(tiles: list[np.ndarray], titles: list[str], columns: int, side: int,
                   boxes: list[tuple[int, int, int, int]] | None = None) -> np.ndarray:
-    """Pictures (H, W, 3) uint8 in a grid, each scaled to side x side pixels under its title, optionally with a
+    """Pictures (H, W, 3), or grey (H, W), uint8 in a grid, each scaled to side x side pixels under its title, optionally with a
     yellow box (top, left, bottom, right, in the tile's own pixels) on each: one image for the browser, where a
     chart of many small subplots took it a tenth of a second and more at every redraw. Returns (H, W, 3) uint8."""
     from PIL import Image, ImageDraw
@@ -93,7 +93,7 @@ def contact_sheet(tiles: list[np.ndarray], titles: list[str], columns: int, side
     for i, (tile, title) in enumerate(zip(tiles, titles)):
         r, c = divmod(i, columns)
         x, y = c * (side + gap), r * (side + label + gap) + label
-        sheet.paste(Image.fromarray(tile).resize((side, side), Image.NEAREST), (x, y))
+        sheet.paste(Image.fromarray(tile).convert("RGB").resize((side, side), Image.NEAREST), (x, y))
         draw.text((x + side // 2, y - label // 2), title, fill=(49, 51, 63), anchor="mm")
         if boxes is not None:
             top, left, bottom, right = boxes[i]

@@ -110,8 +110,7 @@ def exciting_picture(choice: str, layer_name: str, channel: int, _layer: inside.
     top = inside.top_images(passed, layer_name, channel)
     boxes = [inside.patch_box(r, c, _layer.receptive_field or 1, _layer.jump, tuple(test_images.shape[-2:]))
              for _, _, r, c in top]
-    pictures = [np.repeat(picture(test_images[i])[..., None], 3, -1) if test_images.shape[1] == 1
-                else picture(test_images[i]) for i, _, _, _ in top]
+    pictures = [picture(test_images[i]) for i, _, _, _ in top]
     sheet = figures.contact_sheet(pictures, [f"{v:.2f}" for _, v, _, _ in top], columns=9, side=88, boxes=boxes)
     return jpeg(torch.tensor(sheet).permute(2, 0, 1))
 
@@ -393,6 +392,7 @@ def learned_space_view(choice: str, subject: inside.Subject) -> None:
                         key="inside_space_open", on_change="rerun")
     if not space.open:  # drawn when opened: at the page's foot, it cost every visit a WebGL chart of the test set
         return
+    inside.prepare_tsne()  # while the learner looks at PCA
     space.markdown(f"Each of the first {shown:,} test images' penultimate features (what the last layer sees), "
                    "projected to 2-D; hollow markers are the mistakes. Click one to look at it above.")
     method = space.radio("Projection", ["pca", "tsne"], horizontal=True, key="inside_projection", format_func={

@@ -1,6 +1,9 @@
 """Inside the network: hooked outputs against a manual forward pass, receptive fields against the stride &
 padding calculator, the clicked value's arithmetic against the hooked value, on the course CNN and on the
 pretrained EfficientNet-Lite0 (depthwise convolutions with same padding)."""
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -9,7 +12,7 @@ from cnn_lab import evaluate, inside, jobs, runs
 from cnn_lab.geometry import STACKS, stack_table
 from cnn_lab.models import ModelSpec, build_model, course_spec
 from cnn_lab.train import TrainConfig
-from tests.helpers import wait_for
+from tests.helpers import ROOT, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +147,18 @@ def test_synthesis_on_the_pretrained_network_stops_at_its_layer_and_reports_each
     assert image.shape == (3, inside.SYNTHESIS_SIDE, inside.SYNTHESIS_SIDE) and image.dtype == torch.uint8
     assert steps == [(i, 12) for i in range(1, 13)] and not ran
     assert all(p.grad is None for p in subject.model.parameters())
+
+
+def test_t_sne_s_library_is_imported_in_the_background_once_asked():
+    """The page asks for it when the learned space opens: the import (1.6 s) runs in a thread, not in the click."""
+    code = ("import sys, threading; from cnn_lab import inside\n"
+            "assert 'sklearn.manifold' not in sys.modules\n"
+            "inside.prepare_tsne(); started = [t for t in threading.enumerate() if t is not threading.main_thread()]\n"
+            "assert len(started) == 1 and started[0].daemon; started[0].join(60)\n"
+            "inside.prepare_tsne(); assert threading.active_count() == 1  # once\n"
+            "print(sys.modules['sklearn.manifold'].TSNE.__name__)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "TSNE", done.stderr[-2000:]
 
 
 def test_tsne_projects_at_most_its_share_of_images_and_keeps_classes_apart():

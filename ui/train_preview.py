@@ -10,8 +10,9 @@ from cnn_lab import data as datasets
 from cnn_lab import inside
 from cnn_lab.downloads import Hooks
 from cnn_lab.models import ModelError, build_model
+from cnn_lab.inside_charts import contact_sheet
 from cnn_lab.train import TrainConfig, TrainingError
-from ui.inputs import picture
+from ui.inputs import jpeg, picture
 from ui.progress import once_with_progress, ready
 
 PREVIEW = "train preview"  # the datasets read for a preview, for the whole server
@@ -57,8 +58,9 @@ def data_view(dataset: datasets.ImageDataset) -> None:
     st.markdown(f"**The data**: {len(train.labels):,} training images of "
                 f"{' x '.join(map(str, train.images.shape[1:]))}, {len(dataset.classes)} classes; one of each:")
     shown = one_of_each_class(train)
-    st.image([picture(train.images[i]) for i in shown], width=72,
-             caption=[dataset.classes[int(train.labels[i])] for i in shown])
+    sheet = contact_sheet([picture(train.images[i]) for i in shown],
+                          [dataset.classes[int(train.labels[i])][:12] for i in shown], columns=5, side=72)
+    st.image(jpeg(torch.tensor(sheet).permute(2, 0, 1)))  # one picture: ten took ten requests at each preset
 
 
 def train_preview(config: TrainConfig) -> None:

@@ -326,7 +326,7 @@ def target_of(what: str) -> Target | None:
         return Target(2.0)
     if "synthesise" in what:
         return Target(15.0 if "EfficientNet" in what else 5.0)
-    if "t-SNE" in what:
+    if "t-SNE" in what or "learned space" in what:  # the projection
         return Target(5.0)
     if what.startswith("inside:"):
         return Target(3.0 if "(the image)" in what or "Model select" in what else 1.0)
