@@ -38,6 +38,12 @@ def allowed_folder(text: str) -> Path:
     return path
 
 
+def in_data_folder(path: Path) -> bool:
+    """Whether a path lies inside CNN_LAB_DATA: data the server's owner put there, not a person's upload."""
+    root = data_root()
+    return root is not None and path.resolve().is_relative_to(root.resolve())
+
+
 def save_upload(content: bytes, name: str) -> Path:
     """Store an upload under the hash of its content (the same file twice is one file, extracted once)."""
     suffix = "".join(Path(name).suffixes[-2:]).lower() if name.lower().endswith(".tar.gz") else Path(name).suffix.lower()

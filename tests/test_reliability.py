@@ -2,6 +2,7 @@
 gets one clear sentence from the core, never a crash or a hang."""
 import ctypes
 import gc
+import os
 import pickle
 import threading
 import time
@@ -70,8 +71,14 @@ def test_zip_bomb_and_traversal(tmp_path):
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
         for i in range(4):
             zf.writestr(f"c{i}/zeros.png", b"\0" * (40 * 2**20))
-    with pytest.raises(data.DatasetError, match="allowed size"):
+    with pytest.raises(data.DatasetError, match=r"unpacks to 160 MB in 4 files \(1,0\d\d times its own size\)"):
         data.extract_archive(bomb, max_bytes=100 * 2**20)
+    big = tmp_path / "big.zip"  # no bomb (noise does not compress), only over the size limit
+    with zipfile.ZipFile(big, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("c0/noise.png", os.urandom(2 * 2**20))
+    with pytest.raises(data.DatasetError, match=r"unpacks to 2 MB in 1 file \(1 times its own size\), more than"):
+        data.extract_archive(big, max_bytes=2**20)
+    assert data.extract_archive(big).is_dir()  # under the default size limit: extracted
     traversal = tmp_path / "traversal.zip"
     with zipfile.ZipFile(traversal, "w") as zf:
         zf.writestr("../../etc/evil.png", b"x")

@@ -238,7 +238,8 @@ def test_a_hostile_upload_is_one_sentence_within_the_memory_budget_in_shared_mod
 
 def test_an_upload_that_would_decode_to_far_more_pixels_than_its_bytes_is_refused(monkeypatch, tmp_path):
     """Under the count limit, 5,000 one-pixel GIFs (200 kB) would still decode to 128 million pixels at 160x160:
-    refused in shared mode before decoding; the same folder is the person's own business in local mode."""
+    refused in shared mode before decoding; the same folder in the teacher's data folder, or in local mode (the
+    person's own machine), goes on to be decoded."""
     def decoding(*args):
         raise RuntimeError("decoding started")
 
@@ -250,6 +251,10 @@ def test_an_upload_that_would_decode_to_far_more_pixels_than_its_bytes_is_refuse
     monkeypatch.setenv("CNN_LAB_UPLOAD_MAX_IMAGES", "4999")
     with pytest.raises(data.DatasetError, match="holds 5,000 files, more than the 4,999 images"):
         data.load_folder(folder, size=160, upload=True)
+    monkeypatch.setenv("CNN_LAB_DATA", str(folder.parent))  # the same folder, put in the data folder by the teacher
+    with pytest.raises(RuntimeError, match="decoding started"):
+        data.load_folder(folder, size=160, upload=True)
+    monkeypatch.setenv("CNN_LAB_DATA", "")
     monkeypatch.delenv("CNN_LAB_SHARED")
     with pytest.raises(RuntimeError, match="decoding started"):  # local mode: on to the decoding
         data.load_folder(folder, size=160, upload=True)

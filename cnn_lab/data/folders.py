@@ -17,7 +17,7 @@ from cnn_lab.data.cache import cached
 from cnn_lab.data.splits import SPLITS, DatasetError, ImageDataset, Split, split_one
 from cnn_lab.downloads import Hooks
 from cnn_lab.images import ImageError, read_rgb
-from cnn_lab.limits import LimitError, check_decode_budget, check_upload
+from cnn_lab.limits import LimitError, check_decode_budget, check_upload, in_data_folder
 
 
 def _fingerprint_tree(root: Path) -> str:
@@ -94,11 +94,12 @@ def load_folder(
 ) -> ImageDataset:
     """An ImageFolder tree, pre-split (`root/{train,val,test}/<class>/`) or not (`root/<class>/`), at size x size;
     the decoding (only on the first load: the decoded tensors are cached) reports its count to `hooks`. An
-    `upload` (a person's own zip or folder) must pass the upload limits first, in shared mode."""
+    `upload` (a person's own zip or folder, not one inside CNN_LAB_DATA) must pass the upload limits first, in
+    shared mode."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"The folder {root} does not exist.")
-    if upload:
+    if upload and not in_data_folder(root):
         files = [f for f in root.rglob("*") if f.is_file() and not f.name.startswith(".")]
         try:
             check_upload(len(files), size, sum(f.stat().st_size for f in files))
