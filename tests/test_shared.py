@@ -232,7 +232,7 @@ def test_a_hostile_upload_is_one_sentence_within_the_memory_budget_in_shared_mod
                                  {"CNN_LAB_SHARED": "1", "CNN_LAB_CACHE": str(tmp_path / "cache")})
     assert done.returncode == 2 and expected in done.stderr, done.stderr[-2000:]
     assert len([line for line in done.stderr.splitlines() if line.startswith("error:")]) == 1
-    assert peak_gb < 1.0, peak_gb  # the interpreter and torch; nothing of the upload
+    assert peak_gb < 1.6, peak_gb  # the interpreter, torch and the backbone, under the 2 GB budget: nothing of it
     assert not list((tmp_path / "cache").rglob("zeros.png"))  # nothing extracted
 
 
