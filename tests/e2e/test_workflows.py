@@ -26,6 +26,7 @@ def test_training_streams_stops_and_survives_a_reload(page, app_url):
     # the step curve, drawn by Plotly in the page and redrawn in place (the live chart: no Streamlit rerun)
     assert wait_for(lambda: page.locator(".cnn-lab-live-chart .scatterlayer .trace").count() == 3, 30)
     screenshot(page, "train-running")
+    assert wait_for(lambda: "epoch 1/" not in progress_text(page), 120), progress_text(page)  # an epoch to keep
     page.get_by_role("button", name="Stop").click()
     page.wait_for_selector("text=Stopped by the user", timeout=60_000)
     page.reload()
