@@ -96,13 +96,15 @@ def check_decode_budget(count: int, channels: int, size: int) -> None:
         )
 
 
-def check_upload(count: int, size: int, stored_bytes: int) -> None:
-    """Refuse, before decoding anything, a person's zip or folder (in shared mode) with more images than one upload
-    may bring, or one that decoding at size x size would blow up far beyond its bytes (thousands of 1-pixel GIFs
-    become thousands of full-size arrays)."""
+def check_upload(root: Path, size: int) -> None:
+    """Refuse, before decoding anything, a person's zip or folder (in shared mode; not one inside CNN_LAB_DATA) with
+    more images than one upload may bring, or one that decoding at size x size would blow up far beyond its bytes
+    (thousands of 1-pixel GIFs become thousands of full-size arrays)."""
     settings = load_settings()
-    if not settings.shared:
+    if not settings.shared or in_data_folder(root):
         return
+    files = [f for f in root.rglob("*") if f.is_file() and not f.name.startswith(".")]
+    count, stored_bytes = len(files), sum(f.stat().st_size for f in files)
     if count > settings.upload_max_images:
         raise LimitError(f"This upload holds {count:,} files, more than the {settings.upload_max_images:,} images "
                          "one upload may bring to this shared server: use fewer images.")

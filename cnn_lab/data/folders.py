@@ -17,7 +17,7 @@ from cnn_lab.data.cache import cached
 from cnn_lab.data.splits import SPLITS, DatasetError, ImageDataset, Split, split_one
 from cnn_lab.downloads import Hooks
 from cnn_lab.images import ImageError, read_rgb
-from cnn_lab.limits import LimitError, check_decode_budget, check_upload, in_data_folder
+from cnn_lab.limits import LimitError, check_decode_budget, check_upload
 
 
 def _fingerprint_tree(root: Path) -> str:
@@ -99,10 +99,9 @@ def load_folder(
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"The folder {root} does not exist.")
-    if upload and not in_data_folder(root):
-        files = [f for f in root.rglob("*") if f.is_file() and not f.name.startswith(".")]
+    if upload:
         try:
-            check_upload(len(files), size, sum(f.stat().st_size for f in files))
+            check_upload(root, size)
         except LimitError as error:
             raise DatasetError(str(error)) from None
     fingerprint = f"{root.resolve()}|{size}|{fractions}|{seed}|{_fingerprint_tree(root)}"
