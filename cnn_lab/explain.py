@@ -17,17 +17,15 @@ def grad_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor, target: int | 
     captured: dict[str, torch.Tensor] = {}
 
     def keep(_module, _inputs, output):
-        output = output[0] if isinstance(output, (tuple, list)) else output
-        output.retain_grad()
-        captured["maps"] = output
+        captured["maps"] = output[0] if isinstance(output, (tuple, list)) else output
 
     with hooked(model, [(layer, keep)]), torch.enable_grad():
         x = x.detach().requires_grad_(True)  # so frozen backbones still carry gradients to the layer
         scores = model(x)
         target = int(scores.argmax(1)) if target is None else target
-        model.zero_grad()
-        scores[0, target].backward()
-    maps, grads = captured["maps"], captured["maps"].grad
+        maps = captured["maps"]
+        # the gradient with respect to the maps alone: the model's own .grad stay untouched (a shared model)
+        (grads,) = torch.autograd.grad(scores[0, target], maps)
     weights = grads.mean(dim=(2, 3), keepdim=True)
     cam = torch.relu((weights * maps).sum(1, keepdim=True))
     cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[0, 0].detach()

@@ -292,22 +292,18 @@ def synthesise(model: nn.Module, layer: nn.Module, channel: int, shape: tuple[in
         caught["maps"] = output
         raise _Reached
 
-    try:
-        with hooked(model, [(layer, catch)]), torch.enable_grad():
-            for step in range(steps):
-                image = torch.sigmoid(pixels)
-                dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=generator))
-                with contextlib.suppress(_Reached):
-                    model((torch.roll(image, (dy, dx), (2, 3)) - mean) / std)  # already in [0, 1]
-                loss = -caught["maps"][0, channel].mean()
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                if on_step is not None:
-                    on_step(step + 1, steps)
-    finally:
-        for p in model.parameters():
-            p.grad = None  # the model's own gradients are not ours to leave behind
+    with hooked(model, [(layer, catch)]), torch.enable_grad():
+        for step in range(steps):
+            image = torch.sigmoid(pixels)
+            dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=generator))
+            with contextlib.suppress(_Reached):
+                model((torch.roll(image, (dy, dx), (2, 3)) - mean) / std)  # already in [0, 1]
+            loss = -caught["maps"][0, channel].mean()
+            # the gradient for the pixels alone: the model's own .grad stay untouched (a shared model)
+            (pixels.grad,) = torch.autograd.grad(loss, [pixels])
+            optimizer.step()
+            if on_step is not None:
+                on_step(step + 1, steps)
     return (torch.sigmoid(pixels.detach())[0] * 255).round().to(torch.uint8)
 
 

@@ -149,6 +149,41 @@ def test_synthesis_on_the_pretrained_network_stops_at_its_layer_and_reports_each
     assert all(p.grad is None for p in subject.model.parameters())
 
 
+def test_another_session_s_hooks_leave_this_session_s_passes_alone(course):
+    """On a class server every session shares one model object, each in its own thread. While one thread's hooks
+    are on (here: one that would stop any pass, as synthesis's does), another thread's inspection, Grad-CAM and
+    synthesis give what they give alone, and none of them leaves gradients on the shared model."""
+    import threading
+
+    from cnn_lab.explain import grad_cam
+    from cnn_lab.hooks import hooked
+
+    model, x, _ = course
+    model.eval()
+    conv = [m for m in model.modules() if isinstance(m, nn.Conv2d)][1]
+    mean, std = torch.zeros(1, 3, 1, 1), torch.ones(1, 3, 1, 1)
+
+    def views():
+        seen = inside.inspect(model, x)
+        return ([layer.output for layer in seen.layers], grad_cam(model, conv, x),
+                inside.synthesise(model, conv, 2, (3, 32, 32), mean, std, steps=5))
+
+    alone = views()
+
+    def stop(*_):
+        raise RuntimeError("another session's hook ran on this pass")
+
+    found = []
+    with hooked(model, [(conv, stop)]):  # this thread's hook, on for the whole time the other thread runs
+        other = threading.Thread(target=lambda: found.append(views()))
+        other.start()
+        other.join()
+    (outputs, (cam, target), image), = found
+    assert all(torch.equal(a, b) for a, b in zip(outputs, alone[0])) and len(outputs) == len(alone[0])
+    assert torch.equal(cam, alone[1][0]) and target == alone[1][1] and torch.equal(image, alone[2])
+    assert all(p.grad is None for p in model.parameters())
+
+
 def test_t_sne_s_library_is_imported_in_the_background_once_asked():
     """The page asks for it when the learned space opens: the import (1.6 s) runs in a thread, not in the click."""
     code = ("import sys, threading; from cnn_lab import inside\n"

@@ -1,6 +1,7 @@
 """The browser tests' fixtures: the real app on a free port (tests/launch.py) and Debian's chromium through Playwright."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ from tests.launch import CHROMIUM, launch_chromium, start_app, stop_app
 
 @pytest.fixture(scope="session")
 def app_url(lab_cache):
-    process, url = start_app()
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    process, url = start_app(log=f"e2e-app-{worker}.log")  # the log holds the traceback behind a page's error id
     yield url
     stop_app(process)
 
