@@ -21,6 +21,24 @@ def drawn(pipeline: str, seed: int, image_key: str, _image: torch.Tensor) -> tup
     return jpeg(image), log
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def tta_pictures(image_key: str, _image: torch.Tensor) -> list[bytes]:
+    """The original, then each test-time view, as JPEGs: they change with the image only, not at every move."""
+    batch = _image[None].float() / 255
+    return [jpeg(_image)] + [jpeg(view(batch)[0]) for view in augment.TTA_VIEWS.values()]
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def hidden_pictures(image_key: str, block: int, drop: float, cut: int, seed: int,
+                    _image: torch.Tensor) -> tuple[bytes, bytes, float]:
+    """(DropBlock's picture, Cutout's picture, the share DropBlock dropped) for these settings."""
+    h, w = _image.shape[-2:]
+    picture = _image.float() / 255
+    dropblock = augment.dropblock_mask(h, w, block, drop, seed)
+    cutout = augment.cutout_mask(h, w, cut, seed)
+    return jpeg(picture * dropblock), jpeg(picture * cutout), 1 - dropblock.mean().item()
+
+
 @st.cache_resource
 def dataset_batch(name: str) -> torch.Tensor:
     return data.load_dataset(name).splits["train"].images[:64]
@@ -122,8 +140,9 @@ except augment.AugmentError as error:
     draws = state.get("aug_last", [])
     if draws:
         st.caption("Showing the last draws that worked.")
+original_picture, *view_pictures = tta_pictures(image_key, image)
 original, grid = st.columns([1, 4])
-original.image(jpeg(image), caption="original", width="stretch")
+original.image(original_picture, caption="original", width="stretch")
 columns = grid.columns(4)  # 8 draws (the default) fill two rows
 for i, (picture_bytes, log) in enumerate(draws):
     columns[i % 4].image(picture_bytes, caption="  \n".join(log) if show_params else None, width="stretch")
@@ -151,10 +170,8 @@ with tab_preset:
 
 # ---------------------------------------------------------------- TTA, DropBlock and Cutout
 st.subheader("Answers averaged over copies at test time (test-time augmentation, TTA)")
-views = st.columns(len(augment.TTA_VIEWS))
-batch = image[None].float() / 255
-for slot, (name, view) in zip(views, augment.TTA_VIEWS.items()):
-    slot.image(jpeg(view(batch)[0]), caption=name, width="stretch")
+for slot, name, picture_bytes in zip(st.columns(len(augment.TTA_VIEWS)), augment.TTA_VIEWS, view_pictures):
+    slot.image(picture_bytes, caption=name, width="stretch")
 st.caption("At test time the model answers for each of these copies and the answers are averaged, which evens "
            "out its mistakes on one view; the trainer does so when TTA is on.")
 
@@ -163,12 +180,9 @@ c1, c2, c3 = st.columns(3)
 block = links.slider(c1, "DropBlock block size", 1, 32, 7, key="block")
 drop = links.slider(c2, "DropBlock drop probability", 0.0, 0.5, 0.15, key="drop")
 cut = links.slider(c3, "Cutout square size", 1, 128, 24, key="cut")
-h, w = image.shape[-2:]
-dropblock = augment.dropblock_mask(h, w, block, drop, int(seed))
-cutout = augment.cutout_mask(h, w, cut, int(seed))
+dropblock_picture, cutout_picture, dropped = hidden_pictures(image_key, block, drop, cut, int(seed), image)
 p1, p2 = st.columns(2)
-p1.image(jpeg(batch[0] * dropblock), caption=f"DropBlock: {1 - dropblock.mean().item():.0%} dropped",
-         width="stretch")
-p2.image(jpeg(batch[0] * cutout), caption="Cutout", width="stretch")
+p1.image(dropblock_picture, caption=f"DropBlock: {dropped:.0%} dropped", width="stretch")
+p2.image(cutout_picture, caption="Cutout", width="stretch")
 
 links.keep()
