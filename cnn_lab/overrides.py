@@ -30,6 +30,12 @@ def _fit(value: Any, current: Any, name: str) -> Any:
         value = float(value) if ok else value
     elif isinstance(current, str):
         ok, value = True, value if isinstance(value, str) else json.dumps(value)
+    elif isinstance(current, list) and isinstance(value, str):  # "16, 32", as the page's text box spells a list
+        try:
+            value = json.loads(f"[{value}]")
+        except ValueError:
+            pass
+        ok = isinstance(value, list)
     elif isinstance(current, (list, dict)):
         ok = isinstance(value, type(current))
     else:
@@ -48,15 +54,18 @@ def apply(config: Any, assignments: list[str]) -> Any:
             raise OverrideError(f"--set takes field=value, e.g. --set lr=0.01; got {assignment!r}.")
         target, names = config, path.strip().split(".")
         for depth, name in enumerate(names):
-            known = [f.name for f in fields(target)]
+            if isinstance(target, dict) and depth == len(names) - 1:  # an entry of a dict field: its key is free
+                target[name] = _fit(_parse(text), target.get(name), path.strip())  # (activation_params.alpha)
+                break
+            known = [f.name for f in fields(target)] if is_dataclass(target) else []
             if name not in known:
                 where = ".".join(names[:depth]) or type(config).__name__
-                raise OverrideError(f"{where} has no field {name!r}; its fields are: {', '.join(known)}.")
+                raise OverrideError(f"{where} has no field {name!r}; its fields are: {', '.join(known)}." if known
+                                    else f"{where} has no fields inside it.")
             if depth < len(names) - 1:
                 target = getattr(target, name)
-                if not is_dataclass(target):
-                    raise OverrideError(f"{'.'.join(names[:depth + 1])} has no fields inside it.")
-        setattr(target, names[-1], _fit(_parse(text), getattr(target, names[-1]), path.strip()))
+            else:
+                setattr(target, name, _fit(_parse(text), getattr(target, name), path.strip()))
     return config
 
 

@@ -36,8 +36,11 @@ name = links.selectbox(st, "Preset", list(PRESETS), list(PRESETS).index(default_
                        help="The course's three practicals, and better recipes.")
 st.caption(PRESETS[name][0])
 config = preset(name)
-# Each setting's link name is its config field, as `python -m cnn_lab train --set` spells it (lr, model.widths).
-with st.expander("Settings", expanded=False):
+
+
+def draw_settings(config: TrainConfig, name: str) -> None:
+    """The preset's settings as widgets, editing `config`. Each setting's link name is its config field, as
+    `python -m cnn_lab train --set` spells it (lr, model.widths)."""
     a, b, c = st.columns(3)
     choices = [*DATASETS, "folder"]
     config.dataset = links.selectbox(a, "Dataset", choices, choices.index(config.dataset), key=f"{name}_dataset",
@@ -92,7 +95,10 @@ with st.expander("Settings", expanded=False):
 
     st.markdown(f"**{MODELS[config.model.name].title}**: its own settings")
     model_settings(config.model, MODELS[config.model.name].settings, key=f"{name}_{config.model.name}")
-    links.unshown(lambda field, text: overrides.apply(config, [f"{field}={text}"]), skip=("preset",))
+
+
+def config_file(name: str, config: TrainConfig) -> None:
+    """Download these settings as a config file, or load one into them."""
     left, right = st.columns(2)
     left.download_button("Download this config (JSON)", config.to_json(), "config.json", "application/json")
     uploaded = right.file_uploader("Load a config (JSON) into these settings", type=["json"], key="config_upload")
@@ -110,6 +116,29 @@ with st.expander("Settings", expanded=False):
             changed |= {"dataset": "folder", "folder": loaded.dataset}
         st.query_params.from_dict({"preset": name} | {field: links.encode(v) for field, v in changed.items()})
         st.rerun()
+
+
+def unshown_setting(config: TrainConfig, field: str, text: str) -> None:
+    """A linked setting whose widget is not drawn (the settings are closed): applied to the config as it is."""
+    if field == "folder":  # the dataset control says "folder"; the path is its own setting
+        if config.dataset == "folder":
+            config.dataset = text
+    else:
+        overrides.apply(config, [f"{field}={text}"])
+
+
+# Drawn only when opened: thirty widgets that the browser would otherwise lay out again at each preset. Closed,
+# the link keeps what was changed, and applies it. A link that changes settings opens them, so that each value
+# is checked against its widget's range and seen.
+if "train_settings_open" not in st.session_state and set(st.query_params) - {"preset", *links.KEEP}:
+    st.session_state["train_settings_open"] = True
+settings_box = st.expander("Settings", key="train_settings_open", on_change="rerun")
+if settings_box.open:
+    with settings_box:
+        draw_settings(config, name)
+        config_file(name, config)
+links.unshown(lambda field, text: unshown_setting(config, field, text), skip=("preset",),
+              closed=not settings_box.open)
 st.session_state["train_config"] = config  # what Start runs (the settings tests read it too)
 links.keep()
 

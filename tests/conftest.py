@@ -115,12 +115,15 @@ def ray_module(tmp_path_factory):
 @pytest.fixture
 def run_page():
     """The one way a test opens a page headless (Streamlit's AppTest): `run_page("pages/5_train.py")` runs the page
-    once and returns it; `query` sets the address bar's parameters first (a shared link)."""
+    once and returns it; `query` sets the address bar's parameters first (a shared link), and `opened` names the
+    sections (expanders, by key) that the user opens before (the train page's "Settings")."""
     from streamlit.testing.v1 import AppTest
 
-    def run(path: str | Path, query: dict[str, str] | None = None):
+    def run(path: str | Path, query: dict[str, str] | None = None, opened: tuple[str, ...] = ()):
         at = AppTest.from_file(str(ROOT / path), default_timeout=120)  # a limit for a busy machine, not a speed test
         at.query_params.update(query or {})
+        for key in opened:
+            at.session_state[key] = True
         return at.run()
 
     return run

@@ -29,7 +29,7 @@ def shared(monkeypatch, tmp_path):
 
 
 def _sign_in(run_page, name: str, password: str = "") -> AppTest:
-    at = run_page(TRAIN)
+    at = run_page(TRAIN, opened=("train_settings_open",))  # with its settings opened
     assert at.title[0].value == "Train & watch the loss" and not at.selectbox  # only the form, for now
     at.text_input[0].input(name)
     at.text_input[1].input(password)

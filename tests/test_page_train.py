@@ -7,6 +7,8 @@ from streamlit.testing.v1 import AppTest
 from cnn_lab import jobs
 from tests.helpers import wait_for
 
+SETTINGS = ("train_settings_open",)  # the page's "Settings", opened as a user would
+
 
 def test_short_run_on_digits_shows_curves_and_results(run_page):
     at = run_page("pages/5_train.py")
@@ -128,7 +130,7 @@ def test_settings_reject_bad_widths_and_train_from_a_folder(tmp_path, run_page):
         for i in range(20):
             noise = rng.integers(0, 40, (16, 16, 3))
             Image.fromarray((np.array(color) + noise).clip(0, 255).astype(np.uint8)).save(tmp_path / name / f"{i}.png")
-    at = run_page("pages/5_train.py")
+    at = run_page("pages/5_train.py", opened=SETTINGS)
     at.selectbox[0].select("Digits (seconds, built in)").run()
     at.text_input(key="Digits (seconds, built in)_cnn_widths").input("16, x").run()
     assert "not a list of positive whole numbers" in at.warning[0].value
@@ -146,7 +148,7 @@ def test_settings_reject_bad_widths_and_train_from_a_folder(tmp_path, run_page):
 
 
 def test_speedrun_preset_is_selectable_with_its_settings(run_page):
-    at = run_page("pages/5_train.py")
+    at = run_page("pages/5_train.py", opened=SETTINGS)
     at.selectbox[0].select("Speedrun (GPU)").run()
     assert not at.exception
     assert at.number_input(key="Speedrun (GPU)_epochs").value == 12
@@ -160,7 +162,7 @@ def test_speedrun_preset_is_selectable_with_its_settings(run_page):
 
 
 def _run_from_page(run_page, preset_name: str, changes) -> jobs.Job:
-    at = run_page("pages/5_train.py")
+    at = run_page("pages/5_train.py", opened=SETTINGS)
     at.selectbox(key="preset").set_value(preset_name).run()
     for change in changes:
         change(at)
@@ -214,3 +216,30 @@ def test_before_start_the_page_shows_the_model_and_one_image_of_each_class(run_p
     assert not any(s.value == "What will be trained" for s in at.subheader)
     job = jobs.MANAGER.latest("train")
     assert wait_for(lambda: not job.alive, 120)
+
+
+def test_closing_the_settings_keeps_what_was_changed(run_page):
+    """The settings are drawn only while open. Closed, what was changed still reaches the trainer and the link;
+    opened again, the widgets show it. A link that changes settings opens them."""
+    name = "Digits (seconds, built in)"
+    at = run_page("pages/5_train.py", {"preset": name})
+    assert not at.session_state["train_settings_open"] and not at.number_input  # closed by default: not drawn
+    at.session_state["train_settings_open"] = True
+    at.run()
+    at.number_input(key=f"{name}_epochs").set_value(7).run()
+    at.text_input(key=f"{name}_cnn_widths").input("8, 16").run()
+    at.selectbox(key=f"{name}_cnn_act").set_value("elu").run()
+    at.slider(key=f"{name}_cnn_elu_alpha").set_value(0.5).run()
+    at.session_state["train_settings_open"] = False
+    at.run()
+    config = at.session_state["train_config"]
+    assert not at.number_input and not at.exception
+    assert (config.epochs, config.model.widths, config.model.activation) == (7, [8, 16], "elu")
+    assert config.model.activation_params == {"alpha": 0.5}
+    assert at.query_params["epochs"] == ["7"] or at.query_params["epochs"] == "7"
+    at.session_state["train_settings_open"] = True
+    at.run()
+    assert at.number_input(key=f"{name}_epochs").value == 7 and at.text_input(key=f"{name}_cnn_widths").value == "8, 16"
+    assert at.slider(key=f"{name}_cnn_elu_alpha").value == 0.5
+    linked = run_page("pages/5_train.py", {"preset": name, "epochs": "9"})
+    assert linked.session_state["train_settings_open"] and linked.number_input(key=f"{name}_epochs").value == 9

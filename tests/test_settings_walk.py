@@ -96,6 +96,7 @@ def _walk(at, prefix: str, read, check, skip: tuple[str, ...] = (), restore: boo
 # ---------------------------------------------------------------- the train page
 
 TRAIN_PAGE = str(ROOT / "pages/5_train.py")
+SETTINGS = ("train_settings_open",)  # the page's "Settings", opened
 PRESET = default_preset(torch.cuda.is_available())  # the preset the page opens on
 
 
@@ -115,7 +116,7 @@ def _train_walk(at, prefix: str, skip: tuple[str, ...] = ()) -> list[str]:
 
 def test_every_training_setting_reaches_the_trainer(run_page):
     """The settings every model shares (optimizer, schedule, data, augmentation...), walked once."""
-    at = run_page(TRAIN_PAGE)
+    at = run_page(TRAIN_PAGE, opened=SETTINGS)
     model = at.session_state["train_config"].model.name
     own = tuple(key for key in _widgets(at, f"{PRESET}_{model}_"))  # the model's own: the test below walks them
     walked = _train_walk(at, f"{PRESET}_", skip=(f"{PRESET}_model", *own))
@@ -125,7 +126,7 @@ def test_every_training_setting_reaches_the_trainer(run_page):
 @pytest.mark.parametrize("model", list(MODELS))
 def test_every_model_setting_reaches_the_model(model, run_page):
     """For every model, the settings it reads are shown, and only those; each reaches the model that is built."""
-    at = run_page(TRAIN_PAGE)
+    at = run_page(TRAIN_PAGE, opened=SETTINGS)
     at.selectbox(key=f"{PRESET}_model").set_value(model).run()
     assert at.session_state["train_config"].model.name == model
     walked = _train_walk(at, f"{PRESET}_{model}_")
@@ -137,7 +138,7 @@ def test_every_model_setting_reaches_the_model(model, run_page):
 
 def test_changing_the_activation_resets_its_parameters(run_page):
     """The course MLP's LeakyReLU(0.2) slope does not follow it to ReLU (it used to: a TypeError at Start)."""
-    at = run_page(TRAIN_PAGE)
+    at = run_page(TRAIN_PAGE, opened=SETTINGS)
     at.selectbox(key="preset").set_value("Course: MLP").run()
     assert at.session_state["train_config"].model.activation_params == {"negative_slope": 0.2}
     at.selectbox(key="Course: MLP_mlp_act").set_value("relu").run()

@@ -119,13 +119,17 @@ def text_input(where, label: str, value: str, *, key: str, name: str | None = No
     return _remember(name, where.text_input(label, value, key=key, **kwargs), value)
 
 
-def unshown(apply: Callable[[str, str], None], skip: tuple[str, ...] = ()) -> None:
+def unshown(apply: Callable[[str, str], None], skip: tuple[str, ...] = (), closed: bool = False) -> None:
     """The URL's settings that no widget of this run drew (a config's fields the page has no control for):
     `apply(name, text)` each, in the link's order; one that raises ValueError is dropped with the others that
-    did not fit. Call it after the page's widgets."""
+    did not fit. Call it after the page's widgets.
+
+    A setting whose widget was drawn earlier in the session, and is not now, is dropped (another model's setting),
+    unless the page's settings are `closed` this run: then it holds as the widget left it."""
     drawn = st.session_state.setdefault(_DRAWN, {})
+    seen = () if closed else st.session_state.get(_SEEN, ())
     for name, text in st.query_params.to_dict().items():
-        if name in drawn or name in KEEP or name in skip or name in st.session_state.get(_SEEN, ()):
+        if name in drawn or name in KEEP or name in skip or name in seen:
             continue
         try:
             apply(name, text)
