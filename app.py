@@ -7,7 +7,7 @@ import uuid
 
 import streamlit as st
 
-from cnn_lab import backbones, charts, data, device, vision_tasks
+from cnn_lab import backbones, charts, data, device, jobs, vision_tasks
 from ui.live import live_routes
 from ui.nav import PAGES
 
@@ -69,5 +69,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-else:
+else:  # the server starting: the jobs a killed or restarted app left running or waiting go on
+    jobs.MANAGER.keep_across_restarts()
     app = st.App(__file__, routes=live_routes())

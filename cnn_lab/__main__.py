@@ -30,7 +30,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from cnn_lab.presets import PRESETS, preset
     from cnn_lab.train import TrainConfig
 
-    if args.config:
+    if args.resume:
+        config = None  # the run's own
+    elif args.config:
         try:
             config = TrainConfig.from_json(_read(args.config))
         except (TypeError, ValueError) as error:
@@ -39,14 +41,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CliError(f"No preset {args.preset!r}; the presets are: {', '.join(PRESETS)}.")
     else:
         config = preset(args.preset or "Fast CNN (70%+ in 3 min on CPU)")
-    if args.epochs:
-        config.epochs = args.epochs
-    if args.dataset:
-        config.dataset = args.dataset
-    config = overrides.apply(config, args.set)
-    config.validate()  # an impossible setting is one sentence now, with no job, run folder or progress bar
-    result = run_job("train", config, args.ray)
-    print(json.dumps({"test_acc": result.test_acc, "seconds": result.seconds, "parameters": result.parameters}))
+    if config is not None:
+        if args.epochs:
+            config.epochs = args.epochs
+        if args.dataset:
+            config.dataset = args.dataset
+        config = overrides.apply(config, args.set)
+        config.validate()  # an impossible setting is one sentence now, with no job, run folder or progress bar
+    run_id, result = run_job("train", config, args)
+    print(json.dumps({"run_id": run_id, "test_acc": result.test_acc, "seconds": result.seconds,
+                      "parameters": result.parameters}))
     return 0
 
 
@@ -56,16 +60,20 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 
     if args.preset and args.preset not in PRESETS:
         raise CliError(f"No preset {args.preset!r}; the presets are: {', '.join(PRESETS)}.")
-    config = preset(args.preset) if args.preset else TransferConfig()
-    config.data, config.backbone = args.data, args.backbone
-    if args.mode:
-        config.mode = args.mode
-    if args.epochs:
-        config.epochs = args.epochs
-    result = run_job("transfer", overrides.apply(config, args.set), args.ray)
+    config = None  # with --resume: the run's own
+    if not args.resume:
+        config = preset(args.preset) if args.preset else TransferConfig()
+        config.data, config.backbone = args.data, args.backbone
+        if args.mode:
+            config.mode = args.mode
+        if args.epochs:
+            config.epochs = args.epochs
+        config = overrides.apply(config, args.set)
+    run_id, result = run_job("transfer", config, args)
     per_class = per_class_accuracy(result.test_probs, result.test_labels, len(result.classes))
-    print(json.dumps({"test_acc": result.test_acc, "seconds": result.seconds, "classes": len(result.classes),
-                      "per_class": dict(zip(result.classes, per_class)), **result.extras}))
+    print(json.dumps({"run_id": run_id, "test_acc": result.test_acc, "seconds": result.seconds,
+                      "classes": len(result.classes), "per_class": dict(zip(result.classes, per_class)),
+                      **result.extras}))
     return 0
 
 
@@ -113,16 +121,29 @@ def progress_display(stream, every: float = 10.0):
     yield write
 
 
-def run_job(kind: str, config, ray_address: str | None):
-    """Run one job as the app does (a run folder, the same trainer; on the Ray cluster at `ray_address` when
-    given) with a progress bar on stderr; Ctrl-C stops it and keeps the model so far. Returns its result."""
+def run_job(kind: str, config, args: argparse.Namespace):
+    """Run one job as the app does (a run folder, the same trainer; on the Ray cluster at `--ray` when given) with
+    a progress bar on stderr, or resume the run `--resume` names (config None); Ctrl-C stops it and keeps the model
+    so far, as `--stop-after` does after that epoch. Returns (the run's id, its result)."""
     from dataclasses import replace
 
-    from cnn_lab import jobs
+    from cnn_lab import jobs, runs
+    from cnn_lab.identity import Person
     from cnn_lab.settings import load_settings
 
-    manager = jobs.JobManager(replace(load_settings(), shared=False, ray_address=ray_address or ""))
-    job = manager.submit(config, kind=kind)
+    manager = jobs.JobManager(replace(load_settings(), shared=False, ray_address=args.ray or ""))
+    if args.resume:
+        if not runs.exists(args.resume):
+            raise CliError(f"No run {args.resume!r} here; `python -m cnn_lab runs` lists them.")
+        record = runs.load_run(args.resume)
+        if record.kind != kind:
+            raise CliError(f"Run {args.resume} is not a {kind} run: resume it with `python -m cnn_lab {record.kind} "
+                           f"--resume {args.resume}`.")
+        # whoever runs the command line holds the run folders already: they resume it as its owner
+        job = manager.resume_run(args.resume, Person(record.owner))
+    else:
+        job = manager.submit(config, kind=kind)
+    job.stop_after = args.stop_after
     with progress_display(sys.stderr) as show:
         while job.alive:
             try:
@@ -134,7 +155,7 @@ def run_job(kind: str, config, ray_address: str | None):
         show(job.log.snapshot().progress, final=True)  # where it ended
     if job.result is None:  # failed, or stopped before training
         raise CliError(job.message)
-    return job.result
+    return job.run_id, job.result
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -205,6 +226,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resuming(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--resume", metavar="RUN_ID", help="go on with an interrupted or stopped run from its last "
+                         "epoch (its own settings; the options above are not used)")
+    command.add_argument("--stop-after", type=int, metavar="EPOCHS",
+                         help="stop after this many epochs in all; the run can be resumed later with --resume")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m cnn_lab", description=__doc__)
     sub = parser.add_subparsers(dest="command")
@@ -216,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster: auto, local, or host:port")
     train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                        help="any TrainConfig field, nested with dots: --set lr=0.01 --set model.widths=[16,32]")
+    _resuming(train)
     train.set_defaults(handler=cmd_train)
     transfer = sub.add_parser("transfer", help="fine-tune a pretrained backbone on an image folder, print JSON")
     transfer.add_argument("--data", default="boats9", help="boats9, an ImageFolder path, or a .zip/.tar.gz")
@@ -226,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     transfer.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster: auto, local, or host:port")
     transfer.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                           help="any TransferConfig field: --set lr=0.1 --set image_size=160")
+    _resuming(transfer)
     transfer.set_defaults(handler=cmd_transfer)
     listing = sub.add_parser("runs", help="list the saved runs, newest first")
     listing.add_argument("--json", action="store_true", help="as one JSON list")

@@ -20,6 +20,9 @@ if TYPE_CHECKING:  # torch is imported where weights are read or written: listin
     from torch import nn
 
 
+CHECKPOINT_FILE = "resume.pt"  # a run's state after its last epoch, to resume from (cnn_lab.train.resume)
+
+
 def runs_root() -> Path:
     root = cache_root() / "runs"
     root.mkdir(parents=True, exist_ok=True)
@@ -54,12 +57,20 @@ class RunRecord:
             and (self.kind == "transfer" or bool(self.input_shape))
 
     @property
+    def resumable(self) -> bool:
+        """Interrupted (the app stopped), or stopped by its owner or a time limit, before its last epoch, with the
+        state its last epoch kept: it can go on from there (jobs.MANAGER.resume_run)."""
+        return self.status in ("interrupted", "stopped") and len(self.epochs) < self.config.get("epochs", 0) \
+            and (self.path / CHECKPOINT_FILE).exists()
+
+    @property
     def best_val_acc(self) -> float | None:
         values = [e.val_acc for e in self.epochs if e.val_acc is not None]
         return max(values) if values else None
 
 
-def _write_json(path: Path, value) -> None:
+def write_json(path: Path, value) -> None:
+    """`value` as JSON at `path`, atomically."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")  # each writer its own temporary file
     tmp.write_text(json.dumps(value, indent=2))
     tmp.replace(path)  # atomic: a killed app never leaves half a file
@@ -74,17 +85,26 @@ def create_run(run_id: str, kind: str, config_json: str, owner: str = "you") -> 
     folder = runs_root() / run_id
     folder.mkdir()
     (folder / "config.json").write_text(config_json)
-    _write_json(folder / "status.json", {"kind": kind, "status": "running", "message": "", "created": time.time(),
+    write_json(folder / "status.json", {"kind": kind, "status": "running", "message": "", "created": time.time(),
                                          "owner": owner})
-    _write_json(folder / "metrics.json", [])
+    write_json(folder / "metrics.json", [])
     return run_id
+
+
+def exists(run_id: str) -> bool:
+    return (runs_root() / run_id / "status.json").exists()
+
+
+def reopen_run(run_id: str, note: str = "") -> None:
+    """A resumed run runs again in its own folder: its id, owner, creation time, epochs and weights stay."""
+    _update_status(run_id, status="running", message=note, test_acc=None, finished=None)
 
 
 def save_epochs(run_id: str, epochs: list[EpochRecord], model: nn.Module | None = None,
                 normalisation: tuple[list[float], list[float]] | None = None) -> None:
     """Per-epoch metrics; with the model, its weights; with the normalisation, the mean and std it expects."""
     folder = runs_root() / run_id
-    _write_json(folder / "metrics.json", [asdict(e) for e in epochs])
+    write_json(folder / "metrics.json", [asdict(e) for e in epochs])
     if model is not None:
         save_weights(run_id, model)
     if normalisation is not None:
@@ -107,7 +127,7 @@ def save_weights(run_id: str, model: nn.Module) -> None:
 
 def _update_status(run_id: str, **values) -> None:
     path = runs_root() / run_id / "status.json"
-    _write_json(path, json.loads(path.read_text()) | values)
+    write_json(path, json.loads(path.read_text()) | values)
 
 
 def finish_run(run_id: str, status: str, message: str = "", test_acc: float | None = None, **extra) -> None:

@@ -27,11 +27,12 @@ def _flat(config: dict, prefix: str = "") -> dict[str, float | int | str | bool]
 class RunEvents:
     """Writes what a run's MetricLog holds, as it grows: call `update` after each epoch and `finish` at the end."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, epochs_written: int = 0):
+        """`epochs_written`: a resumed run's epochs before this process, already in the folder's event files."""
         self.folder = folder
         self.writer: SummaryWriter | None = None  # opened on the first write: a run that never trains leaves none
         self.last_step = 0
-        self.epochs_written = 0
+        self.epochs_written = epochs_written
 
     def update(self, log: MetricLog) -> None:
         seen = log.snapshot()

@@ -15,7 +15,7 @@ from cnn_lab.train.optim import OPTIMIZERS, SCHEDULES
 from ui import links
 from ui.identity import who_is_asking
 from ui.inputs import once_per_upload
-from ui.jobs_panel import job_controls, live_panel
+from ui.jobs_panel import job_controls, live_panel, resumable_runs
 from ui.model_settings import model_settings
 from ui.nav import page_header
 from ui.results import import_panel, results_panel, saved_run_panel
@@ -194,10 +194,7 @@ else:
     latest = history[0]
     st.markdown(f"Latest run **{latest.run_id}**: {latest.status}, {len(latest.epochs)} epoch(s) saved"
                 + (f", test accuracy {latest.test_acc:.1%}" if latest.test_acc is not None else "") + ".")
-    for record in history:
-        if record.status == "interrupted":
-            st.warning(f"Run {record.run_id} was interrupted: the app stopped while it ran. Its metrics up to "
-                       f"epoch {len(record.epochs)} and its last saved weights are kept.")
+    resumable_runs(person, "train")
     st.dataframe(
         [{"run": r.run_id, "status": r.status, "dataset": r.config["dataset"], "model": r.config["model"]["name"],
           "optimizer": r.config["optimizer"], "lr": r.config["lr"], "batch": r.config["batch_size"],

@@ -13,7 +13,7 @@ from tests.helpers import wait_for
 
 def _publishing_job(steps: list[tuple[int, float, float]]) -> jobs.Job:
     """A job whose work publishes these steps and a progress line, then waits to be stopped."""
-    def work(log, control, on_epoch):
+    def work(log, control, saving):
         log.add_steps(steps)
         log.set_progress(step=steps[-1][0], total_steps=40, epoch=1, epochs=2, images_per_s=1234.4, eta=7.2,
                          parameters=5_000, device="cpu")

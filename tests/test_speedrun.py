@@ -7,7 +7,7 @@ from torch import nn
 from cnn_lab import data
 from cnn_lab.models import ModelSpec, Scale, build_model
 from cnn_lab.presets import preset
-from cnn_lab.train import TrainConfig, fit
+from cnn_lab.train import Saving, TrainConfig, fit
 from cnn_lab.train.optim import param_groups
 from cnn_lab.train.tricks import Lookahead, whiten_init
 
@@ -121,5 +121,5 @@ def test_the_whitened_stems_bias_trains_only_its_epochs(bias_epochs, moves):
     model = build_model(config.model, (3, 16, 16), 2)
     biases = [model[0].bias.detach().clone()]
     fit(config, dataset=dataset, model=model,
-          on_epoch=lambda model, epochs: biases.append(model[0].bias.detach().clone()))
+        saving=Saving(lambda model, epochs, state: biases.append(model[0].bias.detach().clone())))
     assert [not torch.equal(before, after) for before, after in zip(biases, biases[1:])] == moves

@@ -133,7 +133,7 @@ def test_weights_missing_offline_fail_the_job_with_a_sentence(monkeypatch, tmp_p
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # no cached weights either
     config = transfer.TransferConfig(data="boats9", backbone="resnet18")
     job = jobs.JobManager().start(config, kind="transfer",
-                                  work=lambda log, control, on_epoch: transfer.run_transfer(config, log, control, on_epoch))
+                                  work=lambda log, control, saving: transfer.run_transfer(config, log, control, saving))
     job.thread.join(timeout=120)
     assert job.status == "failed"
     assert job.message.startswith("ResNet18 (torchvision)'s ImageNet weights could not be downloaded (")

@@ -33,6 +33,23 @@ def job_controls(kind: str, start_label: str, make_job, person: Person, can_star
     return job
 
 
+def resumable_runs(person: Person, kind: str) -> None:
+    """Each of your runs that stopped before its last epoch (the app restarted, you or a time limit stopped it),
+    with a button that resumes it from its last epoch: the same run, its curves going on."""
+    for record in [r for r in jobs.MANAGER.runs_of(person, kind) if r.resumable][:5]:
+        why = "the app stopped while it ran" if record.status == "interrupted" else "it was stopped"
+        text, button = st.columns([4, 1], vertical_alignment="center")
+        text.warning(f"Run {record.run_id} has {len(record.epochs)} of its {record.config['epochs']} epochs: {why}. "
+                     "Its epochs and weights are kept, and it can go on from there.")
+        if button.button("Resume", key=f"resume_{record.run_id}", help="Continue this run from its last epoch"):
+            try:
+                job = jobs.MANAGER.resume_run(record.run_id, person)
+                st.session_state[f"job_{kind}"] = job.run_id
+                st.rerun()
+            except (jobs.NotAllowed, jobs.QueueFull, *jobs.EXPECTED_ERRORS) as error:
+                st.warning(str(error))
+
+
 def queue_table(person: Person) -> None:
     """Every job that waits or runs, everyone's: whose, what, where, its place in the queue, how far along.
     An admin can stop any of them."""
@@ -116,6 +133,8 @@ def job_progress(job: jobs.Job) -> None:
     a, b = st.columns(2)
     a.slider("Smoothing (EMA)", 0.0, 0.99, 0.9, key=f"ema_{job.kind}")
     b.toggle("Log-scale loss", key=f"log_y_{job.kind}")
+    if job.note:
+        st.info(job.note)
     if job.status == "failed":
         st.error(job.message)
     elif job.status == "stopped" and job.result is None:  # stopped before training, e.g. a cancelled download

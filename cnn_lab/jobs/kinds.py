@@ -6,18 +6,18 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from cnn_lab.metrics import Control, MetricLog
-from cnn_lab.train import TrainConfig, TrainResult, fit
+from cnn_lab.train import Saving, TrainConfig, TrainResult, fit
 from cnn_lab.transfer import TransferConfig, run_transfer
 
 
 @dataclass(frozen=True)
 class Kind:
     config_from_json: Callable[[str], Any]
-    run: Callable[[Any, MetricLog, Control, Callable], TrainResult]  # (config, log, control, on_epoch)
+    run: Callable[[Any, MetricLog, Control, Saving | None], TrainResult]  # (config, log, control, saving)
 
 
 KINDS: dict[str, Kind] = {
     "train": Kind(TrainConfig.from_json,
-                  lambda config, log, control, on_epoch: fit(config, log=log, control=control, on_epoch=on_epoch)),
+                  lambda config, log, control, saving: fit(config, log=log, control=control, saving=saving)),
     "transfer": Kind(TransferConfig.from_json, run_transfer),
 }

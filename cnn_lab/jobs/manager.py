@@ -29,8 +29,10 @@ from cnn_lab.metrics import Control, MetricLog, StoppedBeforeTraining
 from cnn_lab.models import ModelError
 from cnn_lab.settings import Settings, load_settings
 from cnn_lab.tensorboard_events import RunEvents
-from cnn_lab.train import TrainingError, TrainResult
+from cnn_lab.train import Checkpoint, Saving, TrainingError, TrainResult
 
+QUEUE_FILE = "queue.json"  # in the runs folder: the app's running and waiting jobs, for its next start
+MAX_RESTARTS = 2  # a job interrupted by more restarts of the app than this fails instead of resuming again
 EXPECTED_ERRORS = (TrainingError, DatasetUnavailable, DatasetError, ModelError, AugmentError, WeightsUnavailable)
 
 
@@ -42,8 +44,8 @@ class JobConfig(Protocol):
     def to_json(self) -> str: ...
 
 
-# work(log, control, on_epoch) -> TrainResult
-Work = Callable[[MetricLog, Control, Callable], TrainResult]
+# work(log, control, saving) -> TrainResult
+Work = Callable[[MetricLog, Control, Saving], TrainResult]
 
 
 @dataclass
@@ -63,6 +65,10 @@ class Job:
     started: float | None = None
     paused_since: float | None = None
     stop_reason: str = ""  # why the manager stopped it (time limit, paused too long), for its message
+    resuming: bool = False  # it goes on from its run folder's checkpoint (a resumed run: same id, same folder)
+    restarts: int = 0  # how many restarts of the app it was resumed after
+    note: str = ""  # what its owner's page says of it besides its progress ("resumed after a restart")
+    stop_after: int | None = None  # stop once it has this many epochs in all (the CLI's --stop-after)
     # Whoever holds this may watch the job's progress from the browser (jobs.live): only its owner's pages get it.
     watch_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
 
@@ -83,6 +89,7 @@ class JobManager:
         self._executor = ThreadExecutor()
         self._supervisor: threading.Thread | None = None
         self._seconds_per_epoch: dict[tuple, float] = {}  # (kind, dataset, model) -> seconds, from finished jobs
+        self._queue_file = None  # where the queue is kept across restarts: the app's manager only
 
     # ------------------------------------------------------------ submitting
 
@@ -90,12 +97,32 @@ class JobManager:
         """Queue a job for `owner`; it starts at once when a slot is free. Raises QueueFull past the per-person cap."""
         self.forget_results()
         with self._lock:
-            job = Job(runs.new_run_id(), kind, config, owner.name)
-            job.work = work or self._work(kind, config, job.run_id)
-            self._queue.push(Ticket(job.run_id, job.owner))
-            self._jobs[job.run_id] = job
-            self._dispatch()
+            job = self._queued(Job(runs.new_run_id(), kind, config, owner.name, work=work))
         self._ensure_supervisor()
+        return job
+
+    def resume_run(self, run_id: str, person: Person = LOCAL, note: str = "") -> Job:
+        """Queue a saved run to go on from its last epoch: the same run (its id, folder, owner and curves), not a
+        copy. Only its owner or an admin may; a run that cannot be resumed gets one sentence (TrainingError)."""
+        record = runs.load_run(run_id, self.live_ids())
+        if not (person.admin or record.owner == person.name):
+            raise NotAllowed(f"Only {record.owner} or an admin can resume this run.")
+        if not record.resumable:
+            raise TrainingError(f"Run {run_id} cannot be resumed: only a run that was interrupted or stopped "
+                                "before its last epoch, and kept its state, can.")
+        config = KINDS[record.kind].config_from_json(json.dumps(record.config))
+        with self._lock:
+            job = self._queued(Job(run_id, record.kind, config, record.owner, resuming=True, note=note))
+            job.log.epochs.extend(record.epochs)  # its curves go on from there
+        self._ensure_supervisor()
+        return job
+
+    def _queued(self, job: Job) -> Job:
+        """Put a job in the queue (the caller holds the lock); it starts at once when a slot is free."""
+        job.work = job.work or self._work(job.kind, job.config, job.run_id)
+        self._queue.push(Ticket(job.run_id, job.owner))
+        self._jobs[job.run_id] = job
+        self._dispatch()
         return job
 
     def start(self, config: JobConfig, work: Work | None = None, kind: str = "train") -> Job:
@@ -109,37 +136,49 @@ class JobManager:
 
             ray_executor.connect(self.settings.ray_address)
             return ray_executor.remote_work(kind, config, run_id)
-        return lambda log, control, on_epoch: KINDS[kind].run(config, log, control, on_epoch)
+        return lambda log, control, saving: KINDS[kind].run(config, log, control, saving)
 
     def _dispatch(self) -> None:
-        """Start waiting jobs while slots are free (the caller holds the lock)."""
+        """Start waiting jobs while slots are free, and keep the queue on disk (the caller holds the lock)."""
         while True:
             running = [job for job in self._jobs.values() if job.status in ("running", "paused")]
             if len(running) >= self.max_running:
-                return
+                break
             busy = {job.owner for job in running} if self.settings.shared else set()
             ticket = self._queue.pop_next(busy)
             if ticket is None:
-                return
+                break
             job = self._jobs[ticket.job_id]
-            runs.create_run(job.run_id, job.kind, job.config.to_json(), owner=job.owner)
+            if job.resuming or runs.exists(job.run_id):  # resumed, or started before a restart: its own folder
+                runs.reopen_run(job.run_id, job.note)
+            else:
+                runs.create_run(job.run_id, job.kind, job.config.to_json(), owner=job.owner)
             # The thread first waits for this lock (see _run), so a job is never seen "running" without its thread.
             job.thread = self._executor.launch(f"cnn-lab-{job.run_id}", lambda job=job: self._run(job))
             job.status, job.started = "running", time.time()
+        self._save_queue()
 
     # ------------------------------------------------------------ running
 
     def _run(self, job: Job) -> None:
-        events = RunEvents(runs.runs_root() / job.run_id)
+        folder = runs.runs_root() / job.run_id
+        events = RunEvents(folder, epochs_written=len(job.log.epochs))
 
-        def on_epoch(model, epochs) -> None:
+        def on_epoch(model, epochs, checkpoint: Checkpoint) -> None:
+            checkpoint.save(folder)  # first: the weights below are never ahead of what a resumed run starts from
             runs.save_epochs(job.run_id, epochs, model, normalisation=_normalisation(job.log))
             events.update(job.log)
+            if job.stop_after and len(epochs) >= job.stop_after:
+                job.stop_reason = f"Stopped after epoch {len(epochs)}, as asked"
+                job.control.stop()
 
         with self._lock:  # _dispatch holds it until it has marked this job running
             pass
         try:
-            result = job.work(job.log, job.control, on_epoch)
+            start = Checkpoint.load(folder) if job.resuming else None
+            if start is not None:
+                events.last_step = start.step
+            result = job.work(job.log, job.control, Saving(on_epoch, start))
             result.model.cpu()
             runs.save_weights(job.run_id, result.model)
             self._remember_speed(job, result.seconds)
@@ -184,6 +223,59 @@ class JobManager:
         else:
             runs.delete_run(job.run_id)
 
+    # ------------------------------------------------------------ surviving a restart of the app
+
+    def keep_across_restarts(self) -> None:
+        """The app's manager, once, at its start: the jobs a killed or restarted app left running or waiting are
+        queued again in their order (running first, each resuming from its last epoch), and from now on the queue
+        is written to disk whenever it changes. The command line's managers keep none."""
+        with self._lock:
+            if self._queue_file is not None:
+                return
+            self._queue_file = runs.runs_root() / QUEUE_FILE
+            try:
+                left = json.loads(self._queue_file.read_text())
+            except (OSError, ValueError):
+                left = []  # none yet, or unreadable: nothing to requeue
+            for entry in sorted(left, key=lambda e: e.get("status") == "queued"):  # running first, in order
+                self._requeue(entry)
+            self._save_queue()
+        self._ensure_supervisor()
+
+    def _requeue(self, entry: dict) -> None:
+        """One job of the last app process, queued again (the caller holds the lock)."""
+        try:
+            run_id, kind, owner = entry["run_id"], entry["kind"], entry["owner"]
+            config = KINDS[kind].config_from_json(entry["config"])
+        except (KeyError, TypeError, ValueError):
+            return  # an entry this version cannot read: its run folder, if any, shows it as interrupted
+        job = Job(run_id, kind, config, owner, restarts=entry.get("restarts", 0))
+        if entry.get("status") != "queued" and runs.exists(run_id):  # it ran when the app stopped
+            record = runs.load_run(run_id)
+            job.restarts += 1
+            if job.restarts > MAX_RESTARTS:
+                runs.finish_run(run_id, "failed", f"The app stopped {job.restarts} times while this run ran, so it "
+                                "was not resumed again; resume it yourself from its row if you wish.")
+                return
+            job.resuming = (record.path / runs.CHECKPOINT_FILE).exists()
+            job.note = (f"Resumed after a restart of the app, from epoch {len(record.epochs)}." if job.resuming else
+                        "Started again after a restart of the app (it had not finished an epoch).")
+            job.log.epochs.extend(record.epochs if job.resuming else [])
+        job.work = self._work(kind, config, run_id)
+        self._queue.restore(Ticket(run_id, owner))
+        self._jobs[run_id] = job
+        self._dispatch()
+
+    def _save_queue(self) -> None:
+        """The running and waiting jobs, with their owners and configs, running first (the caller holds the lock)."""
+        if self._queue_file is None:
+            return
+        running = [job for job in self._jobs.values() if job.status in ("running", "paused")]
+        entries = [{"run_id": job.run_id, "kind": job.kind, "owner": job.owner, "config": job.config.to_json(),
+                    "status": "queued" if job.status == "queued" else "running", "restarts": job.restarts}
+                   for job in running + self.waiting()]
+        runs.write_json(self._queue_file, entries)
+
     # ------------------------------------------------------------ control: the owner or an admin
 
     def can_control(self, job: Job, person: Person) -> bool:
@@ -212,6 +304,7 @@ class JobManager:
             if job.status == "queued" and self._queue.remove(job.run_id):
                 job.status = "stopped"
                 job.message = "Taken out of the queue before it started."
+                self._save_queue()
                 return
         job.stop_reason = reason or (f"Stopped by {person.name}" if person.name != job.owner else "")
         job.control.stop()

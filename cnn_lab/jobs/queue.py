@@ -31,6 +31,10 @@ class FairQueue:
                             "or stop one.")
         self._waiting.append(ticket)
 
+    def restore(self, ticket: Ticket) -> None:
+        """Back at the end of the queue, whatever the person's count (a job that was waiting before a restart)."""
+        self._waiting.append(ticket)
+
     def remove(self, job_id: str) -> bool:
         before = len(self._waiting)
         self._waiting = [t for t in self._waiting if t.job_id != job_id]

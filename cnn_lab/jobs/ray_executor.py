@@ -24,7 +24,7 @@ import ray
 import torch
 
 from cnn_lab.metrics import Control, MetricLog, StoppedBeforeTraining
-from cnn_lab.train import TrainingError, TrainResult
+from cnn_lab.train import Checkpoint, Saving, TrainingError, TrainResult
 
 ROOT = Path(__file__).resolve().parents[2]
 POST_SECONDS = 0.5  # how often a task posts and the app collects: the curves stream about once a second
@@ -96,7 +96,8 @@ class _Poster:
 
 
 @ray.remote(max_retries=0)  # a lost worker fails the job (its epochs so far are kept), never runs it twice
-def run_job(kind: str, config_json: str, run_id: str, mailbox, threads: int) -> TrainResult:
+def run_job(kind: str, config_json: str, run_id: str, mailbox, threads: int,
+            resume_from: Checkpoint | None = None) -> TrainResult:
     from cnn_lab.jobs.kinds import KINDS
 
     torch.set_num_threads(max(1, threads))
@@ -105,13 +106,14 @@ def run_job(kind: str, config_json: str, run_id: str, mailbox, threads: int) -> 
                      worker_pid=os.getpid())
     poster = _Poster(mailbox, run_id, log, control)
 
-    def on_epoch(model, epochs) -> None:
-        poster.weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    def on_epoch(model, epochs, checkpoint: Checkpoint) -> None:
+        poster.weights = ({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, checkpoint)
 
     poster.post()  # at once: the app learns where it runs
     poster.thread.start()
     try:
-        result = KINDS[kind].run(KINDS[kind].config_from_json(config_json), log, control, on_epoch)
+        result = KINDS[kind].run(KINDS[kind].config_from_json(config_json), log, control,
+                                 Saving(on_epoch, resume_from))
         result.model.cpu()
         return result
     finally:
@@ -183,18 +185,19 @@ def resources(kind: str, config) -> dict:
     return {"num_cpus": min(CPUS_PER_JOB, int(largest))}
 
 
-def remote_work(kind: str, config, run_id: str) -> Callable[[MetricLog, Control, Callable], TrainResult]:
+def remote_work(kind: str, config, run_id: str) -> Callable[[MetricLog, Control, Saving], TrainResult]:
     """A job's work, run as a Ray task and mirrored into the app's log, control and run folder."""
 
-    def work(log: MetricLog, control: Control, on_epoch: Callable) -> TrainResult:
+    def work(log: MetricLog, control: Control, saving: Saving) -> TrainResult:
         asks = resources(kind, config)
-        running = run_job.options(**asks).remote(kind, config.to_json(), run_id, _mailbox, int(asks["num_cpus"]))
+        running = run_job.options(**asks).remote(kind, config.to_json(), run_id, _mailbox, int(asks["num_cpus"]),
+                                                 saving.resume_from)
         log.set_progress(stage=f"waiting for a Ray worker ({', '.join(f'{v:g} {k[4:].upper()}' for k, v in asks.items())})")
         command = "run"
         try:
             while True:
                 done = ray.wait([running], timeout=POST_SECONDS)[0]
-                _collect(_mailbox, run_id, log, on_epoch)
+                _collect(_mailbox, run_id, log, saving)
                 if done:
                     return ray.get(running)
                 if not log.snapshot().progress.node and control.stop_requested.is_set():
@@ -215,13 +218,13 @@ def remote_work(kind: str, config, run_id: str) -> Callable[[MetricLog, Control,
     return work
 
 
-def _collect(mailbox, run_id: str, log: MetricLog, on_epoch: Callable) -> None:
-    for steps, epochs, progress, weights in ray.get(mailbox.collect.remote(run_id)):
+def _collect(mailbox, run_id: str, log: MetricLog, saving: Saving) -> None:
+    for steps, epochs, progress, saved in ray.get(mailbox.collect.remote(run_id)):
         log.add_steps(steps)
         for epoch in epochs:
             log.add_epoch(epoch)
         if progress.node and not log.snapshot().progress.node:
             progress = replace(progress, stage=f"running on Ray node {progress.node}")
         log.set_progress(**vars(progress))
-        if weights is not None:
-            on_epoch(_Weights(weights), log.snapshot().epochs)
+        if saved is not None:  # (the model's weights, the run's checkpoint)
+            saving.on_epoch(_Weights(saved[0]), log.snapshot().epochs, saved[1])

@@ -22,7 +22,9 @@ from cnn_lab.metrics import Control, EpochRecord, MetricLog, NormTrace, Pace
 from cnn_lab.models import build_model, count_parameters
 from cnn_lab.train.config import TrainConfig, TrainingError
 from cnn_lab.train.device_data import DeviceData, to_device
+from cnn_lab.train import resume
 from cnn_lab.train.optim import OPTIMIZERS, SCHEDULES, param_groups, set_lr
+from cnn_lab.train.resume import Saving
 from cnn_lab.train.tricks import Lookahead, whiten_init
 
 # Cross-entropy starts near ln(classes) (2.3 for 10 classes); above this, the logits are thousands apart and
@@ -236,11 +238,12 @@ class EarlyStopping:
 
 
 def fit(config: TrainConfig, dataset: datasets.ImageDataset | None = None, log: MetricLog | None = None,
-        control: Control | None = None, on_epoch: Callable[[nn.Module, list[EpochRecord]], None] | None = None,
-        model: nn.Module | None = None, layer_norms: bool = True) -> TrainResult:
-    """Train as `config` says (or the given `model`): metrics go to `log`, `control` pauses or stops, `on_epoch`
-    saves progress. `layer_norms` samples each layer's weight and gradient norm as the loop publishes (the train
-    page's chart of vanishing gradients; off only to measure what it costs)."""
+        control: Control | None = None, saving: Saving | None = None, model: nn.Module | None = None,
+        layer_norms: bool = True) -> TrainResult:
+    """Train as `config` says (or the given `model`): metrics go to `log`, `control` pauses or stops, `saving`
+    keeps each epoch (and resumes a run from its checkpoint). `layer_norms` samples each layer's weight and
+    gradient norm as the loop publishes (the train page's chart of vanishing gradients; off only to measure what
+    it costs). A resumed run's `log` already holds its earlier epochs."""
     config.validate()
     log, control = log or MetricLog(), control or Control()
     device = resolve_device(config)
@@ -248,16 +251,17 @@ def fit(config: TrainConfig, dataset: datasets.ImageDataset | None = None, log: 
     dataset = dataset or datasets.load_dataset(config.dataset, download_hooks(log, control))
     training = prepare(config, to_device(dataset, config, device), log, control, model, layer_norms)
     early, stopped_early, stopped_by_user = EarlyStopping(config.patience), False, False
-    for epoch in range(1, config.epochs + 1):
+    done = resume.restore(saving.resume_from, training, early) if saving and saving.resume_from else 0
+    for epoch in range(done + 1, config.epochs + 1):
         record = train_one_epoch(training, epoch)
         if record is None:
             stopped_by_user = True
             break
         log.add_epoch(record)
-        if on_epoch:
-            on_epoch(training.model, log.snapshot().epochs)
-        if early.should_stop(record, training.model):
-            stopped_early = True
+        stopped_early = early.should_stop(record, training.model)
+        if saving:  # after early stopping's bookkeeping, which the checkpoint holds
+            saving.on_epoch(training.model, log.snapshot().epochs, resume.capture(training, early, epoch))
+        if stopped_early:
             break
     if early.best_state is not None:
         training.model.load_state_dict(early.best_state)

@@ -12,7 +12,7 @@ from cnn_lab import data as datasets
 from cnn_lab.backbones import inference_copy
 from cnn_lab.metrics import Control, MetricLog, StoppedBeforeTraining
 from cnn_lab.normalise import imagenet_stats
-from cnn_lab.train import TrainingError, TrainResult, fit
+from cnn_lab.train import Saving, TrainingError, TrainResult, fit
 from cnn_lab.transfer.config import TransferConfig, trainer_config
 from cnn_lab.transfer.features import example_input
 from cnn_lab.transfer.head import fit_head
@@ -72,7 +72,7 @@ def frozen_pass_minutes(config: TransferConfig, sizes: dict[str, int]) -> tuple[
 
 def fine_tune_on_frozen_outputs(config: TransferConfig, model: TransferModel, images: datasets.ImageDataset,
                                  device: torch.device, log: MetricLog, control: Control,
-                                 on_epoch=None) -> tuple[TrainResult, torch.Tensor, float]:
+                                 saving: Saving | None = None) -> tuple[TrainResult, torch.Tensor, float]:
     """Fine-tuning for a CPU: the frozen blocks, most of the work, run once on `frozen_views` views of each training
     image (the image, its mirror, augmented draws) and once on each validation and test image and its mirror; only
     the blocks that train run at every step, on those cached outputs. Each epoch sees every view. Tested on the mean
@@ -108,8 +108,10 @@ def fine_tune_on_frozen_outputs(config: TransferConfig, model: TransferModel, im
     fine_config = trainer_config(config, dataset=images.name, optimizer="sgd", schedule="onecycle",
                                  normalisation="none", channels_last=True, amp=True)
     tail = FromFrozenOutput(model)
-    save = (lambda _, epochs: on_epoch(model, epochs)) if on_epoch else None  # the run folder keeps the model itself
-    result = fit(fine_config, dataset=trunk_data, log=log, control=control, on_epoch=save, model=tail)
+    # the run folder keeps the whole model; the checkpoint is the tail's (the frozen blocks never change)
+    save = (Saving(lambda _, epochs, state: saving.on_epoch(model, epochs, state), saving.resume_from)
+            if saving else None)
+    result = fit(fine_config, dataset=trunk_data, log=log, control=control, saving=save, model=tail)
     tail.eval()
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
         probs = torch.stack([torch.cat([torch.softmax(tail(chunk.to(device)).float(), 1).cpu()

@@ -10,7 +10,7 @@ from cnn_lab import data as datasets
 from cnn_lab.backbones import BACKBONES, Pretrained
 from cnn_lab.metrics import Control, MetricLog
 from cnn_lab.normalise import imagenet_stats
-from cnn_lab.train import TrainConfig, TrainingError, TrainResult, download_hooks, fit, resolve_device
+from cnn_lab.train import Saving, TrainConfig, TrainingError, TrainResult, download_hooks, fit, resolve_device
 from cnn_lab.transfer.config import MODES, TransferConfig, trainer_config
 from cnn_lab.transfer.features import cached_features
 from cnn_lab.transfer.frozen import fine_tune_on_frozen_outputs
@@ -31,7 +31,7 @@ def probe_head(config: TransferConfig, model: TransferModel, log: MetricLog, con
 
 
 def _probe(config: TransferConfig, pretrained: Pretrained, images: datasets.ImageDataset, log: MetricLog,
-           control: Control, on_epoch, timings: dict) -> tuple[TransferModel, TrainResult]:
+           control: Control, saving: Saving | None, timings: dict) -> tuple[TransferModel, TrainResult]:
     """A linear probe: the backbone's features of every photo (and of its mirror, with flip_features), cached, then
     the head trained on them."""
     log.set_progress(stage="extracting features (once per dataset and backbone)")
@@ -43,11 +43,11 @@ def _probe(config: TransferConfig, pretrained: Pretrained, images: datasets.Imag
              for split in images.splits}
     timings["feature_seconds"] = time.perf_counter() - start
     model = TransferModel(pretrained, len(images.classes))
-    return model, fit_head(model, images, feats, config, log, control, on_epoch)
+    return model, fit_head(model, images, feats, config, log, control, saving)
 
 
 def _fine_tune(config: TransferConfig, model: TransferModel, images: datasets.ImageDataset, log: MetricLog,
-               control: Control, on_epoch) -> TrainResult:
+               control: Control, saving: Saving | None) -> TrainResult:
     """Fine-tuning end to end: every image through the whole network at every step, flipped and augmented; the
     backbone learns slower than the head when it all trains (discriminative learning rates)."""
     if config.head_from_probe:
@@ -56,7 +56,7 @@ def _fine_tune(config: TransferConfig, model: TransferModel, images: datasets.Im
                                  augment_preset=config.augment_preset, normalisation="imagenet", channels_last=True,
                                  amp=True, tta=config.tta,
                                  backbone_lr_factor=config.backbone_lr_factor if config.mode == "full" else 1.0)
-    return fit(fine_config, dataset=images, log=log, control=control, on_epoch=on_epoch, model=model)
+    return fit(fine_config, dataset=images, log=log, control=control, saving=saving, model=model)
 
 
 def check(config: TransferConfig) -> None:
@@ -69,7 +69,7 @@ def check(config: TransferConfig) -> None:
 
 
 def run_transfer(config: TransferConfig, log: MetricLog | None = None, control: Control | None = None,
-                 on_epoch=None) -> TrainResult:
+                 saving: Saving | None = None) -> TrainResult:
     """Train as the config says; the result's model is a TransferModel that takes ImageNet-normalised images."""
     check(config)
     log, control = log or MetricLog(), control or Control()
@@ -81,16 +81,16 @@ def run_transfer(config: TransferConfig, log: MetricLog | None = None, control: 
     pretrained = BACKBONES[config.backbone].load(hooks)
     timings = {"load_seconds": loaded - start, "backbone_seconds": time.perf_counter() - loaded}
     if config.mode == "probe":
-        model, result = _probe(config, pretrained, images, log, control, on_epoch, timings)
+        model, result = _probe(config, pretrained, images, log, control, saving, timings)
         probs = result.test_probs
     else:
         model = TransferModel(pretrained, len(images.classes), None if config.mode == "full" else config.unfreeze)
         if config.mode == "partial" and config.frozen_views:
             device = resolve_device(TrainConfig(device=config.device))
             result, probs, timings["frozen_seconds"] = fine_tune_on_frozen_outputs(config, model, images, device, log,
-                                                                                   control, on_epoch)
+                                                                                   control, saving)
         else:
-            result = _fine_tune(config, model, images, log, control, on_epoch)
+            result = _fine_tune(config, model, images, log, control, saving)
             probs = result.test_probs
     test = images.splits["test"]
     acc = (probs.argmax(1) == test.labels).float().mean().item()

@@ -1,0 +1,117 @@
+"""Resumable runs: a run stopped after epoch k and resumed ends exactly where the uninterrupted run with the same
+seed ends (on a CPU, bit for bit: weights, test accuracy, every epoch's numbers but its time), through the trainer,
+the job manager (same run id and folder, its owner only) and the CLI as a process."""
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict
+
+import pytest
+import torch
+
+from cnn_lab import jobs, runs
+from cnn_lab.identity import Person
+from cnn_lab.metrics import Control, MetricLog
+from cnn_lab.models import ModelSpec
+from cnn_lab.train import Checkpoint, Saving, TrainConfig, TrainingError, fit
+from tests.helpers import ROOT, wait_for
+
+pytestmark = pytest.mark.fast
+
+# every kind of state a checkpoint must carry: momentum, a schedule, lookahead, augmentation draws, dropout, early
+# stopping's best epoch
+CONFIG = TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[8, 16], dropout=0.2), epochs=5, batch_size=64,
+                     lr=0.05, optimizer="sgd", schedule="onecycle", augment=["flip", "crop"], lookahead=True,
+                     label_smoothing=0.1, patience=10, device="cpu", seed=3)
+
+
+def _numbers(epochs) -> list[dict]:
+    """An epoch's record without its timings (the only part that differs between two runs of the same work)."""
+    return [{k: v for k, v in asdict(e).items() if k not in ("seconds", "images_per_s")} for e in epochs]
+
+
+def test_a_run_stopped_after_epoch_2_and_resumed_ends_as_the_uninterrupted_run():
+    whole_log = MetricLog()
+    whole = fit(CONFIG, log=whole_log, saving=Saving(lambda model, epochs, state: None))
+
+    kept: list[Checkpoint] = []
+    control = Control()
+
+    def stop_after_two(model, epochs, state: Checkpoint) -> None:
+        kept.append(state)
+        if state.epoch == 2:
+            control.stop()  # seen at the next step: epoch 3 is cut short, as a Stop button would
+
+    first_log = MetricLog()
+    first = fit(CONFIG, log=first_log, control=control, saving=Saving(stop_after_two))
+    assert first.stopped_by_user and [c.epoch for c in kept] == [1, 2]
+    checkpoint = Checkpoint(**torch.load(_bytes(kept[-1]), weights_only=True))  # as it is written and read back
+
+    log = MetricLog()
+    log.epochs.extend(first_log.epochs)
+    resumed = fit(CONFIG, log=log, saving=Saving(lambda model, epochs, state: None, checkpoint))
+    assert _numbers(log.epochs) == _numbers(whole_log.epochs) and len(log.epochs) == 5
+    assert resumed.test_acc == whole.test_acc and torch.equal(resumed.test_probs, whole.test_probs)
+    for (name, a), b in zip(resumed.model.state_dict().items(), whole.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert resumed.seconds >= checkpoint.seconds  # the time before the stop counts
+
+
+def _bytes(checkpoint: Checkpoint):
+    import io
+
+    return io.BytesIO(checkpoint.to_bytes())
+
+
+def test_a_resumed_job_is_the_same_run_and_only_its_owner_or_an_admin_resumes_it(lab_cache):
+    manager = jobs.JobManager()
+    config = TrainConfig.from_json(CONFIG.to_json())
+    config.epochs = 4
+    job = manager.submit(config, owner=Person("ada"))
+    assert wait_for(lambda: len(job.log.epochs) >= 1, 60)
+    manager.stop(job, Person("ada"))
+    job.thread.join(60)
+    record = runs.load_run(job.run_id)
+    done = len(record.epochs)
+    assert record.status == "stopped" and record.resumable and 1 <= done < 4
+    with pytest.raises(jobs.NotAllowed, match="Only ada or an admin"):
+        manager.resume_run(job.run_id, Person("bob"))
+    again = manager.resume_run(job.run_id, Person("ada"))
+    again.thread.join(120)
+    record = runs.load_run(job.run_id)
+    assert again.run_id == job.run_id and again.status == "finished" and record.owner == "ada"
+    assert [e.epoch for e in record.epochs] == [1, 2, 3, 4] and record.status == "finished"
+    assert not record.resumable
+    with pytest.raises(TrainingError, match="cannot be resumed"):
+        manager.resume_run(job.run_id, Person("ada"))
+
+
+def test_a_tampered_checkpoint_gets_one_sentence(lab_cache, tmp_path):
+    (tmp_path / runs.CHECKPOINT_FILE).write_bytes(b"not a checkpoint")
+    with pytest.raises(TrainingError, match="saved state cannot be read"):
+        Checkpoint.load(tmp_path)
+    (tmp_path / runs.CHECKPOINT_FILE).unlink()
+    with pytest.raises(TrainingError, match="kept no state to resume from"):
+        Checkpoint.load(tmp_path)
+
+
+def _cli(*arguments: str) -> dict:
+    """The command line in a process of its own; its JSON result."""
+    done = subprocess.run([sys.executable, "-m", "cnn_lab", *arguments], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env=os.environ)  # the test session's cache: the runs folder this test reads
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_cli_resumes_a_stopped_run_to_the_uninterrupted_run_s_accuracy(lab_cache, tmp_path):
+    """`train --resume RUN_ID` in a process of its own, after a run stopped after epoch 2 of 6."""
+    config = tmp_path / "config.json"
+    config.write_text(CONFIG.to_json())
+    whole = _cli("train", "--config", str(config), "--epochs", "6")
+    cut = _cli("train", "--config", str(config), "--epochs", "6", "--stop-after", "2")
+    record = runs.load_run(cut["run_id"])
+    assert record.status == "stopped" and len(record.epochs) == 2 and record.resumable
+    resumed = _cli("train", "--resume", cut["run_id"])
+    assert resumed["run_id"] == cut["run_id"] and resumed["test_acc"] == whole["test_acc"]
+    assert [e.epoch for e in runs.load_run(cut["run_id"]).epochs] == [1, 2, 3, 4, 5, 6]
