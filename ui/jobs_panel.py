@@ -118,6 +118,8 @@ def live_panel(job: jobs.Job | None, empty_note: str, person: Person) -> None:
 
 
 def job_progress(job: jobs.Job) -> None:
+    if job.note:  # "resumed after a restart"
+        st.info(job.note)
     seen = job.log.snapshot()
     steps, epochs = seen.steps, seen.epochs
     smoothing = st.session_state.get(f"ema_{job.kind}", 0.9)  # the controls are drawn under the chart
@@ -133,8 +135,6 @@ def job_progress(job: jobs.Job) -> None:
     a, b = st.columns(2)
     a.slider("Smoothing (EMA)", 0.0, 0.99, 0.9, key=f"ema_{job.kind}")
     b.toggle("Log-scale loss", key=f"log_y_{job.kind}")
-    if job.note:
-        st.info(job.note)
     if job.status == "failed":
         st.error(job.message)
     elif job.status == "stopped" and job.result is None:  # stopped before training, e.g. a cancelled download
