@@ -23,7 +23,7 @@ TIERS = {
 
 # The modules whose tests take longest, first: two workers then end together instead of one waiting for the other's
 # last long test (the longest-first rule of scheduling). Order does not change what passes: tests share no state.
-LONGEST_FIRST = ("test_settings_walk.py", "test_reliability.py", "test_cli.py", "test_shared.py")
+LONGEST_FIRST = ("test_restart.py", "test_settings_walk.py", "test_reliability.py", "test_cli.py", "test_shared.py")
 
 
 def pytest_collection_modifyitems(items) -> None:

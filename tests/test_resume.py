@@ -17,8 +17,6 @@ from cnn_lab.models import ModelSpec
 from cnn_lab.train import Checkpoint, Saving, TrainConfig, TrainingError, fit
 from tests.helpers import ROOT, wait_for
 
-pytestmark = pytest.mark.fast
-
 # every kind of state a checkpoint must carry: momentum, a schedule, lookahead, augmentation draws, dropout, early
 # stopping's best epoch
 CONFIG = TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[8, 16], dropout=0.2), epochs=5, batch_size=64,
@@ -115,3 +113,30 @@ def test_the_cli_resumes_a_stopped_run_to_the_uninterrupted_run_s_accuracy(lab_c
     resumed = _cli("train", "--resume", cut["run_id"])
     assert resumed["run_id"] == cut["run_id"] and resumed["test_acc"] == whole["test_acc"]
     assert [e.epoch for e in runs.load_run(cut["run_id"]).epochs] == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("mode", ["probe", "partial"])
+def test_transfer_resume_ends_as_the_uninterrupted_run(lab_cache, tmp_path, mode):
+    """`transfer --resume`: the linear probe (the head on cached features) and the CPU fine-tuning recipe (the
+    last block on the frozen blocks' cached outputs, whose checkpoint is the trained part's), stopped after
+    epoch 2 of 5 and resumed, give the uninterrupted run's test accuracy."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, colour in (("red", (200, 40, 40)), ("blue", (40, 40, 200))):
+        for split, count in (("train", 16), ("val", 4), ("test", 6)):
+            folder = tmp_path / "photos" / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                noise = rng.integers(0, 60, (48, 48, 3))
+                Image.fromarray((np.array(colour) + noise).clip(0, 255).astype(np.uint8)).save(folder / f"{i}.png")
+    common = ["transfer", "--data", str(tmp_path / "photos"), "--mode", mode, "--epochs", "5", "--set",
+              "image_size=64", "--set", "batch_size=8"] + (["--set", "unfreeze=1", "--set", "frozen_views=2"]
+                                                         if mode == "partial" else [])
+    whole = _cli(*common)
+    cut = _cli(*common, "--stop-after", "2")
+    assert runs.load_run(cut["run_id"]).resumable
+    resumed = _cli("transfer", "--resume", cut["run_id"])
+    assert resumed["run_id"] == cut["run_id"] and resumed["test_acc"] == whole["test_acc"]
+    assert [e.epoch for e in runs.load_run(cut["run_id"]).epochs] == [1, 2, 3, 4, 5]

@@ -17,6 +17,7 @@ from tests.bench.latency import bench_latency
 from tests.bench.memory import bench_memory
 from tests.bench.pages import bench_conv_update, bench_inside
 from tests.bench.processes import bench_browser, bench_cold_probe
+from tests.bench.resume import bench_resume
 from tests.bench.training import (
     bench_course,
     bench_cpu_presets,
@@ -31,6 +32,7 @@ BENCHMARKS: dict[str, Callable[[datasets.ImageDataset, bool], list[Row]]] = {
     "inside": bench_inside,
     "latency": bench_latency,
     "memory": bench_memory,
+    "resume": bench_resume,
     "transfer": bench_transfer,
     "conv": bench_conv_update,
     "data": bench_data,
