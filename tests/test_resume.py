@@ -112,14 +112,16 @@ def test_the_cli_resumes_a_stopped_run_to_the_uninterrupted_run_s_accuracy(lab_c
     assert record.status == "stopped" and len(record.epochs) == 2 and record.resumable
     resumed = _cli("train", "--resume", cut["run_id"])
     assert resumed["run_id"] == cut["run_id"] and resumed["test_acc"] == whole["test_acc"]
-    assert [e.epoch for e in runs.load_run(cut["run_id"]).epochs] == [1, 2, 3, 4, 5, 6]
+    epochs = runs.load_run(cut["run_id"]).epochs
+    assert [e.epoch for e in epochs] == [1, 2, 3, 4, 5, 6]
+    assert _numbers(epochs) == _numbers(runs.load_run(whole["run_id"]).epochs)
 
 
-@pytest.mark.parametrize("mode", ["probe", "partial"])
+@pytest.mark.parametrize("mode", ["probe", "partial", "full"])
 def test_transfer_resume_ends_as_the_uninterrupted_run(lab_cache, tmp_path, mode):
-    """`transfer --resume`: the linear probe (the head on cached features) and the CPU fine-tuning recipe (the
-    last block on the frozen blocks' cached outputs, whose checkpoint is the trained part's), stopped after
-    epoch 2 of 5 and resumed, give the uninterrupted run's test accuracy."""
+    """`transfer --resume`: the linear probe (the head on cached features), the CPU fine-tuning recipe (the last
+    block on the frozen blocks' cached outputs, whose checkpoint is the trained part's) and full fine-tuning,
+    stopped after epoch 2 of 5 and resumed, give the uninterrupted run's test accuracy."""
     import numpy as np
     from PIL import Image
 
@@ -139,4 +141,6 @@ def test_transfer_resume_ends_as_the_uninterrupted_run(lab_cache, tmp_path, mode
     assert runs.load_run(cut["run_id"]).resumable
     resumed = _cli("transfer", "--resume", cut["run_id"])
     assert resumed["run_id"] == cut["run_id"] and resumed["test_acc"] == whole["test_acc"]
-    assert [e.epoch for e in runs.load_run(cut["run_id"]).epochs] == [1, 2, 3, 4, 5]
+    epochs = runs.load_run(cut["run_id"]).epochs
+    assert [e.epoch for e in epochs] == [1, 2, 3, 4, 5]
+    assert _numbers(epochs) == _numbers(runs.load_run(whole["run_id"]).epochs)  # each epoch's losses, to the bit

@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+import torch
+
 from cnn_lab import data as datasets
 from cnn_lab.backbones import BACKBONES, Pretrained
 from cnn_lab.metrics import Control, MetricLog
@@ -73,6 +75,7 @@ def run_transfer(config: TransferConfig, log: MetricLog | None = None, control: 
     """Train as the config says; the result's model is a TransferModel that takes ImageNet-normalised images."""
     check(config)
     log, control = log or MetricLog(), control or Control()
+    torch.manual_seed(config.seed)  # the new head's first weights: the same seed, the same run
     start = time.perf_counter()
     log.set_progress(stage="loading images")
     hooks = download_hooks(log, control)
