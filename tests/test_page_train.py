@@ -243,3 +243,26 @@ def test_closing_the_settings_keeps_what_was_changed(run_page):
     assert at.slider(key=f"{name}_cnn_elu_alpha").value == 0.5
     linked = run_page("pages/5_train.py", {"preset": name, "epochs": "9"})
     assert linked.session_state["train_settings_open"] and linked.number_input(key=f"{name}_epochs").value == 9
+
+
+def test_a_stopped_run_resumes_from_its_row(run_page):
+    """A run stopped before its last epoch shows a Resume button; pressed, the same run goes on to its end."""
+    from cnn_lab import runs
+    from cnn_lab.presets import preset
+
+    config = preset("Digits (seconds, built in)")
+    config.epochs = 200
+    job = jobs.MANAGER.start(config)
+    assert wait_for(lambda: len(job.log.epochs) >= 2, 60)
+    jobs.MANAGER.stop(job)
+    job.thread.join(60)
+    done = len(runs.load_run(job.run_id).epochs)
+    at = run_page("pages/5_train.py")
+    assert any(f"Run {job.run_id} has {done} of its 200 epochs: it was stopped" in w.value for w in at.warning)
+    at.button(key=f"resume_{job.run_id}").click().run()
+    again = jobs.MANAGER.get(job.run_id)
+    assert again is not job and again.run_id == job.run_id and again.alive
+    jobs.MANAGER.stop(again)  # (it would finish; stopped again, it is resumable again)
+    again.thread.join(60)
+    epochs = [e.epoch for e in runs.load_run(job.run_id).epochs]
+    assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) >= done

@@ -144,3 +144,43 @@ def test_transfer_resume_ends_as_the_uninterrupted_run(lab_cache, tmp_path, mode
     epochs = runs.load_run(cut["run_id"]).epochs
     assert [e.epoch for e in epochs] == [1, 2, 3, 4, 5]
     assert _numbers(epochs) == _numbers(runs.load_run(whole["run_id"]).epochs)  # each epoch's losses, to the bit
+
+
+def test_the_app_s_queue_comes_back_in_order_and_a_third_restart_fails_the_job(lab_cache):
+    """keep_across_restarts: a manager writes its queue as it changes; the next one (a new app process) queues
+    again what was running, resuming it, before what waited. A job already resumed after two restarts fails."""
+    first = jobs.JobManager(max_running=1)
+    first.keep_across_restarts()
+    config = TrainConfig.from_json(CONFIG.to_json())
+    config.epochs = 3
+    running = first.submit(config, owner=Person("ada"))
+    waiting = first.submit(config, owner=Person("ben"))
+    assert wait_for(lambda: len(running.log.epochs) >= 1, 60)
+    queue = json.loads((runs.runs_root() / "queue.json").read_text())
+    assert [(e["run_id"], e["owner"], e["status"]) for e in queue] == [
+        (running.run_id, "ada", "running"), (waiting.run_id, "ben", "queued")]
+    first.stop(running, Person("ada"))  # the first app "dies": its queue file stays as it was at that moment
+    first.stop(waiting, Person("ben"))
+    running.thread.join(60)
+    (runs.runs_root() / "queue.json").write_text(json.dumps(queue))
+
+    second = jobs.JobManager(max_running=1)
+    second.keep_across_restarts()
+    resumed, queued = second.get(running.run_id), second.get(waiting.run_id)
+    assert resumed.note.startswith("Resumed after a restart of the app, from epoch") and resumed.restarts == 1
+    assert queued.status == "queued" and queued.owner == "ben"
+    resumed.thread.join(120)
+    assert wait_for(lambda: queued.thread is not None, 60)
+    queued.thread.join(120)
+    assert queued.status == "finished", queued.message
+    assert [e.epoch for e in runs.load_run(running.run_id).epochs] == [1, 2, 3]
+    assert json.loads((runs.runs_root() / "queue.json").read_text()) == []
+
+    stuck = [dict(queue[0], restarts=2)]  # it ran through two restarts already, and the app stopped again
+    runs.reopen_run(running.run_id)
+    (runs.runs_root() / "queue.json").write_text(json.dumps(stuck))
+    third = jobs.JobManager()
+    third.keep_across_restarts()
+    record = runs.load_run(running.run_id)
+    assert third.get(running.run_id) is None and record.status == "failed"
+    assert record.message.startswith("The app stopped 3 times while this run ran")
