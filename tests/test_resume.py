@@ -85,13 +85,25 @@ def test_a_resumed_job_is_the_same_run_and_only_its_owner_or_an_admin_resumes_it
         manager.resume_run(job.run_id, Person("ada"))
 
 
-def test_a_tampered_checkpoint_gets_one_sentence(lab_cache, tmp_path):
+def test_a_tampered_checkpoint_gets_one_sentence_and_the_run_keeps_its_epochs(lab_cache, tmp_path):
     (tmp_path / runs.CHECKPOINT_FILE).write_bytes(b"not a checkpoint")
     with pytest.raises(TrainingError, match="saved state cannot be read"):
         Checkpoint.load(tmp_path)
     (tmp_path / runs.CHECKPOINT_FILE).unlink()
     with pytest.raises(TrainingError, match="kept no state to resume from"):
         Checkpoint.load(tmp_path)
+    manager = jobs.JobManager()
+    job = manager.submit(TrainConfig.from_json(CONFIG.to_json()), owner=Person("ada"))
+    assert wait_for(lambda: len(job.log.epochs) >= 1, 60)
+    manager.stop(job, Person("ada"))
+    job.thread.join(60)
+    kept = runs.load_run(job.run_id).epochs
+    (runs.runs_root() / job.run_id / runs.CHECKPOINT_FILE).write_bytes(b"\x80\x04tampered")
+    again = manager.resume_run(job.run_id, Person("ada"))
+    again.thread.join(60)
+    record = runs.load_run(job.run_id)
+    assert again.status == "failed" and "saved state cannot be read" in again.message
+    assert record.epochs == kept and record.status == "failed"  # nothing lost
 
 
 def _cli(*arguments: str) -> dict:
@@ -159,13 +171,18 @@ def test_the_app_s_queue_comes_back_in_order_and_a_third_restart_fails_the_job(l
     queue = json.loads((runs.runs_root() / "queue.json").read_text())
     assert [(e["run_id"], e["owner"], e["status"]) for e in queue] == [
         (running.run_id, "ada", "running"), (waiting.run_id, "ben", "queued")]
-    first.stop(running, Person("ada"))  # the first app "dies": its queue file stays as it was at that moment
+    first.hand_over_queue()  # the first app "dies": its queue file stays as it was, and its lock goes
+    first.stop(running, Person("ada"))
     first.stop(waiting, Person("ben"))
     running.thread.join(60)
     (runs.runs_root() / "queue.json").write_text(json.dumps(queue))
+    runs.reopen_run(running.run_id)  # as a killed app leaves it: "running"
 
     second = jobs.JobManager(max_running=1)
     second.keep_across_restarts()
+    busy = jobs.JobManager()
+    busy.keep_across_restarts()  # another app on the same folder meanwhile: the queue is the second's, not its own
+    assert busy.jobs() == []
     resumed, queued = second.get(running.run_id), second.get(waiting.run_id)
     assert resumed.note.startswith("Resumed after a restart of the app, from epoch") and resumed.restarts == 1
     assert queued.status == "queued" and queued.owner == "ben"
@@ -179,8 +196,10 @@ def test_the_app_s_queue_comes_back_in_order_and_a_third_restart_fails_the_job(l
     stuck = [dict(queue[0], restarts=2)]  # it ran through two restarts already, and the app stopped again
     runs.reopen_run(running.run_id)
     (runs.runs_root() / "queue.json").write_text(json.dumps(stuck))
+    second.hand_over_queue()
     third = jobs.JobManager()
     third.keep_across_restarts()
     record = runs.load_run(running.run_id)
     assert third.get(running.run_id) is None and record.status == "failed"
     assert record.message.startswith("The app stopped 3 times while this run ran")
+    third.hand_over_queue()

@@ -8,6 +8,7 @@ long; a job that ends frees its slot and the next one in the queue starts.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import threading
 import time
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 import torch
+from filelock import FileLock, Timeout
 
 from cnn_lab import runs
 from cnn_lab.augment import AugmentError
@@ -32,6 +34,7 @@ from cnn_lab.tensorboard_events import RunEvents
 from cnn_lab.train import Checkpoint, Saving, TrainingError, TrainResult
 
 QUEUE_FILE = "queue.json"  # in the runs folder: the app's running and waiting jobs, for its next start
+QUEUE_LOCK = ".queue.lock"  # held by the one app process that keeps that queue
 MAX_RESTARTS = 2  # a job interrupted by more restarts of the app than this fails instead of resuming again
 EXPECTED_ERRORS = (TrainingError, DatasetUnavailable, DatasetError, ModelError, AugmentError, WeightsUnavailable)
 
@@ -90,6 +93,7 @@ class JobManager:
         self._supervisor: threading.Thread | None = None
         self._seconds_per_epoch: dict[tuple, float] = {}  # (kind, dataset, model) -> seconds, from finished jobs
         self._queue_file = None  # where the queue is kept across restarts: the app's manager only
+        self._queue_lock: FileLock | None = None
 
     # ------------------------------------------------------------ submitting
 
@@ -101,7 +105,7 @@ class JobManager:
         self._ensure_supervisor()
         return job
 
-    def resume_run(self, run_id: str, person: Person = LOCAL, note: str = "") -> Job:
+    def resume_run(self, run_id: str, person: Person = LOCAL) -> Job:
         """Queue a saved run to go on from its last epoch: the same run (its id, folder, owner and curves), not a
         copy. Only its owner or an admin may; a run that cannot be resumed gets one sentence (TrainingError)."""
         record = runs.load_run(run_id, self.live_ids())
@@ -112,15 +116,16 @@ class JobManager:
                                 "before its last epoch, and kept its state, can.")
         config = KINDS[record.kind].config_from_json(json.dumps(record.config))
         with self._lock:
-            job = self._queued(Job(run_id, record.kind, config, record.owner, resuming=True, note=note))
+            job = self._queued(Job(run_id, record.kind, config, record.owner, resuming=True))
             job.log.epochs.extend(record.epochs)  # its curves go on from there
         self._ensure_supervisor()
         return job
 
-    def _queued(self, job: Job) -> Job:
-        """Put a job in the queue (the caller holds the lock); it starts at once when a slot is free."""
+    def _queued(self, job: Job, restoring: bool = False) -> Job:
+        """Put a job in the queue (the caller holds the lock); it starts at once when a slot is free. `restoring`:
+        a job that waited before a restart goes back whatever its owner's count."""
         job.work = job.work or self._work(job.kind, job.config, job.run_id)
-        self._queue.push(Ticket(job.run_id, job.owner))
+        (self._queue.restore if restoring else self._queue.push)(Ticket(job.run_id, job.owner))
         self._jobs[job.run_id] = job
         self._dispatch()
         return job
@@ -217,8 +222,9 @@ class JobManager:
     @staticmethod
     def _end_before_training(job: Job) -> None:
         """A run that never reached its first step (no data, no weights, a cancelled download) leaves no run folder
-        to clutter the history; the job keeps its sentence for the page. One that did train is kept as failed."""
-        if job.log.snapshot().progress.training:
+        to clutter the history; the job keeps its sentence for the page. One that did train is kept as failed,
+        and so is a resumed one (its earlier epochs are its own)."""
+        if job.log.snapshot().progress.training or job.resuming or job.log.epochs:
             runs.finish_run(job.run_id, job.status, job.message)
         else:
             runs.delete_run(job.run_id)
@@ -232,6 +238,15 @@ class JobManager:
         with self._lock:
             if self._queue_file is not None:
                 return
+            # One app process per runs folder keeps its queue: a second one started on the same folder (by mistake,
+            # or by the tests) must not resume jobs that the first is running. The OS frees the lock of a killed one.
+            self._queue_lock = FileLock(runs.runs_root() / QUEUE_LOCK)
+            try:
+                self._queue_lock.acquire(timeout=0)
+            except Timeout:
+                logging.getLogger("cnn_lab").warning("Another app process keeps the job queue of %s; this one's jobs "
+                                                     "will not be resumed after a restart.", runs.runs_root())
+                return
             self._queue_file = runs.runs_root() / QUEUE_FILE
             try:
                 left = json.loads(self._queue_file.read_text())
@@ -241,6 +256,14 @@ class JobManager:
                 self._requeue(entry)
             self._save_queue()
         self._ensure_supervisor()
+
+    def hand_over_queue(self) -> None:
+        """Stop keeping the queue, leaving its file as it is, so that another process may take it over (what the
+        OS does when this process dies)."""
+        with self._lock:
+            if self._queue_lock is not None:
+                self._queue_lock.release()
+            self._queue_file = self._queue_lock = None
 
     def _requeue(self, entry: dict) -> None:
         """One job of the last app process, queued again (the caller holds the lock)."""
@@ -252,6 +275,8 @@ class JobManager:
         job = Job(run_id, kind, config, owner, restarts=entry.get("restarts", 0))
         if entry.get("status") != "queued" and runs.exists(run_id):  # it ran when the app stopped
             record = runs.load_run(run_id)
+            if record.status != "interrupted":
+                return  # it ended just before the app stopped, before the queue was written again
             job.restarts += 1
             if job.restarts > MAX_RESTARTS:
                 runs.finish_run(run_id, "failed", f"The app stopped {job.restarts} times while this run ran, so it "
@@ -261,10 +286,7 @@ class JobManager:
             job.note = (f"Resumed after a restart of the app, from epoch {len(record.epochs)}." if job.resuming else
                         "Started again after a restart of the app (it had not finished an epoch).")
             job.log.epochs.extend(record.epochs if job.resuming else [])
-        job.work = self._work(kind, config, run_id)
-        self._queue.restore(Ticket(run_id, owner))
-        self._jobs[run_id] = job
-        self._dispatch()
+        self._queued(job, restoring=True)
 
     def _save_queue(self) -> None:
         """The running and waiting jobs, with their owners and configs, running first (the caller holds the lock)."""

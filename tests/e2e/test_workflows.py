@@ -72,26 +72,32 @@ def test_two_sessions_start_at_once(browser, app_url):
             c.close()
 
 
-def test_killed_app_shows_the_run_as_interrupted(browser):
-    process, url = start_app()
+def test_a_killed_app_resumes_its_run(browser, tmp_path):
+    """Local mode: the app killed with SIGKILL while a run trains, then started again on the same folders. The run
+    goes on by itself from its last saved epoch (the page says so), as the same run; its owner stops it there."""
+    cache = tmp_path / "cache"  # its own: the queue of a runs folder belongs to one app process at a time
+    process, url = start_app({"CNN_LAB_CACHE": str(cache)}, log="killed-before.log")
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        before = {r.run_id for r in runs.list_runs()}
         long_digits_run(page, url, epochs=1000)
         page.get_by_role("button", name="Start training").click()
-        assert wait_for(lambda: any(r.epochs for r in runs.list_runs() if r.run_id not in before), 60)
-        run_id = next(r.run_id for r in runs.list_runs() if r.run_id not in before)
+        metrics = lambda: list((cache / "runs").glob("*/metrics.json"))  # noqa: E731
+        assert wait_for(lambda: metrics() and json.loads(metrics()[0].read_text()), 60)
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
-        saved = json.loads((runs.runs_root() / run_id / "metrics.json").read_text())
-        process, url = start_app()
+        run_id = metrics()[0].parent.name
+        saved = len(json.loads(metrics()[0].read_text()))
+        process, url = start_app({"CNN_LAB_CACHE": str(cache)}, log="killed-after.log")
         page.goto(f"{url}/train")
-        page.wait_for_selector("text=Runs", timeout=60_000)
+        page.wait_for_selector("text=Resumed after a restart of the app", timeout=60_000)
         wait_idle(page)
-        assert page.locator(f"text=Run {run_id} was interrupted").count() == 1
-        record = runs.load_run(run_id)
-        assert record.status == "interrupted" and len(record.epochs) >= len(saved) >= 1
-        screenshot(page, "interrupted")
+        screenshot(page, "resumed")
+        page.get_by_role("button", name="Stop").click()
+        assert wait_for(lambda: json.loads((cache / "runs" / run_id / "status.json").read_text())["status"]
+                        == "stopped", 60)
+        epochs = [e["epoch"] for e in json.loads((cache / "runs" / run_id / "metrics.json").read_text())]
+        assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) >= saved >= 1
+        assert json.loads((cache / "runs" / "queue.json").read_text()) == []  # nothing left to resume
     finally:
         page.close()
         process.kill()
