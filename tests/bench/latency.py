@@ -284,6 +284,8 @@ def one_condition(cache: Path, labels: dict[str, str], training: bool, repeats: 
         return times
     finally:
         stop_app(app)
+        # the busy tab's job would resume in the next condition's fresh app (the queue is kept across restarts)
+        (cache / "runs" / "queue.json").unlink(missing_ok=True)
 
 
 def inside_run(cache: Path) -> dict[str, str]:
