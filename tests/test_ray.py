@@ -78,6 +78,19 @@ def test_stop_reaches_the_worker(cluster):
     assert runs.load_run(job.run_id).status == "stopped"
 
 
+def test_a_stopped_ray_job_resumes_on_a_worker_from_its_checkpoint(cluster):
+    """The checkpoint streams to the app with each epoch's weights; resumed, the task starts from it on a worker
+    and the run ends with every epoch once, as the same run."""
+    job = cluster.submit(_digits(100, seed=3), owner=Person("ada"))
+    job.stop_after = 2  # seen when the app receives epoch 2: the worker stops a few epochs later
+    assert wait_for(lambda: not job.alive, 300) and job.status == "stopped", job.message
+    assert runs.load_run(job.run_id).resumable
+    again = cluster.resume_run(job.run_id, Person("ada"))
+    assert wait_for(lambda: not again.alive, 300) and again.status == "finished", again.message
+    record = runs.load_run(job.run_id)
+    assert [e.epoch for e in record.epochs] == list(range(1, 101)) and record.status == "finished"
+
+
 def test_a_killed_worker_fails_the_job_and_keeps_its_epochs(cluster):
     job = cluster.submit(_digits(2000))
     assert wait_for(lambda: len(job.log.snapshot().epochs) >= 2, 120)

@@ -4,10 +4,10 @@ A job becomes one task (`run_job`) that asks Ray for what it needs (a fraction o
 one for the speedrun and fine-tuning, else a CPU); Ray decides where and when it runs. Tasks run in Ray's pooled
 worker processes, which keep torch and cnn_lab imported from one job to the next (`connect` warms them up), so
 a job starts in about a second. While it trains, the task posts its new steps, epochs, progress and the newest
-epoch's weights to the app's `Mailbox` actor twice a second and reads back pause / resume / stop; the app
-collects the posts into the job's own MetricLog (the pages read that, whichever executor runs the job) and
-writes the run folder itself, so the workers need no shared file system. A worker that dies ends the job as
-failed, with the epochs already received kept.
+epoch's weights and resumable state to the app's `Mailbox` actor twice a second and reads back pause / resume /
+stop; the app collects the posts into the job's own MetricLog (the pages read that, whichever executor runs the
+job) and writes the run folder itself, so the workers need no shared file system. A worker that dies ends the job
+as failed, with the epochs already received kept; a resumed job's task starts from the checkpoint the app sends.
 """
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ class Mailbox:
 
 class _Poster:
     """In the task: every POST_SECONDS, send what the log gained since the last post (and the newest epoch's
-    weights) to the mailbox, and apply the command it answers to the run's Control."""
+    weights and checkpoint) to the mailbox, and apply the command it answers to the run's Control."""
 
     def __init__(self, mailbox, run_id: str, log: MetricLog, control: Control):
         self.mailbox, self.run_id, self.log, self.control = mailbox, run_id, log, control

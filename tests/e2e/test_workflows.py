@@ -98,7 +98,8 @@ def test_a_killed_app_resumes_its_run(browser, tmp_path):
                         == "stopped", 60)
         epochs = [e["epoch"] for e in json.loads((cache / "runs" / run_id / "metrics.json").read_text())]
         assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) >= saved >= 1
-        assert json.loads((cache / "runs" / "queue.json").read_text()) == []  # nothing left to resume
+        # nothing left to resume (the queue is written once the job's thread has saved its run)
+        assert wait_for(lambda: json.loads((cache / "runs" / "queue.json").read_text()) == [], 30)
     finally:
         page.close()
         process.kill()
