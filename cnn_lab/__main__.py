@@ -48,9 +48,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             config.dataset = args.dataset
         config = overrides.apply(config, args.set)
         config.validate()  # an impossible setting is one sentence now, with no job, run folder or progress bar
-    run_id, result = run_job("train", config, args)
-    print(json.dumps({"run_id": run_id, "test_acc": result.test_acc, "seconds": result.seconds,
-                      "parameters": result.parameters}))
+    job = run_job("train", config, args)
+    result = job.result
+    print(json.dumps({"run_id": job.run_id, "status": job.status, "test_acc": result.test_acc,
+                      "seconds": result.seconds, "parameters": result.parameters}))
     return 0
 
 
@@ -69,11 +70,12 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         if args.epochs:
             config.epochs = args.epochs
         config = overrides.apply(config, args.set)
-    run_id, result = run_job("transfer", config, args)
+    job = run_job("transfer", config, args)
+    result = job.result
     per_class = per_class_accuracy(result.test_probs, result.test_labels, len(result.classes))
-    print(json.dumps({"run_id": run_id, "test_acc": result.test_acc, "seconds": result.seconds,
-                      "classes": len(result.classes), "per_class": dict(zip(result.classes, per_class)),
-                      **result.extras}))
+    print(json.dumps({"run_id": job.run_id, "status": job.status, "test_acc": result.test_acc,
+                      "seconds": result.seconds, "classes": len(result.classes),
+                      "per_class": dict(zip(result.classes, per_class)), **result.extras}))
     return 0
 
 
@@ -124,7 +126,7 @@ def progress_display(stream, every: float = 10.0):
 def run_job(kind: str, config, args: argparse.Namespace):
     """Run one job as the app does (a run folder, the same trainer; on the Ray cluster at `--ray` when given) with
     a progress bar on stderr, or resume the run `--resume` names (config None); Ctrl-C stops it and keeps the model
-    so far, as `--stop-after` does after that epoch. Returns (the run's id, its result)."""
+    so far, as `--stop-after` does after that epoch. Returns the ended job (its run id, status and result)."""
     from dataclasses import replace
 
     from cnn_lab import jobs, runs
@@ -155,7 +157,7 @@ def run_job(kind: str, config, args: argparse.Namespace):
         show(job.log.snapshot().progress, final=True)  # where it ended
     if job.result is None:  # failed, or stopped before training
         raise CliError(job.message)
-    return job.run_id, job.result
+    return job
 
 
 def cmd_runs(args: argparse.Namespace) -> int:

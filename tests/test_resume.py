@@ -121,6 +121,7 @@ def test_the_cli_resumes_a_stopped_run_to_the_uninterrupted_run_s_accuracy(lab_c
     whole = _cli("train", "--config", str(config), "--epochs", "6")
     cut = _cli("train", "--config", str(config), "--epochs", "6", "--stop-after", "2")
     record = runs.load_run(cut["run_id"])
+    assert cut["status"] == "stopped" and whole["status"] == "finished"
     assert record.status == "stopped" and len(record.epochs) == 2 and record.resumable
     resumed = _cli("train", "--resume", cut["run_id"])
     assert resumed["run_id"] == cut["run_id"] and resumed["test_acc"] == whole["test_acc"]
