@@ -83,6 +83,11 @@ class MetricLog:
         with self._lock:
             self.epochs.append(record)
 
+    def set_epochs(self, records: list[EpochRecord]) -> None:
+        """The epochs a resumed run had done (its checkpoint's): its curves go on from them."""
+        with self._lock:
+            self.epochs = list(records)
+
     def set_progress(self, **values) -> None:
         """Change some of the progress's fields (a name that is not a field of Progress is a TypeError)."""
         with self._lock:

@@ -85,6 +85,23 @@ def test_a_resumed_job_is_the_same_run_and_only_its_owner_or_an_admin_resumes_it
         manager.resume_run(job.run_id, Person("ada"))
 
 
+def test_a_run_killed_between_its_checkpoint_and_its_epochs_resumes_with_every_epoch_once(lab_cache):
+    """Each epoch writes the checkpoint first, then the epoch's metrics: a kill between the two leaves the folder one
+    epoch behind its checkpoint. A resumed run takes its epochs from its checkpoint, so none is missing."""
+    manager = jobs.JobManager()
+    config = TrainConfig.from_json(CONFIG.to_json())
+    config.epochs = 4
+    job = manager.submit(config, owner=Person("ada"))
+    job.stop_after = 2
+    job.thread.join(120)
+    record = runs.load_run(job.run_id)
+    assert [e.epoch for e in record.epochs] == [1, 2] and record.resumable
+    runs.save_epochs(job.run_id, record.epochs[:1])  # as if killed between the two writes of epoch 2
+    again = manager.resume_run(job.run_id, Person("ada"))
+    again.thread.join(120)
+    assert again.status == "finished" and [e.epoch for e in runs.load_run(job.run_id).epochs] == [1, 2, 3, 4]
+
+
 def test_a_tampered_checkpoint_gets_one_sentence_and_the_run_keeps_its_epochs(lab_cache, tmp_path):
     (tmp_path / runs.CHECKPOINT_FILE).write_bytes(b"not a checkpoint")
     with pytest.raises(TrainingError, match="saved state cannot be read"):

@@ -181,8 +181,9 @@ class JobManager:
             pass
         try:
             start = Checkpoint.load(folder) if job.resuming else None
-            if start is not None:
-                events.last_step = start.step
+            if start is not None:  # its epochs are its checkpoint's: the folder's list may be one behind or ahead
+                job.log.set_epochs(start.records())
+                events.epochs_written, events.last_step = start.epoch, start.step
             result = job.work(job.log, job.control, Saving(on_epoch, start))
             result.model.cpu()
             runs.save_weights(job.run_id, result.model)
@@ -277,16 +278,30 @@ class JobManager:
             record = runs.load_run(run_id)
             if record.status != "interrupted":
                 return  # it ended just before the app stopped, before the queue was written again
-            job.restarts += 1
-            if job.restarts > MAX_RESTARTS:
-                runs.finish_run(run_id, "failed", f"The app stopped {job.restarts} times while this run ran, so it "
-                                "was not resumed again; resume it yourself from its row if you wish.")
-                return
             job.resuming = (record.path / runs.CHECKPOINT_FILE).exists()
-            job.note = (f"Resumed after a restart of the app, from epoch {len(record.epochs)}." if job.resuming else
-                        "Started again after a restart of the app (it had not finished an epoch).")
+            if self._still_on_cluster(run_id):  # a Ray job went on without the app: follow it again
+                job.note = "Still running on the Ray cluster: it went on training while the app restarted."
+            else:
+                job.restarts += 1
+                if job.restarts > MAX_RESTARTS:
+                    runs.finish_run(run_id, "failed", f"The app stopped {job.restarts} times while this run ran, so "
+                                    "it was not resumed again; resume it yourself from its row if you wish.")
+                    return
+                job.note = (f"Resumed after a restart of the app, from epoch {len(record.epochs)}." if job.resuming
+                            else "Started again after a restart of the app (it had not finished an epoch).")
             job.log.epochs.extend(record.epochs if job.resuming else [])
         self._queued(job, restoring=True)
+
+    def _still_on_cluster(self, run_id: str) -> bool:
+        if not self.settings.ray_address:
+            return False
+        from cnn_lab.jobs import ray_executor
+
+        try:
+            ray_executor.connect(self.settings.ray_address)
+        except ConnectionError:  # the cluster is gone: its jobs with it
+            return False
+        return ray_executor.still_running(run_id)
 
     def _save_queue(self) -> None:
         """The running and waiting jobs, with their owners and configs, running first (the caller holds the lock)."""

@@ -1,132 +1,119 @@
-"""The Ray executor: the same jobs, run as Ray tasks on any machine of a Ray cluster.
+"""The Ray executor: the same jobs, run on any machine of a Ray cluster, each in a detached actor that outlives the
+app which started it.
 
-A job becomes one task (`run_job`) that asks Ray for what it needs (a fraction of a GPU for a small run, a whole
-one for the speedrun and fine-tuning, else a CPU); Ray decides where and when it runs. Tasks run in Ray's pooled
-worker processes, which keep torch and cnn_lab imported from one job to the next (`connect` warms them up), so
-a job starts in about a second. While it trains, the task posts its new steps, epochs, progress and the newest
-epoch's weights and resumable state to the app's `Mailbox` actor twice a second and reads back pause / resume /
-stop; the app collects the posts into the job's own MetricLog (the pages read that, whichever executor runs the
-job) and writes the run folder itself, so the workers need no shared file system. A worker that dies ends the job
-as failed, with the epochs already received kept; a resumed job's task starts from the checkpoint the app sends.
+A job becomes one actor (`JobActor`) that asks Ray for what it needs (a fraction of a GPU for a small run, a whole
+one for the speedrun and fine-tuning, else CPUs); Ray decides where and when it starts. The actor is named after
+its run and detached: when the app process dies (a crash, an update, SIGKILL), the job goes on training, and the
+app that starts next finds it by name (`still_running`) and follows it again. Ray's Jobs API would also outlive
+the app, but it runs a shell command: the app could not talk to it except through files. The actor answers calls.
+
+The app follows a job by calling `collect` about twice a second, with the pause / resume / stop its owner wants.
+The actor answers with its updates: new steps, and each new epoch together with that epoch's weights and
+resumable state. It keeps every update until the app confirms it (by the number it sends on its next call), so an
+app killed between receiving and writing gets them again: the run folder has no gap, and only the app writes it
+(the workers need no shared file system). A finished job waits for an app to take its result, then ends.
 """
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 import sys
 import threading
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from dataclasses import replace
 from typing import Callable
 
 import ray
 import torch
 
-from cnn_lab.metrics import Control, MetricLog, StoppedBeforeTraining
+from cnn_lab.metrics import Control, EpochRecord, MetricLog, Progress, StoppedBeforeTraining
 from cnn_lab.train import Checkpoint, Saving, TrainingError, TrainResult
 
 ROOT = Path(__file__).resolve().parents[2]
-POST_SECONDS = 0.5  # how often a task posts and the app collects: the curves stream about once a second
+NAMESPACE = "cnn-lab"  # the actors' names are unique within it: one per run id
+POST_SECONDS = 0.5  # how often the app collects: the curves stream about once a second
+HOLD_MINUTES = 60  # a finished job whose app does not come back for its result within this ends anyway
 
 
 class WorkerLost(TrainingError):
     """The worker process (or its machine) died mid-run."""
 
 
-@ray.remote(num_cpus=0, max_concurrency=64)  # threaded: every job posts and the app collects at the same time
-class Mailbox:
-    """Between the app and its running tasks: each task posts updates under its run id and gets back the app's
-    latest command ("run", "pause" or "stop"); the app collects the updates and sets the commands."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.updates: dict[str, list] = {}
-        self.commands: dict[str, str] = {}
-
-    def post(self, run_id: str, update: tuple) -> str:
-        with self.lock:
-            self.updates.setdefault(run_id, []).append(update)
-            return self.commands.get(run_id, "run")
-
-    def collect(self, run_id: str) -> list:
-        with self.lock:
-            return self.updates.pop(run_id, [])
-
-    def command(self, run_id: str, command: str) -> None:
-        with self.lock:
-            self.commands[run_id] = command
-
-    def forget(self, run_id: str) -> None:
-        with self.lock:
-            self.updates.pop(run_id, None)
-            self.commands.pop(run_id, None)
+@dataclass
+class Update:
+    """What a job sends the app at one collect: numbered, so that the app applies each once."""
+    number: int
+    steps: list[tuple[int, float, float]]
+    progress: Progress
+    epochs: list[EpochRecord] = field(default_factory=list)  # new epochs, each saved with the weights below
+    saved: tuple[dict, Checkpoint] | None = None  # the newest epoch's weights and resumable state
 
 
-class _Poster:
-    """In the task: every POST_SECONDS, send what the log gained since the last post (and the newest epoch's
-    weights and checkpoint) to the mailbox, and apply the command it answers to the run's Control."""
+@dataclass
+class Collected:
+    updates: list[Update]  # every update the app has not confirmed yet, oldest first
+    done: bool  # the job has ended: its outcome waits
 
-    def __init__(self, mailbox, run_id: str, log: MetricLog, control: Control):
-        self.mailbox, self.run_id, self.log, self.control = mailbox, run_id, log, control
-        self.steps_sent, self.epochs_sent, self.weights = 0, 0, None
-        self.lock = threading.Lock()
+
+@ray.remote(num_cpus=0, max_concurrency=4)  # threaded: the app's calls are answered while the job trains
+class JobActor:
+    """One job on the cluster. It trains in a thread of its own; `collect` hands its updates to the app."""
+
+    def __init__(self, kind: str, config_json: str, threads: int, resume_from: Checkpoint | None):
+        from cnn_lab.jobs.kinds import KINDS
+
+        torch.set_num_threads(max(1, threads))
+        self.log, self.control, self.lock = MetricLog(), Control(), threading.Lock()
+        self.updates: list[Update] = []
+        self.numbered = self.steps_sent = self.epochs_sent = 0
+        self.saved: tuple[dict, Checkpoint, list[EpochRecord]] | None = None
+        self.outcome: TrainResult | BaseException | None = None
         self.done = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.log.set_progress(node=f"{os.uname().nodename} ({ray.get_runtime_context().get_node_id()[:8]})",
+                              worker_pid=os.getpid())
+        job = KINDS[kind]
+        threading.Thread(target=self._train, args=(job, job.config_from_json(config_json), resume_from),
+                         daemon=True).start()
 
-    def _loop(self) -> None:
-        while not self.done.wait(POST_SECONDS):
-            self.post()
+    def _train(self, job, config, resume_from: Checkpoint | None) -> None:
+        try:
+            self.outcome = job.run(config, self.log, self.control, Saving(self._on_epoch, resume_from))
+            self.outcome.model.cpu()
+        except BaseException as error:  # noqa: BLE001 - the app reports the job's own error (bad data, NaN...)
+            self.outcome = error
+        self.done.set()
+        threading.Timer(HOLD_MINUTES * 60, ray.kill, [ray.get_runtime_context().current_actor]).start()
 
-    def post(self) -> None:
+    def _on_epoch(self, model, epochs: list[EpochRecord], checkpoint: Checkpoint) -> None:
+        """An epoch travels with its weights and state: the app never writes an epoch it could not resume after."""
+        state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         with self.lock:
+            self.saved = (state, checkpoint, list(epochs))
+
+    def collect(self, confirmed: int, command: str) -> Collected:
+        """Apply the app's command ("run", "pause" or "stop"), forget the updates it confirmed, and answer the
+        rest with a new one."""
+        {"stop": self.control.stop, "pause": self.control.pause, "run": self.control.resume}[command]()
+        with self.lock:
+            done = self.done.is_set()  # first: what the job did before it ended is in this update
+            self.updates = [update for update in self.updates if update.number > confirmed]
             seen = self.log.snapshot()
-            new_steps = [s for s in seen.steps if s[0] > self.steps_sent]
-            weights, self.weights = self.weights, None
-            update = (new_steps, seen.epochs[self.epochs_sent:], seen.progress, weights)
-            self.steps_sent = new_steps[-1][0] if new_steps else self.steps_sent
-            self.epochs_sent = len(seen.epochs)
-            command = ray.get(self.mailbox.post.remote(self.run_id, update))
-        if command == "stop":
-            self.control.stop()
-        elif command == "pause":
-            self.control.pause()
-        else:
-            self.control.resume()
+            steps = [s for s in seen.steps if s[0] > self.steps_sent]
+            self.steps_sent = steps[-1][0] if steps else self.steps_sent
+            self.numbered += 1
+            update = Update(self.numbered, steps, seen.progress)
+            if self.saved is not None:
+                state, checkpoint, epochs = self.saved
+                update.epochs, update.saved, self.saved = epochs[self.epochs_sent:], (state, checkpoint), None
+                self.epochs_sent = len(epochs)
+            self.updates.append(update)
+            return Collected(list(self.updates), done)
 
-
-@ray.remote(max_retries=0)  # a lost worker fails the job (its epochs so far are kept), never runs it twice
-def run_job(kind: str, config_json: str, run_id: str, mailbox, threads: int,
-            resume_from: Checkpoint | None = None) -> TrainResult:
-    from cnn_lab.jobs.kinds import KINDS
-
-    torch.set_num_threads(max(1, threads))
-    log, control = MetricLog(), Control()
-    log.set_progress(node=f"{os.uname().nodename} ({ray.get_runtime_context().get_node_id()[:8]})",
-                     worker_pid=os.getpid())
-    poster = _Poster(mailbox, run_id, log, control)
-
-    def on_epoch(model, epochs, checkpoint: Checkpoint) -> None:
-        poster.weights = ({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, checkpoint)
-
-    poster.post()  # at once: the app learns where it runs
-    poster.thread.start()
-    try:
-        result = KINDS[kind].run(KINDS[kind].config_from_json(config_json), log, control,
-                                 Saving(on_epoch, resume_from))
-        result.model.cpu()
-        return result
-    finally:
-        poster.done.set()
-        poster.thread.join()
-        poster.post()  # the last steps and epochs
-
-
-@ray.remote(num_cpus=1)
-def _warm_up() -> int:
-    """Import what a job needs, so that this pooled worker starts its next job at once."""
-    importlib.import_module("cnn_lab.jobs.kinds")  # torch, the trainer, the data and model registries
-    return os.getpid()
+    def result(self) -> TrainResult:
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        return self.outcome
 
 
 class _Weights:
@@ -139,37 +126,26 @@ class _Weights:
         return self.state
 
 
-_mailbox = None
-_mailbox_job = ""  # the Ray job (this process's connection) the mailbox belongs to
-
-
 def connect(address: str) -> None:
     """Join the cluster at `address` ("auto": one started with `ray start`, or host:port). "local" joins the
     cluster of this machine, starting one (`ray start --head`, in its own processes, so that it also works from
-    inside a web server) when none runs; `ray stop` ends it. Workers import cnn_lab from this checkout and read
-    the same data and cache folders. Then the app's mailbox starts and the workers are warmed up."""
-    global _mailbox, _mailbox_job
-    if ray.is_initialized() and _mailbox is not None and _mailbox_job == ray.get_runtime_context().get_job_id():
+    inside a web server and goes on when the app stops) when none runs; `ray stop` ends it. Workers import cnn_lab
+    from this checkout and read the same data and cache folders. (Each job's actor is a process of its own, which
+    imports torch as it starts: a few seconds that a warmed-up pool of workers would not save.)"""
+    if ray.is_initialized():
         return
-    if not ray.is_initialized():
-        _init(address)
-    _mailbox, _mailbox_job = Mailbox.remote(), ray.get_runtime_context().get_job_id()
-    ray.get([_warm_up.remote() for _ in range(max(1, int(ray.cluster_resources().get("CPU", 1))))])
-
-
-def _init(address: str) -> None:
     env = {"PYTHONPATH": str(ROOT)} | {k: v for k, v in os.environ.items() if k.startswith("CNN_LAB_")}
-    options = dict(include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
+    options = dict(include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env}, namespace=NAMESPACE)
     if address != "local":
         ray.init(address=address, **options)
-        return
-    try:
-        ray.init(address="auto", **options)
-    except ConnectionError:  # no cluster on this machine yet
-        subprocess.run([sys.executable, "-c", "from ray.scripts.scripts import main; main()", "start", "--head",
-                        "--include-dashboard=false", "--disable-usage-stats"],
-                       env=os.environ | env, check=True, capture_output=True, timeout=120)
-        ray.init(address="auto", **options)
+    else:
+        try:
+            ray.init(address="auto", **options)
+        except ConnectionError:  # no cluster on this machine yet
+            subprocess.run([sys.executable, "-c", "from ray.scripts.scripts import main; main()", "start", "--head",
+                            "--include-dashboard=false", "--disable-usage-stats"],
+                           env=os.environ | env, check=True, capture_output=True, timeout=120)
+            ray.init(address="auto", **options)
 
 
 CPUS_PER_JOB = 2  # without GPUs, what a job asks for: as many torch threads as the app's own thread would use
@@ -185,46 +161,81 @@ def resources(kind: str, config) -> dict:
     return {"num_cpus": min(CPUS_PER_JOB, int(largest))}
 
 
+def _actor_name(run_id: str) -> str:
+    return f"job-{run_id}"
+
+
+def _find(run_id: str):
+    try:
+        return ray.get_actor(_actor_name(run_id), namespace=NAMESPACE)
+    except ValueError:  # no actor of that name: the job ended, or the cluster was restarted
+        return None
+
+
+def still_running(run_id: str) -> bool:
+    """Whether the cluster still has this run's job (an app that starts again follows it instead of resuming)."""
+    return _find(run_id) is not None
+
+
 def remote_work(kind: str, config, run_id: str) -> Callable[[MetricLog, Control, Saving], TrainResult]:
-    """A job's work, run as a Ray task and mirrored into the app's log, control and run folder."""
+    """A job's work: its actor on the cluster (started now, or found still running after a restart of the app),
+    followed into the app's log, control and run folder."""
 
     def work(log: MetricLog, control: Control, saving: Saving) -> TrainResult:
-        asks = resources(kind, config)
-        running = run_job.options(**asks).remote(kind, config.to_json(), run_id, _mailbox, int(asks["num_cpus"]),
-                                                 saving.resume_from)
-        log.set_progress(stage=f"waiting for a Ray worker ({', '.join(f'{v:g} {k[4:].upper()}' for k, v in asks.items())})")
-        command = "run"
+        actor = _find(run_id)
+        if actor is None:
+            asks = resources(kind, config)
+            actor = JobActor.options(name=_actor_name(run_id), namespace=NAMESPACE, lifetime="detached",
+                                     **asks).remote(kind, config.to_json(), int(asks["num_cpus"]), saving.resume_from)
+            log.set_progress(stage="waiting for a Ray worker "
+                                   f"({', '.join(f'{v:g} {k[4:].upper()}' for k, v in asks.items())})")
         try:
-            while True:
-                done = ray.wait([running], timeout=POST_SECONDS)[0]
-                _collect(_mailbox, run_id, log, saving)
-                if done:
-                    return ray.get(running)
-                if not log.snapshot().progress.node and control.stop_requested.is_set():
-                    ray.cancel(running)  # still waiting for resources
-                    raise StoppedBeforeTraining("Stopped before a Ray worker took it; nothing was run.")
-                wanted = "stop" if control.stop_requested.is_set() else "run" if control.running.is_set() else "pause"
-                if wanted != command:
-                    command = wanted
-                    ray.get(_mailbox.command.remote(run_id, command))
+            return _follow(actor, log, control, saving)
         except ray.exceptions.RayTaskError as error:  # the job's own error (bad data, NaN...): the manager
             raise error.cause from None  # reports it as it does for the thread executor
         except ray.exceptions.RayError:
             raise WorkerLost("The worker running it was lost (its process or machine stopped); the epochs "
                              "received before are kept.") from None
-        finally:
-            _mailbox.forget.remote(run_id)
 
     return work
 
 
-def _collect(mailbox, run_id: str, log: MetricLog, saving: Saving) -> None:
-    for steps, epochs, progress, saved in ray.get(mailbox.collect.remote(run_id)):
-        log.add_steps(steps)
-        for epoch in epochs:
-            log.add_epoch(epoch)
-        if progress.node and not log.snapshot().progress.node:
-            progress = replace(progress, stage=f"running on Ray node {progress.node}")
-        log.set_progress(**vars(progress))
-        if saved is not None:  # (the model's weights, the run's checkpoint)
-            saving.on_epoch(_Weights(saved[0]), log.snapshot().epochs, saved[1])
+def _follow(actor, log: MetricLog, control: Control, saving: Saving) -> TrainResult:
+    """Collect the actor's updates until its job ends, passing on what the owner wants; then take its result and
+    end the actor."""
+    confirmed, started = 0, False
+    while True:
+        wanted = "stop" if control.stop_requested.is_set() else "run" if control.running.is_set() else "pause"
+        asked = actor.collect.remote(confirmed, wanted)
+        while not ray.wait([asked], timeout=POST_SECONDS)[0]:  # not started yet (waiting for resources), or busy
+            if not started and control.stop_requested.is_set():
+                ray.kill(actor)
+                raise StoppedBeforeTraining("Stopped before a Ray worker took it; nothing was run.")
+        collected = ray.get(asked)
+        for update in collected.updates:
+            if update.number > confirmed:
+                _apply(update, log, saving, started)
+                confirmed, started = update.number, True
+        if collected.done:
+            try:
+                return ray.get(actor.result.remote())
+            finally:
+                ray.kill(actor)
+        time.sleep(POST_SECONDS)
+
+
+def _apply(update: Update, log: MetricLog, saving: Saving, started: bool) -> None:
+    """One update into the app's log and run folder. After a restart of the app, the first updates may hold what
+    the last app had already written: what the log already has is skipped."""
+    seen = log.snapshot()
+    last_step = seen.steps[-1][0] if seen.steps else 0
+    log.add_steps([s for s in update.steps if s[0] > last_step])
+    new_epochs = [e for e in update.epochs if e.epoch > (seen.epochs[-1].epoch if seen.epochs else 0)]
+    for epoch in new_epochs:
+        log.add_epoch(epoch)
+    progress = update.progress
+    if not started:
+        progress = replace(progress, stage=f"running on Ray node {progress.node}")
+    log.set_progress(**vars(progress))
+    if update.saved is not None and new_epochs:
+        saving.on_epoch(_Weights(update.saved[0]), log.snapshot().epochs, update.saved[1])

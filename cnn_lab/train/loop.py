@@ -260,7 +260,8 @@ def fit(config: TrainConfig, dataset: datasets.ImageDataset | None = None, log: 
         log.add_epoch(record)
         stopped_early = early.should_stop(record, training.model)
         if saving:  # after early stopping's bookkeeping, which the checkpoint holds
-            saving.on_epoch(training.model, log.snapshot().epochs, resume.capture(training, early, epoch))
+            epochs = log.snapshot().epochs
+            saving.on_epoch(training.model, epochs, resume.capture(training, early, epochs))
         if stopped_early:
             break
     if early.best_state is not None:

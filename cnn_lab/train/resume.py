@@ -29,8 +29,8 @@ if TYPE_CHECKING:  # the loop imports this module; these are only its types
 
 @dataclass
 class Checkpoint:
-    """A run's whole state after `epoch` epochs."""
-    epoch: int
+    """A run's whole state after its epochs so far."""
+    epochs: list[dict]  # their records (EpochRecord's fields): a resumed run's curves are these, never more or less
     step: int  # optimizer steps taken: where the learning-rate schedule and lookahead stand
     seconds: float  # training time so far, so that the finished run reports its whole time
     model: dict[str, torch.Tensor]
@@ -38,6 +38,14 @@ class Checkpoint:
     lookahead: list[torch.Tensor] | None  # lookahead's running average of the weights, when on
     early: dict  # early stopping: best loss, best epoch, epochs without improvement, the best weights
     rng: dict[str, torch.Tensor]  # the generators' states: "cpu", and "cuda" when the run is on a GPU
+
+    @property
+    def epoch(self) -> int:
+        """The epochs done: the next one is epoch + 1."""
+        return len(self.epochs)
+
+    def records(self) -> list[EpochRecord]:
+        return [EpochRecord(**record) for record in self.epochs]
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
@@ -87,11 +95,11 @@ def _cpu(state):
     return state
 
 
-def capture(training: Training, early: EarlyStopping, epoch: int) -> Checkpoint:
+def capture(training: Training, early: EarlyStopping, epochs: list[EpochRecord]) -> Checkpoint:
     device = training.data.train.images.device
     rng = {"cpu": torch.get_rng_state()} | ({"cuda": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {})
     return Checkpoint(
-        epoch=epoch, step=training.step, seconds=time.perf_counter() - training.start,
+        epochs=[asdict(record) for record in epochs], step=training.step, seconds=time.perf_counter() - training.start,
         model=_cpu(training.model.state_dict()), optimizer=_cpu(training.optimizer.state_dict()),
         lookahead=_cpu(training.lookahead.average) if training.lookahead else None,
         early={"best_loss": early.best_loss, "best_epoch": early.best_epoch, "bad_epochs": early.bad_epochs,

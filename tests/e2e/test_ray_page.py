@@ -1,6 +1,11 @@
 """The train page with its jobs on a local Ray cluster (CNN_LAB_RAY=local), in a real browser: a digits job streams,
-is found still running after a reload, and stops from the page through the cluster (a Ray job run to its end, the
-course CNN on CIFAR-10, is tests/test_ray.py's, from the command line). Screenshot: test-artifacts/ray-job.png."""
+is found still running after a reload, and stops from the page through the cluster; a job goes on training while
+the app is killed, and the app started again follows it to its end (a Ray job run to its end, the course CNN on
+CIFAR-10, is tests/test_ray.py's, from the command line). Screenshots: test-artifacts/ray-job.png and
+ray-job-after-restart.png."""
+import json
+import os
+import signal
 import subprocess
 import sys
 
@@ -8,6 +13,8 @@ from cnn_lab import runs
 from tests.e2e.helpers import long_digits_run, no_exception, progress_step, screenshot, wait_idle
 from tests.helpers import wait_for
 from tests.launch import start_app
+
+STOP_RAY = [sys.executable, "-c", "from ray.scripts.scripts import main; main()", "stop"]
 
 
 def test_a_ray_job_streams_survives_a_reload_and_stops(ray_module, page, lab_cache):
@@ -42,4 +49,45 @@ def test_a_ray_job_streams_survives_a_reload_and_stops(ray_module, page, lab_cac
     finally:
         process.terminate()
         process.wait(timeout=30)
-        subprocess.run([sys.executable, "-c", "from ray.scripts.scripts import main; main()", "stop"], timeout=120)
+        subprocess.run(STOP_RAY, timeout=120)
+
+
+def test_a_ray_job_outlives_the_app(ray_module, page, tmp_path):
+    """SIGKILL the app while its job trains on the cluster, but not the cluster: the job goes on (the test reads its
+    new epochs from its actor while no app runs); the app started again says it found the job still running,
+    follows it, and its run folder ends with every epoch once, 1 to N."""
+    ray = ray_module
+    epochs, cache = 600, tmp_path / "cache"  # its own runs folder: its queue belongs to one app at a time
+    env = {"CNN_LAB_RAY": "local", "CNN_LAB_CACHE": str(cache)}
+    process, url = start_app(env, log="ray-killed-before.log")
+    try:
+        long_digits_run(page, url, epochs=epochs)
+        page.get_by_role("button", name="Start training").click()
+        metrics = lambda: list((cache / "runs").glob("*/metrics.json"))  # noqa: E731
+        assert wait_for(lambda: metrics() and len(json.loads(metrics()[0].read_text())) >= 2, 180)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        run_id = metrics()[0].parent.name
+        written = len(json.loads(metrics()[0].read_text()))
+
+        ray.init(address="auto", log_to_driver=False)  # the test, as a driver of its own, asks the job itself
+        actor = ray.get_actor(f"job-{run_id}", namespace="cnn-lab")
+        newest = lambda: max([e.epoch for u in ray.get(actor.collect.remote(0, "run")).updates  # noqa: E731
+                              for e in u.epochs], default=0)  # 0 confirmed: every update stays for the app
+        assert wait_for(lambda: newest() >= written + 3, 120), "the job did not go on without the app"
+        ray.shutdown()
+
+        process, url = start_app(env, log="ray-killed-after.log")
+        page.goto(f"{url}/train")
+        page.wait_for_selector("text=Still running on the Ray cluster", timeout=90_000)
+        wait_idle(page)
+        screenshot(page, "ray-job-after-restart")
+        status = cache / "runs" / run_id / "status.json"
+        assert wait_for(lambda: json.loads(status.read_text())["status"] == "finished", 400)
+        saved = [e["epoch"] for e in json.loads((cache / "runs" / run_id / "metrics.json").read_text())]
+        assert saved == list(range(1, epochs + 1))
+        assert no_exception(page)
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+        subprocess.run(STOP_RAY, timeout=120)
