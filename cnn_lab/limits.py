@@ -1,6 +1,6 @@
 """Budgets and fences for a server that strangers use: which folders a browser may point the app at, where
 uploads go (named by their content, so the same file is stored and extracted once), how much disk the uploads
-and caches may take (the oldest go first), how much memory one decoded dataset may take, and how many images,
+and caches may take (the oldest go first), how much memory one job may take, and how many images,
 and how many decoded pixels per uploaded byte, one person's upload may bring."""
 from __future__ import annotations
 
@@ -93,6 +93,18 @@ def check_decode_budget(count: int, channels: int, size: int) -> None:
         raise LimitError(
             f"Decoding these {count:,} images at {size}x{size} pixels would take {needed / 2**30:.1f} GB of memory, "
             f"over this server's {budget / 2**30:.1f} GB limit: use fewer images or a smaller image size."
+        )
+
+
+def check_job_memory(peak_gb: float, images: int, size: int) -> None:
+    """Refuse, before decoding anything, a job whose whole peak memory (estimated from measured figures: its photos,
+    its network, its training) would pass the budget. Shared mode only: on their own machine, a person decides."""
+    budget = load_settings().decode_budget_gb
+    if load_settings().shared and peak_gb > budget:
+        raise LimitError(
+            f"This job would take about {peak_gb:.1f} GB of memory at its peak (its {images:,} photos at {size}x{size} "
+            f"pixels and the network training on them), over this server's {budget:.1f} GB limit for one job: use "
+            "fewer photos, a smaller image size, or the linear probe."
         )
 
 

@@ -20,7 +20,7 @@ class Settings:
     time_limit_minutes: float = 30.0  # a job running longer is stopped (0 = no limit)
     pause_timeout_minutes: float = 10.0  # a job paused longer gives the device back: it is stopped (0 = never)
     disk_budget_gb: float = 5.0  # uploads, extracted archives and caches together; the oldest go first
-    decode_budget_gb: float = 2.0  # the largest decoded dataset (images x 3 x size^2 bytes) one load may build
+    decode_budget_gb: float = 6.0  # one job's whole peak memory, estimated before decoding (local mode: its arrays)
     upload_max_images: int = 10_000  # images in one person's zip or folder (shared mode)
     upload_max_pixels_per_byte: float = 100.0  # pixels decoding would make per byte uploaded (shared mode)
     archive_max_ratio: float = 100.0  # bytes an archive unpacks to per byte of archive (photos barely compress)
@@ -48,7 +48,7 @@ def load_settings() -> Settings:
         time_limit_minutes=_number("CNN_LAB_TIME_LIMIT_MINUTES", 30.0),
         pause_timeout_minutes=_number("CNN_LAB_PAUSE_TIMEOUT_MINUTES", 10.0),
         disk_budget_gb=_number("CNN_LAB_DISK_BUDGET_GB", 5.0),
-        decode_budget_gb=_number("CNN_LAB_DECODE_BUDGET_GB", 2.0),
+        decode_budget_gb=_number("CNN_LAB_DECODE_BUDGET_GB", 6.0),
         upload_max_images=int(_number("CNN_LAB_UPLOAD_MAX_IMAGES", 10_000)),
         upload_max_pixels_per_byte=_number("CNN_LAB_UPLOAD_MAX_PIXELS_PER_BYTE", 100.0),
         archive_max_ratio=_number("CNN_LAB_ARCHIVE_MAX_RATIO", 100.0),

@@ -203,7 +203,9 @@ def _zip_of_gifs(count: int) -> bytes:
 
 
 def test_many_tiny_images_are_refused_before_decoding(monkeypatch):
+    """In local mode too, a folder whose decoded arrays alone would pass the budget is refused before decoding."""
     monkeypatch.setattr(folders, "_decode", lambda *a: pytest.fail("decoding started"))
+    monkeypatch.setenv("CNN_LAB_DECODE_BUDGET_GB", "2")
     archive = limits.save_upload(_zip_of_gifs(20_000), "tiny.zip")
     assert archive.stat().st_size < 25 * 2**20  # within the upload limit
     rss = psutil.Process().memory_info().rss
@@ -216,7 +218,7 @@ def test_many_tiny_images_are_refused_before_decoding(monkeypatch):
 def test_a_hostile_upload_is_one_sentence_within_the_memory_budget_in_shared_mode(tmp_path, what):
     """Issue 32: 20,000 GIFs of one pixel (2.7 MB, accepted before and 3.75 GB at its peak) and a zip of about 2 GB
     of zeros, given to the CLI's linear probe on a shared server: one sentence each, before anything is decoded
-    or extracted, and the process stays far under the 2 GB decode budget."""
+    or extracted, and the process stays far under the memory budget (6 GB)."""
     archive = tmp_path / "upload.zip"
     if what == "many tiny images":
         archive.write_bytes(_zip_of_gifs(20_000))
@@ -232,7 +234,7 @@ def test_a_hostile_upload_is_one_sentence_within_the_memory_budget_in_shared_mod
                                  {"CNN_LAB_SHARED": "1", "CNN_LAB_CACHE": str(tmp_path / "cache")})
     assert done.returncode == 2 and expected in done.stderr, done.stderr[-2000:]
     assert len([line for line in done.stderr.splitlines() if line.startswith("error:")]) == 1
-    assert peak_gb < 1.6, peak_gb  # the interpreter, torch and the backbone, under the 2 GB budget: nothing of it
+    assert peak_gb < 1.6, peak_gb  # the interpreter, torch and the backbone: nothing of the upload
     assert not list((tmp_path / "cache").rglob("zeros.png"))  # nothing extracted
 
 
@@ -258,6 +260,34 @@ def test_an_upload_that_would_decode_to_far_more_pixels_than_its_bytes_is_refuse
     monkeypatch.delenv("CNN_LAB_SHARED")
     with pytest.raises(RuntimeError, match="decoding started"):  # local mode: on to the decoding
         data.load_folder(folder, size=160, upload=True)
+
+
+def test_a_job_whose_whole_peak_would_pass_the_budget_is_refused_before_decoding(monkeypatch, tmp_path):
+    """Issue 32: the budget bounds a transfer job's whole peak memory (estimated from the measured figures), not only
+    its decoded photos. The same 40 photos: a full fine-tune on this CPU (about 4 GB: the backbone's activations
+    kept for backpropagation) is refused in one sentence before decoding; the linear probe (about 1.2 GB) goes on,
+    so does the fine-tune on a GPU (its activations are in the GPU's memory), and in local mode."""
+    from cnn_lab import transfer
+    from tests.helpers import noise_folder
+
+    def decoding(*args):
+        raise RuntimeError("decoding started")
+
+    monkeypatch.setattr(folders, "_decode", decoding)
+    folder = noise_folder(tmp_path / "photos", ["kayak", "tug"], per_class=20, size=(32, 32))
+    monkeypatch.setenv("CNN_LAB_SHARED", "1")
+    monkeypatch.setenv("CNN_LAB_DECODE_BUDGET_GB", "3")
+    full = transfer.TransferConfig(data=str(folder), mode="full", device="cpu")
+    with pytest.raises(data.DatasetError, match=r"^This job would take about 3\.8 GB of memory at its peak \(its 40 "
+                       r"photos at 160x160 pixels and the network training on them\), over this server's 3\.0 GB"):
+        transfer.load_images(full)
+    for config in (transfer.TransferConfig(data=str(folder), mode="probe", device="cpu"),
+                   transfer.TransferConfig(data=str(folder), mode="full", device="cuda")):
+        with pytest.raises(RuntimeError, match="decoding started"):
+            transfer.load_images(config)
+    monkeypatch.delenv("CNN_LAB_SHARED")
+    with pytest.raises(RuntimeError, match="decoding started"):
+        transfer.load_images(full)
 
 
 def test_the_same_upload_twice_is_stored_and_extracted_once():

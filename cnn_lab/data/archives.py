@@ -8,6 +8,7 @@ import tarfile
 import uuid
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 from cnn_lab.data.folders import load_folder
 from cnn_lab.data.splits import SPLITS, DatasetError, DatasetUnavailable, ImageDataset
@@ -114,11 +115,13 @@ def local_archive(stem: str) -> Path | None:
     return None
 
 
-def load_local(stem: str, size: int, hooks: Hooks | None = None) -> ImageDataset:
+def load_local(stem: str, size: int, hooks: Hooks | None = None,
+               peak_gb: Callable[[int], float] | None = None) -> ImageDataset:
+    """A dataset in CNN_LAB_DATA by its stem, extracted once; `peak_gb` as for load_folder."""
     source = local_archive(stem)
     if source is None:
         raise DatasetUnavailable(f"{stem} is not on this machine: put {stem}.tar.gz in the folder named by CNN_LAB_DATA.")
     folder = source if source.is_dir() else extract_archive(source)
-    dataset = load_folder(dataset_root(folder), size=size, hooks=hooks)
+    dataset = load_folder(dataset_root(folder), size=size, hooks=hooks, peak_gb=peak_gb)
     dataset.name = stem
     return dataset

@@ -8,6 +8,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -17,7 +18,7 @@ from cnn_lab.data.cache import cached
 from cnn_lab.data.splits import SPLITS, DatasetError, ImageDataset, Split, split_one
 from cnn_lab.downloads import Hooks
 from cnn_lab.images import ImageError, read_rgb
-from cnn_lab.limits import LimitError, check_decode_budget, check_upload
+from cnn_lab.limits import LimitError, check_decode_budget, check_job_memory, check_upload
 
 
 def _fingerprint_tree(root: Path) -> str:
@@ -91,19 +92,23 @@ def load_folder(
     seed: int = 0,
     hooks: Hooks | None = None,
     upload: bool = False,
+    peak_gb: Callable[[int], float] | None = None,
 ) -> ImageDataset:
     """An ImageFolder tree, pre-split (`root/{train,val,test}/<class>/`) or not (`root/<class>/`), at size x size;
     the decoding (only on the first load: the decoded tensors are cached) reports its count to `hooks`. An
     `upload` (a person's own zip or folder, not one inside CNN_LAB_DATA) must pass the upload limits first, in
-    shared mode."""
+    shared mode; so must the job's whole peak memory, `peak_gb(number of files)`, when the job says what it is."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"The folder {root} does not exist.")
-    if upload:
-        try:
+    try:
+        if upload:
             check_upload(root, size)
-        except LimitError as error:
-            raise DatasetError(str(error)) from None
+        if peak_gb is not None:
+            files = sum(1 for f in root.rglob("*") if f.is_file() and not f.name.startswith("."))
+            check_job_memory(peak_gb(files), files, size)
+    except LimitError as error:
+        raise DatasetError(str(error)) from None
     fingerprint = f"{root.resolve()}|{size}|{fractions}|{seed}|{_fingerprint_tree(root)}"
     return cached(f"folder-{root.name}", fingerprint, lambda: _decode_folder(root, size, fractions, seed, hooks or Hooks()))
 

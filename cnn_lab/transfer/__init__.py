@@ -7,10 +7,11 @@ sources.py   where the photos come from (boats9, Kaggle, an upload, a folder) an
 features.py  the frozen backbone's features of every photo, cached on disk
 head.py      the linear head fitted on cached features
 frozen.py    fine-tuning on the frozen blocks' cached outputs (the CPU recipe)
+memory.py    a job's peak memory, estimated before decoding (what a shared server's budget checks)
 run.py       run_transfer: one run from its config
 
 The names other modules use are here."""
-from cnn_lab.transfer.config import CPU_RECIPE, MODES, PRESETS, TransferConfig, preset
+from cnn_lab.transfer.config import CPU_RECIPE, GPU_RECIPE, MODES, PRESETS, TransferConfig, preset
 from cnn_lab.transfer.features import extract_features, features_cached
 from cnn_lab.transfer.frozen import frozen_outputs, frozen_pass_minutes
 from cnn_lab.transfer.model import FromFrozenOutput, TransferModel, build_transfer_model, load_run_model
@@ -25,7 +26,7 @@ from cnn_lab.transfer.sources import (
                                       load_images,
 )
 
-__all__ = ["CPU_RECIPE", "KAGGLE_SERVER", "MODES", "PRESETS", "SOURCES", "FromFrozenOutput", "TransferConfig",
+__all__ = ["CPU_RECIPE", "GPU_RECIPE", "KAGGLE_SERVER", "MODES", "PRESETS", "SOURCES", "FromFrozenOutput", "TransferConfig",
            "TransferModel", "build_transfer_model", "download_kaggle_boats", "extract_features", "features_cached",
            "first_ready_source", "frozen_outputs", "frozen_pass_minutes", "kaggle_boats_folder", "kaggle_progress",
            "load_images", "load_run_model", "preset", "run_transfer"]

@@ -41,6 +41,7 @@ class TransferConfig:
 
 # Starting points for the page and the CLI; every field stays editable.
 CPU_RECIPE = "Fine-tune on a CPU (minutes)"
+GPU_RECIPE = "Fine-tune (best on boats9, for a GPU)"
 PRESETS: dict[str, tuple[str, TransferConfig]] = {
     "Linear probe (seconds, even on a CPU)": (
         "Keep the pretrained network as it is and train only a new last layer on what it sees (a linear probe). "
@@ -65,7 +66,7 @@ PRESETS: dict[str, tuple[str, TransferConfig]] = {
                        batch_size=32, image_size=288, augment_preset="photos: zoom crop and colour",
                        head_from_probe=True),
     ),
-    "Fine-tune (best on boats9, for a GPU)": (
+    GPU_RECIPE: (
         "Train a new last layer first, then fine-tune it with the last 4 blocks (LP-FT), on zoomed crops, mirror "
         "images and colour changes at 288 pixels; the test averages the answers for flipped and shifted versions "
         "of each photo (test-time augmentation). Best on boats9, and meant for a GPU.",

@@ -12,7 +12,9 @@ from typing import Callable
 from cnn_lab import data as datasets
 from cnn_lab.downloads import DownloadCancelled, Hooks, Progress, reachable
 from cnn_lab.paths import cache_root
+from cnn_lab.train import TrainConfig, resolve_device
 from cnn_lab.transfer.config import TransferConfig
+from cnn_lab.transfer.memory import estimated_peak_gb
 
 KAGGLE_BOATS = "clorichel/boat-types-recognition"
 KAGGLE_SERVER = "https://www.kaggle.com/"
@@ -119,13 +121,16 @@ def first_ready_source() -> str | None:
 
 def load_images(config: TransferConfig, hooks: Hooks | None = None) -> datasets.ImageDataset:
     """The dataset at the backbone's input size: boats9 from CNN_LAB_DATA, a folder, or an archive; the first
-    decoding at this size reports its count to `hooks`."""
+    decoding at this size reports its count to `hooks`. On a shared server, a job whose whole peak memory would
+    pass the budget is refused first."""
+    on_gpu = resolve_device(TrainConfig(device=config.device)).type == "cuda"
+    peak = lambda images: estimated_peak_gb(config, images, on_gpu)  # noqa: E731
     if config.data == "boats9":
-        return datasets.load_local("boats9", size=config.image_size, hooks=hooks)
+        return datasets.load_local("boats9", size=config.image_size, hooks=hooks, peak_gb=peak)
     path = Path(config.data)
     if path.is_file():
         path = datasets.dataset_root(datasets.extract_archive(path))
-    return datasets.load_folder(path, size=config.image_size, seed=config.seed, hooks=hooks, upload=True)
+    return datasets.load_folder(path, size=config.image_size, seed=config.seed, hooks=hooks, upload=True, peak_gb=peak)
 
 
 def with_val_id(dataset: datasets.ImageDataset) -> str:
