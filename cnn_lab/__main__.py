@@ -221,8 +221,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     except OSError as error:
         raise CliError(f"Cannot read {args.file}: {error.strerror or error}.") from None
     try:
-        record = checkpoints.import_checkpoint(data)
-    except checkpoints.CheckpointError as error:
+        record = checkpoints.import_model(data, Path(args.file).name, normalisation=args.normalisation)
+    except (checkpoints.CheckpointError, checkpoints.OnnxError) as error:
         raise CliError(str(error)) from None
     print(json.dumps({"run": record.run_id, "kind": record.kind, "classes": record.classes, "path": str(record.path)}))
     return 0
@@ -268,8 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--checkpoint", metavar="FILE",
                         help="config, weights, classes and normalisation in one .pt (torch.load(weights_only=True))")
     export.set_defaults(handler=cmd_export)
-    importing = sub.add_parser("import", help="a checkpoint file (from export or the pages) as a new saved run")
+    importing = sub.add_parser("import", help="a checkpoint (.pt, from export or the pages) or any ONNX image "
+                               "classifier (.onnx) as a new saved run")
     importing.add_argument("file")
+    importing.add_argument("--normalisation", choices=["pixels", "imagenet"], default="pixels",
+                           help="an ONNX model's input when its file does not say: pixels in [0, 1], or ImageNet's "
+                                "mean and std")
     importing.set_defaults(handler=cmd_import)
     return parser
 

@@ -1,7 +1,8 @@
 """A trained run leaves the app and comes back. One checkpoint file holds everything a model needs outside CNN
 Lab (config, weights, class names, input shape and normalisation) and loads with torch.load(weights_only=True);
-an ONNX file has the normalisation built in and the class names in its metadata; a checkpoint uploaded back
-becomes a run of its uploader, to classify with and to open on "Inside the network"."""
+an ONNX file has the normalisation built in and the class names in its metadata. A checkpoint uploaded back, or
+any ONNX image classifier (cnn_lab.onnx_models), becomes a run of its uploader, to classify with, to show the
+learned filters of and to open on "Inside the network"."""
 from __future__ import annotations
 
 import io
@@ -15,6 +16,8 @@ from torch import nn
 from cnn_lab import runs
 from cnn_lab.inside import Subject, run_subject
 from cnn_lab.jobs.kinds import KINDS
+from cnn_lab.normalise import IMAGENET_MEAN, IMAGENET_STD
+from cnn_lab.onnx_models import OnnxError, read_onnx
 
 FORMAT = "cnn-lab-checkpoint/1"
 NOT_A_CHECKPOINT = ("This file is not a PyTorch checkpoint: import the .pt file that a run's \"Checkpoint (.pt)\" "
@@ -124,3 +127,45 @@ def import_checkpoint(data: bytes, owner: str = "you") -> runs.RunRecord:
         reason = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}"
         raise CheckpointError(f"This checkpoint cannot be rebuilt: {reason}.") from None
     return record
+
+
+# What an ONNX model expects as input when its file does not say: the page and the CLI offer these.
+NORMALISATIONS = {
+    "pixels": "pixels in [0, 1] (no normalisation, or the model does its own)",
+    "imagenet": "ImageNet's mean and std (most pretrained models)",
+}
+
+
+def import_onnx(data: bytes, name: str, owner: str = "you", normalisation: str = "pixels") -> runs.RunRecord:
+    """An ONNX image classifier as a new finished run of `owner` (kind "onnx": its folder keeps the file as it came);
+    its normalisation from the file's metadata when it states one, else `normalisation` (a key of NORMALISATIONS).
+    OnnxError with one sentence when it is not one, or cannot be converted."""
+    classifier = read_onnx(data)
+    channels = classifier.input_shape[0]
+    if classifier.mean is not None and classifier.std is not None:
+        mean, std, said = classifier.mean, classifier.std, "as its file states"
+    elif normalisation == "imagenet" and channels == 3:
+        mean, std, said = list(IMAGENET_MEAN), list(IMAGENET_STD), "ImageNet's, as chosen on import"
+    else:
+        mean, std, said = [0.0] * channels, [1.0] * channels, "pixels in [0, 1], as chosen on import"
+    run_id = runs.new_run_id()
+    config = {"source": name, "opset": classifier.opset, "input_shape": list(classifier.input_shape),
+              "normalisation": said}
+    runs.create_run(run_id, "onnx", json.dumps(config), owner=owner)
+    (runs.runs_root() / run_id / runs.ONNX_FILE).write_bytes(data)
+    runs.finish_run(run_id, "finished", f"Imported from {name} (ONNX opset {classifier.opset}) on "
+                    f"{time.strftime('%Y-%m-%d %H:%M')}; its input normalisation: {said}.", None,
+                    classes=classifier.classes, input_shape=list(classifier.input_shape), mean=mean, std=std,
+                    imported=True)
+    return runs.load_run(run_id)
+
+
+def import_model(data: bytes, name: str, owner: str = "you", normalisation: str = "pixels") -> runs.RunRecord:
+    """A checkpoint (.pt) or an ONNX file (.onnx), by its name: the page's and the CLI's one way in."""
+    if name.lower().endswith(".onnx"):
+        return import_onnx(data, name, owner, normalisation)
+    return import_checkpoint(data, owner)
+
+
+__all__ = ["CheckpointError", "NORMALISATIONS", "OnnxError", "checkpoint_bytes", "import_checkpoint", "import_model",
+           "import_onnx", "onnx_bytes"]

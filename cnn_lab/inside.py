@@ -335,8 +335,8 @@ def pretrained_subject() -> Subject:
 
 
 def run_subject(record: runs.RunRecord) -> Subject:
-    """A saved run rebuilt from its config and weights (weights_only loading); a ValueError with a few words
-    when its weights file is missing, not a checkpoint, or not this model's."""
+    """A saved run rebuilt from its config and weights (weights_only loading), or from the ONNX file it was imported
+    from; a ValueError with a few words when its weights file is missing, not a checkpoint, or not this model's."""
     title = f"Run {record.run_id} ({record.kind}, test accuracy {record.test_acc or 0:.1%})"
     try:
         if record.kind == "transfer":
@@ -346,8 +346,14 @@ def run_subject(record: runs.RunRecord) -> Subject:
             return Subject(title, transfer.load_run_model(record), record.classes, (3, size, size),
                            *imagenet_stats())
         shape = tuple(record.input_shape)
-        model = build_model(ModelSpec.from_dict(record.config["model"]), shape, len(record.classes))
-        model.load_state_dict(runs.load_weights(record.run_id))
+        if record.kind == "onnx":  # a model from elsewhere: converted again from the file it came as
+            from cnn_lab.onnx_models import read_onnx
+
+            title = f"Run {record.run_id} (imported from {record.config.get('source', 'an ONNX file')})"
+            model = read_onnx((record.path / runs.ONNX_FILE).read_bytes()).model
+        else:
+            model = build_model(ModelSpec.from_dict(record.config["model"]), shape, len(record.classes))
+            model.load_state_dict(runs.load_weights(record.run_id))
     except (OSError, EOFError, pickle.UnpicklingError) as error:
         raise ValueError(f"its weights file is missing or not a checkpoint: {type(error).__name__}") from None
     except RuntimeError as error:

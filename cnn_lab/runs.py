@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # torch is imported where weights are read or written: listin
     from torch import nn
 
 
+ONNX_FILE = "model.onnx"  # an imported ONNX model, as it came
 CHECKPOINT_FILE = "resume.pt"  # a run's state after its last epoch, to resume from (cnn_lab.train.resume)
 
 
@@ -32,7 +33,7 @@ def runs_root() -> Path:
 @dataclass
 class RunRecord:
     run_id: str
-    kind: str  # "train" or "transfer"
+    kind: str  # "train", "transfer", or "onnx" (a model imported from an ONNX file)
     config: dict
     status: str  # running | finished | stopped | failed | interrupted
     message: str
@@ -53,8 +54,21 @@ class RunRecord:
     def usable(self) -> bool:
         """Finished, or stopped by its owner, with its weights, classes and input shape on disk: a run to classify
         with, look inside, export and show the learned filters of."""
-        return self.status in ("finished", "stopped") and bool(self.classes) and (self.path / "model.pt").exists() \
+        return self.status in ("finished", "stopped") and bool(self.classes) and (self.path / self.model_file).exists() \
             and (self.kind == "transfer" or bool(self.input_shape))
+
+    @property
+    def label(self) -> str:
+        """What it learned from and with: "digits · cnn", "boats9 · efficientnet_lite0", "imported from net.onnx"."""
+        if self.kind == "onnx":
+            return f"imported from {self.config.get('source', 'an ONNX file')}"
+        data = self.config.get("dataset") or self.config.get("data") or "?"
+        return f"{data} · {self.config.get('model', {}).get('name') or self.config.get('backbone') or '?'}"
+
+    @property
+    def model_file(self) -> str:
+        """Its weights' file in its folder: a state_dict, or the ONNX file it was imported from."""
+        return ONNX_FILE if self.kind == "onnx" else "model.pt"
 
     @property
     def resumable(self) -> bool:
@@ -147,8 +161,11 @@ def load_run(run_id: str, live: set[str] = frozenset()) -> RunRecord:
                      status.get("input_shape"))
 
 
-def list_runs(live: set[str] = frozenset(), kind: str | None = None, owner: str | None = None) -> list[RunRecord]:
-    """All runs (of `owner`, when given), newest first; `live` names the runs a job in this process still runs."""
+def list_runs(live: set[str] = frozenset(), kind: str | tuple[str, ...] | None = None,
+              owner: str | None = None) -> list[RunRecord]:
+    """All runs (of `owner`, of a kind or kinds, when given), newest first; `live` names the runs a job in this
+    process still runs."""
+    kinds = (kind,) if isinstance(kind, str) else kind
     records = []
     for folder in sorted(runs_root().iterdir(), reverse=True):
         if folder.name.startswith("."):
@@ -157,7 +174,7 @@ def list_runs(live: set[str] = frozenset(), kind: str | None = None, owner: str 
             record = load_run(folder.name, live)
         except (OSError, ValueError, KeyError, TypeError):
             continue  # a folder that is not a complete run
-        if (kind is None or record.kind == kind) and (owner is None or record.owner == owner):
+        if (kinds is None or record.kind in kinds) and (owner is None or record.owner == owner):
             records.append(record)
     return records
 

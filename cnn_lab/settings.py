@@ -23,6 +23,7 @@ class Settings:
     decode_budget_gb: float = 6.0  # one job's whole peak memory, estimated before decoding (local mode: its arrays)
     upload_max_images: int = 10_000  # images in one person's zip or folder (shared mode)
     upload_max_pixels_per_byte: float = 100.0  # pixels decoding would make per byte uploaded (shared mode)
+    onnx_max_mb: float = 100.0  # an imported ONNX model's file, and its weights as the file declares them
     archive_max_ratio: float = 100.0  # bytes an archive unpacks to per byte of archive (photos barely compress)
     ray_address: str = ""  # run jobs on a Ray cluster: "auto" (started with `ray start`), "local", or host:port
 
@@ -51,6 +52,7 @@ def load_settings() -> Settings:
         decode_budget_gb=_number("CNN_LAB_DECODE_BUDGET_GB", 6.0),
         upload_max_images=int(_number("CNN_LAB_UPLOAD_MAX_IMAGES", 10_000)),
         upload_max_pixels_per_byte=_number("CNN_LAB_UPLOAD_MAX_PIXELS_PER_BYTE", 100.0),
+        onnx_max_mb=_number("CNN_LAB_ONNX_MAX_MB", 100.0),
         archive_max_ratio=_number("CNN_LAB_ARCHIVE_MAX_RATIO", 100.0),
         ray_address=env("CNN_LAB_RAY", "").strip(),
     )

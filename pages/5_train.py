@@ -184,7 +184,7 @@ st.subheader("Use a run")
 with st.expander("Import a trained model"):
     import_panel(person, "train")
 history = jobs.MANAGER.runs_of(person, "train")
-saved_run_panel(person, "train", "train")
+saved_run_panel(person, ("train", "onnx"), "train")  # an imported ONNX model is listed here
 
 # ---------------------------------------------------------------- history
 st.subheader("Runs")

@@ -127,8 +127,7 @@ def choose_model(person: str | None) -> tuple[str, inside.Subject]:
     """The model select (the newest run first), and its subject; the pretrained one if the run cannot be rebuilt."""
     rebuildable = jobs.MANAGER.runs_of(person, usable=True)
     titles = {PRETRAINED: "EfficientNet-Lite0, pretrained on ImageNet (works offline)"} | {
-        r.run_id: f"Run {r.run_id} · {r.config.get('dataset') or r.config.get('data')} · "
-                  f"{r.config.get('model', {}).get('name') or r.config.get('backbone')} · test {r.test_acc or 0:.1%}"
+        r.run_id: f"Run {r.run_id} · {r.label}" + (f" · test {r.test_acc:.1%}" if r.test_acc is not None else "")
         for r in rebuildable}
     if st.session_state.get("inside_model") not in titles:  # first visit (or its run is gone): the newest run
         st.session_state["inside_model"] = list(titles)[1 if rebuildable else 0]

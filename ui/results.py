@@ -73,7 +73,15 @@ def saved_subject(run_id: str) -> Subject:
 
 def run_files(record: runs.RunRecord) -> None:
     """A finished run's downloads: the checkpoint (everything it needs, to use elsewhere or import back), ONNX,
-    the weights alone and the config. Each file is made only when its button is clicked."""
+    the weights alone and the config. Each file is made only when its button is clicked. An imported ONNX model
+    gives back its file as it came."""
+    if record.kind == "onnx":
+        a, b = st.columns(2)
+        a.download_button("ONNX (as imported)", (record.path / runs.ONNX_FILE).read_bytes, f"{record.run_id}.onnx",
+                          key=f"onnx_{record.run_id}")
+        b.download_button("Config (JSON)", json.dumps(record.config, indent=2), f"{record.run_id}.json",
+                          key=f"config_{record.run_id}")
+        return
     a, b, c, d = st.columns(4)
     a.download_button("Checkpoint (.pt)", lambda: checkpoints.checkpoint_bytes(record), f"{record.run_id}.pt",
                       key=f"ckpt_{record.run_id}", help="Config, weights, class names, input shape and normalisation "
@@ -87,14 +95,15 @@ def run_files(record: runs.RunRecord) -> None:
                       key=f"config_{record.run_id}")
 
 
-def saved_run_panel(person: Person, kind: str, key: str) -> None:
+def saved_run_panel(person: Person, kind: str | tuple[str, ...], key: str) -> None:
     """Pick a finished run (the newest first): download it, open it on "Inside the network", classify with it."""
     usable = jobs.MANAGER.runs_of(person, kind, usable=True)
     if not usable:
         st.caption("A finished run (or an imported one) appears here, to download, look inside and classify with.")
         return
-    record = st.selectbox("Run", usable, key=f"{key}_saved", format_func=lambda r: (
-        f"{r.run_id} · test {r.test_acc or 0:.1%}" + (" · imported" if "Imported" in r.message else "")))
+    record = st.selectbox("Run", usable, key=f"{key}_saved", format_func=lambda r: f"{r.run_id} · {r.label}" if
+                          r.kind == "onnx" else f"{r.run_id} · test {r.test_acc or 0:.1%}" +
+                          (" · imported" if "Imported" in r.message else ""))
     run_files(record)
     look_inside_button(record.run_id)
     try:
@@ -107,16 +116,23 @@ def saved_run_panel(person: Person, kind: str, key: str) -> None:
 
 
 def import_panel(person: Person, key: str) -> None:
-    """Upload a checkpoint that CNN Lab exported: it becomes a run of yours (weights_only loading; a bad file gets
-    one sentence). Each upload is imported once, however often the page reruns."""
-    upload = st.file_uploader("Import a trained model (a CNN Lab checkpoint, .pt)", type=["pt"], key=f"{key}_import")
-    handled = once_per_upload(upload, f"{key}_import_seen",
-                              lambda file: checkpoints.import_checkpoint(file.getvalue(), owner=person.name).run_id,
-                              errors=(checkpoints.CheckpointError,))
+    """Upload a checkpoint that CNN Lab exported, or any ONNX image classifier: it becomes a run of yours (parsed as
+    data: weights_only loading, ONNX's protobuf; a bad file gets one sentence). Each upload is imported once,
+    however often the page reruns."""
+    upload = st.file_uploader("Import a trained model: a CNN Lab checkpoint (.pt), or an image classifier from "
+                              "anywhere as ONNX (.onnx)", type=["pt", "onnx"], key=f"{key}_import")
+    normalisation = st.radio(
+        "An ONNX model's input, if its file does not say", list(checkpoints.NORMALISATIONS),
+        format_func=checkpoints.NORMALISATIONS.get, key=f"{key}_import_norm", horizontal=True,
+        help="Models take images scaled in some way; a CNN Lab export says so in its file. For others, choose what "
+             "the model was trained with.")
+    handled = once_per_upload(upload, f"{key}_import_seen", lambda file: checkpoints.import_model(
+        file.getvalue(), file.name, owner=person.name, normalisation=normalisation).run_id,
+        errors=(checkpoints.CheckpointError, checkpoints.OnnxError))
     if handled is None:
         return
     if handled.error:
         st.error(handled.error)
     else:
-        st.success(f"Imported as run {handled.value}: pick it in the list of runs to classify with it or look inside "
-                   "it.")
+        st.success(f"Imported as run {handled.value}: pick it in the list of runs to classify with it, or open it "
+                   "on \"Inside the network\" to look inside it.")

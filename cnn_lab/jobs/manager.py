@@ -425,7 +425,8 @@ class JobManager:
     def live_ids(self) -> set[str]:
         return {run_id for run_id, job in self._jobs.items() if job.alive}
 
-    def runs_of(self, person: Person | None, kind: str | None = None, usable: bool = False) -> list[runs.RunRecord]:
+    def runs_of(self, person: Person | None, kind: str | tuple[str, ...] | None = None,
+                usable: bool = False) -> list[runs.RunRecord]:
         """The saved runs a person sees, newest first: every run in local mode; in shared mode their own, and none
         before they sign in (`person` None). With `usable`, only runs to classify with, look inside or export."""
         if person is None:
