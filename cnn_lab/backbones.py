@@ -58,14 +58,14 @@ def _efficientnet_lite0(hooks: Hooks) -> Pretrained:
     return Pretrained(model, blocks, 1280, model._conv_head)
 
 
-def _hub_file(weights) -> Path:
+def hub_file(weights) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
 
 
-def _torchvision_weights_file(weights) -> tuple[Path | None, str]:
+def torchvision_weights_file(weights) -> tuple[Path | None, str]:
     """Where the weights file already is (hub cache or CNN_LAB_DATA), and a status in a few words."""
-    if _hub_file(weights).exists():
-        return _hub_file(weights), "cached"
+    if hub_file(weights).exists():
+        return hub_file(weights), "cached"
     local = data_root() / Path(weights.url).name if data_root() else None
     if local is not None and local.exists():
         return local, "local file"
@@ -80,16 +80,16 @@ def _torchvision_backbone(
     weights = getattr(tvm, weights_name).IMAGENET1K_V1
 
     def load(hooks: Hooks) -> Pretrained:
-        path, _ = _torchvision_weights_file(weights)
+        path, _ = torchvision_weights_file(weights)
         if path is None:
             try:
-                path = fetch(weights.url, _hub_file(weights), f"{title}'s weights", hooks=hooks)
+                path = fetch(weights.url, hub_file(weights), f"{title}'s weights", hooks=hooks)
             except DownloadCancelled:
                 raise
             except DownloadError as error:
                 raise WeightsUnavailable(
                     f"{title}'s ImageNet weights could not be downloaded ({error}) Put {Path(weights.url).name} in "
-                    f"{_hub_file(weights).parent} or in CNN_LAB_DATA, or use EfficientNet-Lite0, which works offline."
+                    f"{hub_file(weights).parent} or in CNN_LAB_DATA, or use EfficientNet-Lite0, which works offline."
                 ) from None
         model = getattr(tvm, model_name)()
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -97,7 +97,7 @@ def _torchvision_backbone(
         stages = blocks(model)
         return Pretrained(model, stages, dim, stages[-1])
 
-    return BackboneSpec(title, load, lambda: _torchvision_weights_file(weights)[1])
+    return BackboneSpec(title, load, lambda: torchvision_weights_file(weights)[1])
 
 
 def inference_copy(network: nn.Module, example: torch.Tensor) -> nn.Module:

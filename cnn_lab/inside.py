@@ -270,6 +270,27 @@ class _Reached(Exception):
     """Raised by the hook once the chosen layer has run: the layers after it have nothing to add to its output."""
 
 
+def _canvas(model: nn.Module, layer: nn.Module, shape: tuple[int, int, int], mean: torch.Tensor,
+            std: torch.Tensor) -> tuple[int, int, int]:
+    """The shape to paint: at most SYNTHESIS_SIDE a side when the network takes that, else its own input size (a
+    network that checks its input's size before the layer, as a vision transformer does)."""
+    if max(shape[1:]) <= SYNTHESIS_SIDE:
+        return shape
+    small = (shape[0], SYNTHESIS_SIDE, SYNTHESIS_SIDE)
+
+    def stop(module, inputs, output):
+        raise _Reached
+
+    try:
+        with hooked(model, [(layer, stop)]), torch.no_grad():
+            model((torch.zeros(1, *small) - mean) / std)
+    except _Reached:
+        return small
+    except Exception:  # noqa: BLE001 - refused before the layer (a size check, a reshape): paint at full size
+        return shape
+    return small
+
+
 def synthesise(model: nn.Module, layer: nn.Module, channel: int, shape: tuple[int, int, int], mean: torch.Tensor,
                std: torch.Tensor, steps: int = 200, lr: float = 0.05, jitter: int = 1, seed: int = 0,
                on_step: Callable[[int, int], None] | None = None) -> torch.Tensor:
@@ -281,8 +302,7 @@ def synthesise(model: nn.Module, layer: nn.Module, channel: int, shape: tuple[in
     cannot change its output), and a canvas larger than SYNTHESIS_SIDE is painted at that side instead (a
     convolution's channel looks for a local pattern, and the pass never reaches the layers that fix the input
     size). `on_step(done, steps)` is called after each step, for a progress bar."""
-    side = min(shape[1], shape[2], SYNTHESIS_SIDE)
-    canvas = (shape[0], side, side) if max(shape[1:]) > SYNTHESIS_SIDE else shape
+    canvas = _canvas(model, layer, shape, mean, std)
     generator = torch.Generator().manual_seed(seed)
     pixels = (torch.randn((1, *canvas), generator=generator) * 0.1).requires_grad_(True)  # logits of the pixels
     optimizer = torch.optim.Adam([pixels], lr=lr)

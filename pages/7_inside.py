@@ -9,23 +9,29 @@ import numpy as np
 import streamlit as st
 import torch
 
-from cnn_lab import charts, evaluate, explain, images, inside, jobs, runs
+from cnn_lab import architectures, charts, evaluate, explain, images, inside, jobs, runs
 from cnn_lab import inside_charts as figures
 from cnn_lab.data import DatasetError, DatasetUnavailable
 from ui.identity import signed_in
+from ui.download_panel import download_panel
 from ui.inputs import image_picker, jpeg, new_click, picture
 from ui.nav import page_header
 from ui.progress import once_with_progress
 
 page_header("pages/7_inside.py")
 PRETRAINED = "pretrained"
+ARCH = "torchvision:"  # a choice of the model select that names a torchvision architecture
 TEST_IMAGE = "A test image of this run"
 st.session_state.update(st.session_state.pop("inside_open", {}))  # opened from the train or transfer page
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model")
 def subject_of(choice: str) -> inside.Subject:
-    return inside.pretrained_subject() if choice == PRETRAINED else inside.run_subject(runs.load_run(choice))
+    if choice == PRETRAINED:
+        return inside.pretrained_subject()
+    if choice.startswith(ARCH):
+        return architectures.architecture_subject(choice.removeprefix(ARCH))
+    return inside.run_subject(runs.load_run(choice))
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -128,16 +134,47 @@ def choose_model(person: str | None) -> tuple[str, inside.Subject]:
     rebuildable = jobs.MANAGER.runs_of(person, usable=True)
     titles = {PRETRAINED: "EfficientNet-Lite0, pretrained on ImageNet (works offline)"} | {
         r.run_id: f"Run {r.run_id} · {r.label}" + (f" · test {r.test_acc:.1%}" if r.test_acc is not None else "")
-        for r in rebuildable}
+        for r in rebuildable} | {
+        f"{ARCH}{name}": f"{arch.title} (torchvision), pretrained on ImageNet" for name, arch in
+        architectures.ARCHITECTURES.items()}
     if st.session_state.get("inside_model") not in titles:  # first visit (or its run is gone): the newest run
         st.session_state["inside_model"] = list(titles)[1 if rebuildable else 0]
     choice = st.selectbox("Model", list(titles), format_func=titles.get, key="inside_model",
-                          help="The pretrained network, or any run you trained (newest first).")
+                          help="The pretrained network, any run you trained or imported (newest first), or a "
+                               "well-known network from torchvision.")
+    if choice.startswith(ARCH) and not architecture_ready(choice.removeprefix(ARCH)):
+        return PRETRAINED, subject_of(PRETRAINED)
     try:
         return choice, subject_of(choice)
     except (OSError, RuntimeError, ValueError, KeyError, TypeError) as error:  # weights gone, corrupt, unavailable
-        st.error(f"This run cannot be rebuilt from its folder ({error}); here is the pretrained network instead.")
+        what = ("This network cannot be opened" if choice.startswith(ARCH) else
+                "This run cannot be rebuilt from its folder")
+        st.error(f"{what} ({error}); here is the pretrained network instead.")
         return PRETRAINED, subject_of(PRETRAINED)
+
+
+def a_training_run(choice: str) -> bool:
+    """A run trained here (with a test set of its own), not a pretrained or imported network."""
+    return choice != PRETRAINED and not choice.startswith(ARCH) and runs.load_run(choice).kind == "train"
+
+
+def architecture_ready(name: str) -> bool:
+    """A torchvision network: a sentence about it; its weights here (True), downloading (the page stops at the
+    download's progress), or not to be had now (a sentence, and False: the page keeps EfficientNet-Lite0)."""
+    arch = architectures.ARCHITECTURES[name]
+    st.caption(arch.about)
+    if architectures.weights_file(name) is not None:
+        if arch.transformer:
+            st.info(architectures.TRANSFORMER_VIEWS.format(title=arch.title))
+        return True
+    if not architectures.can_download():
+        st.warning(f"{arch.title}'s ImageNet weights are not on this machine and cannot be downloaded now (no "
+                   "network), so here is EfficientNet-Lite0, which ships with the app.")
+        return False
+    download_panel(f"weights-{name}", f"{arch.title}'s weights",
+                   f"Download {arch.title}'s ImageNet weights ({architectures.weights_mb(name):.0f} MB)",
+                   lambda hooks: architectures.download(name, hooks), ready=True, offline="")
+    return True
 
 
 def run_tests(choice: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
@@ -169,7 +206,7 @@ def choose_test_image(subject: inside.Subject, tests: tuple[torch.Tensor, ...]) 
 
 def choose_image(choice: str, subject: inside.Subject) -> torch.Tensor:
     """The image at the model's input size: a training run opens on one of its own test images."""
-    trained = choice != PRETRAINED and runs.load_run(choice).kind == "train"
+    trained = a_training_run(choice)
     sources = ["A photo", "Camera"] + ([TEST_IMAGE] if trained else [])
     if st.session_state.get("inside_image_for") != choice or st.session_state.get("inside_image_from") not in sources:
         st.session_state["inside_image_for"] = choice  # another model: its own test images first, if it has them
@@ -245,6 +282,11 @@ def layer_view(choice: str, subject: inside.Subject, seen: inside.Inspection, im
         channel_view(choice, subject, layer)
     else:
         values = layer.output.float()
+        if values.ndim == 2:  # a transformer's tokens: the class token first, then one per patch
+            st.caption(f"A list of {values.shape[0]} tokens of {values.shape[1]} numbers each, not a map: in a "
+                       "vision transformer the first token gathers the answer, one token stands for each patch. "
+                       "Shown: the first token's values.")
+            values = values[0]
         top = values.abs().argsort(descending=True)[:20].tolist()
         units = [subject.classes[i] if len(values) == len(subject.classes) else f"unit {i}" for i in top]
         st.plotly_chart(charts.bars(units, [float(values[i]) for i in top], "The 20 largest values (by size)",
@@ -343,7 +385,7 @@ def exciting_view(choice: str, layer: inside.LayerOutput, channel: int) -> None:
 
 def test_set_here(choice: str) -> tuple[torch.Tensor, torch.Tensor, inside.DatasetPass] | None:
     """A training run's whole test set through its model, or None (the pretrained network, or the data is gone)."""
-    if choice == PRETRAINED or runs.load_run(choice).kind != "train":
+    if not a_training_run(choice):
         return None
     try:
         return test_set_of(choice)
