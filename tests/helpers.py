@@ -113,3 +113,18 @@ def peak_of_cli(args: list[str], env: dict[str, str], timeout: float = 900) -> t
     done = subprocess.run([sys.executable, "-c", probe, *args], cwd=ROOT, capture_output=True, text=True,
                           env=os.environ | env, timeout=timeout)
     return done, int(done.stderr.rsplit("peak ", 1)[1]) / 2**20
+
+
+def assert_the_views_of_a_convolution(at) -> None:
+    """On "Inside the network" (AppTest), at a convolution: the multiply-and-sum equals the layer's own value,
+    Grad-CAM is drawn, and an image is synthesised for the channel."""
+    import re
+
+    import pytest
+
+    line = next(m.value for m in at.markdown if m.value.startswith("**The arithmetic"))
+    computed, given = re.search(r"= (-?[\d.]+)\*\*; the layer gave \*\*(-?[\d.]+)\*\*", line).groups()
+    assert float(computed) == pytest.approx(float(given), abs=1e-3)
+    assert any(s.value.startswith("Why this class") for s in at.subheader)  # Grad-CAM
+    at.toggle(key="inside_synthesise").set_value(True).run()
+    assert any("Made for channel" in str(i.proto) for i in at.get("image")) and not at.exception

@@ -3,7 +3,6 @@ their weights, the page says so in one sentence and keeps EfficientNet-Lite0; wi
 (here a freshly initialised network saved under the weights' file name: the page cannot tell, and no network is
 needed), every view works; a vision transformer gets a sentence saying which views apply, and its token layers
 draw without error."""
-import re
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import torch
 from cnn_lab import architectures, inside
 from cnn_lab.backbones import hub_file
 from cnn_lab.normalise import imagenet_stats
-from tests.helpers import ROOT
+from tests.helpers import ROOT, assert_the_views_of_a_convolution
 
 PAGE = str(ROOT / "pages/7_inside.py")
 
@@ -49,12 +48,7 @@ def test_resnet18_with_its_weights_file_shows_every_view(tmp_path, monkeypatch):
     assert not at.exception and not at.warning
     assert at.selectbox(key="inside_layer").options[:2] == ["0. conv1 (Conv2d) -> 64 x 112 x 112",
                                                            "1. bn1 (BatchNorm2d) -> 64 x 112 x 112"]
-    line = next(m.value for m in at.markdown if m.value.startswith("**The arithmetic"))
-    computed, given = re.search(r"= (-?[\d.]+)\*\*; the layer gave \*\*(-?[\d.]+)\*\*", line).groups()
-    assert float(computed) == pytest.approx(float(given), abs=1e-3)
-    assert any(s.value.startswith("Why this class") for s in at.subheader)  # Grad-CAM
-    at.toggle(key="inside_synthesise").set_value(True).run()
-    assert any("Made for channel" in str(i.proto) for i in at.get("image")) and not at.exception
+    assert_the_views_of_a_convolution(at)
     path.write_bytes(b"not weights")  # a damaged file: one sentence, and the pretrained network
     with pytest.raises(architectures.WeightsUnavailable, match="cannot be read .* delete it and download it again"):
         architectures.architecture_subject("resnet18")

@@ -3,7 +3,6 @@ to opset 17). A small VGG-like network with batch norm and a residual add, built
 imports with the same logits and opens on "Inside the network" and on the convolution page; a run that CNN Lab
 exports and imports back gives the same logits; every hostile file gets one sentence."""
 import json
-import re
 
 import pytest
 import torch
@@ -17,7 +16,7 @@ from cnn_lab.inside import run_subject
 from cnn_lab.models import ModelSpec
 from cnn_lab.onnx_models import OnnxError, read_onnx
 from cnn_lab.train import TrainConfig
-from tests.helpers import ROOT
+from tests.helpers import ROOT, assert_the_views_of_a_convolution
 
 CLASSES = ["carrier", "kayak", "sailboat", "tug", "submarine"]
 
@@ -86,12 +85,7 @@ def test_an_imported_model_opens_on_inside_and_on_the_convolution_page(lab_cache
     assert "imported from small_vgg.onnx" in at.selectbox(key="inside_model").format_func(record.run_id)
     layers = at.selectbox(key="inside_layer").options
     assert sum("(Conv2d)" in o for o in layers) == 2, layers  # each batch norm folded into its convolution
-    line = next(m.value for m in at.markdown if m.value.startswith("**The arithmetic"))
-    computed, given = re.search(r"= (-?[\d.]+)\*\*; the layer gave \*\*(-?[\d.]+)\*\*", line).groups()
-    assert float(computed) == pytest.approx(float(given), abs=1e-3)
-    assert any(s.value.startswith("Why this class") for s in at.subheader)  # Grad-CAM
-    at.toggle(key="inside_synthesise").set_value(True).run()
-    assert any("Made for channel" in str(i.proto) for i in at.get("image")) and not at.exception
+    assert_the_views_of_a_convolution(at)
     conv = AppTest.from_file(str(ROOT / "pages/1_convolution.py"), default_timeout=120).run()
     assert not conv.exception
 
