@@ -386,6 +386,18 @@ def run_subject(record: runs.RunRecord) -> Subject:
     return Subject(title, model.eval(), record.classes, shape, mean, std)
 
 
+def first_filters(record: runs.RunRecord) -> torch.Tensor:
+    """The run's first convolution's kernels (out, in, k, k): from its saved weights, or from the converted model of
+    an imported ONNX file (whose weights are not a state_dict); a ValueError when it has no convolution."""
+    if record.kind == "onnx":
+        convs = [m.weight for m in run_subject(record).model.modules() if isinstance(m, nn.Conv2d)]
+    else:
+        convs = [v for v in runs.load_weights(record.run_id).values() if v.ndim == 4]
+    if not convs:
+        raise ValueError("it has no convolution")
+    return convs[0].detach()
+
+
 def run_test_set(record: runs.RunRecord) -> tuple[torch.Tensor, torch.Tensor]:
     """A training run's test images (uint8, at the size it was trained on) and labels, from its dataset (the
     data cache makes this quick); raises DatasetUnavailable or DatasetError with a sentence."""

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from cnn_lab import charts, conv, images, jobs, kernels, runs
+from cnn_lab import charts, conv, images, inside, jobs, kernels
 from ui import links
 from ui.identity import signed_in
 from ui.inputs import image_picker
@@ -59,9 +59,12 @@ with right:
             st.info("No trained run yet: train one on the train or transfer page, then its first-layer filters appear here.")
             bank, titles = kernels.make_kernel("identity")[None], ["identity"]
         else:
-            run = st.selectbox("Run", finished, format_func=lambda r: f"{r.run_id} · {r.config.get('dataset')} · "
-                                                                        f"{r.config.get('model', {}).get('name', '')}")
-            first = next(v for v in runs.load_weights(run.run_id).values() if v.ndim == 4)
+            run = st.selectbox("Run", finished, format_func=lambda r: f"{r.run_id} · {r.label}")
+            try:
+                first = inside.first_filters(run)
+            except (OSError, ValueError, RuntimeError) as error:  # weights gone or corrupt, no convolution
+                st.error(f"This run's filters cannot be read ({error}): choose another run.")
+                st.stop()
             count = st.slider("Filters", 1, min(16, first.shape[0]), min(8, first.shape[0]), key="cv_filters")
             learned = first[:count]
             if learned.shape[1] == 1:

@@ -87,7 +87,12 @@ def test_an_imported_model_opens_on_inside_and_on_the_convolution_page(lab_cache
     assert sum("(Conv2d)" in o for o in layers) == 2, layers  # each batch norm folded into its convolution
     assert_the_views_of_a_convolution(at)
     conv = AppTest.from_file(str(ROOT / "pages/1_convolution.py"), default_timeout=120).run()
-    assert not conv.exception
+    conv.radio(key="kernel_source").set_value("Learned (from a trained run)").run()
+    run = next(s for s in conv.selectbox if s.label == "Run")
+    run.select_index(next(i for i, r in enumerate(run.options) if r.startswith(record.run_id))).run()
+    assert not conv.exception and not conv.error
+    filters = json.loads(conv.get("plotly_chart")[0].proto.spec)["layout"]["annotations"]
+    assert [a["text"] for a in filters][:8] == [f"filter {i}" for i in range(8)]  # its first Conv2d's 16 kernels
 
 
 def test_a_run_exported_to_onnx_and_imported_back_gives_the_same_answers(lab_cache):
