@@ -127,12 +127,15 @@ def import_panel(person: Person, key: str) -> None:
         help="Models take images scaled in some way; a CNN Lab export says so in its file. For others, choose what "
              "the model was trained with.")
     handled = once_per_upload(upload, f"{key}_import_seen", lambda file: checkpoints.import_model(
-        file.getvalue(), file.name, owner=person.name, normalisation=normalisation).run_id,
+        file.getvalue(), file.name, owner=person.name, normalisation=normalisation),
         errors=(checkpoints.CheckpointError, checkpoints.OnnxError))
     if handled is None:
         return
     if handled.error:
         st.error(handled.error)
-    else:
-        st.success(f"Imported as run {handled.value}: pick it in the list of runs to classify with it, or open it "
-                   "on \"Inside the network\" to look inside it.")
+        return
+    record = handled.value
+    where = ("under \"Use a run\" on the train page" if record.kind in ("train", "onnx") else
+             "in this page's list of runs")
+    st.success(f"Imported as run {record.run_id}: classify with it {where}, or open it on \"Inside the network\" "
+               "to look inside it.")
