@@ -69,6 +69,10 @@ class People:
             tmp.replace(self.path)
         return Person(name, admin), key
 
+    def learners(self) -> list[str]:
+        """The names claimed without admin rights, for the class page."""
+        return sorted(name for name, record in self._read().items() if not record["admin"])
+
     def by_key(self, key: str) -> Person | None:
         if not key:
             return None

@@ -32,6 +32,8 @@ PAGES = [
              "Fine-tune a pretrained network on boat photos, then classify a photo you upload."),
     PageInfo("pages/7_inside.py", "Inside the network", ":material/layers:",
              "Every layer of a real network responding to your image, down to one value's arithmetic."),
+    PageInfo("pages/8_class.py", "Class", ":material/groups:",
+             "Everyone's runs for a teacher, and who may be stuck; your own runs for a learner."),
 ]
 
 

@@ -57,7 +57,7 @@ def test_a_ray_job_outlives_the_app(ray_module, page, tmp_path):
     new epochs from its actor while no app runs); the app started again says it found the job still running,
     follows it, and its run folder ends with every epoch once, 1 to N."""
     ray = ray_module
-    epochs, cache = 600, tmp_path / "cache"  # its own runs folder: its queue belongs to one app at a time
+    epochs, cache = 250, tmp_path / "cache"  # its own runs folder: its queue belongs to one app at a time
     env = {"CNN_LAB_RAY": "local", "CNN_LAB_CACHE": str(cache)}
     process, url = start_app(env, log="ray-killed-before.log")
     try:

@@ -1,0 +1,213 @@
+"""Challenges: a teacher turns a practical into a friendly competition, as Kaggle's in-class competitions do.
+
+An admin makes a challenge: a dataset, its rules (parameters, epochs, training minutes, models) and a closing
+time. A learner enters a finished run of their own; its config and record are checked against the rules (one
+sentence a broken rule), and the server scores it itself, from the run's saved weights on the dataset's test
+split, never from the run's record. The leaderboard ranks by score, then fewer parameters, then the earlier entry.
+
+Each challenge is one JSON file in the runs folder (`challenges/<id>.json`), with its entries; every change is a
+read-modify-write under a file lock, written atomically, so twenty learners entering at once lose nothing and a
+restart loses nothing.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+from filelock import FileLock
+
+from cnn_lab import runs
+from cnn_lab.data import DATASETS
+from cnn_lab.identity import Person
+from cnn_lab.limits import in_data_folder
+
+FOLDER = "challenges"
+
+
+class ChallengeError(ValueError):
+    """Something a challenge does not allow; the message is one sentence (one a broken rule)."""
+
+
+@dataclass(frozen=True)
+class Rules:
+    max_parameters: int = 100_000
+    max_epochs: int = 5
+    max_minutes: float = 30.0
+    models: tuple[str, ...] = ()  # the allowed model names (ModelSpec.name); empty: any
+
+
+@dataclass(frozen=True)
+class Entry:
+    person: str
+    run_id: str
+    score: float  # test accuracy, computed by the server from the run's weights
+    parameters: int
+    minutes: float
+    entered: float
+
+
+@dataclass(frozen=True)
+class Challenge:
+    id: str
+    title: str
+    dataset: str  # a registry name, or a folder inside CNN_LAB_DATA (its split is seeded, so fixed)
+    rules: Rules
+    closes: float  # a time.time(); entries after it are refused
+    created_by: str
+    closed: bool = False  # the teacher closed it early
+    hide_names: bool = False  # the leaderboard says "learner 3" instead of names
+    entries: tuple[Entry, ...] = field(default_factory=tuple)
+
+    @property
+    def open(self) -> bool:
+        return not self.closed and time.time() < self.closes
+
+    def leaderboard(self) -> list[tuple[int, str, Entry]]:
+        """(rank, shown name, entry), best first: the score, then fewer parameters, then the earlier entry."""
+        ranked = sorted(self.entries, key=lambda e: (-e.score, e.parameters, e.entered))
+        numbers = {p: i + 1 for i, p in enumerate(dict.fromkeys(e.person for e in sorted(self.entries,
+                                                                                          key=lambda e: e.entered)))}
+        return [(rank, f"learner {numbers[e.person]}" if self.hide_names else e.person, e)
+                for rank, e in enumerate(ranked, start=1)]
+
+
+# The course's own practical: its CNN reached 59% on CIFAR-10 in 5 epochs (lesson 26).
+COURSE = dict(title="Course CNN: beat 59% on CIFAR-10 with at most 100k parameters in at most 5 epochs",
+              dataset="cifar10", rules=Rules(max_parameters=100_000, max_epochs=5, max_minutes=30.0))
+
+
+def _folder() -> Path:
+    folder = runs.runs_root() / FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _load(path: Path) -> Challenge:
+    raw = json.loads(path.read_text())
+    return Challenge(**raw | {"rules": Rules(**raw["rules"] | {"models": tuple(raw["rules"]["models"])}),
+                              "entries": tuple(Entry(**e) for e in raw["entries"])})
+
+
+def _save(challenge: Challenge) -> None:
+    runs.write_json(_folder() / f"{challenge.id}.json", asdict(challenge))
+
+
+def list_challenges() -> list[Challenge]:
+    """Every challenge, newest first."""
+    found = []
+    for path in sorted(_folder().glob("*.json"), reverse=True):
+        try:
+            found.append(_load(path))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # being written this instant, or not one of ours
+    return found
+
+
+def get(challenge_id: str) -> Challenge:
+    path = _folder() / f"{challenge_id}.json"
+    if not challenge_id.isalnum() or not path.exists():
+        raise ChallengeError(f"There is no challenge {challenge_id!r}.")
+    return _load(path)
+
+
+def _admin(person: Person, verb: str) -> None:
+    if not person.admin:
+        raise ChallengeError(f"Only a teacher (an admin) can {verb} a challenge.")
+
+
+def create(person: Person, title: str, dataset: str, rules: Rules, minutes_open: float) -> Challenge:
+    _admin(person, "create")
+    if not title.strip():
+        raise ChallengeError("Give the challenge a title.")
+    if dataset not in DATASETS:  # a folder: the teacher's own data, never a person's upload
+        path = Path(dataset).expanduser().resolve()
+        if not (path.is_dir() and in_data_folder(path)):
+            raise ChallengeError(f"{dataset} is neither a dataset of the list nor a folder inside CNN_LAB_DATA.")
+        dataset = str(path)
+    challenge = Challenge(f"{time.time_ns()}{secrets.token_hex(2)}", title.strip(), dataset, rules,
+                          time.time() + minutes_open * 60, person.name)
+    _save(challenge)
+    return challenge
+
+
+def _change(challenge_id: str, change) -> Challenge:
+    """Read, change and write one challenge under its lock: concurrent entries all land."""
+    with FileLock(_folder() / f".{challenge_id}.lock"):
+        changed = change(get(challenge_id))
+        _save(changed)
+        return changed
+
+
+def set_state(person: Person, challenge_id: str, closed: bool | None = None,
+              hide_names: bool | None = None) -> Challenge:
+    """Close (or reopen) a challenge, hide (or show) its names: a teacher's."""
+    _admin(person, "close or change")
+    return _change(challenge_id, lambda c: replace(c, closed=c.closed if closed is None else closed,
+                                                   hide_names=c.hide_names if hide_names is None else hide_names))
+
+
+def broken_rules(challenge: Challenge, record: runs.RunRecord, parameters: int | None = None) -> list[str]:
+    """One sentence for each rule the run breaks (empty: it may enter); the parameters once they are counted."""
+    rules, config = challenge.rules, record.config
+    minutes = sum(e.seconds for e in record.epochs) / 60
+    model = config.get("model", {}).get("name", "")
+    problems = [
+        (record.kind != "train" or config.get("dataset") != challenge.dataset,
+         f"It was trained on {config.get('dataset') or config.get('data')}, not on {challenge.dataset}."),
+        (record.status != "finished", f"It has not finished (it is {record.status})."),
+        (parameters is not None and parameters > rules.max_parameters,
+         f"It has {parameters or 0:,} parameters, more than {rules.max_parameters:,}."),
+        (max(len(record.epochs), config.get("epochs", 0)) > rules.max_epochs,
+         f"It trains {max(len(record.epochs), config.get('epochs', 0))} epochs, more than {rules.max_epochs}."),
+        (minutes > rules.max_minutes, f"It trained for {minutes:.1f} minutes, more than {rules.max_minutes:g}."),
+        (bool(rules.models) and model not in rules.models,
+         f"Its model is {model}; this challenge allows {', '.join(rules.models)}."),
+    ]
+    return [sentence for broken, sentence in problems if broken]
+
+
+def score(record: runs.RunRecord, dataset: str) -> tuple[float, int]:
+    """(test accuracy, parameters) of the run's saved weights on the dataset's test split, computed here."""
+    from cnn_lab.data import load_dataset
+    from cnn_lab.inside import run_subject
+    from cnn_lab.models import count_parameters
+    from cnn_lab.normalise import normalise
+
+    subject = run_subject(record)
+    test = load_dataset(dataset).splits["test"]
+    right = 0
+    with torch.inference_mode():
+        for start in range(0, len(test.labels), 1000):
+            logits = subject.model(normalise(test.images[start:start + 1000], subject.mean, subject.std))
+            right += int((logits.argmax(1) == test.labels[start:start + 1000]).sum())
+    return right / len(test.labels), count_parameters(subject.model)
+
+
+def enter(person: Person, challenge_id: str, run_id: str) -> Entry:
+    """Enter a finished run of `person`'s own; ChallengeError with one sentence a broken rule otherwise."""
+    challenge = get(challenge_id)
+    if not challenge.open:
+        raise ChallengeError(f"The challenge \"{challenge.title}\" is closed.")
+    record = runs.load_run(run_id)
+    if record.owner != person.name:
+        raise ChallengeError("You can enter only a run of your own.")
+    problems = broken_rules(challenge, record)
+    if not problems:  # the model fits the dataset: score it, and count its parameters
+        accuracy, parameters = score(record, challenge.dataset)
+        problems = broken_rules(challenge, record, parameters)
+    if problems:
+        raise ChallengeError(" ".join(problems))
+    entry = Entry(person.name, run_id, accuracy, parameters, round(sum(e.seconds for e in record.epochs) / 60, 2),
+                  time.time())
+
+    def add(current: Challenge) -> Challenge:
+        if any(e.run_id == run_id for e in current.entries):
+            raise ChallengeError("This run has already been entered.")
+        return replace(current, entries=current.entries + (entry,))
+
+    _change(challenge_id, add)
+    return entry
