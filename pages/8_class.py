@@ -67,7 +67,7 @@ def challenge_panel(person: Person, challenge: challenges.Challenge) -> None:
         if challenge.open and b.button("Close the challenge", key=f"class_close_{challenge.id}"):
             challenges.set_state(person, challenge.id, closed=True)
             st.rerun()
-    elif challenge.open:
+    if challenge.open and not (person.admin and load_settings().shared):  # learners (and you, in local mode)
         mine = [r for r in runs.list_runs(kind="train", owner=person.name) if r.usable
                 and r.config.get("dataset") == challenge.dataset]
         if not mine:

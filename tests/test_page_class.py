@@ -125,3 +125,20 @@ def test_a_teacher_makes_a_challenge_a_learner_enters_and_the_board_shows_it(key
     assert list(at.table[-1].value["name"]) == ["learner 1"]
     next(b for b in at.button if b.label == "Close the challenge").click().run()
     assert not challenges.get(challenge.id).open and not at.exception
+
+
+def test_in_local_mode_you_make_a_challenge_and_enter_your_own_run(monkeypatch, tmp_path):
+    from cnn_lab import challenges, jobs
+    from cnn_lab.identity import LOCAL
+    from cnn_lab.models import ModelSpec
+
+    monkeypatch.setenv("CNN_LAB_CACHE", str(tmp_path))
+    job = jobs.JobManager().submit(TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[8, 16]), epochs=2,
+                                               batch_size=64, device="cpu"))
+    job.thread.join(120)
+    made = challenges.create(LOCAL, "Digits", "digits", challenges.Rules(), 60)
+    at = _page("")
+    assert not at.exception and at.dataframe[0].value["run"].tolist() == [job.run_id]
+    next(b for b in at.button if b.label == "Enter this run").click().run()
+    assert any(s.value.startswith("Entered: the server scored it") for s in at.success)
+    assert [e.person for e in challenges.get(made.id).entries] == ["you"]
