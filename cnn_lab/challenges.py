@@ -21,7 +21,7 @@ import torch
 from filelock import FileLock
 
 from cnn_lab import runs
-from cnn_lab.data import DATASETS
+from cnn_lab.data import DATASETS, DatasetError, DatasetUnavailable
 from cnn_lab.identity import Person
 from cnn_lab.limits import in_data_folder
 
@@ -67,8 +67,12 @@ class Challenge:
         return not self.closed and time.time() < self.closes
 
     def leaderboard(self) -> list[tuple[int, str, Entry]]:
-        """(rank, shown name, entry), best first: the score, then fewer parameters, then the earlier entry."""
-        ranked = sorted(self.entries, key=lambda e: (-e.score, e.parameters, e.entered))
+        """(rank, shown name, entry), each person's best entry, best first: the score, then fewer parameters,
+        then the earlier entry."""
+        best: dict[str, Entry] = {}
+        for entry in sorted(self.entries, key=lambda e: (-e.score, e.parameters, e.entered)):
+            best.setdefault(entry.person, entry)
+        ranked = list(best.values())
         numbers = {p: i + 1 for i, p in enumerate(dict.fromkeys(e.person for e in sorted(self.entries,
                                                                                           key=lambda e: e.entered)))}
         return [(rank, f"learner {numbers[e.person]}" if self.hide_names else e.person, e)
@@ -197,7 +201,10 @@ def enter(person: Person, challenge_id: str, run_id: str) -> Entry:
         raise ChallengeError("You can enter only a run of your own.")
     problems = broken_rules(challenge, record)
     if not problems:  # the model fits the dataset: score it, and count its parameters
-        accuracy, parameters = score(record, challenge.dataset)
+        try:
+            accuracy, parameters = score(record, challenge.dataset)
+        except (DatasetUnavailable, DatasetError) as error:
+            raise ChallengeError(f"This server cannot score entries now: {error}") from None
         problems = broken_rules(challenge, record, parameters)
     if problems:
         raise ChallengeError(" ".join(problems))

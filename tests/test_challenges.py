@@ -109,3 +109,23 @@ def test_a_challenge_on_a_folder_must_be_inside_the_data_folder(tmp_path, monkey
     outside = noise_folder(tmp_path / "elsewhere", ["kayak", "tug"], per_class=6)
     with pytest.raises(ChallengeError, match="is neither a dataset of the list nor a folder inside CNN_LAB_DATA.$"):
         challenges.create(TEACHER, "Elsewhere", str(outside), RULES, 60)
+
+
+def test_the_board_shows_each_person_s_best_entry_and_a_dataset_that_is_not_here_is_one_sentence(digits_run,
+                                                                                                   monkeypatch):
+    from cnn_lab import data
+
+    challenge = challenges.create(TEACHER, "Best of each", "digits", RULES, 60)
+    first = challenges.enter(ADA, challenge.id, digits_run.run_id)
+    again = _copy_for(digits_run, "ada")
+    challenges.enter(ADA, challenge.id, again)  # the same score, later: not her best
+    board = challenges.get(challenge.id).leaderboard()
+    assert [(rank, name, entry.run_id) for rank, name, entry in board] == [(1, "ada", first.run_id)]
+
+    def missing(name, *args, **kwargs):
+        raise data.DatasetUnavailable("digits is not on this machine.")
+
+    monkeypatch.setattr(data, "load_dataset", missing)
+    other = challenges.create(TEACHER, "Offline", "digits", RULES, 60)
+    with pytest.raises(ChallengeError, match="^This server cannot score entries now: digits is not on this machine.$"):
+        challenges.enter(ADA, other.id, again)
