@@ -14,7 +14,6 @@ from ui.identity import who_is_asking
 from ui.nav import page_header
 
 
-
 def create_challenge(person: Person) -> None:
     """A teacher's form: the course's own challenge ready to use, or any dataset and rules."""
     with st.expander("Create a challenge", key="class_create_open", on_change="rerun") as box:
