@@ -171,11 +171,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not records:
         print(f"No saved runs yet (they are kept in {runs.runs_root()}).")
     for r in records:
-        what = r.config.get("dataset") or r.config.get("data")
-        model = r.config.get("model", {}).get("name") or r.config.get("backbone")
         accuracy = f"{r.test_acc:.1%}" if r.test_acc is not None else "-"
         trained = f"{len(r.epochs)} epochs" if r.epochs or not r.message.startswith("Imported") else "imported"
-        print(f"{r.run_id}  {r.kind:8}  {r.status:11}  {what} · {model} · {trained} · test {accuracy}")
+        about = r.label if r.kind == "onnx" else f"{r.label} · {trained}"  # an ONNX import says where it came from
+        print(f"{r.run_id}  {r.kind:8}  {r.status:11}  {about} · test {accuracy}")
     return 0
 
 

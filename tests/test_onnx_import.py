@@ -187,3 +187,27 @@ def test_the_train_page_imports_an_onnx_file_and_classifies_a_photo_with_it(lab_
     at.file_uploader(key="train_classify_upload").set_value(("sea.png", photo.getvalue(), "image/png")).run()
     top = json.loads(next(c for c in at.get("plotly_chart") if "Top-5" in c.proto.spec).proto.spec)
     assert sorted(top["data"][0]["y"]) == sorted(CLASSES) and not at.exception
+
+
+def test_the_command_line_imports_an_onnx_file_and_refuses_a_truncated_one(lab_cache, small_vgg, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "small_vgg.onnx").write_bytes(small_vgg[1])
+    (tmp_path / "cut.onnx").write_bytes(small_vgg[1][:1000])
+    env = os.environ | {"CNN_LAB_CACHE": str(tmp_path / "cache")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "cnn_lab", *args], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=300)
+
+    done = cli("import", str(tmp_path / "small_vgg.onnx"), "--normalisation", "imagenet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = json.loads(done.stdout.strip().splitlines()[-1])
+    assert imported["kind"] == "onnx" and imported["classes"] == CLASSES
+    listed = cli("runs").stdout
+    assert f"{imported['run']}  onnx      finished     imported from small_vgg.onnx · test -" in listed, listed
+    refused = cli("import", str(tmp_path / "cut.onnx"))
+    assert refused.returncode == 2 and refused.stderr.strip().splitlines()[-1] == (
+        "error: This file is not a readable ONNX model (it is damaged, truncated, or another kind of file).")
