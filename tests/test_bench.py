@@ -70,3 +70,24 @@ def test_the_browser_bench_runs_five_pairs_in_turns_and_compares_the_medians(mon
     assert order == ["cli", "page", "page", "cli", "cli", "page", "page", "cli", "cli", "page"]
     assert figure == "92% of the CLI"  # medians 1,750 and 1,900
     assert "page 1,800, 1,400, 1,750, 1,850, 1,700 img/s; CLI 1,900, 1,800, 2,000, 1,850, 1,950 img/s" in detail
+
+
+def test_the_flop_count_covers_the_backward_pass_and_leaves_a_frozen_stem_out():
+    """Training costs about three forward passes (the backward computes the gradients of the weights and of each
+    layer's input, but not of the images); a frozen whitened stem adds its forward only."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from cnn_lab.models import build_model
+    from cnn_lab.presets import preset
+    from tests.bench.utilisation import CLASSES, SHAPE, training_flops_per_image
+
+    for name in ("Course: CNN", "CPU: 70% in a minute"):
+        config = preset(name)
+        with FlopCounterMode(display=False) as forward, torch.no_grad():
+            build_model(config.model, SHAPE, CLASSES)(torch.randn(config.batch_size, *SHAPE))
+        ratio = training_flops_per_image(config) * config.batch_size / forward.get_total_flops()
+        assert 2.2 < ratio < 3.0, (name, ratio)
+    unfrozen = preset("CPU: 70% in a minute")
+    unfrozen.whiten = False
+    assert training_flops_per_image(unfrozen) > training_flops_per_image(preset("CPU: 70% in a minute"))

@@ -15,6 +15,7 @@ from tests.bench.cluster import bench_ray
 from tests.bench.common import Row
 from tests.bench.latency import bench_latency
 from tests.bench.memory import bench_memory
+from tests.bench.utilisation import bench_utilisation
 from tests.bench.pages import bench_conv_update, bench_inside
 from tests.bench.processes import bench_browser, bench_cold_probe
 from tests.bench.resume import bench_resume
@@ -32,6 +33,7 @@ BENCHMARKS: dict[str, Callable[[datasets.ImageDataset, bool], list[Row]]] = {
     "inside": bench_inside,
     "latency": bench_latency,
     "memory": bench_memory,
+    "utilisation": bench_utilisation,
     "resume": bench_resume,
     "transfer": bench_transfer,
     "conv": bench_conv_update,
