@@ -5,13 +5,21 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from cnn_lab import charts, conv, images, inside, jobs, kernels
+from cnn_lab import charts, conv, images, inside, jobs, kernels, runs
 from ui import links
 from ui.identity import signed_in
 from ui.inputs import image_picker
 from ui.nav import page_header
 
 page_header("pages/1_convolution.py")
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def learned_filters(run_id: str) -> torch.Tensor:
+    """A run's first-layer kernels, read once per run (an imported ONNX model is converted to get them), not at
+    every move of a slider."""
+    return inside.first_filters(runs.load_run(run_id))
+
 
 left, right = st.columns([1, 2])
 with left:
@@ -61,7 +69,7 @@ with right:
         else:
             run = st.selectbox("Run", finished, format_func=lambda r: f"{r.run_id} · {r.label}")
             try:
-                first = inside.first_filters(run)
+                first = learned_filters(run.run_id)
             except (OSError, ValueError, RuntimeError) as error:  # weights gone or corrupt, no convolution
                 st.error(f"This run's filters cannot be read ({error}): choose another run.")
                 st.stop()
