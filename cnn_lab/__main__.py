@@ -131,6 +131,7 @@ def run_job(kind: str, config, args: argparse.Namespace):
 
     from cnn_lab import jobs, runs
     from cnn_lab.identity import Person
+    from cnn_lab.jobs.local import wait_until_gone
     from cnn_lab.settings import load_settings
 
     manager = jobs.JobManager(replace(load_settings(), shared=False, ray_address=args.ray or ""))
@@ -155,6 +156,8 @@ def run_job(kind: str, config, args: argparse.Namespace):
                 manager.stop(job)
                 print("Stopping after this step; the model so far is kept.", file=sys.stderr)
         show(job.log.snapshot().progress, final=True)  # where it ended
+    if job.thread is not None:
+        wait_until_gone(job.thread)  # before this process exits
     if job.result is None:  # failed, or stopped before training
         raise CliError(job.message)
     return job

@@ -133,3 +133,22 @@ def test_impossible_settings(call, error, message):
 
 def test_corpus_is_at_least_25_cases():
     assert len(ODD_FILES) + len(SETTINGS) + 3 >= 25  # plus the zip bomb, the traversal zips and the pickle
+
+
+def test_a_finished_job_thread_is_waited_for_until_the_system_has_ended_it():
+    """The command line exits only once its job's thread is gone from the operating system, not only from Python:
+    a thread's C-level thread-locals (torch's, OpenMP's) are torn down after Python counts it ended."""
+    from cnn_lab.jobs.local import wait_until_gone
+
+    libc = ctypes.CDLL(None)
+    key = ctypes.c_uint()
+    # a thread-local whose destructor is usleep(its value): the thread lingers 0.5 s after its Python code ends
+    assert libc.pthread_key_create(ctypes.byref(key), ctypes.cast(libc.usleep, ctypes.c_void_p)) == 0
+    thread = threading.Thread(target=lambda: libc.pthread_setspecific(key, ctypes.c_void_p(500_000)), daemon=True)
+    thread.start()
+    thread.join()
+    task = f"/proc/self/task/{thread.native_id}"
+    assert os.path.exists(task)  # Python says it ended; the system has not ended it yet
+    wait_until_gone(thread)
+    assert not os.path.exists(task)
+    libc.pthread_key_delete(key)
