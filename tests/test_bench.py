@@ -66,10 +66,11 @@ def test_the_browser_bench_runs_five_pairs_in_turns_and_compares_the_medians(mon
     monkeypatch.setattr(processes, "cli_run", side("cli"))
     monkeypatch.setattr(processes, "page_run", side("page"))
     monkeypatch.setattr(processes, "epoch_images_per_s", lambda kind: next(speeds[kind]))
-    [(_, figure, detail)] = processes.bench_browser(None, quick=False)
+    [(_, figure, detail, utilisation)] = processes.bench_browser(None, quick=False)
     assert order == ["cli", "page", "page", "cli", "cli", "page", "page", "cli", "cli", "page"]
     assert figure == "92% of the CLI"  # medians 1,750 and 1,900
     assert "page 1,800, 1,400, 1,750, 1,850, 1,700 img/s; CLI 1,900, 1,800, 2,000, 1,850, 1,950 img/s" in detail
+    assert utilisation.startswith("46 GFLOP/s")  # 26.4 MFLOP a training image at the page's median 1,750 img/s
 
 
 def test_the_flop_count_covers_the_backward_pass_and_leaves_a_frozen_stem_out():
@@ -91,3 +92,29 @@ def test_the_flop_count_covers_the_backward_pass_and_leaves_a_frozen_stem_out():
     unfrozen = preset("CPU: 70% in a minute")
     unfrozen.whiten = False
     assert training_flops_per_image(unfrozen) > training_flops_per_image(preset("CPU: 70% in a minute"))
+
+
+def test_a_run_s_flops_are_counted_as_its_convolutions_cost_and_every_row_has_a_utilisation_cell():
+    """The transfer rows count a whole run's FLOPs as it runs: a convolution costs 2 x its outputs x its weights per
+    output; a row built as a plain (what, figure, note) tuple has an empty utilisation cell."""
+    import torch
+
+    from tests.bench.common import Row
+    from tests.bench.utilisation import cell, flops_counted
+
+    conv = torch.nn.Conv2d(8, 16, 3, padding=1)
+    with flops_counted() as flops:
+        conv(torch.randn(4, 8, 20, 20)).sum().backward()
+    assert flops() == 2 * 2 * (4 * 16 * 20 * 20) * (8 * 3 * 3)  # forward, and the weights' gradient (not the data's)
+    assert Row(*("what", "figure", "note")).utilisation == ""
+    assert cell(50e9, 200e9, 100e9) == "50 GFLOP/s: 50% of the matmul peak, 25% of its fastest conv's 200"
+
+
+def test_the_second_dataset_of_the_defaults_bench_is_cifar10_laid_out_as_an_upload(cifar10_archive, lab_cache,
+                                                                                    tmp_path):
+    from cnn_lab import data
+    from tests.bench.defaults import PER_CLASS, cifar_folder
+
+    loaded = data.load_folder(cifar_folder(tmp_path / "cifar"), size=32, upload=True)
+    assert {split: len(s.labels) for split, s in loaded.splits.items()} == {s: 10 * n for s, n in PER_CLASS.items()}
+    assert len(loaded.classes) == 10

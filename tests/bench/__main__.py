@@ -13,9 +13,9 @@ from cnn_lab import data as datasets
 from cnn_lab.device import describe_device
 from tests.bench.cluster import bench_ray
 from tests.bench.common import Row
+from tests.bench.defaults import bench_defaults
 from tests.bench.latency import bench_latency
 from tests.bench.memory import bench_memory
-from tests.bench.utilisation import bench_utilisation
 from tests.bench.pages import bench_conv_update, bench_inside
 from tests.bench.processes import bench_browser, bench_cold_probe
 from tests.bench.resume import bench_resume
@@ -28,6 +28,7 @@ from tests.bench.training import (
     bench_streaming,
 )
 from tests.bench.transfer import bench_cpu_transfer, bench_transfer
+from tests.bench.utilisation import bench_utilisation
 
 BENCHMARKS: dict[str, Callable[[datasets.ImageDataset, bool], list[Row]]] = {
     "inside": bench_inside,
@@ -36,6 +37,7 @@ BENCHMARKS: dict[str, Callable[[datasets.ImageDataset, bool], list[Row]]] = {
     "utilisation": bench_utilisation,
     "resume": bench_resume,
     "transfer": bench_transfer,
+    "defaults": bench_defaults,
     "conv": bench_conv_update,
     "data": bench_data,
     "ray": bench_ray,
@@ -59,11 +61,12 @@ def machine() -> str:
 def run(names: list[str], quick: bool = False) -> str:
     """Run the named benchmarks and return a markdown section."""
     cifar = datasets.load_dataset("cifar10")
-    lines = [f"### {time.strftime('%Y-%m-%d %H:%M')} · {machine()}", "", "| benchmark | figure | note |",
-             "| --- | --- | --- |"]
+    lines = [f"### {time.strftime('%Y-%m-%d %H:%M')} · {machine()}", "",
+             "| benchmark | figure | utilisation | note |", "| --- | --- | --- | --- |"]
     for name in names:
-        for what, figure, note in BENCHMARKS[name](cifar, quick):
-            lines.append(f"| {what} | {figure} | {note} |")
+        for row in BENCHMARKS[name](cifar, quick):
+            what, figure, note, utilisation = Row(*row)
+            lines.append(f"| {what} | {figure} | {utilisation or '-'} | {note} |")
             print(lines[-1], flush=True)
     return "\n".join(lines) + "\n"
 

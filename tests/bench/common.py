@@ -3,6 +3,7 @@ request, a thread that reads the run's log the way the server does for a page wa
 from __future__ import annotations
 
 import threading
+from typing import NamedTuple
 
 import torch
 
@@ -10,7 +11,15 @@ from cnn_lab import data as datasets
 from cnn_lab.metrics import EpochRecord, MetricLog
 from cnn_lab.train import TrainConfig, fit
 
-Row = tuple[str, str, str]  # (what, figure, note): one line of a BENCHMARKS.md table
+
+class Row(NamedTuple):
+    """One line of a BENCHMARKS.md table (a plain (what, figure, note) tuple reads as one with no utilisation)."""
+    what: str
+    figure: str
+    note: str
+    utilisation: str = ""  # a training run's FLOP/s against the machine's peak (tests/bench/utilisation.py)
+
+
 CPU_PRESETS = ["CPU: 70% in a minute", "CPU: 80% in five minutes", "Fast CNN (70%+ in 3 min on CPU)"]
 
 

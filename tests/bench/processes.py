@@ -11,7 +11,9 @@ import time
 
 from cnn_lab import data as datasets
 from cnn_lab import runs
+from cnn_lab.presets import preset
 from tests.bench.common import CPU_PRESETS, Row, median
+from tests.bench.utilisation import of_training
 from tests.launch import ROOT, launch_chromium, start_app, stop_app
 
 
@@ -86,10 +88,10 @@ def bench_browser(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
             measured[side].append(epoch_images_per_s(side(name)))
     page_ips, cli_ips = measured[page_run], measured[cli_run]
     page, cli = median(page_ips), median(cli_ips)
-    return [(f"Training from the train page in headless Chromium vs the CLI ({name})", f"{page / cli:.0%} of the CLI",
-             f"page {', '.join(f'{v:,.0f}' for v in page_ips)} img/s; CLI {', '.join(f'{v:,.0f}' for v in cli_ips)} "
-             f"img/s ({len(cli_ips)} pair(s), the CLI first and the page first in turn; medians {page:,.0f} and "
-             f"{cli:,.0f})")]
+    return [Row(f"Training from the train page in headless Chromium vs the CLI ({name})", f"{page / cli:.0%} of the CLI",
+                f"page {', '.join(f'{v:,.0f}' for v in page_ips)} img/s; CLI {', '.join(f'{v:,.0f}' for v in cli_ips)} "
+                f"img/s ({len(cli_ips)} pair(s), the CLI first and the page first in turn; medians {page:,.0f} and "
+                f"{cli:,.0f}); utilisation: the page's median run", of_training(preset(name), page))]
 
 
 def bench_cold_probe(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:

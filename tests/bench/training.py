@@ -12,6 +12,7 @@ from cnn_lab.device import pick_device
 from cnn_lab.presets import preset
 from cnn_lab.train import fit
 from tests.bench.common import CPU_PRESETS, Row, mean, median, run_config, sync_device
+from tests.bench.utilisation import of_training
 
 
 def course_pipeline_images_per_s(cifar: datasets.ImageDataset, batches: int) -> float:
@@ -76,10 +77,12 @@ def bench_course(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     acc, seconds, ours_ips, _ = run_config(config, cifar)
     course_epoch_s = 50_000 / course_ips
     return [
-        ("Course CNN, course pipeline (DataLoader, batch 4, 2 workers)", f"{course_ips:,.0f} img/s",
-         f"{course_epoch_s:.0f} s per epoch, so about {5 * course_epoch_s:.0f} s for 5 epochs ({batches} batches timed)"),
-        ("Course CNN, our trainer (whole-tensor batches of 128, same 5 epochs)", f"{ours_ips:,.0f} img/s",
-         f"{acc:.1%} test accuracy in {seconds:.1f} s; {ours_ips / course_ips:.1f}x the course pipeline's images/s"),
+        Row("Course CNN, course pipeline (DataLoader, batch 4, 2 workers)", f"{course_ips:,.0f} img/s",
+            f"{course_epoch_s:.0f} s per epoch, so about {5 * course_epoch_s:.0f} s for 5 epochs ({batches} batches "
+            "timed)", of_training(replace(config, batch_size=4), course_ips, pick_device())),
+        Row("Course CNN, our trainer (whole-tensor batches of 128, same 5 epochs)", f"{ours_ips:,.0f} img/s",
+            f"{acc:.1%} test accuracy in {seconds:.1f} s; {ours_ips / course_ips:.1f}x the course pipeline's images/s",
+            of_training(config, ours_ips, pick_device())),
     ]
 
 
@@ -93,7 +96,8 @@ def bench_fast_preset(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     if reached is not None:
         elapsed = sum(e.seconds for e in epochs[: reached + 1])
         to_70 = f"validation accuracy reached 70% after epoch {reached + 1}, at {elapsed:.0f} s"
-    return [(f"Fast CNN preset ({config.epochs} epochs)", f"{acc:.1%} in {seconds:.0f} s", f"{ips:,.0f} img/s; {to_70}")]
+    return [Row(f"Fast CNN preset ({config.epochs} epochs)", f"{acc:.1%} in {seconds:.0f} s", f"{ips:,.0f} img/s; {to_70}",
+                of_training(config, ips, pick_device()))]
 
 
 def bench_cpu_presets(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
@@ -101,7 +105,7 @@ def bench_cpu_presets(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     decoded cache: moving the data, whitening, training and the test pass), beside today's Fast CNN recipe."""
     rows = []
     for name in CPU_PRESETS[:1] if quick else CPU_PRESETS:
-        accs, walls, vals = [], [], []
+        accs, walls, vals, speeds = [], [], [], []
         for seed in (0,) if quick or name == CPU_PRESETS[-1] else (0, 1, 2):  # today's recipe: one run
             config = replace(preset(name), seed=seed)
             start = time.perf_counter()
@@ -109,10 +113,12 @@ def bench_cpu_presets(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
             walls.append(time.perf_counter() - start)
             accs.append(acc)
             vals.append(epochs[-1].val_acc or 0)
-        rows.append((f"{name} ({preset(name).epochs} epochs), seeds 0-{len(accs) - 1}",
-                     f"{mean(accs):.1%} in {mean(walls):.0f} s",
-                     f"test {', '.join(f'{a:.1%}' for a in accs)}; wall {', '.join(f'{w:.0f}' for w in walls)} s; "
-                     f"last validation {mean(vals):.1%}; {ips:,.0f} img/s"))
+            speeds.append(ips)
+        rows.append(Row(f"{name} ({preset(name).epochs} epochs), seeds 0-{len(accs) - 1}",
+                        f"{mean(accs):.1%} in {mean(walls):.0f} s",
+                        f"test {', '.join(f'{a:.1%}' for a in accs)}; wall {', '.join(f'{w:.0f}' for w in walls)} s; "
+                        f"last validation {mean(vals):.1%}; {mean(speeds):,.0f} img/s",
+                        of_training(config, mean(speeds), pick_device())))
     return rows
 
 
@@ -125,8 +131,8 @@ def bench_speedrun(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     for subscriber in (False, True) if quick else (False, False, True, True):
         acc, seconds, ips, _ = run_config(config, cifar, subscriber)
         how = "the train page's curves streaming" if subscriber else "headless"
-        rows.append((f"Speedrun preset ({config.epochs} epochs, TTA), {how}", f"{acc:.2%} in {seconds:.2f} s",
-                     f"{ips:,.0f} img/s"))
+        rows.append(Row(f"Speedrun preset ({config.epochs} epochs, TTA), {how}", f"{acc:.2%} in {seconds:.2f} s",
+                        f"{ips:,.0f} img/s", of_training(config, ips, pick_device())))
     return rows
 
 

@@ -2,6 +2,7 @@
 cached features, and the CPU fine-tuning recipe over three seeds."""
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +15,7 @@ from cnn_lab.device import pick_device
 from cnn_lab.normalise import IMAGENET_MEAN, IMAGENET_STD
 from cnn_lab.train import TrainResult
 from tests.bench.common import Row, mean, sync_device
+from tests.bench.utilisation import flops_counted, of_run
 
 
 def naive_extraction_images_per_s(folder: Path, pretrained, images: int) -> float:
@@ -32,6 +34,15 @@ def naive_extraction_images_per_s(folder: Path, pretrained, images: int) -> floa
         if seen >= images:
             break
     return seen / (time.perf_counter() - start)
+
+
+def utilisation(config, flops: float, seconds: float) -> str:
+    """A transfer run's utilisation column, against the fastest of its backbone's convolutions at the run's image
+    size and the frozen pass's batch of 32."""
+    from cnn_lab.backbones import BACKBONES
+
+    features = BACKBONES[config.backbone].load(downloads.Hooks()).features
+    return of_run(flops, seconds, features, (3, config.image_size, config.image_size), 32)
 
 
 def per_class(result: TrainResult) -> str:
@@ -72,12 +83,13 @@ def bench_transfer(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
                      f"naive ImageFolder + DataLoader + autograd, NCHW: {naive:,.0f} img/s ({ours / naive:.1f}x)"))
     shutil.rmtree(cache_root() / "features", ignore_errors=True)  # end to end: extraction included
     start = time.perf_counter()
-    probe = transfer.run_transfer(transfer.TransferConfig())
+    with flops_counted() as flops:
+        probe = transfer.run_transfer(transfer.TransferConfig())
     total = time.perf_counter() - start
-    rows.append(("Linear probe on boats9, EfficientNet-Lite0, end to end", f"{probe.test_acc:.1%} in {total:.1f} s",
-                 f"images {probe.extras['load_seconds']:.1f} s, backbone {probe.extras['backbone_seconds']:.1f} s, "
-                 f"features {probe.extras['feature_seconds']:.1f} s, head {probe.extras['head_seconds']:.1f} s; "
-                 + per_class(probe)))
+    rows.append(Row("Linear probe on boats9, EfficientNet-Lite0, end to end", f"{probe.test_acc:.1%} in {total:.1f} s",
+                    f"images {probe.extras['load_seconds']:.1f} s, backbone {probe.extras['backbone_seconds']:.1f} s, "
+                    f"features {probe.extras['feature_seconds']:.1f} s, head {probe.extras['head_seconds']:.1f} s; "
+                    + per_class(probe), utilisation(transfer.TransferConfig(), flops(), total)))
     start = time.perf_counter()
     again = transfer.run_transfer(transfer.TransferConfig(lr=0.1, epochs=40, label_smoothing=0.0))
     rows.append(("Probe re-run with new head hyperparameters (cached features)",
@@ -98,14 +110,19 @@ def bench_cpu_transfer(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     from cnn_lab.metrics import MetricLog
 
     config = transfer.preset(transfer.CPU_RECIPE)
-    accs, walls, vals = [], [], []
+    accs, walls, vals, counted = [], [], [], []
     for seed in (0,) if quick else (0, 1, 2):
         log, start = MetricLog(), time.perf_counter()
-        result = transfer.run_transfer(replace(config, seed=seed, epochs=1 if quick else config.epochs), log=log)
+        # the FLOPs of the first seed's run are counted (the same for each seed); the others show what counting cost
+        with flops_counted() if seed == 0 else contextlib.nullcontext(lambda: 0) as flops:
+            result = transfer.run_transfer(replace(config, seed=seed, epochs=1 if quick else config.epochs), log=log)
         walls.append(time.perf_counter() - start)
+        counted.append(flops())
         accs.append(result.test_acc)
         vals.append(log.snapshot().epochs[-1].val_acc or 0)
-    return [(f"\"{transfer.CPU_RECIPE}\" on boats9, seeds 0-{len(accs) - 1}", f"{mean(accs):.1%} in {mean(walls):.0f} s",
-             f"test {', '.join(f'{a:.1%}' for a in accs)}; wall {', '.join(f'{w:.0f}' for w in walls)} s (frozen "
-             f"blocks {result.extras['frozen_seconds']:.0f} s, training {result.extras['head_seconds']:.0f} s in the "
-             f"last); last validation {mean(vals):.1%}")]
+    return [Row(f"\"{transfer.CPU_RECIPE}\" on boats9, seeds 0-{len(accs) - 1}",
+                f"{mean(accs):.1%} in {mean(walls):.0f} s",
+                f"test {', '.join(f'{a:.1%}' for a in accs)}; wall {', '.join(f'{w:.0f}' for w in walls)} s (frozen "
+                f"blocks {result.extras['frozen_seconds']:.0f} s, training {result.extras['head_seconds']:.0f} s in "
+                f"the last; the first run's FLOPs counted as it ran); last validation {mean(vals):.1%}",
+                utilisation(config, counted[0], mean(walls)))]

@@ -1,10 +1,13 @@
-"""How close training comes to the machine's limit (issue 33, its first part): a run's FLOPs per training image
-(the forward and backward of one batch, counted by torch.utils.flop_counter), the FLOP/s its training reached, and
-the machine's peak measured in the same run, with the same threads and dtype (float32): a dense matmul, and the
-fastest of the run's own convolutions, each timed alone (forward) at its shapes and batch."""
+"""How close a run comes to the machine's limit (issue 33): the FLOPs it computed, counted by
+torch.utils.flop_counter, over its seconds, beside the machine's peak measured in the same bench process with the same
+threads and dtype (float32 on a CPU): a dense matmul, and the fastest of the run's own convolutions timed alone (forward) at
+their shapes and batch. Every training row of the bench carries this as its utilisation column."""
 from __future__ import annotations
 
+import contextlib
+import functools
 import time
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -13,12 +16,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from cnn_lab import data as datasets
 from cnn_lab.models import build_model
-from cnn_lab.presets import preset
 from cnn_lab.train import TrainConfig
-from tests.bench.common import Row, run_config
+from tests.bench.common import Row, sync_device
 
 SHAPE, CLASSES = (3, 32, 32), 10  # CIFAR-10
-RUNS = ("Course: CNN", "CPU: 70% in a minute")
+MATMUL = 2048  # the peak's matmul is MATMUL x MATMUL, float32
 
 
 def training_flops_per_image(config: TrainConfig) -> float:
@@ -33,61 +35,105 @@ def training_flops_per_image(config: TrainConfig) -> float:
     return counter.get_total_flops() / config.batch_size
 
 
-def conv_shapes(config: TrainConfig) -> list[tuple[nn.Conv2d, tuple[int, ...]]]:
-    """Each convolution of the model, with the shape of its input at the config's batch."""
-    model, seen = build_model(config.model, SHAPE, CLASSES), []
+@contextlib.contextmanager
+def flops_counted():
+    """Count every FLOP computed in this thread inside the block (for runs whose ops are large, such as a
+    pretrained backbone's, the counting's own cost is small); yields a function that returns the count so far."""
+    with FlopCounterMode(display=False) as counter:
+        yield counter.get_total_flops
+
+
+def conv_shapes(model: nn.Module, shape: tuple[int, ...], batch: int) -> list[tuple[nn.Conv2d, tuple[int, ...]]]:
+    """Each convolution of the model, with the shape of its input at `batch`."""
+    seen = []
 
     def keep(module, inputs, output):
-        seen.append((module, (config.batch_size, *inputs[0].shape[1:])))
+        seen.append((module, (batch, *inputs[0].shape[1:])))
 
     hooks = [m.register_forward_hook(keep) for m in model.modules() if isinstance(m, nn.Conv2d)]
     with torch.no_grad():
-        model(torch.randn(1, *SHAPE))
+        model.eval()(torch.randn(1, *shape, device=next(model.parameters()).device))
     for hook in hooks:
         hook.remove()
     return seen
 
 
-def best_seconds(work, repeats: int = 10) -> float:
+def best_seconds(work: Callable[[], object], repeats: int = 10) -> float:
     work()  # warm-up
     times = []
     for _ in range(repeats):
+        sync_device()
         start = time.perf_counter()
         work()
+        sync_device()
         times.append(time.perf_counter() - start)
     return min(times)
 
 
-def peak_matmul(n: int = 2048) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    return 2 * n**3 / best_seconds(lambda: a @ b)
+def peak_dtype(device: torch.device, amp: bool) -> torch.dtype:
+    """The dtype a run computes in: bf16 where it autocasts on a GPU (amp), float32 otherwise (amp is ignored on a
+    CPU by the trainer)."""
+    return torch.bfloat16 if amp and device.type == "cuda" else torch.float32
 
 
-def peak_conv(conv: nn.Conv2d, shape: tuple[int, ...]) -> float:
-    x = torch.randn(shape)
-    with torch.no_grad():
+@functools.cache
+def matmul_peak(device: torch.device = torch.device("cpu"), dtype: torch.dtype = torch.float32) -> float:
+    """The machine's dense peak on `device` in `dtype`, measured once per bench process."""
+    a, b = (torch.randn(MATMUL, MATMUL, device=device, dtype=dtype) for _ in range(2))
+    return 2 * MATMUL**3 / best_seconds(lambda: a @ b)
+
+
+def conv_flops_per_s(conv: nn.Conv2d, shape: tuple[int, ...], dtype: torch.dtype) -> float:
+    """One convolution alone, forward, at its input's shape, channels-last (the layout the CPU's convolution kernels
+    prefer, and every recipe's but the course's: the peak is the best the machine does with this convolution)."""
+    device = conv.weight.device
+    conv = conv.to(memory_format=torch.channels_last)
+    x = torch.randn(shape, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad(), torch.autocast(device.type, dtype, enabled=dtype != torch.float32):
         out = conv(x)
         flops = 2 * out.numel() * conv.weight[0].numel()
         return flops / best_seconds(lambda: conv(x))
 
 
+def fastest_conv(model: nn.Module, shape: tuple[int, ...], batch: int, dtype: torch.dtype = torch.float32) -> float:
+    """The FLOP/s of the model's fastest convolution, timed alone at its own input shape and `batch`."""
+    return max(conv_flops_per_s(conv, x, dtype) for conv, x in conv_shapes(model, shape, batch))
+
+
+def cell(flops_per_s: float, conv_peak: float, peak: float) -> str:
+    """The utilisation column: what a run reached, against the matmul's peak and its fastest convolution's."""
+    return (f"{flops_per_s / 1e9:,.0f} GFLOP/s: {flops_per_s / peak:.0%} of the matmul peak, "
+            f"{flops_per_s / conv_peak:.0%} of its fastest conv's {conv_peak / 1e9:,.0f}")
+
+
+@functools.cache
+def _training_figures(config_json: str, device: torch.device) -> tuple[float, float, float]:
+    """(FLOPs per training image, its fastest convolution's FLOP/s, the matmul peak) for a CIFAR-10 config."""
+    config = TrainConfig.from_json(config_json)
+    dtype = peak_dtype(device, config.amp)
+    model = build_model(config.model, SHAPE, CLASSES).to(device)
+    return (training_flops_per_image(config), fastest_conv(model, SHAPE, config.batch_size, dtype),
+            matmul_peak(device, dtype))
+
+
+def of_training(config: TrainConfig, images_per_s: float, device: torch.device = torch.device("cpu")) -> str:
+    """The utilisation column of a CIFAR-10 run: its FLOPs per training image (forward and backward) times the
+    training images it went through per second (its evaluation passes left out)."""
+    per_image, conv_peak, peak = _training_figures(config.to_json(), device)
+    return f"{cell(per_image * images_per_s, conv_peak, peak)}; {per_image / 1e6:.0f} MFLOP per training image"
+
+
+def of_run(flops: float, seconds: float, model: nn.Module, shape: tuple[int, ...], batch: int) -> str:
+    """The utilisation column of a whole run (a transfer recipe: the frozen pass, training and tests): the FLOPs it
+    computed over its wall time, against the fastest of `model`'s convolutions at `shape` and `batch`."""
+    device = next(model.parameters()).device
+    return (f"{cell(flops / seconds, fastest_conv(model, shape, batch), matmul_peak(device))}; "
+            f"{flops / 1e12:.1f} TFLOP in all")
+
+
 def bench_utilisation(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
-    matmul = peak_matmul()
-    rows: list[Row] = [("Peak: a dense float32 matmul, 2048x2048", f"{matmul / 1e9:.0f} GFLOP/s",
-                        f"{torch.get_num_threads()} torch threads, the best of 10")]
-    for name in RUNS:
-        config = preset(name)
-        if quick:
-            config.epochs = 1
-        per_image = training_flops_per_image(config)
-        conv_peak, conv, shape = max(((peak_conv(c, x), c, x) for c, x in conv_shapes(config)), key=lambda p: p[0])
-        accuracy, seconds, images_per_s, _ = run_config(config, cifar)
-        reached = per_image * images_per_s
-        rows.append((f"Utilisation: \"{name}\" ({config.epochs} epochs)",
-                     f"{reached / 1e9:.1f} GFLOP/s: {reached / matmul:.0%} of the matmul's peak, "
-                     f"{reached / conv_peak:.0%} of its fastest convolution's",
-                     f"{per_image / 1e6:.1f} MFLOP per training image (forward and backward) x {images_per_s:,.0f} "
-                     f"img/s; its fastest convolution ({conv.in_channels}->{conv.out_channels}, "
-                     f"{conv.kernel_size[0]}x{conv.kernel_size[1]}, input {shape}) alone, forward: "
-                     f"{conv_peak / 1e9:.0f} GFLOP/s; the run: {accuracy:.1%} test in {seconds:.0f} s"))
-    return rows
+    """The peak every utilisation column is read against."""
+    return [("Peak: a dense float32 matmul, 2048x2048", f"{matmul_peak() / 1e9:,.0f} GFLOP/s",
+             f"{torch.get_num_threads()} torch threads, the best of 10; every utilisation column of this table is "
+             "read against it, and against the run's own fastest convolution timed alone (forward, at its shape and "
+             "batch)")]
