@@ -1,4 +1,4 @@
-"""Pick the compute device (cuda, then mps, then cpu) and describe it in a few words."""
+"""Pick the compute device (cuda, then mps, then cpu), describe it in a few words, and say whether bf16 pays on it."""
 from __future__ import annotations
 
 import torch
@@ -20,3 +20,19 @@ def describe_device(device: torch.device | None = None) -> str:
     if device.type == "mps":
         return "Apple GPU (MPS)"
     return f"CPU: {torch.get_num_threads()} threads"
+
+
+def fast_bf16(device: torch.device) -> bool:
+    """Whether bf16 arithmetic runs faster than float32 here: on a GPU, and on a CPU with bf16 instructions
+    (AVX512-BF16 or AMX), where EfficientNet's forward pass and the speedrun net's training step take about half the
+    time (BENCHMARKS.md). Other CPUs emulate bf16, slower than float32."""
+    if device.type == "cuda":
+        return True
+    native = (getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+              or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+    return device.type == "cpu" and native
+
+
+def bf16(device: torch.device, wanted: bool = True) -> torch.autocast:
+    """Autocast to bf16 where `wanted` and fast on `device`; float32 otherwise."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=wanted and fast_bf16(device))

@@ -38,7 +38,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     channels_last: bool = False
-    amp: bool = False  # bf16 autocast on the GPU (slower on CPU, so ignored there)
+    amp: bool = False  # bf16 autocast where it is fast: a GPU, or a CPU with bf16 instructions (device.fast_bf16)
     whiten: bool = False  # initialise the first conv as a patch-whitening filter bank (speedrun)
     whiten_bias_epochs: int | None = None  # its bias trains this many epochs, then freezes (airbench: 3); None = all
     tta: bool = False  # evaluate the test set with flipped and shifted views too

@@ -10,6 +10,7 @@ import torch
 from cnn_lab import augment
 from cnn_lab import data as datasets
 from cnn_lab.backbones import inference_copy
+from cnn_lab.device import bf16, fast_bf16
 from cnn_lab.metrics import Control, MetricLog, StoppedBeforeTraining
 from cnn_lab.normalise import imagenet_stats
 from cnn_lab.train import Saving, TrainingError, TrainResult, fit
@@ -21,10 +22,11 @@ from cnn_lab.transfer.model import FromFrozenOutput, TransferModel
 
 def frozen_outputs(model: TransferModel, images: torch.Tensor, views: int, augmenter: Callable | None,
                    device: torch.device, control: Control | None = None, done: Callable[[int], None] | None = None,
-                   batch_size: int = 32) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+                   batch_size: int = 32, fast: bool = False) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Run the frozen blocks over `views` views of (N, 3, H, W) uint8 images: the image, its mirror, then draws of
     `augmenter`. Per view: the frozen blocks' outputs (N, C, h, w) and the whole backbone's features (N, D).
-    The control's Stop ends it between batches; `done` hears how many images went through after each batch."""
+    The control's Stop ends it between batches; `done` hears how many images went through after each batch. With
+    `fast`, in bf16 where that is faster (device.fast_bf16)."""
     captured: list[torch.Tensor] = []
     backbone = model.backbone.to(device).eval().to(memory_format=torch.channels_last)
     cut = next(name for name, module in backbone.named_modules() if module is model.cut())
@@ -35,7 +37,7 @@ def frozen_outputs(model: TransferModel, images: torch.Tensor, views: int, augme
     mean, std = imagenet_stats(device)
     outputs, features = [[] for _ in range(views)], [[] for _ in range(views)]
     try:
-        with torch.no_grad():  # not inference_mode: the outputs become training inputs
+        with torch.no_grad(), bf16(device, fast):  # not inference_mode: the outputs become training inputs
             for start in range(0, len(images), batch_size):
                 if control is not None and control.stop_requested.is_set():
                     raise StoppedBeforeTraining("Stopped while the frozen blocks ran over the photos; nothing was "
@@ -67,7 +69,8 @@ def frozen_pass_minutes(config: TransferConfig, sizes: dict[str, int]) -> tuple[
     """The frozen pass's photos and views (given each split's size) and about how many minutes it takes on 2 CPU
     cores at the config's image size."""
     passes = sum(size * views_per_photo(config, split) for split, size in sizes.items())
-    return passes, passes / CPU_IMAGES_PER_S * (config.image_size / 224) ** 2 / 60
+    speed = CPU_IMAGES_PER_S * (2 if fast_bf16(torch.device("cpu")) else 1)  # bf16: twice as fast (BENCHMARKS.md)
+    return passes, passes / speed * (config.image_size / 224) ** 2 / 60
 
 
 def fine_tune_on_frozen_outputs(config: TransferConfig, model: TransferModel, images: datasets.ImageDataset,
@@ -95,8 +98,10 @@ def fine_tune_on_frozen_outputs(config: TransferConfig, model: TransferModel, im
                  if config.augment_preset else None)
     outputs, feats = {}, {}
     for split, data in images.splits.items():
+        # the training views in bf16 where it is faster (most of the work); validation and test in float32, so that
+        # the accuracy the run reports is what its saved model gives
         outputs[split], feats[split] = frozen_outputs(model, data.images, views_per_photo(config, split), augmenter,
-                                                      device, control, done)
+                                                      device, control, done, fast=split == "train")
     frozen_seconds = time.perf_counter() - start
     if config.head_from_probe:
         log.set_progress(stage="training a linear probe for the starting head")
@@ -113,7 +118,7 @@ def fine_tune_on_frozen_outputs(config: TransferConfig, model: TransferModel, im
             if saving else None)
     result = fit(fine_config, dataset=trunk_data, log=log, control=control, saving=save, model=tail)
     tail.eval()
-    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+    with torch.no_grad():
         probs = torch.stack([torch.cat([torch.softmax(tail(chunk.to(device)).float(), 1).cpu()
                                         for chunk in view.split(64)]) for view in outputs["test"]]).mean(0)
     return result, probs, frozen_seconds

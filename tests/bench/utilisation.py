@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnn_lab import data as datasets
+from cnn_lab.device import fast_bf16
 from cnn_lab.models import build_model
 from cnn_lab.train import TrainConfig
 from tests.bench.common import Row, sync_device
@@ -71,9 +72,9 @@ def best_seconds(work: Callable[[], object], repeats: int = 10) -> float:
 
 
 def peak_dtype(device: torch.device, amp: bool) -> torch.dtype:
-    """The dtype a run computes in: bf16 where it autocasts on a GPU (amp), float32 otherwise (amp is ignored on a
-    CPU by the trainer)."""
-    return torch.bfloat16 if amp and device.type == "cuda" else torch.float32
+    """The dtype a run's training steps compute in: bf16 where it asks (amp) and the device computes it fast, float32
+    otherwise (the trainer's own rule, device.fast_bf16)."""
+    return torch.bfloat16 if amp and fast_bf16(device) else torch.float32
 
 
 @functools.cache
@@ -125,7 +126,8 @@ def of_training(config: TrainConfig, images_per_s: float, device: torch.device =
 
 def of_run(flops: float, seconds: float, model: nn.Module, shape: tuple[int, ...], batch: int) -> str:
     """The utilisation column of a whole run (a transfer recipe: the frozen pass, training and tests): the FLOPs it
-    computed over its wall time, against the fastest of `model`'s convolutions at `shape` and `batch`."""
+    computed over its wall time, against the fastest of `model`'s convolutions at `shape` and `batch`, and against the
+    float32 peak (such a run mixes float32 with bf16 where the CPU has it: its training views)."""
     device = next(model.parameters()).device
     return (f"{cell(flops / seconds, fastest_conv(model, shape, batch), matmul_peak(device))}; "
             f"{flops / 1e12:.1f} TFLOP in all")
@@ -133,7 +135,12 @@ def of_run(flops: float, seconds: float, model: nn.Module, shape: tuple[int, ...
 
 def bench_utilisation(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     """The peak every utilisation column is read against."""
-    return [("Peak: a dense float32 matmul, 2048x2048", f"{matmul_peak() / 1e9:,.0f} GFLOP/s",
-             f"{torch.get_num_threads()} torch threads, the best of 10; every utilisation column of this table is "
-             "read against it, and against the run's own fastest convolution timed alone (forward, at its shape and "
-             "batch)")]
+    cpu = torch.device("cpu")
+    rows = [Row("Peak: a dense float32 matmul, 2048x2048", f"{matmul_peak() / 1e9:,.0f} GFLOP/s",
+                f"{torch.get_num_threads()} torch threads, the best of 10; every utilisation column of this table is "
+                "read against it (against bf16's for a run in bf16), and against the run's own fastest convolution "
+                "timed alone (forward, at its shape and batch, in the run's dtype)")]
+    if fast_bf16(cpu):
+        rows.append(Row("Peak: the same matmul in bf16 (this CPU has bf16 instructions)",
+                        f"{matmul_peak(cpu, torch.bfloat16) / 1e9:,.0f} GFLOP/s", "the best of 10"))
+    return rows
