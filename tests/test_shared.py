@@ -277,7 +277,7 @@ def test_a_job_whose_whole_peak_would_pass_the_budget_is_refused_before_decoding
     folder = noise_folder(tmp_path / "photos", ["kayak", "tug"], per_class=20, size=(32, 32))
     monkeypatch.setenv("CNN_LAB_SHARED", "1")
     monkeypatch.setenv("CNN_LAB_DECODE_BUDGET_GB", "3")
-    full = transfer.TransferConfig(data=str(folder), mode="full", device="cpu")
+    full = transfer.TransferConfig(data=str(folder), mode="full", device="cpu", image_size=160)
     with pytest.raises(data.DatasetError, match=r"^This job would take about 3\.8 GB of memory at its peak \(its 40 "
                        r"photos at 160x160 pixels and the network training on them\), over this server's 3\.0 GB"):
         transfer.load_images(full)
