@@ -93,14 +93,15 @@ def test_speedrun_preset_runs_on_a_cpu(cifar10):
     assert result.test_acc > 0.3, result.test_acc  # about 40% after its 20 steps here; chance is 10%
 
 
-@pytest.mark.parametrize("name", ["CPU: 70% in a minute", "CPU: 80% in five minutes"])
+@pytest.mark.parametrize("name", ["CPU: 70% in a minute", "CPU: 80% in five minutes", "CPU: 89% in ten minutes"])
 def test_the_cpu_presets_learn_on_a_slice(cifar10, name):
-    """The CPU recipes (their full runs are in the bench: issue 18) on 5,000 images for one epoch: they learn."""
+    """The CPU recipes (their full runs are in the bench: issues 18 and 33) on 5,000 images for one epoch: they
+    learn (in bf16 where this CPU has it, for the one that asks)."""
     from cnn_lab.data import ImageDataset, split_of
 
     config = preset(name)
-    assert config.device == "auto" and not config.amp and not config.tta  # nothing that only pays on a GPU
-    config.max_train, config.epochs = 5000, 1
+    assert config.device == "auto"
+    config.max_train, config.epochs, config.tta = 5000, 1, False
     test = split_of(cifar10.splits["test"], torch.arange(2000))
     result = fit(config, dataset=ImageDataset(cifar10.name, cifar10.classes, {**cifar10.splits, "test": test}))
     assert result.test_acc > 0.25, result.test_acc  # chance is 10%

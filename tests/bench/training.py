@@ -117,7 +117,7 @@ def bench_cpu_presets(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
         rows.append(Row(f"{name} ({preset(name).epochs} epochs), seeds 0-{len(accs) - 1}",
                         f"{mean(accs):.1%} in {mean(walls):.0f} s",
                         f"test {', '.join(f'{a:.1%}' for a in accs)}; wall {', '.join(f'{w:.0f}' for w in walls)} s; "
-                        f"last validation {mean(vals):.1%}; {mean(speeds):,.0f} img/s",
+                        + (f"last validation {mean(vals):.1%}; " if all(vals) else "") + f"{mean(speeds):,.0f} img/s",
                         of_training(config, mean(speeds), pick_device())))
     return rows
 
