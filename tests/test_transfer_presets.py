@@ -108,3 +108,9 @@ def test_fine_tuning_on_cached_frozen_outputs(boats9_folder):
 def test_more_views_than_a_mirror_need_an_augmentation_preset():
     with pytest.raises(TrainingError, match="need an augmentation preset"):
         transfer.run_transfer(transfer.TransferConfig(mode="partial", frozen_views=3))
+
+
+@pytest.mark.parametrize("size", [-5, 0, 16, 5000])
+def test_an_impossible_image_size_is_refused_before_any_photo_loads(size):
+    with pytest.raises(TrainingError, match=r"^The image size must be a whole number of pixels from 32 to 1024"):
+        transfer.run_transfer(transfer.TransferConfig(data="/nonexistent", image_size=size))

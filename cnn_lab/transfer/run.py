@@ -65,6 +65,9 @@ def check(config: TransferConfig) -> None:
     """Refuse a config that cannot run, with one sentence, before any photo loads."""
     if config.mode not in MODES:
         raise TrainingError(f"Unknown mode {config.mode!r}; choose one of {', '.join(MODES)}.")
+    if not (isinstance(config.image_size, int) and 32 <= config.image_size <= 1024):
+        raise TrainingError(f"The image size must be a whole number of pixels from 32 to 1024, not "
+                            f"{config.image_size!r} (the network was trained at 224).")
     if config.mode == "partial" and config.frozen_views > 2 and not config.augment_preset:
         raise TrainingError("More than 2 views of each photo need an augmentation preset to draw them from: "
                             "choose one, or use 2 views (each photo and its mirror).")

@@ -110,14 +110,14 @@ def bench_cpu_transfer(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     from cnn_lab.metrics import MetricLog
 
     config = transfer.preset(transfer.CPU_RECIPE)
-    accs, walls, vals, counted = [], [], [], []
+    accs, walls, vals, counted = [], [], [], 0.0
     for seed in (0,) if quick else (0, 1, 2):
         log, start = MetricLog(), time.perf_counter()
         # the FLOPs of the first seed's run are counted (the same for each seed); the others show what counting cost
-        with flops_counted() if seed == 0 else contextlib.nullcontext(lambda: 0) as flops:
+        with flops_counted() if seed == 0 else contextlib.nullcontext(lambda: counted) as flops:
             result = transfer.run_transfer(replace(config, seed=seed, epochs=1 if quick else config.epochs), log=log)
         walls.append(time.perf_counter() - start)
-        counted.append(flops())
+        counted = flops()
         accs.append(result.test_acc)
         vals.append(log.snapshot().epochs[-1].val_acc or 0)
     return [Row(f"\"{transfer.CPU_RECIPE}\" on boats9, seeds 0-{len(accs) - 1}",
@@ -125,4 +125,4 @@ def bench_cpu_transfer(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
                 f"test {', '.join(f'{a:.1%}' for a in accs)}; wall {', '.join(f'{w:.0f}' for w in walls)} s (frozen "
                 f"blocks {result.extras['frozen_seconds']:.0f} s, training {result.extras['head_seconds']:.0f} s in "
                 f"the last; the first run's FLOPs counted as it ran); last validation {mean(vals):.1%}",
-                utilisation(config, counted[0], mean(walls)))]
+                utilisation(config, counted, mean(walls)))]

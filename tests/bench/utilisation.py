@@ -1,7 +1,7 @@
 """How close a run comes to the machine's limit (issue 33): the FLOPs it computed, counted by
-torch.utils.flop_counter, over its seconds, beside the machine's peak measured in the same bench process with the same
-threads and dtype (float32 on a CPU): a dense matmul, and the fastest of the run's own convolutions timed alone (forward) at
-their shapes and batch. Every training row of the bench carries this as its utilisation column."""
+torch.utils.flop_counter, over its seconds, beside the machine's peak measured in the same bench process with the
+same threads and the run's dtype: a dense matmul, and the fastest of the run's own convolutions timed alone (forward)
+at their shapes and batch. Every training row of the bench carries this as its utilisation column."""
 from __future__ import annotations
 
 import contextlib
@@ -21,7 +21,7 @@ from cnn_lab.train import TrainConfig
 from tests.bench.common import Row, sync_device
 
 SHAPE, CLASSES = (3, 32, 32), 10  # CIFAR-10
-MATMUL = 2048  # the peak's matmul is MATMUL x MATMUL, float32
+MATMUL = 2048  # the peak's matmul is MATMUL x MATMUL
 
 
 def training_flops_per_image(config: TrainConfig) -> float:
