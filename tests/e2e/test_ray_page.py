@@ -1,8 +1,8 @@
 """The train page with its jobs on a local Ray cluster (CNN_LAB_RAY=local), in a real browser: a digits job streams,
 is found still running after a reload, and stops from the page through the cluster; a job goes on training while
-the app is killed, and the app started again follows it to its end (a Ray job run to its end, the course CNN on
-CIFAR-10, is tests/test_ray.py's, from the command line). Screenshots: test-artifacts/ray-job.png and
-ray-job-after-restart.png."""
+the app is killed, and the app started again follows it, pauses and resumes it, to its end (a Ray job run to its
+end, the course CNN on CIFAR-10, is tests/test_ray.py's, from the command line). Screenshots:
+test-artifacts/ray-job.png and ray-job-after-restart.png."""
 import json
 import os
 import signal
@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 from cnn_lab import runs
-from tests.e2e.helpers import long_digits_run, no_exception, progress_step, screenshot, wait_idle
+from tests.e2e.helpers import long_digits_run, no_exception, progress_step, progress_text, screenshot, wait_idle
 from tests.helpers import wait_for
 from tests.launch import start_app
 
@@ -55,7 +55,7 @@ def test_a_ray_job_streams_survives_a_reload_and_stops(ray_module, page, lab_cac
 def test_a_ray_job_outlives_the_app(ray_module, page, tmp_path):
     """SIGKILL the app while its job trains on the cluster, but not the cluster: the job goes on (the test reads its
     new epochs from its actor while no app runs); the app started again says it found the job still running,
-    follows it, and its run folder ends with every epoch once, 1 to N."""
+    follows it, pauses and resumes it from the page, and its run folder ends with every epoch once, 1 to N."""
     ray = ray_module
     epochs, cache = 250, tmp_path / "cache"  # its own runs folder: its queue belongs to one app at a time
     env = {"CNN_LAB_RAY": "local", "CNN_LAB_CACHE": str(cache)}
@@ -82,6 +82,7 @@ def test_a_ray_job_outlives_the_app(ray_module, page, tmp_path):
         page.wait_for_selector("text=Still running on the Ray cluster", timeout=90_000)
         wait_idle(page)
         screenshot(page, "ray-job-after-restart")
+        _pause_and_resume(page, metrics()[0])  # the app that started again controls the job it found, as before
         status = cache / "runs" / run_id / "status.json"
         assert wait_for(lambda: json.loads(status.read_text())["status"] == "finished", 400)
         saved = [e["epoch"] for e in json.loads((cache / "runs" / run_id / "metrics.json").read_text())]
@@ -91,3 +92,16 @@ def test_a_ray_job_outlives_the_app(ray_module, page, tmp_path):
         process.kill()
         process.wait(timeout=30)
         subprocess.run(STOP_RAY, timeout=120)
+
+
+def _pause_and_resume(page, metrics) -> None:
+    """Pause from the page: the job's steps stop on the worker, on the page and in the run folder; resume: they go
+    on."""
+    page.get_by_role("button", name="Pause").click()
+    assert wait_for(lambda: progress_text(page).startswith("paused"), 60), progress_text(page)
+    page.wait_for_timeout(2_000)  # the actor hears "pause" at the app's next call, and its batch ends
+    held, saved = progress_step(page), len(json.loads(metrics.read_text()))
+    page.wait_for_timeout(3_000)  # unpaused, the job would train about 10 epochs in this time
+    assert (progress_step(page), len(json.loads(metrics.read_text()))) == (held, saved), "trained while paused"
+    page.get_by_role("button", name="Resume").click()
+    assert wait_for(lambda: progress_step(page) > held, 60), progress_text(page)
