@@ -96,7 +96,7 @@ def test_the_flop_count_covers_the_backward_pass_and_leaves_a_frozen_stem_out():
 
 def test_a_run_s_flops_are_counted_as_its_convolutions_cost_and_every_row_has_a_utilisation_cell():
     """The transfer rows count a whole run's FLOPs as it runs: a convolution costs 2 x its outputs x its weights per
-    output; a row built as a plain (what, figure, note) tuple has an empty utilisation cell."""
+    output, grouped ones included, in each of its passes; a row built as a plain (what, figure, note) tuple has an empty utilisation cell."""
     import torch
 
     from tests.bench.common import Row
@@ -106,6 +106,12 @@ def test_a_run_s_flops_are_counted_as_its_convolutions_cost_and_every_row_has_a_
     with flops_counted() as flops:
         conv(torch.randn(4, 8, 20, 20)).sum().backward()
     assert flops() == 2 * 2 * (4 * 16 * 20 * 20) * (8 * 3 * 3)  # forward, and the weights' gradient (not the data's)
+    # a depthwise convolution (EfficientNet's), whose input needs its gradient too: 3 x its forward's 2 x 16,000
+    # outputs x 9 weights each (torch's own formula counts its weights' gradient as a dense convolution's: 16 x more)
+    depthwise, x = torch.nn.Conv2d(16, 16, 3, padding=1, groups=16), torch.randn(4, 16, 20, 20, requires_grad=True)
+    with flops_counted() as flops:
+        depthwise(x).sum().backward()
+    assert flops() == 3 * 2 * (4 * 16 * 20 * 20) * 9
     assert Row(*("what", "figure", "note")).utilisation == ""
     assert cell(50e9, 200e9, 100e9) == "50 GFLOP/s: 50% of the matmul peak, 25% of its fastest conv's 200"
 

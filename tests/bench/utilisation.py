@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
+from math import prod
 from typing import Callable
 
 import torch
@@ -24,6 +25,22 @@ SHAPE, CLASSES = (3, 32, 32), 10  # CIFAR-10
 MATMUL = 2048  # the peak's matmul is MATMUL x MATMUL
 
 
+def _conv_backward_flops(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,
+                         _output_padding, _groups, output_mask, out_shape=None, **kwargs) -> int:
+    """A convolution's backward: its input's gradient and its weights' gradient each cost what its forward pass
+    costs, 2 x outputs x weights per output (a transposed one's: per input), the weights per output being
+    in / groups x kernel (w_shape[1:]). torch's own formula leaves the groups out of the weights' gradient, so it
+    counts a depthwise convolution's (EfficientNet's) as if it were dense: over 1,000 times too many FLOPs in
+    EfficientNet-Lite0's last blocks."""
+    forward = 2 * prod(x_shape if transposed else grad_out_shape) * prod(w_shape[1:])
+    return forward * (int(output_mask[0]) + int(output_mask[1]))
+
+
+def counter() -> FlopCounterMode:
+    """torch.utils.flop_counter's counter, with grouped convolutions' backward counted right."""
+    return FlopCounterMode(display=False, custom_mapping={torch.ops.aten.convolution_backward: _conv_backward_flops})
+
+
 def training_flops_per_image(config: TrainConfig) -> float:
     """Forward and backward of one batch of the model as the config builds it; a whitened stem is frozen, as in the
     trainer, so that neither its weights' gradient nor its input's is counted (the real run computes neither)."""
@@ -31,17 +48,17 @@ def training_flops_per_image(config: TrainConfig) -> float:
     if config.whiten:
         next(m for m in model.modules() if isinstance(m, nn.Conv2d)).requires_grad_(False)
     x, y = torch.randn(config.batch_size, *SHAPE), torch.randint(0, CLASSES, (config.batch_size,))
-    with FlopCounterMode(display=False) as counter:
+    with counter() as counted:
         F.cross_entropy(model(x), y).backward()
-    return counter.get_total_flops() / config.batch_size
+    return counted.get_total_flops() / config.batch_size
 
 
 @contextlib.contextmanager
 def flops_counted():
     """Count every FLOP computed in this thread inside the block (for runs whose ops are large, such as a
     pretrained backbone's, the counting's own cost is small); yields a function that returns the count so far."""
-    with FlopCounterMode(display=False) as counter:
-        yield counter.get_total_flops
+    with counter() as counted:
+        yield counted.get_total_flops
 
 
 def conv_shapes(model: nn.Module, shape: tuple[int, ...], batch: int) -> list[tuple[nn.Conv2d, tuple[int, ...]]]:
