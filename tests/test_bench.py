@@ -95,8 +95,9 @@ def test_the_flop_count_covers_the_backward_pass_and_leaves_a_frozen_stem_out():
 
 
 def test_a_run_s_flops_are_counted_as_its_convolutions_cost_and_every_row_has_a_utilisation_cell():
-    """The transfer rows count a whole run's FLOPs as it runs: a convolution costs 2 x its outputs x its weights per
-    output, grouped ones included, in each of its passes; a row built as a plain (what, figure, note) tuple has an empty utilisation cell."""
+    """The transfer rows count a whole run's FLOPs as it runs: a convolution, grouped ones included, costs 2 x its
+    outputs x its weights per output in each of its passes; a row built as a plain (what, figure, note) tuple has an
+    empty utilisation cell."""
     import torch
 
     from tests.bench.common import Row
