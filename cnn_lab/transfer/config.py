@@ -64,7 +64,7 @@ PRESETS: dict[str, tuple[str, TransferConfig]] = {
         "the convolution before it (the same numbers, one step fewer); then the last two blocks and the new last "
         "layer train on what they produced, 4 epochs over every version, and the test uses each photo and its "
         "mirror. On boats9: about 96.6% in under 2 minutes on 2 cores of a CPU that computes in bf16 (16-bit "
-        "numbers, twice as fast: the frozen blocks use it there), about 4.5 minutes on others (BENCHMARKS.md has "
+        "numbers, twice as fast: the frozen blocks use it there), about 5 minutes on others (BENCHMARKS.md has "
         "the 3-seed means).",
         TransferConfig(mode="partial", unfreeze=2, frozen_views=4, epochs=4, lr=0.02, weight_decay=5e-4,
                        batch_size=32, image_size=288, augment_preset="photos: zoom crop and colour",
