@@ -145,7 +145,8 @@ else:
                                       key=key("lpft"))
     if config.mode == "partial":
         config.frozen_views = a.slider(
-            "Run the frozen blocks once, on this many views of each photo (0: at every step)", 0, 8,
+            "Run the frozen blocks once, on this many views of each photo (0: at every step)", 0,
+            transfer.MAX_FROZEN_VIEWS,
             config.frozen_views, key=key("views"),
             help="For a CPU: the frozen blocks are most of the work, so they run once on each photo, its mirror "
                  "and draws of the augmentation preset, and only the blocks that train run at every step.")

@@ -110,6 +110,19 @@ def test_more_views_than_a_mirror_need_an_augmentation_preset():
         transfer.run_transfer(transfer.TransferConfig(mode="partial", frozen_views=3))
 
 
+@pytest.mark.parametrize("change, sentence", [
+    (dict(epochs=-1), "Set at least 1 epoch, not -1: with fewer there is nothing to train."),
+    (dict(lr=0.0), "The learning rate must be a positive number."),
+    (dict(mode="partial", frozen_views=9999), "The frozen views must be a whole number from 0 to 8, not 9999 (each "
+                                               "view of each photo is kept in memory)."),
+])
+def test_impossible_settings_are_refused_before_any_photo_loads(change, sentence):
+    """Refused before the photos decode and the frozen pass runs (9,999 views would hold hundreds of GB)."""
+    with pytest.raises(TrainingError) as refused:
+        transfer.run_transfer(transfer.TransferConfig(data="/nonexistent", **change))
+    assert str(refused.value) == sentence
+
+
 @pytest.mark.parametrize("size", [-5, 0, 16, 5000])
 def test_an_impossible_image_size_is_refused_before_any_photo_loads(size):
     with pytest.raises(TrainingError, match=r"^The image size must be a whole number of pixels from 32 to 1024"):

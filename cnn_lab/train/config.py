@@ -60,7 +60,7 @@ class TrainConfig:
         """Raise TrainingError (or the model's ModelError) with one sentence for a setting that cannot run."""
         self.model.check()
         if self.epochs < 1:
-            raise TrainingError("Set at least 1 epoch: with 0 epochs there is nothing to train.")
+            raise TrainingError(f"Set at least 1 epoch, not {self.epochs}: with fewer there is nothing to train.")
         if self.batch_size < 1:
             raise TrainingError("The batch size must be at least 1.")
         if not (self.lr > 0 and math.isfinite(self.lr)):

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, replace
 from cnn_lab.train import TrainConfig
 
 MODES = ("probe", "partial", "full")
+MAX_FROZEN_VIEWS = 8  # each view keeps the frozen blocks' output of every training photo in memory
 
 
 @dataclass

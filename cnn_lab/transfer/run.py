@@ -13,7 +13,7 @@ from cnn_lab.backbones import BACKBONES, Pretrained
 from cnn_lab.metrics import Control, MetricLog
 from cnn_lab.normalise import imagenet_stats
 from cnn_lab.train import Saving, TrainConfig, TrainingError, TrainResult, download_hooks, fit, resolve_device
-from cnn_lab.transfer.config import MODES, TransferConfig, trainer_config
+from cnn_lab.transfer.config import MAX_FROZEN_VIEWS, MODES, TransferConfig, trainer_config
 from cnn_lab.transfer.features import cached_features
 from cnn_lab.transfer.frozen import fine_tune_on_frozen_outputs
 from cnn_lab.transfer.head import fit_head
@@ -68,6 +68,10 @@ def check(config: TransferConfig) -> None:
     if not (isinstance(config.image_size, int) and 32 <= config.image_size <= 1024):
         raise TrainingError(f"The image size must be a whole number of pixels from 32 to 1024, not "
                             f"{config.image_size!r} (the network was trained at 224).")
+    trainer_config(config).validate()  # epochs, batch size, learning rate: the trainer's own sentences
+    if not (isinstance(config.frozen_views, int) and 0 <= config.frozen_views <= MAX_FROZEN_VIEWS):
+        raise TrainingError(f"The frozen views must be a whole number from 0 to {MAX_FROZEN_VIEWS}, not "
+                            f"{config.frozen_views!r} (each view of each photo is kept in memory).")
     if config.mode == "partial" and config.frozen_views > 2 and not config.augment_preset:
         raise TrainingError("More than 2 views of each photo need an augmentation preset to draw them from: "
                             "choose one, or use 2 views (each photo and its mirror).")
