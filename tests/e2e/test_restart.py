@@ -6,12 +6,14 @@ import json
 import signal
 from pathlib import Path
 
-from tests.e2e.helpers import screenshot
-from tests.e2e.test_shared_server import _join, _start_digits
+from tests.e2e.helpers import digits_preset_with_epochs, screenshot
+from tests.e2e.test_shared_server import _join
 from tests.helpers import wait_for
 from tests.launch import start_app
 
-EPOCHS = 300  # about a minute a job, two at a time on 2 cores: long enough to be killed in the middle
+# Everyone joins and sets up first, then the three start within seconds, so the server is killed a few seconds into
+# Ada's and Ben's jobs: they need few epochs to be still running then, and the test's wait after the restart is short.
+EPOCHS = {"Ada": 80, "Ben": 80, "Cy": 30}  # Cy's waits in the queue until the restart
 
 
 def _statuses(cache: Path) -> dict[str, dict]:
@@ -25,6 +27,13 @@ def _statuses(cache: Path) -> dict[str, dict]:
     return found
 
 
+def _owners_in_queue(cache: Path) -> list[str]:
+    try:
+        return [entry["owner"] for entry in json.loads((cache / "runs" / "queue.json").read_text())]
+    except (OSError, ValueError):
+        return []  # not written yet, or being replaced this instant
+
+
 def _epochs(cache: Path, run_id: str) -> list[int]:
     return [e["epoch"] for e in json.loads((cache / "runs" / run_id / "metrics.json").read_text())]
 
@@ -35,19 +44,27 @@ def test_a_killed_class_server_resumes_every_job(browser, tmp_path):
     process, url = start_app(env, log="restart-before.log")
     keys, contexts = {}, []
     try:
-        for name in ("Ada", "Ben", "Cy"):
-            context, page = _join(browser, url, name)
+        pages = {}
+        for name, epochs in EPOCHS.items():
+            context, pages[name] = _join(browser, url, name)
             contexts.append(context)
-            _start_digits(page, EPOCHS)
-            keys[name] = page.url.split("who=")[1].split("&")[0]  # the person's key, as their address bar holds it
+            digits_preset_with_epochs(pages[name], epochs)
+            keys[name] = pages[name].url.split("who=")[1].split("&")[0]  # the person's key, as their address bar holds
+        for name, page in pages.items():
+            page.get_by_role("button", name="Start training").click()
+            assert wait_for(lambda: name in _owners_in_queue(cache), 60), name  # queued in this order
 
         def two_running_one_waiting() -> bool:
-            queue = json.loads((cache / "runs" / "queue.json").read_text())
-            running = [e for e in queue if e["status"] == "running"]
-            return len(running) == 2 and len(queue) == 3 and all(len(_epochs(cache, e["run_id"])) >= 2
-                                                                 for e in running)
+            try:
+                queue = json.loads((cache / "runs" / "queue.json").read_text())
+                running = [e for e in queue if e["status"] == "running"]
+                return len(running) == 2 and len(queue) == 3 and all(len(_epochs(cache, e["run_id"])) >= 2
+                                                                     for e in running)
+            except (OSError, ValueError):
+                return False  # a file not written yet, or being replaced this instant
 
-        assert wait_for(two_running_one_waiting, 120)
+        assert wait_for(two_running_one_waiting, 120), (cache / "runs" / "queue.json").read_text()  # a job that
+        # ended before the kill would show here as finished
     finally:
         for context in contexts:
             context.close()
@@ -70,7 +87,7 @@ def test_a_killed_class_server_resumes_every_job(browser, tmp_path):
         after = _statuses(cache)
         assert sorted(s["owner"] for s in after.values()) == ["Ada", "Ben", "Cy"]
         for run_id, status in after.items():
-            assert _epochs(cache, run_id) == list(range(1, EPOCHS + 1)), run_id
+            assert _epochs(cache, run_id) == list(range(1, EPOCHS[status["owner"]] + 1)), run_id
             assert status["created"] == before.get(run_id, status)["created"]  # the same run, not a copy
     finally:
         for context in contexts:
