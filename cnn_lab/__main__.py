@@ -131,7 +131,6 @@ def run_job(kind: str, config, args: argparse.Namespace):
 
     from cnn_lab import jobs, runs
     from cnn_lab.identity import Person
-    from cnn_lab.jobs.local import wait_until_gone
     from cnn_lab.settings import load_settings
 
     manager = jobs.JobManager(replace(load_settings(), shared=False, ray_address=args.ray or ""))
@@ -156,8 +155,6 @@ def run_job(kind: str, config, args: argparse.Namespace):
                 manager.stop(job)
                 print("Stopping after this step; the model so far is kept.", file=sys.stderr)
         show(job.log.snapshot().progress, final=True)  # where it ended
-    if job.thread is not None:
-        wait_until_gone(job.thread)  # before this process exits
     if job.result is None:  # failed, or stopped before training
         raise CliError(job.message)
     return job
@@ -298,5 +295,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def exit_now(code: int) -> None:
+    """End this process with `code` once its output is flushed, without Python's shutdown. A daemon thread still
+    inside a PyTorch operation when Python shuts down aborts the process with SIGABRT and "terminate called without
+    an active exception" (the thread is ended by unwinding through C++ that forbids it; PyTorch issue 38228). CI
+    saw command-line runs abort so at exit three times, each after its run was saved. By now every file is written
+    and the result printed: the shutdown has nothing left to do, and skipping it leaves nothing that can abort."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_now(main())

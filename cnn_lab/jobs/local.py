@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import threading
-import time
-from pathlib import Path
 from typing import Callable
 
 
@@ -13,13 +11,3 @@ class ThreadExecutor:
         thread.start()
         return thread
 
-
-def wait_until_gone(thread: threading.Thread, timeout: float = 10.0) -> None:
-    """Join `thread`, then wait until the operating system has ended it too (on Linux). Python counts a thread
-    ended before its C++ thread-locals (torch's, OpenMP's) are torn down; a process that exits in that moment can
-    abort with "terminate called without an active exception", as a command-line run once did in CI."""
-    thread.join(timeout)
-    task = Path(f"/proc/self/task/{thread.native_id}")
-    deadline = time.monotonic() + timeout
-    while thread.native_id is not None and task.exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
