@@ -301,8 +301,11 @@ def exit_now(code: int) -> None:
     an active exception" (the thread is ended by unwinding through C++ that forbids it; PyTorch issue 38228). CI
     saw command-line runs abort so at exit three times, each after its run was saved. By now every file is written
     and the result printed: the shutdown has nothing left to do, and skipping it leaves nothing that can abort."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:  # its reader has gone (`runs | head`), with what it wanted
+            pass
     os._exit(code)
 
 
