@@ -106,10 +106,13 @@ ODD_FILES = {
 
 def peak_of_cli(args: list[str], env: dict[str, str], timeout: float = 900) -> tuple[subprocess.CompletedProcess, float]:
     """Run `python -m cnn_lab ...` as its own process; returns it and its peak resident memory in GB (as the
-    kernel counts it, ru_maxrss, printed last on stderr)."""
-    probe = ("import resource, runpy, sys; sys.argv = ['cnn_lab'] + sys.argv[1:]\n"
-             "try:\n    runpy.run_module('cnn_lab', run_name='__main__')\n"
-             "finally:\n    print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
+    kernel counts it, ru_maxrss, printed last on stderr: as the command line ends, through os._exit, or else as an
+    error ends it)."""
+    probe = ("import os, resource, runpy, sys; sys.argv = ['cnn_lab'] + sys.argv[1:]\n"
+             "def peak():\n    print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr, "
+             "flush=True)\n"
+             "leave = os._exit\nos._exit = lambda code: (peak(), leave(code))\n"
+             "try:\n    runpy.run_module('cnn_lab', run_name='__main__')\nfinally:\n    peak()")
     done = subprocess.run([sys.executable, "-c", probe, *args], cwd=ROOT, capture_output=True, text=True,
                           env=os.environ | env, timeout=timeout)
     return done, int(done.stderr.rsplit("peak ", 1)[1]) / 2**20
