@@ -10,6 +10,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from cnn_lab import overrides
 
@@ -295,12 +296,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def exit_now(code: int) -> None:
+def exit_now(code: int) -> NoReturn:
     """End this process with `code` once its output is flushed, without Python's shutdown. A daemon thread still
     inside a PyTorch operation when Python shuts down aborts the process with SIGABRT and "terminate called without
-    an active exception" (the thread is ended by unwinding through C++ that forbids it; PyTorch issue 38228). CI
-    saw command-line runs abort so at exit three times, each after its run was saved. By now every file is written
-    and the result printed: the shutdown has nothing left to do, and skipping it leaves nothing that can abort."""
+    an active exception" (the thread is ended by unwinding through C++ that forbids it; PyTorch issue 38228).
+    Command-line runs aborted so at exit three times here (in CI, the bench and the suite), each after its run was
+    saved. By now every file is written and the result printed: the shutdown has nothing left to do, and skipping
+    it leaves nothing that can abort."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
