@@ -82,3 +82,20 @@ def differences(base: Any, config: Any, prefix: str = "") -> dict[str, Any]:
         elif mine != theirs:
             changed[f"{prefix}{f.name}"] = mine
     return changed
+
+
+def assignments(changed: dict[str, Any]) -> list[str]:
+    """Differences as `field=value` texts, which `apply` reads back: ["lr=0.1", "model.widths=[16,32]"]."""
+    def text(value: Any) -> str:
+        if isinstance(value, str) and _parse(value) == value:
+            return value  # a plain word stays plain (dataset=digits); "2" as text is quoted below
+        return json.dumps(value, separators=(",", ":"))
+
+    return [f"{name}={text(value)}" for name, value in changed.items()]
+
+
+def nearest(named: dict[str, Any], config: Any) -> tuple[str, dict[str, Any]]:
+    """The name of the config in `named` from which `config` differs in the fewest fields (the first on a tie), and
+    those differences: how a page names the recipe a running job was started from."""
+    name = min(named, key=lambda n: len(differences(named[n], config)))
+    return name, differences(named[name], config)

@@ -15,7 +15,7 @@ from cnn_lab.train.optim import OPTIMIZERS, SCHEDULES
 from ui import links
 from ui.identity import who_is_asking
 from ui.inputs import once_per_upload
-from ui.jobs_panel import job_controls, live_panel, resumable_runs
+from ui.jobs_panel import job_controls, live_panel, recipe_words, resumable_runs
 from ui.model_settings import model_settings
 from ui.nav import page_header
 from ui.results import import_panel, results_panel, saved_run_panel
@@ -28,6 +28,24 @@ shared = load_settings().shared
 
 # ---------------------------------------------------------------- the recipe
 DIGITS = "Digits (seconds, built in)"
+PRESET_CONFIGS = {name: config for name, (_, config) in PRESETS.items()}
+
+
+def open_on(config: TrainConfig) -> None:
+    """Put `config` in the address bar as the nearest preset and its changes, for the widgets below to show it
+    (what a loaded config file, or this tab's running job, sets)."""
+    name, changed = overrides.nearest(PRESET_CONFIGS, config)
+    if config.dataset not in DATASETS:  # a folder: the dataset control says "folder", the path goes beside
+        changed |= {"dataset": "folder", "folder": config.dataset}
+    kept = {k: st.query_params[k] for k in links.KEEP if k in st.query_params}
+    st.query_params.from_dict(kept | {"preset": name} | {field: links.encode(v) for field, v in changed.items()})
+
+
+# A tab that opens (a refresh, a second tab, the app restarted) while your run trains shows that run's settings,
+# unless its link names settings of its own.
+running = jobs.MANAGER.get(st.session_state.get("job_train", "")) or jobs.MANAGER.latest("train", person)
+if "preset" not in st.session_state and not set(st.query_params) - set(links.KEEP) and running and running.alive:
+    open_on(running.config)
 if "use_digits" in st.session_state:  # the "train on the built-in Digits" button, from the last run of the page
     del st.session_state["use_digits"]
     st.session_state["preset"] = DIGITS
@@ -97,7 +115,7 @@ def draw_settings(config: TrainConfig, name: str) -> None:
     model_settings(config.model, MODELS[config.model.name].settings, key=f"{name}_{config.model.name}")
 
 
-def config_file(name: str, config: TrainConfig) -> None:
+def config_file(config: TrainConfig) -> None:
     """Download these settings as a config file, or load one into them."""
     left, right = st.columns(2)
     left.download_button("Download this config (JSON)", config.to_json(), "config.json", "application/json")
@@ -107,14 +125,12 @@ def config_file(name: str, config: TrainConfig) -> None:
                               errors=(TypeError, ValueError, AttributeError))
     if handled is not None and handled.error:
         st.error(f"This is not a training config (as \"Download this config\" gives it): {handled.error}.")
-    elif handled is not None and handled.new:  # the file's settings become this preset's link, each checked as a
-        loaded = handled.value                 # link's would be
-        for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(f"{name}_")]:
+    elif handled is not None and handled.new:  # the file's settings become the link, each checked as a link's
+        loaded = handled.value                 # would be
+        stale = tuple(f"{each}_" for each in PRESETS)  # every preset's widgets: the file's may be another preset
+        for key in [k for k in st.session_state if isinstance(k, str) and (k.startswith(stale) or k == "preset")]:
             del st.session_state[key]
-        changed = overrides.differences(preset(name), loaded)
-        if loaded.dataset not in DATASETS:  # a folder: the dataset control says "folder", the path goes beside
-            changed |= {"dataset": "folder", "folder": loaded.dataset}
-        st.query_params.from_dict({"preset": name} | {field: links.encode(v) for field, v in changed.items()})
+        open_on(loaded)
         st.rerun()
 
 
@@ -136,7 +152,7 @@ settings_box = st.expander("Settings", key="train_settings_open", on_change="rer
 if settings_box.open:
     with settings_box:
         draw_settings(config, name)
-        config_file(name, config)
+        config_file(config)
 links.unshown(lambda field, text: unshown_setting(config, field, text), skip=("preset",),
               closed=not settings_box.open)
 st.session_state["train_config"] = config  # what Start runs (the settings tests read it too)
@@ -166,7 +182,8 @@ else:
 
 # ---------------------------------------------------------------- start, pause, resume, stop; live curves
 job = job_controls("train", "Start training", lambda: jobs.MANAGER.submit(config, owner=person), person, ready)
-live_panel(job, "No run yet: pick a preset and press Start.", person)
+live_panel(job, "No run yet: pick a preset and press Start.", person,
+           about=recipe_words(PRESET_CONFIGS, job.config) if job else "")
 if job is None and ready:
     train_preview(config)
 

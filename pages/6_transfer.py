@@ -11,7 +11,7 @@ from cnn_lab.settings import load_settings
 from ui.download_panel import download_panel
 from ui.identity import who_is_asking
 from ui.inputs import once_per_upload, photo_input, picture, upload_to_tensor
-from ui.jobs_panel import job_controls, live_panel, resumable_runs
+from ui.jobs_panel import job_controls, live_panel, recipe_words, resumable_runs
 from ui.nav import look_inside_button, page_header
 from ui.progress import once_with_progress
 from ui.results import import_panel, results_panel, run_files
@@ -185,7 +185,9 @@ def start_job() -> jobs.Job:
 st.subheader("3. Train")
 start_label = "Start the linear probe" if config.mode == "probe" else "Start fine-tuning"
 job = job_controls("transfer", start_label, start_job, person, can_start=weights_ready)
-live_panel(job, "No transfer run yet: choose the settings above and press Start.", person)
+recipes = {name: recipe for name, (_, recipe) in transfer.PRESETS.items()}
+live_panel(job, "No transfer run yet: choose the settings above and press Start.", person,
+           about=recipe_words(recipes, job.config, leave_out=("data",)) if job else "")
 resumable_runs(person, "transfer")
 if job and not job.alive and job.result is not None:
     results_panel(job.result, "transfer", job.run_id)

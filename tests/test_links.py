@@ -138,3 +138,21 @@ def test_differences_are_what_set_needs():
     changed.lr, changed.model.widths, changed.model.activation_params = 0.1, [8], {"negative_slope": 0.2}
     diff = overrides.differences(base, changed)
     assert diff == {"lr": 0.1, "model.widths": [8], "model.activation_params.negative_slope": 0.2}
+
+
+def test_differences_spelled_as_assignments_give_the_config_back():
+    base, changed = preset(DIGITS), preset(DIGITS)
+    changed.lr, changed.model.widths, changed.augment_preset, changed.dataset = 0.1, [8, 16], "2", "cifar10"
+    spelled = overrides.assignments(overrides.differences(base, changed))
+    assert spelled == ["dataset=cifar10", "model.widths=[8,16]", "lr=0.1", 'augment_preset="2"']
+    assert overrides.apply(base, spelled) == changed  # the text "2" stays text
+
+
+def test_the_nearest_preset_is_the_one_with_the_fewest_changes():
+    from cnn_lab.presets import PRESETS
+
+    configs = {name: config for name, (_, config) in PRESETS.items()}
+    changed = preset("Course: MLP")
+    changed.epochs = 7
+    assert overrides.nearest(configs, changed) == ("Course: MLP", {"epochs": 7})
+    assert overrides.nearest(configs, preset(DIGITS)) == (DIGITS, {})

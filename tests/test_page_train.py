@@ -89,13 +89,18 @@ def test_start_while_busy_queues_and_a_second_tab_finds_the_running_job(run_page
     from cnn_lab.presets import preset
 
     long = preset("Digits (seconds, built in)")
-    long.epochs = 500
+    long.epochs, long.lr = 500, 0.02
     busy = jobs.MANAGER.start(long)  # a long job holds the device
     queued = None
     try:
-        # A fresh session (a refresh, a second tab) finds the running job instead of starting another.
+        # A fresh session (a refresh, a second tab) finds the running job instead of starting another, and shows
+        # that job's settings (not the default preset's), with a line that names them.
         assert wait_for(lambda: busy.log.snapshot().steps)  # its first steps are published
         at = run_page("pages/5_train.py")
+        assert at.selectbox(key="preset").value == "Digits (seconds, built in)"
+        assert at.session_state["train_config"] == long and at.session_state["train_settings_open"]
+        captions = [c.value for c in at.caption]
+        assert "This run: **Digits (seconds, built in)**, changed: lr=0.02, epochs=500." in captions
         live = _live_chart(at)
         assert live["view"]["text"].startswith("running") and live["view"]["series"]["x"]
         # While it runs, the browser redraws the progress and the step chart every second by itself, from the

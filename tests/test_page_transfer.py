@@ -27,6 +27,7 @@ def test_probe_run_then_classify_a_test_image(boats9_archive, run_page):
     at.run()
     assert not at.exception
     assert any(h.value.startswith("Test accuracy") for h in at.subheader)
+    assert "This run: **Linear probe (seconds, even on a CPU)**." in [c.value for c in at.caption]
     at.radio(key="photo_from").set_value("A test image").run()
     assert not at.exception
     keys = [c.proto.id for c in at.get("plotly_chart")]

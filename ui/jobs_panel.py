@@ -2,9 +2,11 @@
 live panel (progress, the step curve, the epoch curves, each layer's norms)."""
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
-from cnn_lab import charts, jobs
+from cnn_lab import charts, jobs, overrides
 from cnn_lab.identity import Person
 from cnn_lab.jobs import live
 from cnn_lab.settings import load_settings
@@ -75,7 +77,14 @@ def queue_table(person: Person) -> None:
             jobs.MANAGER.stop(jobs.MANAGER.get(target), person)
 
 
-def live_panel(job: jobs.Job | None, empty_note: str, person: Person) -> None:
+def recipe_words(presets: dict[str, Any], config: Any, leave_out: tuple[str, ...] = ()) -> str:
+    """A job's recipe in words: the preset it is nearest to, and what differs, as `--set` and links spell it."""
+    name, changed = overrides.nearest(presets, config)
+    changes = overrides.assignments({field: v for field, v in changed.items() if field not in leave_out})
+    return f"**{name}**" + (f", changed: {', '.join(changes)}" if changes else "")
+
+
+def live_panel(job: jobs.Job | None, empty_note: str, person: Person, about: str = "") -> None:
     """This tab's job (progress, the per-step curve, the per-epoch curves, each layer's norms on demand) and the
     queue, in one fragment on purpose: Streamlit's front end can crash ("'setIn' cannot be called on an
     ElementNode", a blank page) when one fragment's timer fires while another fragment's st.rerun(scope="app")
@@ -84,7 +93,8 @@ def live_panel(job: jobs.Job | None, empty_note: str, person: Person) -> None:
     live chart's trigger), every second while the layer norms are shown, every 5 s while the queue is open or
     others' jobs run, and not at all once every job has ended (each rerun costs the server and the browser, and so
     a laptop's training, some CPU). When the job's status changes (it starts, pauses, ends), or the last of the
-    others' jobs ends, the whole page reruns once, so the buttons, results and polling follow."""
+    others' jobs ends, the whole page reruns once, so the buttons, results and polling follow. `about` names the
+    job's recipe (recipe_words): the settings above may since have moved to another."""
     watching = job is not None and job.alive  # then the live chart tells the fragment when to rerun
     if watching and st.session_state.get(f"norms_{job.kind}", False):
         every = 1.0  # the layer norms are drawn by the fragment
@@ -100,6 +110,8 @@ def live_panel(job: jobs.Job | None, empty_note: str, person: Person) -> None:
         if job is None:
             st.info(empty_note)
         else:
+            if about:
+                st.caption(f"This run: {about}.")
             job_progress(job)
         with st.expander("The queue: everyone's jobs", expanded=load_settings().shared, key="queue_open",
                          on_change="rerun") as queue:

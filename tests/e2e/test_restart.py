@@ -6,7 +6,7 @@ import json
 import signal
 from pathlib import Path
 
-from tests.e2e.helpers import digits_preset_with_epochs, screenshot
+from tests.e2e.helpers import chosen, digits_preset_with_epochs, screenshot
 from tests.e2e.test_shared_server import _join
 from tests.helpers import wait_for
 from tests.launch import start_app
@@ -81,6 +81,9 @@ def test_a_killed_class_server_resumes_every_job(browser, tmp_path):
         page = context.new_page()
         page.goto(f"{url}/train?who={keys['Ada']}", timeout=90_000)
         page.wait_for_selector("text=Resumed after a restart of the app", timeout=90_000)
+        # Her page shows the run's own settings, not the default preset's, and a line that names them.
+        assert page.get_by_text("This run:").inner_text() == "This run: Digits (seconds, built in), changed: epochs=80."
+        assert chosen(page, "Preset") == "Digits (seconds, built in)"
         screenshot(page, "restart-resumed")
         assert wait_for(lambda: len(_statuses(cache)) == 3 and all(s["status"] == "finished"
                                                                    for s in _statuses(cache).values()), 400)
