@@ -117,11 +117,12 @@ def test_a_config_file_fills_the_train_settings(run_page):
     loaded = preset(DIGITS)
     loaded.lr, loaded.model.widths, loaded.momentum, loaded.label_smoothing = 0.03, [12, 24], 0.8, 0.1
     loaded.model.dropconnect = 0.2
-    at = run_page("pages/" + TRAIN, {"preset": DIGITS}, opened=("train_settings_open",))
+    at = run_page("pages/" + TRAIN, {"preset": DIGITS, "who": "key-of-ada"}, opened=("train_settings_open",))
     at.file_uploader(key="config_upload").set_value(("config.json", loaded.to_json().encode(), "application/json"))
     at.run()
     assert not at.exception and not toasts(at)
     assert at.session_state["train_config"] == loaded
+    assert at.query_params["who"] == "key-of-ada"  # the person's key stays in the address bar
     at.file_uploader(key="config_upload").set_value(("bad.json", b'{"lrr": 1}', "application/json")).run()
     assert any("This is not a training config" in e.value for e in at.error)
     assert at.session_state["train_config"] == loaded  # nothing lost
