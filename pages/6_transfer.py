@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from cnn_lab import augment, charts, data, downloads, evaluate, explain, jobs, limits, runs, transfer
+from cnn_lab import augment, charts, data, downloads, evaluate, explain, jobs, limits, overrides, runs, transfer
 from cnn_lab.backbones import BACKBONES, WeightsUnavailable, weights_advice
 from cnn_lab.normalise import imagenet_stats, normalise
 from cnn_lab.settings import load_settings
@@ -94,14 +94,34 @@ with right:
 
 # ---------------------------------------------------------------- backbone and mode
 st.subheader("2. Recipe, backbone and training mode")
+RECIPES = {name: recipe for name, (_, recipe) in transfer.PRESETS.items()}
+# Each setting's widget, by the config field it sets (the mode's is its own: f"mode|{recipe}")
+WIDGETS = {"backbone": "backbone", "flip_features": "flip", "unfreeze": "unfreeze", "backbone_lr_factor": "backbone_lr",
+           "augment_preset": "augment", "image_size": "size", "head_from_probe": "lpft", "frozen_views": "views",
+           "tta": "tta", "epochs": "epochs", "lr": "lr", "weight_decay": "wd", "label_smoothing": "ls",
+           "batch_size": "bs"}
+
+
+def widget_key(name: str, recipe: str, mode: str) -> str:
+    """A widget's key: a new recipe (or mode, for the settings whose defaults follow it) starts from its values."""
+    return f"tf_{name}|{recipe}" + (f"|{mode}" if name in ("epochs", "lr", "wd", "bs") else "")
+
+
+# A tab that opens (a refresh, a second tab, the app restarted) while your run trains shows that run's settings.
+running = jobs.MANAGER.get(st.session_state.get("job_transfer", "")) or jobs.MANAGER.latest("transfer", person)
+if "tf_recipe" not in st.session_state and running and running.alive:
+    nearest, changed = overrides.nearest(RECIPES, running.config)
+    st.session_state["tf_recipe"], st.session_state[f"mode|{nearest}"] = nearest, running.config.mode
+    for field, value in changed.items():
+        if field in WIDGETS:
+            st.session_state[widget_key(WIDGETS[field], nearest, running.config.mode)] = value
 recipe = st.selectbox("Start from", list(transfer.PRESETS), key="tf_recipe")
 st.caption(transfer.PRESETS[recipe][0])
 config = replace(transfer.preset(recipe), data=config.data)
 
 
 def key(name: str) -> str:
-    """A widget's key: a new recipe (or mode, for the settings whose defaults follow it) starts from its values."""
-    return f"tf_{name}|{recipe}" + (f"|{config.mode}" if name in ("epochs", "lr", "wd", "bs") else "")
+    return widget_key(name, recipe, config.mode)
 
 
 status = {name: spec.status() for name, spec in BACKBONES.items()}
@@ -185,9 +205,8 @@ def start_job() -> jobs.Job:
 st.subheader("3. Train")
 start_label = "Start the linear probe" if config.mode == "probe" else "Start fine-tuning"
 job = job_controls("transfer", start_label, start_job, person, can_start=weights_ready)
-recipes = {name: recipe for name, (_, recipe) in transfer.PRESETS.items()}
 live_panel(job, "No transfer run yet: choose the settings above and press Start.", person,
-           about=recipe_words(recipes, job.config, leave_out=("data",)) if job else "")
+           about=recipe_words(RECIPES, job.config, leave_out=("data",)) if job else "")
 resumable_runs(person, "transfer")
 if job and not job.alive and job.result is not None:
     results_panel(job.result, "transfer", job.run_id)

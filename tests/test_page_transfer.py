@@ -6,7 +6,7 @@ import torch
 
 from cnn_lab import jobs, transfer
 from cnn_lab.device import fast_bf16
-from tests.helpers import ROOT
+from tests.helpers import ROOT, wait_for
 
 PAGE = str(ROOT / "pages/6_transfer.py")
 
@@ -172,3 +172,27 @@ def test_the_start_button_names_what_it_starts(boats9_archive, run_page):
     mode = next(r for r in at.radio if r.label == "Mode")
     mode.set_value("partial").run()
     assert labels() == {"Start fine-tuning"} and not at.exception
+
+
+def test_a_tab_opened_while_your_run_waits_shows_that_runs_settings(boats9_archive, run_page):
+    """A refresh or a second tab: the recipe the job was started from, with its changed settings, and a line that
+    names them. The job waits in the queue behind a long digits run, so nothing heavy runs."""
+    from cnn_lab.presets import preset
+
+    long = preset("Digits (seconds, built in)")
+    long.epochs = 500
+    busy = jobs.MANAGER.start(long)
+    waiting = jobs.MANAGER.start(replace(transfer.preset(transfer.CPU_RECIPE), epochs=6, image_size=224),
+                                 kind="transfer")
+    try:
+        assert waiting.status == "queued"
+        at = run_page(PAGE)
+        assert not at.exception
+        assert next(s for s in at.selectbox if s.label == "Start from").value == transfer.CPU_RECIPE
+        assert at.session_state["transfer_config"] == waiting.config
+        captions = [c.value for c in at.caption]
+        assert f"This run: **{transfer.CPU_RECIPE}**, changed: epochs=6, image_size=224." in captions
+    finally:
+        for job in (waiting, busy):
+            jobs.MANAGER.stop(job)
+        assert wait_for(lambda: not busy.alive and not waiting.alive)
