@@ -1,6 +1,7 @@
 """TensorBoard event files in each run folder, so that `tensorboard --logdir <runs folder>` shows every run:
 the step loss and learning rate, each epoch's losses, accuracies and speed, and the run's hyperparameters beside
-its test accuracy. The run's JSON files stay the source of truth; these are a copy for TensorBoard."""
+its test accuracy. The run's JSON files stay the source of truth; these are a copy for TensorBoard, and the one
+place a run's step curve is kept (a resumed run reads it back)."""
 from __future__ import annotations
 
 import json
@@ -63,3 +64,24 @@ class RunEvents:
             self.writer.add_hparams(_flat(config), {"hparam/test_acc": test_acc}, run_name=".")
         self.writer.close()
         self.writer = None
+
+
+def read_steps(folder: Path, until: int) -> list[tuple[int, float, float]]:
+    """The (step, train loss, learning rate) rows that a run's event files hold up to step `until`, in order: a
+    resumed run's step curve from before its restart. TensorBoard's own reader drops what a session wrote past the
+    step where the next session began again, and skips a damaged or cut-off record (a kill mid-write). A folder it
+    cannot read gives no rows: the curve starts afresh, nothing else is lost."""
+    from tensorboard.backend.event_processing.directory_watcher import DirectoryDeletedError
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0})  # 0: every step, not a sample
+    try:
+        events.Reload()
+    except (OSError, DirectoryDeletedError):  # unreadable, or gone
+        return []
+    tags = events.Tags()["scalars"]
+    if "step/train_loss" not in tags or "step/lr" not in tags:
+        return []
+    rates = {e.step: e.value for e in events.Scalars("step/lr")}
+    kept = {e.step: e.value for e in events.Scalars("step/train_loss") if e.step <= until and e.step in rates}
+    return [(step, loss, rates[step]) for step, loss in sorted(kept.items())]

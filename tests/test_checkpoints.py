@@ -44,6 +44,34 @@ def test_each_run_folder_holds_tensorboard_events(digits_run):
     assert any(b"model.dropconnect" in content for content in plugin.values())
 
 
+def test_a_resumed_runs_step_curve_is_read_back_from_its_events(tmp_path):
+    """Two sessions of one run (the second resumed from step 30, after the first had reached 50), a record cut off
+    by a kill mid-write, and a file of noise: each step once, the later session's where they overlap."""
+    import os
+    import time
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    from cnn_lab.tensorboard_events import read_steps
+
+    for first, last, loss, lr in ((1, 50, 1.0, 0.1), (31, 60, 2.0, 0.2)):
+        writer = SummaryWriter(str(tmp_path))
+        for step in range(first, last + 1):
+            writer.add_scalar("step/train_loss", loss / step, step)
+            writer.add_scalar("step/lr", lr, step)
+        writer.close()
+        time.sleep(1.1)  # the next session's file is named by a later second
+    rows = read_steps(tmp_path, until=55)
+    assert [step for step, _, _ in rows] == list(range(1, 56))
+    assert rows[29] == (30, pytest.approx(1 / 30), pytest.approx(0.1))
+    assert rows[30] == (31, pytest.approx(2 / 31), pytest.approx(0.2))
+    last = max(tmp_path.iterdir())
+    last.write_bytes(last.read_bytes()[:-7])  # the last record cut off
+    (tmp_path / "events.out.tfevents.9999999999.noise").write_bytes(os.urandom(300))
+    assert [step for step, _, _ in read_steps(tmp_path, until=100)] == list(range(1, 60))
+    assert read_steps(tmp_path / "absent", until=100) == []
+
+
 def test_the_onnx_export_gives_pytorchs_top1_on_100_test_images(digits_run):
     import onnx
     import onnxruntime

@@ -79,6 +79,8 @@ def test_a_resumed_job_is_the_same_run_and_only_its_owner_or_an_admin_resumes_it
     again.thread.join(120)
     record = runs.load_run(job.run_id)
     assert again.run_id == job.run_id and again.status == "finished" and record.owner == "ada"
+    seen = again.log.snapshot()  # its step curve from before the stop goes on: every step once
+    assert [step for step, _, _ in seen.steps] == list(range(1, seen.progress.total_steps + 1))
     assert [e.epoch for e in record.epochs] == [1, 2, 3, 4] and record.status == "finished"
     assert not record.resumable
     with pytest.raises(TrainingError, match="cannot be resumed"):

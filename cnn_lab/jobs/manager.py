@@ -30,7 +30,7 @@ from cnn_lab.jobs.queue import FairQueue, Ticket, start_times
 from cnn_lab.metrics import Control, MetricLog, StoppedBeforeTraining
 from cnn_lab.models import ModelError
 from cnn_lab.settings import Settings, load_settings
-from cnn_lab.tensorboard_events import RunEvents
+from cnn_lab.tensorboard_events import RunEvents, read_steps
 from cnn_lab.train import Checkpoint, Saving, TrainingError, TrainResult
 
 QUEUE_FILE = "queue.json"  # in the runs folder: the app's running and waiting jobs, for its next start
@@ -183,6 +183,7 @@ class JobManager:
             start = Checkpoint.load(folder) if job.resuming else None
             if start is not None:  # its epochs are its checkpoint's: the folder's list may be one behind or ahead
                 job.log.set_epochs(start.records())
+                job.log.add_steps(read_steps(folder, until=start.step))  # and its step curve goes on from there
                 events.epochs_written, events.last_step = start.epoch, start.step
             result = job.work(job.log, job.control, Saving(on_epoch, start))
             result.model.cpu()

@@ -84,6 +84,11 @@ def test_a_killed_class_server_resumes_every_job(browser, tmp_path):
         # Her page shows the run's own settings, not the default preset's, and a line that names them.
         assert page.get_by_text("This run:").inner_text() == "This run: Digits (seconds, built in), changed: epochs=80."
         assert chosen(page, "Preset") == "Digits (seconds, built in)"
+        # Her step curve goes on from its first step (read back from the run's TensorBoard files), though the
+        # resumed job trains from its third epoch at least (a digits epoch is 20 steps).
+        chart = page.locator(".cnn-lab-live-chart").first
+        assert wait_for(lambda: chart.evaluate("el => (el.data && el.data[0].x.length) || 0") > 0, 60)
+        assert chart.evaluate("el => el.data[0].x[0]") <= 20
         screenshot(page, "restart-resumed")
         assert wait_for(lambda: len(_statuses(cache)) == 3 and all(s["status"] == "finished"
                                                                    for s in _statuses(cache).values()), 400)
