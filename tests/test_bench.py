@@ -125,3 +125,32 @@ def test_the_second_dataset_of_the_defaults_bench_is_cifar10_laid_out_as_an_uplo
     loaded = data.load_folder(cifar_folder(tmp_path / "cifar"), size=32, upload=True)
     assert {split: len(s.labels) for split, s in loaded.splits.items()} == {s: 10 * n for s, n in PER_CLASS.items()}
     assert len(loaded.classes) == 10
+
+
+def test_the_defaults_bench_keeps_the_best_validation_and_the_recipe_on_a_tie():
+    from tests.bench.defaults import kept, words
+
+    recipe = words({})
+    # the recipe listed after its equal, so that the tie, not the order, decides
+    assert kept({words({"epochs": 2}): 0.90, recipe: 0.90, words({"epochs": 6}): 0.89}) == recipe
+    assert kept({recipe: 0.90, words({"epochs": 2}): 0.85, words({"epochs": 6}): 0.905}) == "epochs=6"
+
+
+def test_the_variants_bench_runs_each_change_on_both_datasets_and_names_the_one_kept(monkeypatch):
+    from tests.bench import defaults
+
+    seen = []
+
+    def fake_run(config, fresh=True):  # 6 epochs wins on the second dataset's validation only
+        seen.append((config.data, config.epochs, config.frozen_views, fresh))
+        better = config.data == "cifar" and config.epochs == 6 and config.mode == "partial"
+        return defaults.Measured(validation=0.95 if better else 0.9, test=0.9, seconds=1.0)
+
+    monkeypatch.setattr(defaults, "one_run", fake_run)
+    rows = defaults.variant_rows({"boats9": "boats9", "CIFAR-10": "cifar"}, quick=False)
+    cpu = [row for row in rows if row.what.startswith(f'"{defaults.transfer.CPU_RECIPE}"')]
+    assert [row.what.split(", ", 1)[1].split(":")[0] for row in cpu[:-1]] == [
+        "the recipe as it is", "epochs=2", "epochs=6", "frozen_views=2", "frozen_views=8"]
+    assert cpu[2].figure == "90.0% and 95.0% (mean 92.5%)" and cpu[-1].figure == "epochs=6"
+    assert rows[4].what.endswith("the rule keeps") and rows[4].figure == "the recipe as it is"  # the probe: all tie
+    assert ("cifar", 6, 4, True) in seen and all(not fresh for _, _, views, fresh in seen if views == 0)
