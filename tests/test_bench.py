@@ -122,8 +122,12 @@ def test_the_second_dataset_of_the_defaults_bench_is_cifar10_laid_out_as_an_uplo
     from cnn_lab import data
     from tests.bench.defaults import PER_CLASS, cifar_folder
 
-    loaded = data.load_folder(cifar_folder(tmp_path / "cifar"), size=32, upload=True)
+    root = cifar_folder(tmp_path / "cifar")
+    loaded = data.load_folder(root, size=32, upload=True)
     assert {split: len(s.labels) for split, s in loaded.splits.items()} == {s: 10 * n for s, n in PER_CLASS.items()}
+    # no validation photo is a training photo (it was: the validation split scored 100%)
+    names = {split: {f"{p.parent.name}/{p.name}" for p in (root / split).glob("*/*")} for split in ("train", "val")}
+    assert len(names["val"]) == 10 * PER_CLASS["val"] and not names["val"] & names["train"]
     assert len(loaded.classes) == 10
 
 

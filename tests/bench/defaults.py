@@ -43,7 +43,8 @@ def cifar_folder(root: Path) -> Path:
     for split, count in PER_CLASS.items():
         for folder in sorted((source / ("test" if split == "test" else "train")).iterdir()):
             files = sorted(folder.iterdir())
-            chosen = files[count:2 * count] if split == "val" else files[:count]
+            first = PER_CLASS["train"] if split == "val" else 0  # validation: the training photos' next ones
+            chosen = files[first:first + count]
             (root / split / folder.name).mkdir(parents=True)
             for file in chosen:
                 shutil.copy(file, root / split / folder.name / file.name)
