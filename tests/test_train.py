@@ -349,25 +349,31 @@ def test_runs_saved_with_batch_norm_true_still_load():
 
 def test_the_published_speed_is_the_steps_own_not_an_average_with_evaluations(monkeypatch):
     """A slow evaluation pass between epochs (a big validation set, a busy machine) leaves the img/s on the progress
-    line at the steps' own rate; it used to be the average since the start, waits included (half the real rate)."""
+    line at the steps' own rate; it used to be the average since the start, waits included."""
     from cnn_lab.metrics import MetricLog
     from cnn_lab.train import loop
 
-    evaluate, calls = loop.evaluate, []
+    train_one_epoch, evaluate, starts, calls = loop.train_one_epoch, loop.evaluate, [], []
+
+    def timed_epoch(*args, **kwargs):
+        starts.append(time.perf_counter())
+        return train_one_epoch(*args, **kwargs)
 
     def slow_evaluate(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 1:  # the first epoch's validation pass: 3 s between the two epochs' steps
-            time.sleep(3.0)
+        if len(calls) == 1:  # the first epoch's validation pass waits three times the first epoch, on any machine
+            time.sleep(3 * (time.perf_counter() - starts[0]))
         return evaluate(*args, **kwargs)
 
+    monkeypatch.setattr(loop, "train_one_epoch", timed_epoch)
     monkeypatch.setattr(loop, "evaluate", slow_evaluate)
     log = MetricLog()
     fit(TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[8, 16]), epochs=2, batch_size=16, device="cpu"),
         log=log)
     own = sum(e.images_per_s for e in log.epochs) / 2  # images over the steps' own time, per epoch
-    # with the 3 s of the first evaluation counted, the figure was under half of this
-    assert log.snapshot().progress.images_per_s == pytest.approx(own, rel=0.4), [e.images_per_s for e in log.epochs]
+    # With the wait counted, the figure would be at most 2 epochs' images over 5 epochs' time: 0.4 of `own`. The
+    # published pace is the last steps' own, which a busy machine moves either way, so only a floor is asserted.
+    assert log.snapshot().progress.images_per_s > 0.6 * own, [e.images_per_s for e in log.epochs]
 
 
 @pytest.mark.parametrize("fast", [True, False])
