@@ -15,6 +15,8 @@ def test_probe_run_then_classify_a_test_image(boats9_archive, run_page):
     at = run_page(PAGE)
     assert not at.exception
     assert any(c.value.startswith("9 classes; train: 872, val: 105, test: 118") for c in at.caption)
+    # without the mirrored photos' features: half the default's work, the same code
+    next(t for t in at.toggle if t.label == "Also use mirrored images' features").set_value(False).run()
     next(b for b in at.button if b.label == "Start the linear probe").click().run()
     job = jobs.MANAGER.latest("transfer")
     assert job is not None
@@ -27,7 +29,8 @@ def test_probe_run_then_classify_a_test_image(boats9_archive, run_page):
     at.run()
     assert not at.exception
     assert any(h.value.startswith("Test accuracy") for h in at.subheader)
-    assert "This run: **Linear probe (seconds, even on a CPU)**." in [c.value for c in at.caption]
+    assert ("This run: **Linear probe (seconds, even on a CPU)**, changed: flip_features=false."
+            in [c.value for c in at.caption])
     at.radio(key="photo_from").set_value("A test image").run()
     assert not at.exception
     keys = [c.proto.id for c in at.get("plotly_chart")]
