@@ -3,6 +3,7 @@ import socket
 import urllib.error
 import urllib.request
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -109,6 +110,50 @@ def test_offline_download_names_dataset(monkeypatch):
     with pytest.raises(data.DatasetUnavailable, match="CIFAR-100 could not be downloaded: this machine cannot reach"):
         data.load_dataset("cifar100")
     assert not list((cache_root() / "torchvision").glob("*.part"))  # nothing half-written
+
+
+def test_the_same_archive_extracted_twice_at_once_gives_one_whole_folder(tmp_path, monkeypatch):
+    """Two people upload the same archive at the same moment (or two processes share one cache): both extractions
+    end with the one complete folder. The race made certain: the first extraction to finish waits at its rename
+    until the second has renamed its own folder into place (at most 2 s); that used to fail the first as "damaged",
+    and could remove a folder the other was reading."""
+    import threading
+
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i in range(20):
+            zf.writestr(f"photos/{'ab'[i % 2]}/{i}.txt", "x")
+    rename, first, second_done = Path.rename, threading.Event(), threading.Event()
+
+    def racing_rename(self, target):
+        if not self.name.endswith(".partial"):
+            return rename(self, target)
+        if not first.is_set():  # the first to finish extracting
+            first.set()
+            second_done.wait(2)
+            return rename(self, target)
+        try:
+            return rename(self, target)
+        finally:
+            second_done.set()
+
+    monkeypatch.setattr(Path, "rename", racing_rename)
+    start, found, errors = threading.Barrier(2), [], []
+
+    def extract() -> None:
+        start.wait()
+        try:
+            found.append(data.extract_archive(archive))
+        except data.DatasetError as error:
+            errors.append(str(error))
+
+    threads = [threading.Thread(target=extract) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(set(found)) == 1 and len(found) == 2
+    assert len(list(found[0].rglob("*.txt"))) == 20 and not list(found[0].parent.glob("*.partial"))
 
 
 def test_zip_with_path_traversal_is_refused(tmp_path):

@@ -10,6 +10,8 @@ import zipfile
 from pathlib import Path
 from typing import Callable
 
+from filelock import FileLock
+
 from cnn_lab.data.folders import load_folder
 from cnn_lab.data.splits import SPLITS, DatasetError, DatasetUnavailable, ImageDataset
 from cnn_lab.downloads import Hooks
@@ -37,9 +39,12 @@ def extract_archive(archive: str | Path, max_bytes: int = 2 * 2**30, max_files: 
         else:
             raise DatasetError(f"{archive.name} is neither a zip nor a tar archive.")
         (partial / ".complete").touch()
-        if not (target / ".complete").exists():  # else another upload of the same file got there first
-            shutil.rmtree(target, ignore_errors=True)  # an older, incomplete extraction
-            partial.rename(target)
+        # Two extractions of the same archive (two people's uploads, two processes) finish one at a time: else one
+        # could remove the other's finished folder while it is read, or fail to rename onto it.
+        with FileLock(target.with_name(f".{target.name}.lock")):
+            if not (target / ".complete").exists():  # else another upload of the same file got there first
+                shutil.rmtree(target, ignore_errors=True)  # an older, incomplete extraction
+                partial.rename(target)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, UnicodeError) as error:
         raise DatasetError(f"The archive {archive.name} is damaged or cannot be read ({type(error).__name__}); "
                            "it was not used.") from None
