@@ -184,7 +184,9 @@ def test_the_app_s_queue_comes_back_in_order_and_a_third_restart_fails_the_job(l
     first = jobs.JobManager(max_running=1)
     first.keep_across_restarts()
     config = TrainConfig.from_json(CONFIG.to_json())
-    config.epochs = 3
+    # batches of 4: an epoch of about 360 steps, so that neither job ends while the test reads the queue, though
+    # a busy machine starves the test for a few seconds (with 23 steps an epoch, both had ended once)
+    config.epochs, config.batch_size = 3, 4
     running = first.submit(config, owner=Person("ada"))
     waiting = first.submit(config, owner=Person("ben"))
     assert wait_for(lambda: len(running.log.epochs) >= 1, 60)
