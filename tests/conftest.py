@@ -21,9 +21,12 @@ TIERS = {
 }
 
 
-# The modules whose tests take longest, first: two workers then end together instead of one waiting for the other's
-# last long test (the longest-first rule of scheduling). Order does not change what passes: tests share no state.
-LONGEST_FIRST = ("test_restart.py", "test_settings_walk.py", "test_reliability.py", "test_cli.py", "test_shared.py")
+# The modules whose tests take longest (by the suite's --durations), first: xdist hands each worker a slice of this
+# order and idle workers steal from the end of the others' slices, so the workers end together instead of one
+# waiting for another's last long test. The two Ray modules run one at a time (ray_module), so in the same slice.
+# Order does not change what passes: tests share no state but the decoded arrays, which are written whole.
+LONGEST_FIRST = ("test_ray_page.py", "test_ray.py", "test_restart.py", "test_transfer.py", "test_page_train.py",
+                 "test_speedrun.py", "test_page_transfer.py")
 
 
 def pytest_collection_modifyitems(items) -> None:
@@ -41,8 +44,8 @@ def pytest_collection_modifyitems(items) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread_per_worker() -> None:
-    """With pytest-xdist's two workers on two cores, each worker's torch uses one thread instead of two: four
-    threads on two cores would only wait for each other. The app and CLI processes the tests start keep theirs."""
+    """With pytest-xdist's workers on two cores, each worker's torch uses one thread instead of two: more threads
+    than cores would only wait for each other. The app and CLI processes the tests start keep theirs."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         import torch
 
@@ -51,8 +54,16 @@ def one_torch_thread_per_worker() -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def lab_cache(tmp_path_factory) -> Path:
-    """Every test session gets its own cache, shared by its tests, so archives are extracted only once."""
+    """Every test session gets its own cache, shared by its tests, so archives are extracted only once. The xdist
+    workers also share their extracted archives and decoded arrays (both written whole, then renamed, as two
+    people's apps on one server share them), so that CIFAR-10 is decoded once a run and not once a worker; each
+    worker keeps its own runs, queue and features."""
     cache = Path(os.environ.get("CNN_LAB_TEST_CACHE") or tmp_path_factory.mktemp("cnn_lab_cache"))
+    if not os.environ.get("CNN_LAB_TEST_CACHE") and os.environ.get("PYTEST_XDIST_WORKER"):
+        for folder in ("extracted", "datasets"):
+            shared = tmp_path_factory.getbasetemp().parent / "shared_cache" / folder  # the workers' common parent
+            shared.mkdir(parents=True, exist_ok=True)
+            (cache / folder).symlink_to(shared, target_is_directory=True)
     os.environ["CNN_LAB_CACHE"] = str(cache)
     os.environ["CNN_LAB_DATA"] = str(DATA_DIR or "")  # the app started by the browser tests sees the same
     return cache
@@ -87,10 +98,15 @@ def boats9_archive() -> Path:
 
 @pytest.fixture(scope="session")
 def cifar10(lab_cache, cifar10_archive):
-    """CIFAR-10 decoded from the JPEG archive (once per session; later loads hit the array cache)."""
+    """CIFAR-10 decoded from the JPEG archive (once per run: a worker that comes second waits for the first one's
+    arrays rather than decoding its own; later loads hit the array cache)."""
+    from filelock import FileLock
+
     from cnn_lab import data
 
-    return data.load_dataset("cifar10")
+    (lab_cache / "datasets").mkdir(exist_ok=True)
+    with FileLock(lab_cache / "datasets" / ".cifar10.lock"):
+        return data.load_dataset("cifar10")
 
 
 @pytest.fixture(scope="session")

@@ -179,7 +179,7 @@ def _run_from_page(run_page, preset_name: str, changes) -> jobs.Job:
     return job
 
 
-def test_course_cnn_with_batch_norm_and_dropout_trains_from_the_page(cifar10_archive, run_page):
+def test_course_cnn_with_batch_norm_and_dropout_trains_from_the_page(cifar10, run_page):
     """The course's lesson 18-22 experiment, from the page: the same CNN with batch norm and dropout is another
     model (more parameters, other layers) and its curve is not the plain one's."""
     name = "Course: CNN"

@@ -299,7 +299,8 @@ def test_the_same_upload_twice_is_stored_and_extracted_once():
     assert data.extract_archive(second) == folder and (folder / ".complete").stat().st_mtime_ns == mtime
 
 
-def test_disk_budget_removes_the_least_recently_used_first():
+def test_disk_budget_removes_the_least_recently_used_first(monkeypatch, tmp_path):
+    monkeypatch.setenv("CNN_LAB_CACHE", str(tmp_path))  # its own cache: the test workers share their decoded arrays
     old = limits.save_upload(os.urandom(300_000), "old.zip")
     os.utime(old, (1, 1))  # long unused
     new = limits.save_upload(os.urandom(300_000), "new.zip")
