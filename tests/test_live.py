@@ -11,11 +11,11 @@ from cnn_lab.presets import preset
 from tests.helpers import wait_for
 
 
-def _publishing_job(steps: list[tuple[int, float, float]]) -> jobs.Job:
+def _publishing_job(steps: list[tuple[int, float, float]], eta: float = 7.2) -> jobs.Job:
     """A job whose work publishes these steps and a progress line, then waits to be stopped."""
     def work(log, control, saving):
         log.add_steps(steps)
-        log.set_progress(step=steps[-1][0], total_steps=40, epoch=1, epochs=2, images_per_s=1234.4, eta=7.2,
+        log.set_progress(step=steps[-1][0], total_steps=40, epoch=1, epochs=2, images_per_s=1234.4, eta=eta,
                          parameters=5_000, device="cpu")
         control.stop_requested.wait(60)
         raise StoppedBeforeTraining("Stopped by the test.")
@@ -50,6 +50,16 @@ def test_the_live_view_is_the_jobs_progress_and_step_curve_behind_its_token_only
     ended = live.watched_view(job.watch_token, None)
     # an ended job has no speed or time left to show (its last ETA read as thousands of seconds)
     assert ended["status"] == "stopped" and ended["text"] == "stopped · epoch 1/2 · step 4/40 · 5,000 parameters on cpu"
+
+
+def test_a_long_time_left_reads_in_hours_and_minutes_not_seconds():
+    job = _publishing_job([(1, 2.0, 0.1)], eta=36_314)  # a long run on a busy machine: it read "ETA 36314 s"
+    try:
+        assert wait_for(lambda: job.log.snapshot().steps)
+        assert " · ETA 10 h 05 min · " in live.progress_line(job)[1]
+    finally:
+        jobs.MANAGER.stop(job)
+        assert wait_for(lambda: not job.alive, 30)
 
 
 def test_the_epoch_curves_of_two_runs_overlay_on_two_valid_plotly_charts():

@@ -35,7 +35,7 @@ def progress_line(job: Job) -> tuple[float, str]:
         stage = (progress.stage or "loading the data") if job.alive else ""
         return progress.stage_fraction, job.status + (f" · {stage}" if stage else "")
     total = progress.total_steps
-    pace = f" · {progress.images_per_s:,.0f} img/s · ETA {progress.eta or 0:.0f} s" if job.alive else ""
+    pace = f" · {progress.images_per_s:,.0f} img/s · ETA {duration(progress.eta or 0)}" if job.alive else ""
     return (min(1.0, progress.step / total),
             f"{job.status} · epoch {progress.epoch}/{progress.epochs} · step {progress.step}/{total}{pace} · "
             f"{progress.parameters:,} parameters on {progress.device}")
