@@ -91,7 +91,9 @@ def progress_line(progress) -> tuple[str, float]:
     """A job's progress (metrics.Progress) for the command line: one line with counts, speed and ETA, and how far
     along it is (0 when a stage gives no count)."""
     if progress.training:
-        eta = f" · ETA {progress.eta:.0f} s" if progress.eta is not None else ""
+        from cnn_lab.jobs.live import duration
+
+        eta = f" · ETA {duration(progress.eta)}" if progress.eta is not None else ""
         return (f"epoch {progress.epoch}/{progress.epochs} · step {progress.step:,} of {progress.total_steps:,} · "
                 f"{progress.images_per_s:,.0f} img/s{eta}", progress.step / progress.total_steps)
     return progress.stage or "loading the data", progress.stage_fraction

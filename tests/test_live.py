@@ -62,6 +62,14 @@ def test_a_long_time_left_reads_in_hours_and_minutes_not_seconds():
         assert wait_for(lambda: not job.alive, 30)
 
 
+def test_the_command_line_s_progress_line_reads_the_time_left_in_the_same_words():
+    from cnn_lab.__main__ import progress_line
+    from cnn_lab.metrics import Progress
+
+    line, fraction = progress_line(Progress(epoch=1, epochs=2, step=10, total_steps=40, images_per_s=80.0, eta=36_314))
+    assert line == "epoch 1/2 · step 10 of 40 · 80 img/s · ETA 10 h 05 min" and fraction == 0.25
+
+
 def test_the_epoch_curves_of_two_runs_overlay_on_two_valid_plotly_charts():
     import plotly.graph_objects as go
 

@@ -94,7 +94,7 @@ def variant_rows(places: dict[str, str], quick: bool) -> list[Row]:
             runs = {where: [] for where in places}
             for seed, (where, data) in itertools.product(seeds, places.items()):
                 config = replace(transfer.preset(name), data=data, seed=seed, **change)
-                # the probe's features depend on neither its epochs nor its head, so they are extracted once a seed
+                # the probe's features depend on neither its epochs, its head nor the seed: extracted once
                 runs[where].append(one_run(replace(config, epochs=1) if quick else config, fresh=name != PROBE))
             validation[words(change)] = {where: mean(run.validation for run in measured)
                                          for where, measured in runs.items()}
