@@ -66,21 +66,33 @@ def _size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
 
 
+def _usage(path: Path) -> tuple[float, int] | None:
+    """When an entry was last used, and its bytes; None when it went meanwhile (the apps of a shared server share
+    one cache: another may have just removed or replaced it)."""
+    try:
+        return path.stat().st_mtime, _size(path)
+    except FileNotFoundError:
+        return None
+
+
 def enforce_disk_budget(budget_bytes: int | None = None, keep: Path | None = None) -> list[Path]:
     """Remove the least recently used uploads, extractions and caches until they fit the budget; returns what
     went. `keep` (what is being used now) is never removed."""
     budget = budget_bytes if budget_bytes is not None else int(load_settings().disk_budget_gb * 2**30)
-    entries = [entry for folder in BUDGETED if (cache_root() / folder).is_dir()
-               for entry in (cache_root() / folder).iterdir() if not entry.name.startswith(".")]
-    sizes = {entry: _size(entry) for entry in entries}
-    total, removed = sum(sizes.values()), []
-    for entry in sorted(entries, key=lambda e: e.stat().st_mtime):
+    usage = {}
+    for folder in BUDGETED:
+        if (cache_root() / folder).is_dir():
+            for entry in (cache_root() / folder).iterdir():
+                if not entry.name.startswith(".") and (used := _usage(entry)) is not None:
+                    usage[entry] = used
+    total, removed = sum(size for _, size in usage.values()), []
+    for entry in sorted(usage, key=lambda e: usage[e][0]):
         if total <= budget:
             break
         if keep is not None and (entry == keep or keep.is_relative_to(entry)):
             continue
         shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
-        total -= sizes[entry]
+        total -= usage[entry][1]
         removed.append(entry)
     return removed
 

@@ -9,6 +9,7 @@ import tarfile
 import threading
 import time
 import zipfile
+from pathlib import Path
 
 import psutil
 import pytest
@@ -308,6 +309,20 @@ def test_disk_budget_removes_the_least_recently_used_first(monkeypatch, tmp_path
                 if f.is_file())
     removed = limits.enforce_disk_budget(budget_bytes=total - 1, keep=new)
     assert removed == [old] and not old.exists() and new.exists()
+
+
+def test_the_disk_budget_skips_what_another_process_removed_meanwhile(monkeypatch, tmp_path):
+    """The apps of a shared server share one cache: an entry listed and then removed by another app (its stale
+    arrays replaced) is skipped, not a FileNotFoundError for whoever uploads next."""
+    monkeypatch.setenv("CNN_LAB_CACHE", str(tmp_path))
+    old = limits.save_upload(os.urandom(300_000), "old.zip")
+    os.utime(old, (1, 1))
+    new = limits.save_upload(os.urandom(300_000), "new.zip")
+    gone = tmp_path / "datasets" / "folder-photos-0123456789abcdef.npz"  # listed, then removed by another app
+    iterdir = Path.iterdir
+    monkeypatch.setattr(Path, "iterdir", lambda self: [*iterdir(self), *([gone] if self.name == "datasets" else [])])
+    (tmp_path / "datasets").mkdir()
+    assert limits.enforce_disk_budget(budget_bytes=400_000, keep=new) == [old] and new.exists()
 
 
 def _tar(path, add) -> None:
