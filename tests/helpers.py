@@ -106,11 +106,12 @@ ODD_FILES = {
 
 def peak_of_cli(args: list[str], env: dict[str, str], timeout: float = 900) -> tuple[subprocess.CompletedProcess, float]:
     """Run `python -m cnn_lab ...` as its own process; returns it and its peak resident memory in GB (as the
-    kernel counts it, ru_maxrss, printed last on stderr: as the command line ends, through os._exit, or else as an
-    error ends it)."""
-    probe = ("import os, resource, runpy, sys; sys.argv = ['cnn_lab'] + sys.argv[1:]\n"
-             "def peak():\n    print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr, "
-             "flush=True)\n"
+    kernel counts it, VmHWM, printed last on stderr: as the command line ends, through os._exit, or else as an
+    error ends it). Not ru_maxrss: Linux carries the parent's resident memory at the fork into the child's
+    ru_maxrss, so a test worker of 2 GB made every child read 2 GB; VmHWM is the child's own memory's peak."""
+    probe = ("import os, runpy, sys; sys.argv = ['cnn_lab'] + sys.argv[1:]\n"
+             "def peak():\n    print('peak', next(int(line.split()[1]) for line in open('/proc/self/status') "
+             "if line.startswith('VmHWM')), file=sys.stderr, flush=True)\n"
              "leave = os._exit\nos._exit = lambda code: (peak(), leave(code))\n"
              "try:\n    runpy.run_module('cnn_lab', run_name='__main__')\nfinally:\n    peak()")
     done = subprocess.run([sys.executable, "-c", probe, *args], cwd=ROOT, capture_output=True, text=True,
