@@ -82,14 +82,14 @@ def test_stop_reaches_the_worker(cluster):
 def test_a_stopped_ray_job_resumes_on_a_worker_from_its_checkpoint(cluster):
     """The checkpoint streams to the app with each epoch's weights; resumed, the task starts from it on a worker
     and the run ends with every epoch once, as the same run."""
-    job = cluster.submit(_digits(100, seed=3), owner=Person("ada"))
+    job = cluster.submit(_digits(60, seed=3), owner=Person("ada"))
     job.stop_after = 2  # seen when the app receives epoch 2: the worker stops a few epochs later
     assert wait_for(lambda: not job.alive, 300) and job.status == "stopped", job.message
     assert runs.load_run(job.run_id).resumable
     again = cluster.resume_run(job.run_id, Person("ada"))
     assert wait_for(lambda: not again.alive, 300) and again.status == "finished", again.message
     record = runs.load_run(job.run_id)
-    assert [e.epoch for e in record.epochs] == list(range(1, 101)) and record.status == "finished"
+    assert [e.epoch for e in record.epochs] == list(range(1, 61)) and record.status == "finished"
 
 
 def test_a_killed_worker_fails_the_job_and_keeps_its_epochs(cluster):
@@ -102,7 +102,7 @@ def test_a_killed_worker_fails_the_job_and_keeps_its_epochs(cluster):
     assert record.status == "failed" and len(record.epochs) >= 2 and (record.path / "model.pt").exists()
 
 
-def test_the_cli_runs_a_digits_job_and_a_course_cnn_job_on_a_local_cluster(tmp_path, cluster, ray_module):
+def test_the_cli_runs_a_job_on_a_local_cluster(tmp_path, cluster, ray_module):
     """Last in this module: it ends with `ray stop`, which ends every Ray process of the machine."""
     import json
     import subprocess
@@ -111,17 +111,18 @@ def test_the_cli_runs_a_digits_job_and_a_course_cnn_job_on_a_local_cluster(tmp_p
     from cnn_lab.presets import preset
     from tests.helpers import DATA_DIR
 
-    jobs_to_run = [["--preset", "Digits (seconds, built in)"]]
+    # one command line (each one starts Python, torch and a Ray driver: a minute of the suite on a busy machine):
+    # the course CNN when CIFAR-10 is here, its data read on the worker; else the digits preset
+    arguments, floor = ["--preset", "Digits (seconds, built in)"], 0.9
     if DATA_DIR is not None and (DATA_DIR / "cifar10-jpg.tar.gz").exists():
         course = preset("Course: CNN")
         course.epochs, course.max_train = 1, 2000
         (tmp_path / "course.json").write_text(course.to_json())
-        jobs_to_run.append(["--config", str(tmp_path / "course.json")])
-    for arguments in jobs_to_run:
-        out = subprocess.run([sys.executable, "-m", "cnn_lab", "train", *arguments, "--ray", "local"], cwd=ROOT,
-                             capture_output=True, text=True, timeout=600)
-        assert out.returncode == 0, out.stderr[-2000:]
-        result = json.loads(out.stdout.strip().splitlines()[-1])
-        assert result["test_acc"] > (0.9 if "Digits" in arguments[-1] else 0.2), result
+        arguments, floor = ["--config", str(tmp_path / "course.json")], 0.2
+    out = subprocess.run([sys.executable, "-m", "cnn_lab", "train", *arguments, "--ray", "local"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["test_acc"] > floor, result
     ray_module.shutdown()
     subprocess.run([sys.executable, "-c", "from ray.scripts.scripts import main; main()", "stop"], timeout=120)

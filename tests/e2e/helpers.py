@@ -64,13 +64,13 @@ def no_exception(page) -> bool:
     return page.locator('[data-testid="stException"]').count() == 0
 
 
-def settled_count(locator, quiet: float = 1.5, timeout: float = 30.0) -> int:
-    """The number of matching elements once it has stopped changing for `quiet` seconds."""
+def settled(read, quiet: float = 1.5, timeout: float = 30.0):
+    """What `read()` answers once it has stopped changing for `quiet` seconds (or at `timeout`)."""
     end = time.time() + timeout
-    last, since = locator.count(), time.time()
+    last, since = read(), time.time()
     while time.time() < end:
         time.sleep(0.25)
-        now = locator.count()
+        now = read()
         if now != last:
             last, since = now, time.time()
         elif time.time() - since >= quiet:

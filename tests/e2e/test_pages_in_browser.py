@@ -1,7 +1,7 @@
 """Every page in a real browser: it loads, a slider moves, the output changes, and no exception box shows."""
 import pytest
 
-from tests.e2e.helpers import choose, chosen, no_exception, nudge, screenshot, settled_count, slider, text_of, wait_idle
+from tests.e2e.helpers import choose, chosen, no_exception, nudge, screenshot, settled, slider, text_of, wait_idle
 from tests.helpers import wait_for
 from ui.nav import PAGES
 
@@ -50,7 +50,7 @@ def test_augmentation_draw_count_follows_the_slider(page, app_url):
     wait_idle(page)
     images = page.locator('[data-testid="stImage"]')
     assert wait_for(lambda: images.count() > 0, 60)  # drawn (on a busy machine after wait_idle), then settled
-    before = settled_count(images)
+    before = settled(images.count)
     nudge(page, "Draws", 2)
     assert wait_for(lambda: images.count() == before + 2, 30), (before, images.count())
     assert no_exception(page)

@@ -60,9 +60,11 @@ def test_two_sessions_start_at_once(browser, app_url):
         running.get_by_role("button", name="Stop").click()
         # its turn (a limit for a busy machine: the stopped job ends at its next step, then the page's next poll)
         assert wait_for(lambda: progress_text(queued).startswith("running"), 120), progress_text(queued)
+        wait_idle(queued)  # the rerun for its new status has drawn its buttons
         queued.get_by_role("button", name="Stop").click()
-        new = [r for r in runs.list_runs() if r.run_id not in before]
-        assert wait_for(lambda: all(runs.load_run(r.run_id).status == "stopped" for r in new) and len(new) == 2, 60)
+        queued.wait_for_selector("text=Stopped by the user", timeout=120_000)
+        saved = lambda: sorted(r.status for r in runs.list_runs() if r.run_id not in before)  # noqa: E731
+        assert wait_for(lambda: saved() == ["stopped", "stopped"], 60), saved()
         for p in pages:
             p.reload()
             p.wait_for_selector("text=Runs", timeout=60_000)
