@@ -7,10 +7,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import time
 from pathlib import Path
 
-from cnn_lab.paths import cache_root, data_root
+from cnn_lab.paths import cache_root, data_root, written_whole
 from cnn_lab.settings import load_settings
 
 
@@ -49,9 +48,8 @@ def save_upload(content: bytes, name: str) -> Path:
     suffix = "".join(Path(name).suffixes[-2:]).lower() if name.lower().endswith(".tar.gz") else Path(name).suffix.lower()
     path = uploads_root() / f"{hashlib.sha256(content).hexdigest()[:24]}{suffix}"
     if not path.exists():
-        tmp = path.with_name(f".{path.name}.{os.getpid()}-{time.monotonic_ns()}.tmp")
-        tmp.write_bytes(content)
-        tmp.replace(path)
+        with written_whole(path) as tmp:
+            tmp.write_bytes(content)
     os.utime(path)  # used now: the disk budget removes the least recently used first
     enforce_disk_budget(keep=path)
     return path

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import os
+import secrets
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 
 def cache_root() -> Path:
@@ -13,6 +16,19 @@ def cache_root() -> Path:
         root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cnn_lab"
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+@contextmanager
+def written_whole(path: Path) -> Iterator[Path]:
+    """A temporary file beside `path` to write; once written, it replaces `path` in one step (a rename). So a reader
+    never sees half a file, a killed process never leaves one, and two writers at once (two people's apps on one
+    server) each write their own temporary file. Its name keeps the suffix (numpy adds ".npz" otherwise)."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def data_root() -> Path | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cnn_lab.metrics import EpochRecord
-from cnn_lab.paths import cache_root
+from cnn_lab.paths import cache_root, written_whole
 
 if TYPE_CHECKING:  # torch is imported where weights are read or written: listing runs needs none of it
     import torch
@@ -85,9 +85,8 @@ class RunRecord:
 
 def write_json(path: Path, value) -> None:
     """`value` as JSON at `path`, atomically."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")  # each writer its own temporary file
-    tmp.write_text(json.dumps(value, indent=2))
-    tmp.replace(path)  # atomic: a killed app never leaves half a file
+    with written_whole(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=2))
 
 
 def new_run_id() -> str:
@@ -134,9 +133,8 @@ def save_weights(run_id: str, model: nn.Module) -> None:
 
     path = runs_root() / run_id / "model.pt"
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    tmp = path.with_name(f".model.{secrets.token_hex(4)}.tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    with written_whole(path) as tmp:
+        torch.save(state, tmp)
 
 
 def _update_status(run_id: str, **values) -> None:

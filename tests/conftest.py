@@ -55,12 +55,12 @@ def one_torch_thread_per_worker() -> None:
 @pytest.fixture(scope="session", autouse=True)
 def lab_cache(tmp_path_factory) -> Path:
     """Every test session gets its own cache, shared by its tests, so archives are extracted only once. The xdist
-    workers also share their extracted archives and decoded arrays (both written whole, then renamed, as two
-    people's apps on one server share them), so that CIFAR-10 is decoded once a run and not once a worker; each
-    worker keeps its own runs, queue and features."""
+    workers also share their extracted archives, decoded arrays and features (each written whole, then renamed, as
+    two people's apps on one server share them), so that CIFAR-10 is decoded once a run and not once a worker, and
+    boats9's features are extracted once; each worker keeps its own runs and queue."""
     cache = Path(os.environ.get("CNN_LAB_TEST_CACHE") or tmp_path_factory.mktemp("cnn_lab_cache"))
     if not os.environ.get("CNN_LAB_TEST_CACHE") and os.environ.get("PYTEST_XDIST_WORKER"):
-        for folder in ("extracted", "datasets"):
+        for folder in ("extracted", "datasets", "features"):
             shared = tmp_path_factory.getbasetemp().parent / "shared_cache" / folder  # the workers' common parent
             shared.mkdir(parents=True, exist_ok=True)
             (cache / folder).symlink_to(shared, target_is_directory=True)

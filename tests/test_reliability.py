@@ -146,3 +146,33 @@ def test_the_command_line_exits_cleanly_while_a_daemon_thread_is_inside_torch():
               "time.sleep(0.3)\nprint('the result')\nexit_now(3)\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout, done.stderr) == (3, "the result\n", "")
+
+
+def test_features_are_written_whole_or_not_at_all(monkeypatch, tmp_path):
+    """A probe's features whose save fails half-way (a full disk; a killed app is the same, less the clean-up) leave
+    no file that the next probe would load as if it were whole; the next probe computes them again and keeps them.
+    On a class server two people's probes of one dataset save the same file, each through its own temporary one."""
+    from types import SimpleNamespace
+
+    from cnn_lab.transfer import features
+
+    monkeypatch.setenv("CNN_LAB_CACHE", str(tmp_path))
+    monkeypatch.setattr(features, "extract_features", lambda *args, **kwargs: torch.ones(4, 3))
+    dataset = SimpleNamespace(source_id="tiny-1234", name="tiny", splits={"train": SimpleNamespace(images=None)})
+    save = torch.save
+
+    def half_then_a_full_disk(value, path):
+        open(path, "wb").write(b"PK\x03\x04 half of a file")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", half_then_a_full_disk)
+    with pytest.raises(OSError):
+        features.cached_features("backbone", None, dataset, "train", torch.device("cpu"))
+    assert list((tmp_path / "features").iterdir()) == []
+    monkeypatch.setattr(torch, "save", save)
+    assert torch.equal(features.cached_features("backbone", None, dataset, "train", torch.device("cpu")),
+                       torch.ones(4, 3))
+    monkeypatch.setattr(features, "extract_features", lambda *args, **kwargs: pytest.fail("computed again"))
+    assert torch.equal(features.cached_features("backbone", None, dataset, "train", torch.device("cpu")),
+                       torch.ones(4, 3))
+    assert [p.name for p in (tmp_path / "features").iterdir()] == ["backbone-tiny-1234-train.pt"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 import zipfile
 from pathlib import Path
 from typing import Callable
@@ -13,7 +12,7 @@ import numpy as np
 import torch
 
 from cnn_lab.data.splits import SPLITS, ImageDataset, Split
-from cnn_lab.paths import cache_root
+from cnn_lab.paths import cache_root, written_whole
 
 
 def _cache_file(key: str, fingerprint: str) -> Path:
@@ -26,9 +25,8 @@ def _save(path: Path, dataset: ImageDataset) -> None:
     arrays = {f"{name}_x": s.images.numpy() for name, s in dataset.splits.items()}
     arrays |= {f"{name}_y": s.labels.numpy() for name, s in dataset.splits.items()}
     meta = json.dumps({"name": dataset.name, "classes": dataset.classes, "skipped": dataset.skipped})
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp.npz")  # each writer its own temporary file
-    np.savez(tmp, meta=np.array(meta), **arrays)
-    tmp.replace(path)
+    with written_whole(path) as tmp:
+        np.savez(tmp, meta=np.array(meta), **arrays)
     for stale in path.parent.glob(path.name.rsplit("-", 1)[0] + "-*.npz"):
         if stale != path:
             stale.unlink(missing_ok=True)

@@ -9,7 +9,6 @@ run would have had: on a CPU bit for bit (tests/test_resume.py)."""
 from __future__ import annotations
 
 import io
-import secrets
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from cnn_lab.metrics import EpochRecord
+from cnn_lab.paths import written_whole
 from cnn_lab.runs import CHECKPOINT_FILE
 from cnn_lab.train.config import TrainingError
 
@@ -54,9 +54,8 @@ class Checkpoint:
 
     def save(self, folder: Path) -> None:
         """Written whole or not at all: a killed process never leaves half a checkpoint."""
-        tmp = folder / f".{CHECKPOINT_FILE}.{secrets.token_hex(4)}.tmp"
-        tmp.write_bytes(self.to_bytes())
-        tmp.replace(folder / CHECKPOINT_FILE)
+        with written_whole(folder / CHECKPOINT_FILE) as tmp:
+            tmp.write_bytes(self.to_bytes())
 
     @classmethod
     def load(cls, folder: Path) -> Checkpoint:

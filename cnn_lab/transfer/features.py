@@ -14,7 +14,7 @@ from cnn_lab.backbones import Pretrained, inference_copy
 from cnn_lab.device import bf16
 from cnn_lab.downloads import Hooks
 from cnn_lab.normalise import imagenet_stats, normalise
-from cnn_lab.paths import cache_root
+from cnn_lab.paths import cache_root, written_whole
 from cnn_lab.transfer.sources import with_val_id
 
 
@@ -66,7 +66,8 @@ def cached_features(backbone: str, pretrained: Pretrained, dataset: datasets.Ima
         return torch.load(path, weights_only=True)
     features = extract_features(pretrained, dataset.splits[split].images, device, flip=flip, hooks=hooks,
                                 fast=split == "train")
-    torch.save(features, path)
+    with written_whole(path) as tmp:  # two people's probes of one dataset, or a killed app: never half a file
+        torch.save(features, tmp)
     return features
 
 
