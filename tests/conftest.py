@@ -2,8 +2,8 @@
 so none can be forgotten: real data (`cifar10`, `boats9_folder`, `boats9_archive`, `cifar10_archive`) makes it
 `slow`; a browser (`browser`, `page`, `app_url`), or a place in tests/e2e/ (the whole app running), makes it `e2e`;
 a Ray cluster (`ray_module`) makes it `ray`; a test with none of these is `fast` (`pytest -m fast`, the tier to run
-while working). pytest.ini runs two pytest-xdist workers, one a core; `-n 0` runs in this process (for one test, or
-a debugger)."""
+while working). pytest.ini runs three pytest-xdist workers on the two cores; `-n 0` runs in this process (for one
+test, or a debugger)."""
 from __future__ import annotations
 
 import os
@@ -21,25 +21,44 @@ TIERS = {
 }
 
 
-# The modules whose tests take longest (by the suite's --durations), first: xdist hands each worker a slice of this
-# order and idle workers steal from the end of the others' slices, so the workers end together instead of one
-# waiting for another's last long test. The two Ray modules run one at a time (ray_module), so in the same slice.
-# Order does not change what passes: tests share no state but the decoded arrays, which are written whole.
-LONGEST_FIRST = ("test_ray_page.py", "test_ray.py", "test_restart.py", "test_transfer.py", "test_page_train.py",
-                 "test_speedrun.py", "test_page_transfer.py")
+# xdist hands out whole modules (pytest_xdist_make_scheduler below), so that a module's fixtures are built once a
+# run (the probe of test_transfer.py was built by every worker that took one of its tests), and an idle worker takes
+# the next module of this order: the longest first (by the suite's --durations), browser modules between the others
+# (several browsers and apps at once slowed every page), so that the workers end together. The two Ray modules go as
+# one, in the middle: they use the machine's one cluster in turn (a worker would wait for the other's), and they
+# took four times as long beside the suite's heaviest modules as alone; the short modules fill the other workers.
+LONGEST_FIRST = ("test_workflows.py", "test_transfer.py", "test_speedrun.py", "test_restart.py", "test_resume.py",
+                 "test_pages_in_browser.py", "test_ray_page.py", "test_ray.py", "test_shared.py",
+                 "test_shared_server.py", "test_transfer_presets.py", "test_inside_page.py", "test_page_transfer.py",
+                 "test_class_page.py", "test_newcomer.py", "test_onnx_import.py", "test_page_train.py")
+RAY_MODULES = ("test_ray_page.py", "test_ray.py")
+
+
+def pytest_itemcollected(item) -> None:
+    """A test's tiers, from its fixtures and its folder."""
+    used = set(getattr(item, "fixturenames", ()))
+    tiers = [tier for tier, fixtures in TIERS.items() if used & fixtures]
+    if "e2e" not in tiers and E2E in Path(item.fspath).parents:  # the whole app as a server, with no browser
+        tiers.append("e2e")
+    for tier in tiers or ["fast"]:
+        item.add_marker(getattr(pytest.mark, tier))
 
 
 def pytest_collection_modifyitems(items) -> None:
     items.sort(key=lambda item: (LONGEST_FIRST + (Path(item.fspath).name,)).index(Path(item.fspath).name))
-    for item in items:
-        used = set(getattr(item, "fixturenames", ()))
-        tiers = [tier for tier, fixtures in TIERS.items() if used & fixtures]
-        if "e2e" not in tiers and E2E in Path(item.fspath).parents:  # the whole app as a server, with no browser
-            tiers.append("e2e")
-        for tier in tiers:
-            item.add_marker(getattr(pytest.mark, tier))
-        if not tiers:
-            item.add_marker(pytest.mark.fast)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's scheduling by module (--dist loadscope), with the Ray modules as one unit. (Its --dist loadgroup would
+    do it with marks, but does not work with pytest 9: it renames a test's node id the old way.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "ray" if Path(module).name in RAY_MODULES else module
+
+    return ByModule(config, log)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -143,3 +162,4 @@ def run_page():
         return at.run()
 
     return run
+

@@ -271,3 +271,26 @@ def test_a_stopped_run_resumes_from_its_row(run_page):
     again.thread.join(60)
     epochs = [e.epoch for e in runs.load_run(job.run_id).epochs]
     assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) >= done
+
+
+def test_pause_resume_and_stop_from_the_page_reach_the_job(run_page):
+    """The page's Pause, Resume and Stop act on the running job, as callbacks that run when the click's rerun starts
+    (the page's own reruns, at each epoch of a fast job, could otherwise stop that rerun before the button)."""
+    from cnn_lab.presets import preset
+
+    long = preset("Digits (seconds, built in)")
+    long.epochs = 500
+    job = jobs.MANAGER.start(long)
+    try:
+        assert wait_for(lambda: job.log.snapshot().steps)
+        at = run_page("pages/5_train.py")  # the page finds the running job
+        press = lambda label: next(b for b in at.button if b.label == label).click().run()  # noqa: E731
+        press("Pause")
+        assert job.status == "paused" and not job.control.running.is_set()
+        assert not at.exception and next(b for b in at.button if b.label == "Resume").disabled is False
+        press("Resume")
+        assert job.status == "running" and job.control.running.is_set()
+        press("Stop")
+        assert wait_for(lambda: not job.alive, 60) and job.status == "stopped", job.message
+    finally:
+        jobs.MANAGER.stop(job)

@@ -178,9 +178,12 @@ def test_transfer_resume_ends_as_the_uninterrupted_run(lab_cache, tmp_path, mode
     assert _numbers(epochs) == _numbers(runs.load_run(whole["run_id"]).epochs)  # each epoch's losses, to the bit
 
 
-def test_the_app_s_queue_comes_back_in_order_and_a_third_restart_fails_the_job(lab_cache):
+def test_the_app_s_queue_comes_back_in_order_and_a_third_restart_fails_the_job(monkeypatch, tmp_path):
     """keep_across_restarts: a manager writes its queue as it changes; the next one (a new app process) queues
     again what was running, resuming it, before what waited. A job already resumed after two restarts fails."""
+    # its own runs folder: one app process keeps a folder's queue, and the app of this worker's browser tests may
+    # be running on the worker's
+    monkeypatch.setenv("CNN_LAB_CACHE", str(tmp_path / "cache"))
     first = jobs.JobManager(max_running=1)
     first.keep_across_restarts()
     config = TrainConfig.from_json(CONFIG.to_json())

@@ -26,12 +26,15 @@ def job_controls(kind: str, start_label: str, make_job, person: Person, can_star
             st.warning(str(error))
     if job and job.alive:
         allowed = jobs.MANAGER.can_control(job, person)
-        if pause.button("Pause", disabled=job.status != "running" or not allowed):
-            jobs.MANAGER.pause(job, person)
-        if resume.button("Resume", disabled=job.status != "paused" or not allowed):
-            jobs.MANAGER.resume(job, person)
-        if stop.button("Stop" if job.status != "queued" else "Leave the queue", disabled=not allowed):
-            jobs.MANAGER.stop(job, person)
+        # Callbacks, not `if st.button(...)`: a callback runs as the click's rerun starts. The page reruns by itself
+        # at each new epoch or status (seconds apart for a fast job), and such a rerun could stop the click's one
+        # before it reached the button: the click was lost (Stop did nothing) on a busy machine.
+        pause.button("Pause", disabled=job.status != "running" or not allowed, on_click=jobs.MANAGER.pause,
+                     args=(job, person))
+        resume.button("Resume", disabled=job.status != "paused" or not allowed, on_click=jobs.MANAGER.resume,
+                      args=(job, person))
+        stop.button("Stop" if job.status != "queued" else "Leave the queue", disabled=not allowed,
+                    on_click=jobs.MANAGER.stop, args=(job, person))
     return job
 
 

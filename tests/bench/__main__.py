@@ -13,7 +13,7 @@ from cnn_lab import data as datasets
 from cnn_lab.device import describe_device
 from tests.bench.cluster import bench_ray
 from tests.bench.common import Row
-from tests.bench.defaults import bench_defaults, bench_variants
+from tests.bench.defaults import bench_defaults, bench_probe_variants, bench_variants
 from tests.bench.latency import bench_latency
 from tests.bench.memory import bench_memory
 from tests.bench.pages import bench_conv_update, bench_inside
@@ -39,6 +39,7 @@ BENCHMARKS: dict[str, Callable[[datasets.ImageDataset, bool], list[Row]]] = {
     "transfer": bench_transfer,
     "defaults": bench_defaults,
     "variants": bench_variants,
+    "probe_variants": bench_probe_variants,
     "conv": bench_conv_update,
     "data": bench_data,
     "ray": bench_ray,

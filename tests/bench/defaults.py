@@ -84,11 +84,12 @@ def words(change: dict) -> str:
     return ", ".join(f"{field}={value}" for field, value in change.items()) or "the recipe as it is"
 
 
-def variant_rows(places: dict[str, str], quick: bool) -> list[Row]:
-    """Each recipe and each of its VARIANTS on both datasets over SEEDS, and the one the rule keeps."""
+def variant_rows(places: dict[str, str], quick: bool, recipes: tuple[str, ...] = tuple(VARIANTS)) -> list[Row]:
+    """Each of `recipes` and each of its VARIANTS on both datasets over SEEDS, and the one the rule keeps."""
     rows, seeds = [], SEEDS[:1] if quick else SEEDS
     photos = {where: validation_photos(data) for where, data in places.items()}
-    for name, variants in VARIANTS.items():
+    for name in recipes:
+        variants = VARIANTS[name]
         validation = {}
         for change in ({}, *variants):
             runs = {where: [] for where in places}
@@ -131,10 +132,16 @@ def bench_defaults(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
         return size_rows(places(Path(folder)), quick)
 
 
-def bench_variants(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
-    """The epochs and views (`variants`)."""
+def bench_variants(cifar: datasets.ImageDataset, quick: bool, recipes: tuple[str, ...] = tuple(VARIANTS)) -> list[Row]:
+    """The epochs and views (`variants`): every recipe's, an hour and more on a CPU (each fine-tuning run extracts
+    its frozen outputs anew)."""
     with tempfile.TemporaryDirectory() as folder:
-        return variant_rows(places(Path(folder)), quick)
+        return variant_rows(places(Path(folder)), quick, recipes)
+
+
+def bench_probe_variants(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
+    """The linear probe's alone (`probe_variants`): minutes, since its features are extracted once a dataset."""
+    return bench_variants(cifar, quick, recipes=(PROBE,))
 
 
 def places(folder: Path) -> dict[str, str]:
