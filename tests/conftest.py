@@ -24,11 +24,11 @@ TIERS = {
 # xdist hands out whole modules (pytest_xdist_make_scheduler below), so that a module's fixtures are built once a
 # run (the probe of test_transfer.py was built by every worker that took one of its tests), and an idle worker takes
 # the next module of this order: the longest first (by the suite's --durations), browser modules between the others
-# (several browsers and apps at once slowed every page), so that the workers end together. The two Ray modules go as
-# one, in the middle: they use the machine's one cluster in turn (a worker would wait for the other's), and they
-# took four times as long beside the suite's heaviest modules as alone; the short modules fill the other workers.
-LONGEST_FIRST = ("test_workflows.py", "test_transfer.py", "test_speedrun.py", "test_restart.py", "test_resume.py",
-                 "test_pages_in_browser.py", "test_ray_page.py", "test_ray.py", "test_shared.py",
+# (several browsers and apps at once slowed every page), so that the workers end together. The two Ray modules go
+# first, as one: they use the machine's one cluster in turn (a worker would wait for the other's), and the other
+# workers yield to them (pytest_runtest_setup).
+LONGEST_FIRST = ("test_ray_page.py", "test_ray.py", "test_workflows.py", "test_transfer.py", "test_speedrun.py",
+                 "test_restart.py", "test_resume.py", "test_pages_in_browser.py", "test_shared.py",
                  "test_shared_server.py", "test_transfer_presets.py", "test_inside_page.py", "test_page_transfer.py",
                  "test_class_page.py", "test_newcomer.py", "test_onnx_import.py", "test_page_train.py")
 RAY_MODULES = ("test_ray_page.py", "test_ray.py")
@@ -46,6 +46,20 @@ def pytest_itemcollected(item) -> None:
 
 def pytest_collection_modifyitems(items) -> None:
     items.sort(key=lambda item: (LONGEST_FIRST + (Path(item.fspath).name,)).index(Path(item.fspath).name))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item) -> None:
+    """The Ray tests wait on many processes (a cluster, its workers, an app), and beside the other workers'
+    CPU-bound tests they took four times as long as alone: the suite's longest path. So a worker lowers its priority
+    (nice 5: about a third of a core's share against nice 0) before its first test that is not a Ray test, and what
+    it starts (apps, browsers) inherits it; the Ray tests go first, on a worker still at 0, and their clusters run
+    their workers at 0 too (ray_module). A priority is no limit: an idle core goes to whoever waits."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and "ray_module" not in item.fixturenames and os.nice(0) < NICE:
+        os.nice(NICE - os.nice(0))
+
+
+NICE = 5
 
 
 def pytest_xdist_make_scheduler(config, log):
@@ -69,6 +83,8 @@ def one_torch_thread_per_worker() -> None:
         import torch
 
         torch.set_num_threads(1)
+
+
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -143,8 +159,15 @@ def ray_module(tmp_path_factory):
     ray = pytest.importorskip("ray", reason="ray is in requirements-test.txt; install it to run the Ray tests")
     from filelock import FileLock
 
-    with FileLock(tmp_path_factory.getbasetemp().parent / "ray.lock"):  # the workers' base folders share a parent
-        yield ray
+    # Ray runs its workers at nice 15 (its raylet first), so a job's training waited behind every other test: at 0
+    # here, as the other workers yield to the Ray tests (pytest_runtest_setup). The clusters the tests start (in this
+    # process, or by an app or a command line they start) read it from the environment.
+    os.environ["RAY_worker_niceness"] = "0"
+    try:
+        with FileLock(tmp_path_factory.getbasetemp().parent / "ray.lock"):  # the workers' base folders share a parent
+            yield ray
+    finally:
+        del os.environ["RAY_worker_niceness"]
 
 
 @pytest.fixture

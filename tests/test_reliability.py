@@ -25,7 +25,7 @@ def test_twenty_start_stop_cycles_leave_no_threads_and_flat_memory():
     config = TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[16, 32]), epochs=500, batch_size=16)
     process = psutil.Process()
     rss = []
-    threads_before = threading.active_count()
+    threads_before = set(threading.enumerate())  # other tests' threads may end meanwhile: only new ones count
     for cycle in range(20):
         job = manager.start(config)
         deadline = time.time() + 30
@@ -37,11 +37,12 @@ def test_twenty_start_stop_cycles_leave_no_threads_and_flat_memory():
         gc.collect()
         ctypes.CDLL("libc.so.6").malloc_trim(0)  # freed heap back to the system: RSS then counts live memory
         rss.append(process.memory_info().rss)
+    left = lambda: set(threading.enumerate()) - threads_before  # noqa: E731
     for _ in range(50):  # the supervisor thread ends within half a second of the last job
-        if threading.active_count() == threads_before:
+        if not left():
             break
         time.sleep(0.1)
-    assert threading.active_count() == threads_before
+    assert not left(), left()
     growth = (rss[-1] - rss[4]) / 2**20  # after the first cycles have warmed the allocator up
     print(f"RSS after cycle 5: {rss[4] / 2**20:.0f} MiB, after 20: {rss[-1] / 2**20:.0f} MiB")
     assert growth < 60, f"memory grew by {growth:.0f} MiB over 15 cycles"
