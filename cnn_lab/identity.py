@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnn_lab.paths import cache_root
+from cnn_lab.paths import cache_root, written_whole
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,8 @@ class People:
             key = secrets.token_urlsafe(16)
             people[name] = {"key": _hash(key), "admin": admin}
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
-            tmp.write_text(json.dumps(people, indent=1))
-            tmp.replace(self.path)
+            with written_whole(self.path) as tmp:
+                tmp.write_text(json.dumps(people, indent=1))
         return Person(name, admin), key
 
     def learners(self) -> list[str]:
