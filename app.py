@@ -5,6 +5,10 @@ with two routes of ours for the live charts), then runs it as the script of ever
 import logging
 import uuid
 
+# Whole, as the server starts: plotly finds pandas in sys.modules without importing it, and a page building a
+# figure while another page's thread was still importing pandas met half a module ("partially initialized module
+# 'pandas' has no attribute 'Series'"): the train page's live chart failed on the first views after a start.
+import pandas  # noqa: F401
 import streamlit as st
 
 from cnn_lab import backbones, charts, data, device, jobs, vision_tasks
