@@ -48,6 +48,9 @@ def pytest_collection_modifyitems(items) -> None:
     items.sort(key=lambda item: (LONGEST_FIRST + (Path(item.fspath).name,)).index(Path(item.fspath).name))
 
 
+NICE = 5  # the other workers' priority while the Ray tests run (pytest_runtest_setup)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item) -> None:
     """The Ray tests wait on many processes (a cluster, its workers, an app), and beside the other workers'
@@ -57,9 +60,6 @@ def pytest_runtest_setup(item) -> None:
     their workers at 0 too (ray_module). A priority is no limit: an idle core goes to whoever waits."""
     if os.environ.get("PYTEST_XDIST_WORKER") and "ray_module" not in item.fixturenames and os.nice(0) < NICE:
         os.nice(NICE - os.nice(0))
-
-
-NICE = 5
 
 
 def pytest_xdist_make_scheduler(config, log):
@@ -83,8 +83,6 @@ def one_torch_thread_per_worker() -> None:
         import torch
 
         torch.set_num_threads(1)
-
-
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -185,4 +183,3 @@ def run_page():
         return at.run()
 
     return run
-
