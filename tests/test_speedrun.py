@@ -83,28 +83,31 @@ def test_lookahead_moves_the_weights_to_their_average():
 
 
 def test_speedrun_preset_runs_on_a_cpu(cifar10):
-    from cnn_lab.data import ImageDataset, split_of
-
     config = preset("Speedrun (GPU)")
-    config.max_train, config.batch_size, config.epochs, config.tta = 2560, 256, 2, False  # a slice, to stay quick
-    test = split_of(cifar10.splits["test"], torch.arange(2000))  # and 2,000 test images, not 10,000
-    result = fit(config, dataset=ImageDataset(cifar10.name, cifar10.classes, {**cifar10.splits, "test": test}))
-    assert len(result.test_labels) == 2000
-    assert result.test_acc > 0.3, result.test_acc  # about 40% after its 20 steps here; chance is 10%
+    config.max_train, config.batch_size, config.epochs, config.tta = 1280, 128, 1, False  # 10 steps, to stay quick
+    result = fit(config, dataset=_with_a_test_slice(cifar10))
+    assert len(result.test_labels) == 1000
+    assert result.test_acc > 0.15, result.test_acc  # 23% here (seed 1: 18%); chance is 10%, +-1 point on 1,000
 
 
 @pytest.mark.parametrize("name", ["CPU: 70% in a minute", "CPU: 80% in five minutes", "CPU: 89% in ten minutes"])
 def test_the_cpu_presets_learn_on_a_slice(cifar10, name):
     """The CPU recipes (their full runs are in the bench: issues 18 and 33) on 5,000 images for one epoch: they
     learn (in bf16 where this CPU has it, for the one that asks)."""
-    from cnn_lab.data import ImageDataset, split_of
-
     config = preset(name)
     assert config.device == "auto"
     config.max_train, config.epochs, config.tta = 5000, 1, False
-    test = split_of(cifar10.splits["test"], torch.arange(2000))
-    result = fit(config, dataset=ImageDataset(cifar10.name, cifar10.classes, {**cifar10.splits, "test": test}))
-    assert result.test_acc > 0.25, result.test_acc  # chance is 10%
+    result = fit(config, dataset=_with_a_test_slice(cifar10))
+    assert result.test_acc > 0.25, result.test_acc  # 32-36% here over seeds 0 and 1; chance is 10%
+
+
+def _with_a_test_slice(cifar10):
+    """CIFAR-10 with every tenth test image, 100 of each class. The test split is stored class by class: its first
+    2,000 images, which these tests took before, were all airplanes and cars."""
+    from cnn_lab.data import ImageDataset, split_of
+
+    test = split_of(cifar10.splits["test"], torch.arange(0, 10_000, 10))
+    return ImageDataset(cifar10.name, cifar10.classes, {**cifar10.splits, "test": test})
 
 
 @pytest.mark.parametrize("bias_epochs, moves", [(2, [True, True, False]), (0, [False, False, False]),

@@ -61,7 +61,6 @@ def test_a_ray_job_streams_survives_a_reload_outlives_the_app_and_stops(ray_modu
         page.goto(f"{url}/train")
         page.wait_for_selector("text=Still running on the Ray cluster", timeout=90_000)
         wait_idle(page)
-        screenshot(page, "ray-job-after-restart")
         _pause_and_resume(page, metrics()[0])  # the app that started again controls the job it found, as before
         page.get_by_role("button", name="Stop").click()
         page.wait_for_selector("text=Stopped by the user", timeout=120_000)  # a limit for a busy machine
@@ -79,8 +78,8 @@ def test_a_ray_job_streams_survives_a_reload_outlives_the_app_and_stops(ray_modu
 
 
 def _pause_and_resume(page, metrics) -> None:
-    """Pause from the page: the job's steps stop on the worker, on the page and in the run folder; resume: they go
-    on."""
+    """Pause from the page: the job's steps stop on the worker, on the page and in the run folder (the screenshot of
+    the app started again is of the paused job); resume: they go on."""
     page.get_by_role("button", name="Pause").click()
     assert wait_for(lambda: progress_text(page).startswith("paused"), 60), progress_text(page)
     # The page says "paused" at once; the actor hears it at the app's next call and ends its batch, and that
@@ -90,6 +89,9 @@ def _pause_and_resume(page, metrics) -> None:
     saved = len(json.loads(metrics.read_text()))
     page.wait_for_timeout(3_000)
     assert (progress_step(page), len(json.loads(metrics.read_text()))) == (held, saved), "trained while paused"
+    # The screenshot is taken here, on a still page: while the job streams, the page redraws at each epoch, and on
+    # CI's loaded machine Chromium once gave no frame to a screenshot for 30 s.
+    screenshot(page, "ray-job-after-restart")
     page.get_by_role("button", name="Resume").click()
     assert wait_for(lambda: progress_step(page) > held, 60), progress_text(page)
 
