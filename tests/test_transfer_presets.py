@@ -80,6 +80,23 @@ def test_the_frozen_pass_in_bf16_stays_within_a_few_percent_of_float32(monkeypat
     # images moves with them, 0.061 once with whatever the earlier tests had left in the global generator)
 
 
+def test_a_cpu_pass_takes_a_few_photos_at_a_time_and_each_photo_gets_its_own_features():
+    """On a CPU the frozen network takes as many photos at once as hold the pixels of 4 at 224 px (bigger batches
+    page-faulted their memory in again at every layer: device.inference_batch); so batched, each photo still gets
+    the features it gets alone."""
+    from cnn_lab.device import inference_batch
+
+    cpu = torch.device("cpu")
+    assert [inference_batch(cpu, torch.Size([3, side, side])) for side in (32, 64, 160, 224, 288, 1024)] == \
+        [32, 32, 7, 4, 2, 1]
+    assert inference_batch(torch.device("cuda"), torch.Size([3, 224, 224])) == 32
+    pretrained = BACKBONES["efficientnet_lite0"].load(Hooks())
+    images = torch.randint(0, 256, (6, 3, 224, 224), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    together = transfer.extract_features(pretrained, images, cpu)  # batches of 4 and 2
+    alone = torch.cat([transfer.extract_features(pretrained, image[None], cpu) for image in images])
+    torch.testing.assert_close(together, alone, atol=1e-4, rtol=1e-4)
+
+
 def test_fine_tuning_on_cached_frozen_outputs(boats9_folder):
     """The CPU recipe's path at 64 px: the frozen pass reports its progress, only the blocks that train change, and
     the saved model, run on the test photos and their mirrors, gives the run's test probabilities."""

@@ -11,23 +11,24 @@ from torch import nn
 
 from cnn_lab import data as datasets
 from cnn_lab.backbones import Pretrained, inference_copy
-from cnn_lab.device import bf16
+from cnn_lab.device import bf16, inference_batch
 from cnn_lab.downloads import Hooks
 from cnn_lab.normalise import imagenet_stats, normalise
 from cnn_lab.paths import cache_root, written_whole
 from cnn_lab.transfer.sources import with_val_id
 
 
-def extract_features(pretrained: Pretrained, images: torch.Tensor, device: torch.device, batch_size: int = 32,
-                     flip: bool = False, hooks: Hooks | None = None, fast: bool = False) -> torch.Tensor:
-    """(N, 3, H, W) uint8 -> (N, D) features. Fast on a CPU because it is batched, in inference mode (no
-    autograd records) and channels_last (what the CPU's convolution kernels prefer); with `fast`, in bf16 where
-    that is faster (device.fast_bf16: features within about 2% of float32's)."""
+def extract_features(pretrained: Pretrained, images: torch.Tensor, device: torch.device, flip: bool = False,
+                     hooks: Hooks | None = None, fast: bool = False) -> torch.Tensor:
+    """(N, 3, H, W) uint8 -> (N, D) features. Fast on a CPU because it is batched (in batches of
+    device.inference_batch), in inference mode (no autograd records) and channels_last (what the CPU's convolution
+    kernels prefer); with `fast`, in bf16 where that is faster (device.fast_bf16: features within about 2% of
+    float32's)."""
     # Move the weights outside inference mode, so they stay ordinary tensors that fine-tuning can train later.
     model = pretrained.features.to(device).eval().to(memory_format=torch.channels_last)
     model = inference_copy(model, example_input(images, device))
     with torch.inference_mode():
-        return _extract(model, images, device, batch_size, flip, hooks or Hooks(), fast)
+        return _extract(model, images, device, inference_batch(device, images.shape), flip, hooks or Hooks(), fast)
 
 
 def example_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -10,7 +10,7 @@ import torch
 from cnn_lab import augment
 from cnn_lab import data as datasets
 from cnn_lab.backbones import inference_copy
-from cnn_lab.device import bf16, fast_bf16
+from cnn_lab.device import bf16, fast_bf16, inference_batch
 from cnn_lab.metrics import Control, MetricLog, StoppedBeforeTraining
 from cnn_lab.normalise import imagenet_stats
 from cnn_lab.train import Saving, TrainingError, TrainResult, fit
@@ -22,9 +22,10 @@ from cnn_lab.transfer.model import FromFrozenOutput, TransferModel
 
 def frozen_outputs(model: TransferModel, images: torch.Tensor, views: int, augmenter: Callable | None,
                    device: torch.device, control: Control | None = None, done: Callable[[int], None] | None = None,
-                   batch_size: int = 32, fast: bool = False) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+                   fast: bool = False) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Run the frozen blocks over `views` views of (N, 3, H, W) uint8 images: the image, its mirror, then draws of
-    `augmenter`. Per view: the frozen blocks' outputs (N, C, h, w) and the whole backbone's features (N, D).
+    `augmenter`, in batches of device.inference_batch. Per view: the frozen blocks' outputs (N, C, h, w) and the whole
+    backbone's features (N, D).
     The control's Stop ends it between batches; `done` hears how many images went through after each batch. With
     `fast`, in bf16 where that is faster (device.fast_bf16)."""
     captured: list[torch.Tensor] = []
@@ -36,6 +37,7 @@ def frozen_outputs(model: TransferModel, images: torch.Tensor, views: int, augme
                                                                captured.append(output.clone()))
     mean, std = imagenet_stats(device)
     outputs, features = [[] for _ in range(views)], [[] for _ in range(views)]
+    batch_size = inference_batch(device, images.shape)
     try:
         with torch.no_grad(), bf16(device, fast):  # not inference_mode: the outputs become training inputs
             for start in range(0, len(images), batch_size):
