@@ -112,10 +112,10 @@ def test_the_cpu_recipe_runs_the_frozen_blocks_once_and_says_what_that_costs(boa
     assert not any("TTA" in t.label for t in at.toggle)  # tested on each photo and its mirror, cached too
     if not torch.cuda.is_available():  # 4 views of 872 photos, and each of 223 photos and its mirror
         bf16 = 2 if fast_bf16(torch.device("cpu")) else 1  # a CPU with bf16 instructions runs them twice as fast
-        assert any(f"over 3,934 photos and views: about {3.6 / bf16:.1f} minutes" in c.value for c in at.caption), \
+        assert any(f"over 3,934 photos and views: about {2.2 / bf16:.1f} minutes" in c.value for c in at.caption), \
             [c.value for c in at.caption]
         views.set_value(2).run()
-        assert any(f"over 2,190 photos and views: about {2.0 / bf16:.1f} minutes" in c.value for c in at.caption)
+        assert any(f"over 2,190 photos and views: about {1.2 / bf16:.1f} minutes" in c.value for c in at.caption)
 
 
 def test_the_course_resnet18_recipe_says_when_its_weights_cannot_be_had_and_offers_lite0(boats9_archive, monkeypatch, run_page):

@@ -58,7 +58,7 @@ def frozen_outputs(model: TransferModel, images: torch.Tensor, views: int, augme
     return [torch.cat(o) for o in outputs], [torch.cat(f) for f in features]
 
 
-CPU_IMAGES_PER_S = 30  # EfficientNet-Lite0's folded forward pass at 224 px on 2 slow CPU cores (BENCHMARKS.md)
+CPU_IMAGES_PER_S = 50  # EfficientNet-Lite0's folded forward pass at 224 px on 2 slow CPU cores (BENCHMARKS.md, 4 Dec)
 
 
 def views_per_photo(config: TransferConfig, split: str) -> int:
