@@ -39,7 +39,6 @@ def bf16(device: torch.device, wanted: bool = True) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=wanted and fast_bf16(device))
 
 
-
 def inference_batch(device: torch.device, image_shape: torch.Size) -> int:
     """How many images of (..., H, W) a frozen network's forward pass takes at once. On a GPU, 32 keeps it busy. On
     a CPU, as many as hold the pixels of 4 photos of 224 px (at most 32): with 32 such photos a layer's output is tens

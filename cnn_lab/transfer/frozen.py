@@ -25,9 +25,8 @@ def frozen_outputs(model: TransferModel, images: torch.Tensor, views: int, augme
                    fast: bool = False) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Run the frozen blocks over `views` views of (N, 3, H, W) uint8 images: the image, its mirror, then draws of
     `augmenter`, in batches of device.inference_batch. Per view: the frozen blocks' outputs (N, C, h, w) and the whole
-    backbone's features (N, D).
-    The control's Stop ends it between batches; `done` hears how many images went through after each batch. With
-    `fast`, in bf16 where that is faster (device.fast_bf16)."""
+    backbone's features (N, D). The control's Stop ends it between batches; `done` hears how many images went
+    through after each batch. With `fast`, in bf16 where that is faster (device.fast_bf16)."""
     captured: list[torch.Tensor] = []
     backbone = model.backbone.to(device).eval().to(memory_format=torch.channels_last)
     cut = next(name for name, module in backbone.named_modules() if module is model.cut())

@@ -38,6 +38,7 @@ def naive_extraction_images_per_s(folder: Path, pretrained, images: int) -> floa
 
 
 def extraction_images_per_s(pretrained, images: torch.Tensor, device: torch.device) -> float:
+    """Our feature extraction's speed, after a warm-up batch."""
     from cnn_lab import transfer
 
     transfer.extract_features(pretrained, images[:32], device)  # warm-up
