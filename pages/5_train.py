@@ -216,7 +216,8 @@ else:
         [{"run": r.run_id, "status": r.status, "dataset": r.config["dataset"], "model": r.config["model"]["name"],
           "optimizer": r.config["optimizer"], "lr": r.config["lr"], "batch": r.config["batch_size"],
           "epochs": len(r.epochs), "best val acc": r.best_val_acc, "test acc": r.test_acc} for r in history],
-        hide_index=True,
+        hide_index=True, column_config={"best val acc": st.column_config.NumberColumn(format="percent"),
+                                        "test acc": st.column_config.NumberColumn(format="percent")},
     )
     chosen = st.multiselect("Overlay runs", [r.run_id for r in history], default=[r.run_id for r in history[:2]])
     picked = [r for r in history if r.run_id in chosen and r.epochs]
