@@ -11,6 +11,7 @@ from PIL import Image
 
 from cnn_lab import data
 from cnn_lab.data import folders
+from cnn_lab.downloads import Hooks
 from cnn_lab.paths import cache_root
 from tests.helpers import noise_folder
 
@@ -77,6 +78,25 @@ def test_cache_invalidated_when_source_changes(tmp_path):
     Image.new("RGB", (8, 8), "red").save(tmp_path / "a" / "new.png")
     second = data.load_folder(tmp_path, size=8)
     assert sum(len(s) for s in second.splits.values()) == sum(len(s) for s in first.splits.values()) + 1
+
+
+def test_a_folder_split_on_disk_is_decoded_once_for_every_seed(tmp_path):
+    """The seed draws only the splits a folder lacks: with train, val and test on disk, a second seed reads the
+    first one's arrays; a folder of class folders alone is split anew by each seed."""
+    for split in ("train", "val", "test"):
+        noise_folder(tmp_path / "split" / split, ["a", "b"], per_class=3)
+    noise_folder(tmp_path / "flat", ["a", "b"], per_class=10)
+    decoded = []
+    hooks = Hooks(report=lambda progress: decoded.append(progress.done))
+    first = data.load_folder(tmp_path / "split", size=8, seed=0, hooks=hooks)
+    assert decoded  # the first load decodes
+    decoded.clear()
+    second = data.load_folder(tmp_path / "split", size=8, seed=1, hooks=hooks)
+    assert not decoded and second.source_id == first.source_id
+    assert all(torch.equal(second.splits[s].images, first.splits[s].images) for s in first.splits)
+    flat = [data.load_folder(tmp_path / "flat", size=8, seed=seed) for seed in (0, 1)]
+    assert flat[0].source_id != flat[1].source_id  # each seed's own split, and its own cached features
+    assert not torch.equal(flat[0].splits["test"].images, flat[1].splits["test"].images)
 
 
 @pytest.mark.parametrize(

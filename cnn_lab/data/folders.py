@@ -109,7 +109,11 @@ def load_folder(
             check_job_memory(peak_gb(files), files, size)
     except LimitError as error:
         raise DatasetError(str(error)) from None
-    fingerprint = f"{root.resolve()}|{size}|{fractions}|{seed}|{_fingerprint_tree(root)}"
+    fingerprint = f"{root.resolve()}|{size}|{_fingerprint_tree(root)}"
+    # The seed and fractions draw the splits a folder lacks; a folder split three ways on disk is decoded once for
+    # every seed (before, each seed decoded all its photos again and evicted the other seed's arrays)
+    if not all((root / name).is_dir() for name in SPLITS):
+        fingerprint += f"|{fractions}|{seed}"
     return cached(f"folder-{root.name}", fingerprint, lambda: _decode_folder(root, size, fractions, seed, hooks or Hooks()))
 
 
