@@ -157,6 +157,9 @@ def test_the_variants_bench_runs_each_change_on_both_datasets_over_three_seeds_a
     monkeypatch.setattr(defaults, "one_run", fake_run)
     monkeypatch.setattr(defaults, "validation_photos", {"boats9": 100, "cifar": 500}.__getitem__)
     rows = defaults.variant_rows({"boats9": "boats9", "CIFAR-10": "cifar"}, quick=False)
+    first = next(rows)
+    assert len(seen) == 6  # each row as soon as it is measured: the probe's 3 seeds on both datasets, no more yet
+    rows = [first, *rows]
     cpu = [row for row in rows if row.what.startswith(f'"{defaults.transfer.CPU_RECIPE}"')]
     assert [row.what.split(", ", 1)[1].split(":")[0] for row in cpu[:-1]] == [
         "the recipe as it is", "epochs=6", "frozen_views=2"]

@@ -5,7 +5,7 @@ import argparse
 import platform
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 
@@ -30,7 +30,8 @@ from tests.bench.training import (
 from tests.bench.transfer import bench_cpu_transfer, bench_transfer
 from tests.bench.utilisation import bench_utilisation
 
-BENCHMARKS: dict[str, Callable[[datasets.ImageDataset, bool], list[Row]]] = {
+# each gives its rows as a list, or one by one as they are measured (the long ones)
+BENCHMARKS: dict[str, Callable[[datasets.ImageDataset, bool], Iterable[Row]]] = {
     "inside": bench_inside,
     "latency": bench_latency,
     "memory": bench_memory,

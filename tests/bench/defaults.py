@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from statistics import mean
+from typing import Iterator
 
 from cnn_lab import data as datasets
 from cnn_lab import transfer
@@ -84,9 +85,10 @@ def words(change: dict) -> str:
     return ", ".join(f"{field}={value}" for field, value in change.items()) or "the recipe as it is"
 
 
-def variant_rows(places: dict[str, str], quick: bool, recipes: tuple[str, ...] = tuple(VARIANTS)) -> list[Row]:
-    """Each of `recipes` and each of its VARIANTS on both datasets over SEEDS, and the one the rule keeps."""
-    rows, seeds = [], SEEDS[:1] if quick else SEEDS
+def variant_rows(places: dict[str, str], quick: bool, recipes: tuple[str, ...] = tuple(VARIANTS)) -> Iterator[Row]:
+    """Each of `recipes` and each of its VARIANTS on both datasets over SEEDS, and the one the rule keeps; each row
+    as soon as it is measured (the whole takes an hour and more: its log shows how far it is)."""
+    seeds = SEEDS[:1] if quick else SEEDS
     photos = {where: validation_photos(data) for where, data in places.items()}
     for name in recipes:
         variants = VARIANTS[name]
@@ -99,17 +101,16 @@ def variant_rows(places: dict[str, str], quick: bool, recipes: tuple[str, ...] =
                 runs[where].append(one_run(replace(config, epochs=1) if quick else config, fresh=name != PROBE))
             validation[words(change)] = {where: mean(run.validation for run in measured)
                                          for where, measured in runs.items()}
-            rows.append(Row(f"\"{name}\", {words(change)}: validation on " + " and ".join(places) + " (seeds' mean)",
-                            " and ".join(f"{acc:.1%}" for acc in validation[words(change)].values())
-                            + f" (mean {mean(validation[words(change)].values()):.2%})",
-                            "; ".join(f"{where}: validation " + ", ".join(f"{run.validation:.1%}" for run in measured)
-                                      + f", test {mean(run.test for run in measured):.1%} "
-                                      f"in {mean(run.seconds for run in measured):.0f} s"
-                                      for where, measured in runs.items())))
-        rows.append(Row(f"\"{name}\": the rule keeps", kept(validation, photos),
-                        "a change must beat the recipe on both datasets by more than one validation photo ("
-                        + ", ".join(f"{where}: {photos[where]}" for where in places) + ")"))
-    return rows
+            yield Row(f"\"{name}\", {words(change)}: validation on " + " and ".join(places) + " (seeds' mean)",
+                      " and ".join(f"{acc:.1%}" for acc in validation[words(change)].values())
+                      + f" (mean {mean(validation[words(change)].values()):.2%})",
+                      "; ".join(f"{where}: validation " + ", ".join(f"{run.validation:.1%}" for run in measured)
+                                + f", test {mean(run.test for run in measured):.1%} "
+                                f"in {mean(run.seconds for run in measured):.0f} s"
+                                for where, measured in runs.items()))
+        yield Row(f"\"{name}\": the rule keeps", kept(validation, photos),
+                  "a change must beat the recipe on both datasets by more than one validation photo ("
+                  + ", ".join(f"{where}: {photos[where]}" for where in places) + ")")
 
 
 def kept(validation: dict[str, dict[str, float]], photos: dict[str, int]) -> str:
@@ -132,14 +133,15 @@ def bench_defaults(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
         return size_rows(places(Path(folder)), quick)
 
 
-def bench_variants(cifar: datasets.ImageDataset, quick: bool, recipes: tuple[str, ...] = tuple(VARIANTS)) -> list[Row]:
+def bench_variants(cifar: datasets.ImageDataset, quick: bool,
+                   recipes: tuple[str, ...] = tuple(VARIANTS)) -> Iterator[Row]:
     """The epochs and views (`variants`): every recipe's, an hour and more on a CPU (each fine-tuning run extracts
     its frozen outputs anew)."""
     with tempfile.TemporaryDirectory() as folder:
-        return variant_rows(places(Path(folder)), quick, recipes)
+        yield from variant_rows(places(Path(folder)), quick, recipes)
 
 
-def bench_probe_variants(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
+def bench_probe_variants(cifar: datasets.ImageDataset, quick: bool) -> Iterator[Row]:
     """The linear probe's alone (`probe_variants`): minutes, since its features are extracted once a dataset."""
     return bench_variants(cifar, quick, recipes=(PROBE,))
 
