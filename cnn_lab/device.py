@@ -39,12 +39,13 @@ def bf16(device: torch.device, wanted: bool = True) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=wanted and fast_bf16(device))
 
 
-def inference_batch(device: torch.device, image_shape: torch.Size) -> int:
-    """How many images of (..., H, W) a frozen network's forward pass takes at once. On a GPU, 32 keeps it busy. On
-    a CPU, as many as hold the pixels of 4 photos of 224 px (at most 32): with 32 such photos a layer's output is tens
-    of MB, which glibc's malloc takes fresh from the kernel and gives back at each layer, so every batch page-faulted
-    its memory in again, and the pass took about twice as long (BENCHMARKS.md, 4 Dec). Small images keep batches of
-    32, where each batch's fixed cost would otherwise show."""
+def inference_batch(device: torch.device, image_shape: torch.Size, most: int = 32) -> int:
+    """How many images of (..., H, W) a forward pass without gradients takes at once: `most` on a GPU (32 keeps a
+    frozen network busy). On a CPU, as many as hold the pixels of 4 photos of 224 px, at most `most`: with 32 such
+    photos a layer's output is tens of MB, which glibc's malloc takes fresh from the kernel and gives back at each
+    layer, so every batch page-faulted its memory in again, and the pass took about twice as long (BENCHMARKS.md, 4
+    Dec; an evaluation of 105 photos at 288 px in one batch, three times as long). Small images keep large batches,
+    where each batch's fixed cost would otherwise show."""
     if device.type != "cpu":
-        return 32
-    return max(1, min(32, 4 * 224 * 224 // (image_shape[-2] * image_shape[-1])))
+        return most
+    return max(1, min(most, 4 * 224 * 224 // (image_shape[-2] * image_shape[-1])))

@@ -392,3 +392,31 @@ def test_amp_trains_in_bf16_where_the_cpu_computes_it_fast_and_in_float32_elsewh
     # is what the saved model gives
     assert seen == {(True, torch.bfloat16 if fast else torch.float32), (False, torch.float32)}
     assert result.test_acc > 0.5  # digits learns in one epoch either way
+
+
+@pytest.mark.parametrize("side, batches", [(32, [196, 104]), (288, [2, 2, 1])])
+def test_evaluation_on_a_cpu_takes_photos_a_few_at_a_time_and_gives_each_its_own_answer(side, batches):
+    """evaluate's batches on a CPU, as device.inference_batch says: 196 CIFAR-10 images at once, photos a few (105
+    validation photos at 288 px in one batch took three times as long: BENCHMARKS.md, 4 Dec); batched or not,
+    each image gets the probabilities it gets alone."""
+    from cnn_lab import data
+    from cnn_lab.train.device_data import to_device
+    from cnn_lab.train.loop import evaluate
+
+    count = sum(batches)
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (count, 3, side, side), dtype=torch.uint8, generator=generator)
+    labels = torch.randint(0, 3, (count,), generator=generator)
+    dataset = data.ImageDataset("noise", ["a", "b", "c"], {"train": data.Split(images, labels),
+                                                           "test": data.Split(images, labels)})
+    config = TrainConfig(val_fraction=0.0)
+    device_data = to_device(dataset, config, torch.device("cpu"))
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                torch.nn.Linear(4, 3))
+    seen = []
+    model.register_forward_pre_hook(lambda module, inputs: seen.append(len(inputs[0])))
+    probs = evaluate(model, device_data, device_data.test, config).probs
+    assert seen == batches
+    with torch.no_grad():
+        alone = torch.softmax(torch.cat([model(device_data.normalise(image[None])) for image in images]), 1)
+    torch.testing.assert_close(probs, alone, atol=1e-5, rtol=1e-5)
