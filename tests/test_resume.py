@@ -151,11 +151,15 @@ def test_the_cli_resumes_a_stopped_run_to_the_uninterrupted_run_s_accuracy(lab_c
 
 @pytest.mark.parametrize("mode", ["probe", "partial", "full"])
 def test_transfer_resume_ends_as_the_uninterrupted_run(lab_cache, tmp_path, mode):
-    """`transfer --resume`: the linear probe (the head on cached features), the CPU fine-tuning recipe (the last
-    block on the frozen blocks' cached outputs, whose checkpoint is the trained part's) and full fine-tuning,
-    stopped after epoch 2 of 5 and resumed, give the uninterrupted run's test accuracy."""
+    """`transfer --resume` in a process of its own: the linear probe (the head on cached features), the CPU
+    fine-tuning recipe (the last block on the frozen blocks' cached outputs, whose checkpoint is the trained part's)
+    and full fine-tuning, stopped after epoch 2 of 5 and resumed, give the uninterrupted run's test accuracy. The
+    uninterrupted and the stopped runs are jobs of this process, as the app runs them (each command line costs
+    seconds of importing torch; the train test above runs all three as processes)."""
     import numpy as np
     from PIL import Image
+
+    from cnn_lab.transfer import TransferConfig
 
     rng = np.random.default_rng(0)
     for name, colour in (("red", (200, 40, 40)), ("blue", (40, 40, 200))):
@@ -165,17 +169,20 @@ def test_transfer_resume_ends_as_the_uninterrupted_run(lab_cache, tmp_path, mode
             for i in range(count):
                 noise = rng.integers(0, 60, (48, 48, 3))
                 Image.fromarray((np.array(colour) + noise).clip(0, 255).astype(np.uint8)).save(folder / f"{i}.png")
-    common = ["transfer", "--data", str(tmp_path / "photos"), "--mode", mode, "--epochs", "5", "--set",
-              "image_size=64", "--set", "batch_size=8"] + (["--set", "unfreeze=1", "--set", "frozen_views=2"]
-                                                         if mode == "partial" else [])
-    whole = _cli(*common)
-    cut = _cli(*common, "--stop-after", "2")
-    assert runs.load_run(cut["run_id"]).resumable
-    resumed = _cli("transfer", "--resume", cut["run_id"])
-    assert resumed["run_id"] == cut["run_id"] and resumed["test_acc"] == whole["test_acc"]
-    epochs = runs.load_run(cut["run_id"]).epochs
+    config = TransferConfig(data=str(tmp_path / "photos"), mode=mode, epochs=5, image_size=64, batch_size=8,
+                            **({"unfreeze": 1, "frozen_views": 2} if mode == "partial" else {}))
+    manager = jobs.JobManager()
+    whole = manager.submit(config, kind="transfer")
+    whole.thread.join(300)
+    cut = manager.submit(config, kind="transfer")
+    cut.stop_after = 2
+    cut.thread.join(300)
+    assert whole.status == "finished" and cut.status == "stopped" and runs.load_run(cut.run_id).resumable
+    resumed = _cli("transfer", "--resume", cut.run_id)
+    assert resumed["run_id"] == cut.run_id and resumed["test_acc"] == whole.result.test_acc
+    epochs = runs.load_run(cut.run_id).epochs
     assert [e.epoch for e in epochs] == [1, 2, 3, 4, 5]
-    assert _numbers(epochs) == _numbers(runs.load_run(whole["run_id"]).epochs)  # each epoch's losses, to the bit
+    assert _numbers(epochs) == _numbers(runs.load_run(whole.run_id).epochs)  # each epoch's losses, to the bit
 
 
 def test_the_app_s_queue_comes_back_in_order_and_a_third_restart_fails_the_job(monkeypatch, tmp_path):
