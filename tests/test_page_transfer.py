@@ -72,6 +72,17 @@ def test_bad_folder_gets_one_sentence(run_page):
     assert "does not exist" in at.error[0].value
 
 
+def test_a_plain_file_for_a_folder_gets_one_sentence(run_page, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not photos")
+    at = run_page(PAGE)
+    at.radio(key="source").set_value("folder").run()
+    at.text_input(key="folder").input(str(notes)).run()
+    assert not at.exception
+    assert at.error[0].value == ("notes.txt is neither a folder nor a zip or tar archive: give a folder of class "
+                                 "folders, or a .zip or .tar.gz of them.")
+
+
 def test_kaggle_offline_gets_one_sentence(run_page):
     at = run_page(PAGE)
     at.radio(key="source").set_value("kaggle").run()
