@@ -79,8 +79,8 @@ def test_a_plain_file_for_a_folder_gets_one_sentence(run_page, tmp_path):
     at.radio(key="source").set_value("folder").run()
     at.text_input(key="folder").input(str(notes)).run()
     assert not at.exception
-    assert at.error[0].value == ("notes.txt is neither a folder nor a zip or tar archive: give a folder of class "
-                                 "folders, or a .zip or .tar.gz of them.")
+    assert at.error[0].value == ("notes.txt is not a zip or tar archive: CNN Lab reads photos from class folders, "
+                                 "as they are or zipped (.zip, .tar.gz).")
 
 
 def test_kaggle_offline_gets_one_sentence(run_page):
@@ -177,6 +177,7 @@ def test_an_uploaded_zip_is_stored_once_and_a_broken_one_gets_one_sentence(tmp_p
     assert saved == ["boats.zip"]  # stored once, not on every rerun
     at.file_uploader[0].set_value(("broken.zip", b"PK\x03\x04 not really a zip", "application/zip")).run()
     assert not at.exception and len(at.error) == 1
+    assert "is not a zip or tar archive" in at.error[0].value  # the sentence fits an upload as well as a folder
 
 
 def test_the_start_button_names_what_it_starts(boats9_archive, run_page):

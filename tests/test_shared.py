@@ -358,7 +358,7 @@ def test_a_damaged_archive_is_one_sentence(tmp_path):
     archive = tmp_path / "cut.tar.gz"
     _tar(archive, lambda tar: None)
     archive.write_bytes(archive.read_bytes()[:60])
-    with pytest.raises(data.DatasetError, match="damaged or cannot be read|neither a folder nor a zip or tar"):
+    with pytest.raises(data.DatasetError, match="damaged or cannot be read|not a zip or tar archive"):
         data.extract_archive(archive)
 
 

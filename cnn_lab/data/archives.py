@@ -37,8 +37,8 @@ def extract_archive(archive: str | Path, max_bytes: int = 2 * 2**30, max_files: 
         elif tarfile.is_tarfile(archive):
             _extract_tar(archive, partial, max_bytes, max_files)
         else:
-            raise DatasetError(f"{archive.name} is neither a folder nor a zip or tar archive: give a folder of class "
-                               "folders, or a .zip or .tar.gz of them.")
+            raise DatasetError(f"{archive.name} is not a zip or tar archive: CNN Lab reads photos from class "
+                               "folders, as they are or zipped (.zip, .tar.gz).")
         (partial / ".complete").touch()
         # Two extractions of the same archive (two people's uploads, two processes) finish one at a time: else one
         # could remove the other's finished folder while it is read, or fail to rename onto it.
