@@ -168,3 +168,51 @@ def test_the_variants_bench_runs_each_change_on_both_datasets_over_three_seeds_a
     assert rows[3].what.endswith("the rule keeps") and rows[3].figure == "the recipe as it is"  # the probe: all tie
     assert {seed for *_, seed, _ in seen} == {0, 1, 2} and ("cifar", 6, 4, 1, True) in seen
     assert all(not fresh for _, _, views, _, fresh in seen if views == 0)  # the probe's features: not extracted again
+
+
+def test_a_benchmark_that_fails_is_a_row_and_the_run_goes_on(monkeypatch):
+    """A long run (a lent GPU's minutes) keeps the rows of the benchmarks before and after one that fails, and the
+    failing one's rows so far, with a row that names the error."""
+    from tests.bench import __main__ as bench
+
+    def breaks(cifar, quick):
+        yield ("first row", "1 s", "kept")
+        raise RuntimeError("CUDA error: out of memory\nmore detail")
+
+    monkeypatch.setattr(bench.datasets, "load_dataset", lambda name: None)
+    monkeypatch.setitem(bench.BENCHMARKS, "breaks", breaks)
+    monkeypatch.setitem(bench.BENCHMARKS, "works", lambda cifar, quick: [("after", "2 s", "ran")])
+    table = bench.run(["breaks", "works"])
+    assert "| first row | 1 s | - | kept |" in table
+    assert "| breaks: failed | RuntimeError | - | CUDA error: out of memory |" in table
+    assert table.rstrip().endswith("| after | 2 s | - | ran |")
+
+
+def test_airbench_s_own_table_is_read_for_its_time_and_its_training_seconds():
+    """The runner's summary gives the accuracy and time; the table that airbench94's own functions print gives its
+    training's seconds (the time after the last epoch), the warm-up run left out."""
+    import contextlib
+    import io
+
+    import pytest
+
+    from tests.bench.baseline import airbench_folder, load_airbench, parse_runner
+
+    folder = airbench_folder()
+    if folder is None:
+        pytest.skip("no ../shared/baselines/airbench beside the datasets folder")
+    airbench94, printed = load_airbench(folder), io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        airbench94.print_columns(airbench94.logging_columns_list, is_head=True)
+        for run, last_epoch_time in ((0, 9.0), (1, 2.0), (2, 2.5)):  # the warm-up run, then two timed runs
+            for epoch, total_time_seconds in ((1, 0.4), (10, last_epoch_time)):
+                train_loss, train_acc, val_acc = 0.5, 0.9, 0.88
+                airbench94.print_training_details(locals(), is_final_entry=False)
+                run = None  # as airbench prints it: the run's number on its first row only
+            epoch, tta_val_acc, total_time_seconds = "eval", 0.9, last_epoch_time + 0.2
+            airbench94.print_training_details(locals(), is_final_entry=True)
+        print("airbench94 mean acc 0.9074 (std 0.0012) mean time 2.450 s over 2 runs on NVIDIA H200")
+    runs = parse_runner(printed.getvalue())
+    assert (runs.accuracy, runs.std, runs.seconds, runs.runs) == (0.9074, 0.0012, 2.45, 2)
+    assert runs.training_seconds == 2.25  # the mean of 2.0 and 2.5
+    assert parse_runner("Traceback (most recent call last):\n...") is None

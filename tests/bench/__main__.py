@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+import traceback
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import torch
 
@@ -67,11 +68,21 @@ def run(names: list[str], quick: bool = False) -> str:
     lines = [f"### {time.strftime('%Y-%m-%d %H:%M')} · {machine()}", "",
              "| benchmark | figure | utilisation | note |", "| --- | --- | --- | --- |"]
     for name in names:
-        for row in BENCHMARKS[name](cifar, quick):
+        for row in rows_of(name, cifar, quick):
             what, figure, note, utilisation = Row(*row)
             lines.append(f"| {what} | {figure} | {utilisation or '-'} | {note} |")
             print(lines[-1], flush=True)
     return "\n".join(lines) + "\n"
+
+
+def rows_of(name: str, cifar: datasets.ImageDataset, quick: bool) -> Iterator[Row]:
+    """The benchmark's rows; if it fails, the rows it gave and one that says so, so that the rest of a long run (a
+    lent GPU's minutes) still comes back."""
+    try:
+        yield from BENCHMARKS[name](cifar, quick)
+    except Exception as error:  # noqa: BLE001 - any failure becomes a row of the table
+        traceback.print_exc()
+        yield Row(f"{name}: failed", type(error).__name__, str(error).splitlines()[0][:300] if str(error) else "-")
 
 
 def write(section: str, path: Path = Path("BENCHMARKS.md")) -> None:

@@ -20,8 +20,6 @@ from pathlib import Path
 
 from cnn_lab import data as datasets
 from tests.bench.common import Row, median
-from tests.e2e.helpers import choose
-from tests.e2e.helpers import slider as slider_handle
 from tests.launch import ARTIFACTS, ROOT, launch_chromium, start_app, stop_app
 
 QUIET_MS = 800
@@ -82,6 +80,8 @@ Input = tuple[Callable, Callable]
 
 def slider(label: str) -> Input:
     def prepare(page, i):
+        from tests.e2e.helpers import slider as slider_handle  # here: a GPU machine's bench has no Playwright
+
         slider_handle(page, label).focus()
     return (lambda page, i: page.keyboard.press("ArrowRight" if i % 2 == 0 else "ArrowLeft")), prepare
 
@@ -244,7 +244,7 @@ def heavy(page, url: str, labels: dict[str, str], repeats: int) -> dict[str, lis
 def busy_tab(browser, url: str):
     """A second tab that starts TRAINING_PRESET, set to 40 epochs so that it outlasts the measurements, and waits
     until its steps run: the busy case."""
-    from tests.e2e.helpers import progress_step, wait_idle
+    from tests.e2e.helpers import choose, progress_step, wait_idle
 
     tab = browser.new_page(viewport={"width": 1400, "height": 1000})
     tab.goto(f"{url}/train")

@@ -11,6 +11,7 @@ from cnn_lab import data as datasets
 from cnn_lab.device import pick_device
 from cnn_lab.presets import preset
 from cnn_lab.train import fit
+from tests.bench.baseline import airbench_row
 from tests.bench.common import CPU_PRESETS, Row, mean, median, run_config, sync_device
 from tests.bench.utilisation import of_training
 
@@ -133,7 +134,7 @@ def bench_speedrun(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
         how = "the train page's curves streaming" if subscriber else "headless"
         rows.append(Row(f"Speedrun preset ({config.epochs} epochs, TTA), {how}", f"{acc:.2%} in {seconds:.2f} s",
                         f"{ips:,.0f} img/s", of_training(config, ips, pick_device())))
-    return rows
+    return rows + [airbench_row(quick)]  # the peer, in the same run on the same GPU
 
 
 def bench_streaming(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:

@@ -22,7 +22,12 @@ from cnn_lab.train import TrainConfig
 from tests.bench.common import Row, sync_device
 
 SHAPE, CLASSES = (3, 32, 32), 10  # CIFAR-10
-MATMUL = 2048  # the peak's matmul is MATMUL x MATMUL
+
+
+def matmul_size(device: torch.device) -> int:
+    """The side of the peak's square matmul: 2048 on a CPU (about 0.1 s in float32 on 2 cores); 8192 on a GPU,
+    where a 2048 one is done in tens of microseconds, about what timing it costs, and reads far under the peak."""
+    return 8192 if device.type == "cuda" else 2048
 
 
 def _conv_backward_flops(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,
@@ -69,8 +74,9 @@ def conv_shapes(model: nn.Module, shape: tuple[int, ...], batch: int) -> list[tu
         seen.append((module, (batch, *inputs[0].shape[1:])))
 
     hooks = [m.register_forward_hook(keep) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    weight = next(model.parameters())
     with torch.no_grad():
-        model.eval()(torch.randn(1, *shape, device=next(model.parameters()).device))
+        model.eval()(torch.randn(1, *shape, device=weight.device, dtype=weight.dtype))  # a half model takes halves
     for hook in hooks:
         hook.remove()
     return seen
@@ -97,8 +103,9 @@ def peak_dtype(device: torch.device, amp: bool) -> torch.dtype:
 @functools.cache
 def matmul_peak(device: torch.device = torch.device("cpu"), dtype: torch.dtype = torch.float32) -> float:
     """The machine's dense peak on `device` in `dtype`, measured once per bench process."""
-    a, b = (torch.randn(MATMUL, MATMUL, device=device, dtype=dtype) for _ in range(2))
-    return 2 * MATMUL**3 / best_seconds(lambda: a @ b)
+    n = matmul_size(device)
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    return 2 * n**3 / best_seconds(lambda: a @ b)
 
 
 def conv_flops_per_s(conv: nn.Conv2d, shape: tuple[int, ...], dtype: torch.dtype) -> float:
@@ -141,17 +148,24 @@ def of_training(config: TrainConfig, images_per_s: float, device: torch.device =
     return f"{cell(per_image * images_per_s, conv_peak, peak)}; {per_image / 1e6:.0f} MFLOP per training image"
 
 
+def whole_run_dtype(device: torch.device) -> torch.dtype:
+    """The dtype a whole transfer run is read against: bf16 on a GPU, where all of it runs under bf16 autocast;
+    float32 on a CPU, where such a run mixes float32 with bf16 where the CPU has it (its training views)."""
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
 def of_run(flops: float, seconds: float, model: nn.Module, shape: tuple[int, ...], batch: int) -> str:
     """The utilisation column of a whole run (a transfer recipe: the frozen pass, training and tests): the FLOPs it
     computed over its wall time, against the fastest of `model`'s convolutions at `shape` and `batch`, and against the
-    float32 peak (such a run mixes float32 with bf16 where the CPU has it: its training views)."""
+    matmul peak, both in whole_run_dtype."""
     device = next(model.parameters()).device
-    return (f"{cell(flops / seconds, fastest_conv(model, shape, batch), matmul_peak(device))}; "
+    dtype = whole_run_dtype(device)
+    return (f"{cell(flops / seconds, fastest_conv(model, shape, batch, dtype), matmul_peak(device, dtype))}; "
             f"{flops / 1e12:.1f} TFLOP in all")
 
 
 def bench_utilisation(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
-    """The peak every utilisation column is read against."""
+    """The peaks every utilisation column is read against: the CPU's, and on a GPU the GPU's too."""
     cpu = torch.device("cpu")
     rows = [Row("Peak: a dense float32 matmul, 2048x2048", f"{matmul_peak() / 1e9:,.0f} GFLOP/s",
                 f"{torch.get_num_threads()} torch threads, the best of 10; every utilisation column of this table is "
@@ -160,4 +174,10 @@ def bench_utilisation(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     if fast_bf16(cpu):
         rows.append(Row("Peak: the same matmul in bf16 (this CPU has bf16 instructions)",
                         f"{matmul_peak(cpu, torch.bfloat16) / 1e9:,.0f} GFLOP/s", "the best of 10"))
+    if torch.cuda.is_available():
+        gpu, n = torch.device("cuda"), matmul_size(torch.device("cuda"))
+        for dtype, what in ((torch.float32, "float32 (no TF32)"), (torch.bfloat16, "bf16"), (torch.float16, "fp16")):
+            rows.append(Row(f"Peak on the GPU: a dense {what} matmul, {n}x{n}",
+                            f"{matmul_peak(gpu, dtype) / 1e12:,.0f} TFLOP/s",
+                            "the best of 10; the GPU's rows are read against it in their dtype"))
     return rows
