@@ -156,7 +156,7 @@ def test_speedrun_preset_is_selectable_with_its_settings(run_page):
     at = run_page("pages/5_train.py", opened=SETTINGS)
     at.selectbox[0].select("Speedrun (GPU)").run()
     assert not at.exception
-    assert at.number_input(key="Speedrun (GPU)_epochs").value == 12
+    assert at.number_input(key="Speedrun (GPU)_epochs").value == 11
     assert at.number_input(key="Speedrun (GPU)_biaslr").value == 64
     assert at.toggle(key="Speedrun (GPU)_lookahead").value is True
     assert at.toggle(key="Speedrun (GPU)_tta").value is True
