@@ -168,9 +168,9 @@ def bench_utilisation(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     """The peaks every utilisation column is read against: the CPU's, and on a GPU the GPU's too."""
     cpu = torch.device("cpu")
     rows = [Row("Peak: a dense float32 matmul, 2048x2048", f"{matmul_peak() / 1e9:,.0f} GFLOP/s",
-                f"{torch.get_num_threads()} torch threads, the best of 10; every utilisation column of this table is "
-                "read against it (against bf16's for a run in bf16), and against the run's own fastest convolution "
-                "timed alone (forward, at its shape and batch, in the run's dtype)")]
+                f"{torch.get_num_threads()} torch threads, the best of 10; every CPU run's utilisation column is read "
+                "against it (against bf16's for a run in bf16), and against the run's own fastest convolution timed "
+                "alone (forward, at its shape and batch, in the run's dtype)")]
     if fast_bf16(cpu):
         rows.append(Row("Peak: the same matmul in bf16 (this CPU has bf16 instructions)",
                         f"{matmul_peak(cpu, torch.bfloat16) / 1e9:,.0f} GFLOP/s", "the best of 10"))
