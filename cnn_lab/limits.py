@@ -1,11 +1,12 @@
 """Budgets and fences for a server that strangers use: which folders a browser may point the app at, where
-uploads go (named by their content, so the same file is stored and extracted once), how much disk the uploads
-and caches may take (the oldest go first), how much memory one job may take, and how many images,
-and how many decoded pixels per uploaded byte, one person's upload may bring."""
+uploads go (filed by their content, so the same file is stored and extracted once, under the person's own name),
+how much disk the uploads and caches may take (the oldest go first), how much memory one job may take, and how many
+images, and how many decoded pixels per uploaded byte, one person's upload may bring."""
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -43,14 +44,34 @@ def in_data_folder(path: Path) -> bool:
     return root is not None and path.resolve().is_relative_to(root.resolve())
 
 
+def upload_name(name: str) -> str:
+    """The name an upload is stored under: the person's own file name, so that every sentence about it names what they
+    gave, made safe: no folders (`../`), no leading dot, only letters, digits, spaces, dots, dashes, underscores and
+    round brackets, at most about 100 characters, and its archive suffix kept."""
+    base = Path(name.replace("\\", "/")).name
+    suffix = ".tar.gz" if base.lower().endswith(".tar.gz") else Path(base).suffix.lower()
+    stem = re.sub(r"[^\w .()-]+", "_", base[: len(base) - len(suffix)]).strip(" .")[:100]
+    return f"{stem or 'upload'}{re.sub(r'[^a-z0-9.]', '', suffix)[:10]}"
+
+
 def save_upload(content: bytes, name: str) -> Path:
-    """Store an upload under the hash of its content (the same file twice is one file, extracted once)."""
-    suffix = "".join(Path(name).suffixes[-2:]).lower() if name.lower().endswith(".tar.gz") else Path(name).suffix.lower()
-    path = uploads_root() / f"{hashlib.sha256(content).hexdigest()[:24]}{suffix}"
+    """Store an upload as `uploads/<hash of its content>/<its own name>`: the same file twice is one file, extracted
+    once; the same bytes under another name are a link to that file (no second copy), under the name this person
+    gave it, so that nobody sees another person's file name."""
+    folder = uploads_root() / hashlib.sha256(content).hexdigest()[:24]
+    folder.mkdir(exist_ok=True)
+    path = folder / upload_name(name)
     if not path.exists():
-        with written_whole(path) as tmp:
-            tmp.write_bytes(content)
-    os.utime(path)  # used now: the disk budget removes the least recently used first
+        stored = next((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")), None)
+        try:
+            if stored is None:
+                raise FileNotFoundError
+            os.link(stored, path)
+        except OSError:  # the first name, a file system without links, or a link another app made meanwhile
+            if not path.exists():
+                with written_whole(path) as tmp:
+                    tmp.write_bytes(content)
+    os.utime(folder)  # used now: the disk budget removes the least recently used first
     enforce_disk_budget(keep=path)
     return path
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cnn_lab import data, identity, jobs, limits, runs
+from cnn_lab import data, identity, jobs, limits, runs, transfer
 from cnn_lab.data import folders
 from cnn_lab.identity import Person
 from cnn_lab.jobs.queue import FairQueue, QueueFull, Ticket, start_times
@@ -268,7 +268,6 @@ def test_a_job_whose_whole_peak_would_pass_the_budget_is_refused_before_decoding
     its decoded photos. The same 40 photos: a full fine-tune on this CPU (about 4 GB: the backbone's activations
     kept for backpropagation) is refused in one sentence before decoding; the linear probe (about 1.2 GB) goes on,
     so does the fine-tune on a GPU (its activations are in the GPU's memory), and in local mode."""
-    from cnn_lab import transfer
     from tests.helpers import noise_folder
 
     def decoding(*args):
@@ -292,23 +291,55 @@ def test_a_job_whose_whole_peak_would_pass_the_budget_is_refused_before_decoding
 
 
 def test_the_same_upload_twice_is_stored_and_extracted_once():
+    """The same file twice is one file, extracted once. The same bytes under another name are the same file on disk
+    (a link), under the name that person gave it: nobody sees another person's file name."""
     content = _zip_of_gifs(10)
-    first, second = limits.save_upload(content, "a.zip"), limits.save_upload(content, "renamed.zip")
-    assert first == second
+    first, again = limits.save_upload(content, "a.zip"), limits.save_upload(content, "a.zip")
+    assert first == again and first.name == "a.zip"
     folder = data.extract_archive(first)
     mtime = (folder / ".complete").stat().st_mtime_ns
-    assert data.extract_archive(second) == folder and (folder / ".complete").stat().st_mtime_ns == mtime
+    assert data.extract_archive(again) == folder and (folder / ".complete").stat().st_mtime_ns == mtime
+    renamed = limits.save_upload(content, "renamed.zip")
+    assert renamed.name == "renamed.zip" and renamed.parent == first.parent
+    assert renamed.stat().st_ino == first.stat().st_ino  # one copy of the bytes
+
+
+@pytest.mark.parametrize("name, stored", [
+    ("../../../etc/cron.d/evil.zip", "evil.zip"), ("C:\\Users\\me\\boats.zip", "boats.zip"),
+    (".hidden.zip", "hidden.zip"), ("...", "upload"), ("we;rd $(rm -rf ~).zip", "we_rd _(rm -rf _).zip"),
+    ("x" * 500 + ".TAR.GZ", "x" * 100 + ".tar.gz"), ("photos." + "z" * 300, "photos." + "z" * 9),
+])
+def test_an_upload_s_name_is_made_safe_and_stays_inside_the_uploads_folder(name, stored):
+    path = limits.save_upload(_zip_of_gifs(2), name)
+    assert path.name == stored and path.parent.parent == limits.uploads_root()
+
+
+def test_a_sentence_about_an_upload_names_the_file_the_person_gave(monkeypatch):
+    """Not the server's cache folder, nor the hash it is filed under."""
+    monkeypatch.setenv("CNN_LAB_SHARED", "1")
+    gif, loose = io.BytesIO(), io.BytesIO()
+    Image.new("P", (1, 1)).save(gif, "GIF")
+    with zipfile.ZipFile(loose, "w") as zf:  # a photo with no class folder
+        zf.writestr("1.gif", gif.getvalue())
+    cases = {"my boats.zip": loose.getvalue(), "broken.zip": b"PK\x03\x04 not really a zip"}
+    for name, content in cases.items():
+        path = limits.save_upload(content, name)
+        with pytest.raises(data.DatasetError) as error:
+            transfer.load_images(transfer.TransferConfig(data=str(path), image_size=32))
+        message = str(error.value)
+        assert message.startswith((f"The folder {name} has no class sub-folders", f"{name} is not a zip")), message
+        assert str(limits.cache_root()) not in message and path.parent.name not in message
 
 
 def test_disk_budget_removes_the_least_recently_used_first(monkeypatch, tmp_path):
     monkeypatch.setenv("CNN_LAB_CACHE", str(tmp_path))  # its own cache: the test workers share their decoded arrays
     old = limits.save_upload(os.urandom(300_000), "old.zip")
-    os.utime(old, (1, 1))  # long unused
+    os.utime(old.parent, (1, 1))  # long unused (an upload's folder, filed by its content, is what the budget sees)
     new = limits.save_upload(os.urandom(300_000), "new.zip")
     total = sum(f.stat().st_size for folder in limits.BUDGETED for f in (limits.cache_root() / folder).rglob("*")
                 if f.is_file())
     removed = limits.enforce_disk_budget(budget_bytes=total - 1, keep=new)
-    assert removed == [old] and not old.exists() and new.exists()
+    assert removed == [old.parent] and not old.exists() and new.exists()
 
 
 def test_the_disk_budget_skips_what_another_process_removed_meanwhile(monkeypatch, tmp_path):
@@ -316,13 +347,13 @@ def test_the_disk_budget_skips_what_another_process_removed_meanwhile(monkeypatc
     arrays replaced) is skipped, not a FileNotFoundError for whoever uploads next."""
     monkeypatch.setenv("CNN_LAB_CACHE", str(tmp_path))
     old = limits.save_upload(os.urandom(300_000), "old.zip")
-    os.utime(old, (1, 1))
+    os.utime(old.parent, (1, 1))
     new = limits.save_upload(os.urandom(300_000), "new.zip")
     gone = tmp_path / "datasets" / "folder-photos-0123456789abcdef.npz"  # listed, then removed by another app
     iterdir = Path.iterdir
     monkeypatch.setattr(Path, "iterdir", lambda self: [*iterdir(self), *([gone] if self.name == "datasets" else [])])
     (tmp_path / "datasets").mkdir()
-    assert limits.enforce_disk_budget(budget_bytes=400_000, keep=new) == [old] and new.exists()
+    assert limits.enforce_disk_budget(budget_bytes=400_000, keep=new) == [old.parent] and new.exists()
 
 
 def _tar(path, add) -> None:

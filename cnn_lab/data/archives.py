@@ -121,13 +121,24 @@ def local_archive(stem: str) -> Path | None:
     return None
 
 
+def load_archive(archive: Path, **options) -> ImageDataset:
+    """The photos in an archive, extracted once; `options` as for load_folder. A sentence about the photos names the
+    archive the person gave (an upload keeps its own name), not the cache folder it was extracted into: "The folder
+    boats.zip/kayak has no class sub-folders", not a server's path and a hash."""
+    extracted = extract_archive(archive)
+    try:
+        return load_folder(dataset_root(extracted), **options)
+    except DatasetError as error:
+        raise DatasetError(str(error).replace(str(extracted), archive.name)) from None
+
+
 def load_local(stem: str, size: int, hooks: Hooks | None = None,
                peak_gb: Callable[[int], float] | None = None) -> ImageDataset:
     """A dataset in CNN_LAB_DATA by its stem, extracted once; `peak_gb` as for load_folder."""
     source = local_archive(stem)
     if source is None:
         raise DatasetUnavailable(f"{stem} is not on this machine: put {stem}.tar.gz in the folder named by CNN_LAB_DATA.")
-    folder = source if source.is_dir() else extract_archive(source)
-    dataset = load_folder(dataset_root(folder), size=size, hooks=hooks, peak_gb=peak_gb)
+    options = dict(size=size, hooks=hooks, peak_gb=peak_gb)
+    dataset = load_folder(dataset_root(source), **options) if source.is_dir() else load_archive(source, **options)
     dataset.name = stem
     return dataset

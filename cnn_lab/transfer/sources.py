@@ -128,9 +128,8 @@ def load_images(config: TransferConfig, hooks: Hooks | None = None) -> datasets.
     if config.data == "boats9":
         return datasets.load_local("boats9", size=config.image_size, hooks=hooks, peak_gb=peak)
     path = Path(config.data)
-    if path.is_file():
-        path = datasets.dataset_root(datasets.extract_archive(path))
-    return datasets.load_folder(path, size=config.image_size, seed=config.seed, hooks=hooks, upload=True, peak_gb=peak)
+    options = dict(size=config.image_size, seed=config.seed, hooks=hooks, upload=True, peak_gb=peak)
+    return datasets.load_archive(path, **options) if path.is_file() else datasets.load_folder(path, **options)
 
 
 def with_val_id(dataset: datasets.ImageDataset) -> str:
