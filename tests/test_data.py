@@ -102,7 +102,7 @@ def test_a_folder_split_on_disk_is_decoded_once_for_every_seed(tmp_path):
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda root: None, "no class sub-folders"),
+        (lambda root: None, "no class folders: put the photos of each class in a folder named after it"),
         (lambda root: (root / "a").mkdir() or (root / "b").mkdir(), "hold no files"),
         (lambda root: noise_folder(root, ["only"], per_class=5), "only one class"),
         (lambda root: noise_folder(root, ["a", "b"], per_class=2), "at least 3"),

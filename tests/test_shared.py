@@ -327,7 +327,7 @@ def test_a_sentence_about_an_upload_names_the_file_the_person_gave(monkeypatch):
         with pytest.raises(data.DatasetError) as error:
             transfer.load_images(transfer.TransferConfig(data=str(path), image_size=32))
         message = str(error.value)
-        assert message.startswith((f"The folder {name} has no class sub-folders", f"{name} is not a zip")), message
+        assert message.startswith((f"The folder {name} has no class folders", f"{name} is not a zip")), message
         assert str(limits.cache_root()) not in message and path.parent.name not in message
 
 

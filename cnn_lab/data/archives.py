@@ -124,7 +124,7 @@ def local_archive(stem: str) -> Path | None:
 def load_archive(archive: Path, **options) -> ImageDataset:
     """The photos in an archive, extracted once; `options` as for load_folder. A sentence about the photos names the
     archive the person gave (an upload keeps its own name), not the cache folder it was extracted into: "The folder
-    boats.zip/kayak has no class sub-folders", not a server's path and a hash."""
+    boats.zip/kayak has no class folders", not a server's path and a hash."""
     extracted = extract_archive(archive)
     try:
         return load_folder(dataset_root(extracted), **options)

@@ -34,7 +34,8 @@ def _fingerprint_tree(root: Path) -> str:
 def _class_files(folder: Path) -> dict[str, list[Path]]:
     classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
-        raise DatasetError(f"The folder {folder} has no class sub-folders (expected <class>/<image> files).")
+        raise DatasetError(f"The folder {folder} has no class folders: put the photos of each class in a folder named "
+                           "after it (kayak/1.jpg, tug/2.jpg).")
     found = {c.name: sorted(f for f in c.rglob("*") if f.is_file() and not f.name.startswith(".")) for c in classes}
     empty = [name for name, files in found.items() if not files]
     if empty:
