@@ -151,9 +151,11 @@ def check_upload(root: Path, size: int) -> None:
     if count > settings.upload_max_images:
         raise LimitError(f"This upload holds {count:,} files, more than the {settings.upload_max_images:,} images "
                          "one upload may bring to this shared server: use fewer images.")
-    per_byte = count * size * size / max(1, stored_bytes)
+    pixels = count * size * size
+    per_byte = pixels / max(1, stored_bytes)
     if per_byte > settings.upload_max_pixels_per_byte:
-        raise LimitError(f"These {count:,} files take {stored_bytes / 2**20:.1f} MB but would decode to "
-                         f"{count * size * size / 1e6:,.0f} million pixels at {size}x{size} ({per_byte:,.0f} per "
-                         f"byte, over this server's {settings.upload_max_pixels_per_byte:,.0f}): use real photos, "
-                         "not tiny or empty images.")
+        stored = f"{stored_bytes / 2**20:.1f} MB" if stored_bytes >= 2**20 else f"{stored_bytes / 2**10:.1f} kB"
+        decoded = f"{pixels / 1e6:,.0f} million" if pixels >= 1e6 else f"{pixels:,}"
+        raise LimitError(f"These {count:,} files take {stored} but would decode to {decoded} pixels at {size}x{size} "
+                         f"({per_byte:,.0f} per byte, over this server's {settings.upload_max_pixels_per_byte:,.0f}): "
+                         "use real photos, not tiny or empty images.")

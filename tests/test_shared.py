@@ -251,6 +251,9 @@ def test_an_upload_that_would_decode_to_far_more_pixels_than_its_bytes_is_refuse
     monkeypatch.setenv("CNN_LAB_SHARED", "1")
     with pytest.raises(data.DatasetError, match=r"would decode to 128 million pixels at 160x160 \(\d[\d,]* per byte"):
         data.load_folder(folder, size=160, upload=True)
+    few = data.dataset_root(data.extract_archive(limits.save_upload(_zip_of_gifs(6), "six.zip")))
+    with pytest.raises(data.DatasetError, match=r"These 6 files take \d+\.\d kB but would decode to 153,600 pixels at"):
+        data.load_folder(few, size=160, upload=True)  # small figures in their own words, not "0.0 MB", "0 million"
     monkeypatch.setenv("CNN_LAB_UPLOAD_MAX_IMAGES", "4999")
     with pytest.raises(data.DatasetError, match="holds 5,000 files, more than the 4,999 images"):
         data.load_folder(folder, size=160, upload=True)
