@@ -115,6 +115,8 @@ def test_a_run_s_flops_are_counted_as_its_convolutions_cost_and_every_row_has_a_
     assert flops() == 3 * 2 * (4 * 16 * 20 * 20) * 9
     assert Row(*("what", "figure", "note")).utilisation == ""
     assert cell(50e9, 200e9, 100e9) == "50 GFLOP/s: 50% of the matmul peak, 25% of its fastest conv's 200"
+    assert cell(140e12, 520e12, 787e12) == "140 TFLOP/s: 18% of the matmul peak, 27% of its fastest conv's 520"
+    assert cell(208e9, 46e12, 787e12) == "208 GFLOP/s: under 1% of the matmul peak, under 1% of its fastest conv's 46,000"
 
 
 def test_the_second_dataset_of_the_defaults_bench_is_cifar10_laid_out_as_an_upload(cifar10_archive, lab_cache,

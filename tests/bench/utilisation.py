@@ -126,9 +126,12 @@ def fastest_conv(model: nn.Module, shape: tuple[int, ...], batch: int, dtype: to
 
 
 def cell(flops_per_s: float, conv_peak: float, peak: float) -> str:
-    """The utilisation column: what a run reached, against the matmul's peak and its fastest convolution's."""
-    return (f"{flops_per_s / 1e9:,.0f} GFLOP/s: {flops_per_s / peak:.0%} of the matmul peak, "
-            f"{flops_per_s / conv_peak:.0%} of its fastest conv's {conv_peak / 1e9:,.0f}")
+    """The utilisation column: what a run reached, against the matmul's peak and its fastest convolution's; in
+    TFLOP/s where the run passes 10 of them (on a GPU), in GFLOP/s otherwise."""
+    scale, unit = (1e12, "TFLOP/s") if flops_per_s >= 1e13 else (1e9, "GFLOP/s")
+    share = lambda part: f"{part:.0%}" if part >= 0.01 else "under 1%"  # noqa: E731
+    return (f"{flops_per_s / scale:,.0f} {unit}: {share(flops_per_s / peak)} of the matmul peak, "
+            f"{share(flops_per_s / conv_peak)} of its fastest conv's {conv_peak / scale:,.0f}")
 
 
 @functools.cache
