@@ -4,6 +4,7 @@ how much disk the uploads and caches may take (the oldest go first), how much me
 images, and how many decoded pixels per uploaded byte, one person's upload may bring."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -63,14 +64,12 @@ def save_upload(content: bytes, name: str) -> Path:
     path = folder / upload_name(name)
     if not path.exists():
         stored = next((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")), None)
-        try:
-            if stored is None:
-                raise FileNotFoundError
-            os.link(stored, path)
-        except OSError:  # the first name, a file system without links, or a link another app made meanwhile
-            if not path.exists():
-                with written_whole(path) as tmp:
-                    tmp.write_bytes(content)
+        if stored is not None:
+            with contextlib.suppress(OSError):  # no links on this file system, or another app linked it meanwhile
+                os.link(stored, path)
+        if not path.exists():  # the first name for these bytes, or no link was made
+            with written_whole(path) as tmp:
+                tmp.write_bytes(content)
     os.utime(folder)  # used now: the disk budget removes the least recently used first
     enforce_disk_budget(keep=path)
     return path
