@@ -104,13 +104,28 @@ def test_a_folder_split_on_disk_is_decoded_once_for_every_seed(tmp_path):
     [
         (lambda root: None, "no class folders: put the photos of each class in a folder named after it"),
         (lambda root: (root / "a").mkdir() or (root / "b").mkdir(), "hold no files"),
-        (lambda root: noise_folder(root, ["only"], per_class=5), "only one class"),
-        (lambda root: noise_folder(root, ["a", "b"], per_class=2), "at least 3"),
+        (lambda root: noise_folder(root, ["only"], per_class=5), r"only one class \(only\)"),
+        (lambda root: noise_folder(root, ["a", "b"], per_class=2),
+         "a, b have fewer than 3 photos: each class needs at least one for each of train, val, test"),
+        (lambda root: noise_folder(root / "train", ["a", "b"], per_class=3) and noise_folder(root / "train", ["c"], 1),
+         "c has fewer than 2 photos: each class needs at least one for each of train, test"),
     ],
 )
-def test_bad_folders_give_one_sentence(tmp_path, make, message):
+def test_bad_folders_give_one_sentence_before_any_photo_is_decoded(tmp_path, monkeypatch, make, message):
+    """Named by the class, and refused before decoding: a class short of photos, or a single class."""
+    from cnn_lab.data import folders
+
     make(tmp_path)
+    monkeypatch.setattr(folders, "_decode", lambda *args: pytest.fail("decoding started"))
     with pytest.raises(data.DatasetError, match=message):
+        data.load_folder(tmp_path, size=8)
+
+
+def test_a_class_short_of_readable_photos_is_named(tmp_path):
+    """Three files in each class, but one of b's is not a photo: the sentence names b, not a label number."""
+    noise_folder(tmp_path, ["a", "b"], per_class=3)
+    next((tmp_path / "b").iterdir()).write_text("not a photo")
+    with pytest.raises(data.DatasetError, match="b has only 2 readable image"):
         data.load_folder(tmp_path, size=8)
 
 

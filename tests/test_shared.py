@@ -320,17 +320,27 @@ def test_an_upload_s_name_is_made_safe_and_stays_inside_the_uploads_folder(name,
 def test_a_sentence_about_an_upload_names_the_file_the_person_gave(monkeypatch):
     """Not the server's cache folder, nor the hash it is filed under."""
     monkeypatch.setenv("CNN_LAB_SHARED", "1")
-    gif, loose = io.BytesIO(), io.BytesIO()
-    Image.new("P", (1, 1)).save(gif, "GIF")
-    with zipfile.ZipFile(loose, "w") as zf:  # a photo with no class folder
-        zf.writestr("1.gif", gif.getvalue())
-    cases = {"my boats.zip": loose.getvalue(), "broken.zip": b"PK\x03\x04 not really a zip"}
-    for name, content in cases.items():
+    photo = io.BytesIO()
+    Image.new("RGB", (40, 40)).save(photo, "PNG")
+
+    def zipped(*names: str) -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as zf:
+            for entry in names:
+                zf.writestr(entry, photo.getvalue())
+        return buffer.getvalue()
+
+    cases = {
+        "my boats.zip": (zipped("1.png"), "The folder my boats.zip has no class folders"),  # photos, no class folder
+        "kayaks.zip": (zipped("kayak/1.png", "kayak/2.png"), "The folder kayaks.zip has only one class (kayak)"),
+        "broken.zip": (b"PK\x03\x04 not really a zip", "broken.zip is not a zip or tar archive"),
+    }
+    for name, (content, sentence) in cases.items():
         path = limits.save_upload(content, name)
         with pytest.raises(data.DatasetError) as error:
             transfer.load_images(transfer.TransferConfig(data=str(path), image_size=32))
         message = str(error.value)
-        assert message.startswith((f"The folder {name} has no class folders", f"{name} is not a zip")), message
+        assert message.startswith(sentence), message
         assert str(limits.cache_root()) not in message and path.parent.name not in message
 
 

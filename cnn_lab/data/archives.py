@@ -101,13 +101,14 @@ def _extract_zip(archive: Path, target: Path, max_bytes: int, max_files: int) ->
 
 
 def dataset_root(folder: Path) -> Path:
-    """The folder that holds the classes or the splits: skips single wrapper folders such as `boats9/`."""
+    """The folder that holds the classes or the splits: skips single wrapper folders such as `boats9/`. A single
+    folder of photos alone is a class, not a wrapper, so that a zip of one class hears that it has one class."""
     while True:
         children = [p for p in folder.iterdir() if not p.name.startswith(".") and p.name != "__MACOSX"]
-        if len(children) == 1 and children[0].is_dir() and children[0].name not in SPLITS:
-            folder = children[0]
-        else:
+        only = children[0] if len(children) == 1 and children[0].is_dir() else None
+        if only is None or only.name in SPLITS or not any(p.is_dir() for p in only.iterdir()):
             return folder
+        folder = only
 
 
 def local_archive(stem: str) -> Path | None:

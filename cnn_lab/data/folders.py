@@ -126,6 +126,18 @@ def _fits_the_budget(groups: list[dict[str, list[Path]]], size: int) -> None:
         raise DatasetError(str(error)) from None
 
 
+def _enough_photos(root: Path, files: dict[str, list[Path]], splits: list[str]) -> None:
+    """Refuse, before any photo is decoded, a folder that no classifier can learn from and be tested on: one class,
+    or a class with fewer photos than the splits it must fill (one photo in each)."""
+    if len(files) < 2:
+        raise DatasetError(f"The folder {root} has only one class ({next(iter(files))}): a classifier needs at least "
+                           "two.")
+    few = sorted(name for name, paths in files.items() if len(paths) < len(splits))
+    if few:
+        raise DatasetError(f"In {root}, {', '.join(few)} {'has' if len(few) == 1 else 'have'} fewer than {len(splits)} "
+                           f"photos: each class needs at least one for each of {', '.join(splits)}.")
+
+
 def _decode_folder(root: Path, size: int, fractions: dict[str, float] | None, seed: int, hooks: Hooks) -> ImageDataset:
     present = [name for name in SPLITS if (root / name).is_dir()]
     if "train" in present:
@@ -135,21 +147,23 @@ def _decode_folder(root: Path, size: int, fractions: dict[str, float] | None, se
             unknown = set(files[name]) - set(classes)
             if unknown:
                 raise DatasetError(f"The {name} split has classes that train lacks: {', '.join(sorted(unknown))}.")
+        fractions = fractions or {"train": 0.8, "test": 0.2}  # drawn from train when there is no test split
+        _enough_photos(root / "train", files["train"], ["train"] if "test" in present else list(fractions))
         _fits_the_budget(list(files.values()), size)
         splits, skipped = {}, 0
         for name in present:
             splits[name], count = _decode_split(files[name], classes, size, hooks)
             skipped += count
         if "test" not in splits:
-            splits = split_one(splits["train"], fractions or {"train": 0.8, "test": 0.2}, seed) | {
+            splits = split_one(splits["train"], fractions, seed, classes) | {
                 k: v for k, v in splits.items() if k != "train"
             }
     else:
         files = _class_files(root)
         classes = sorted(files)
+        fractions = fractions or {"train": 0.7, "val": 0.15, "test": 0.15}
+        _enough_photos(root, files, list(fractions))
         _fits_the_budget([files], size)
         everything, skipped = _decode_split(files, classes, size, hooks)
-        splits = split_one(everything, fractions or {"train": 0.7, "val": 0.15, "test": 0.15}, seed)
-    if len(classes) < 2:
-        raise DatasetError(f"The folder {root} has only one class ({classes[0]}): a classifier needs at least two.")
+        splits = split_one(everything, fractions, seed, classes)
     return ImageDataset(root.name, classes, splits, skipped)

@@ -42,18 +42,19 @@ class ImageDataset:
         return torch.bincount(self.splits[split].labels, minlength=len(self.classes)).tolist()
 
 
-def stratified_split(labels: torch.Tensor, fractions: dict[str, float], seed: int = 0) -> dict[str, torch.Tensor]:
-    """Indices per split, the same class proportions in each; every class gets at least one image per split."""
+def stratified_split(labels: torch.Tensor, fractions: dict[str, float], seed: int = 0,
+                     classes: list[str] | None = None) -> dict[str, torch.Tensor]:
+    """Indices per split, the same class proportions in each; every class gets at least one image per split. A
+    sentence about a class names it from `classes` where given."""
     generator = torch.Generator().manual_seed(seed)
     names = list(fractions)
     parts: dict[str, list[torch.Tensor]] = {name: [] for name in names}
     for label in torch.unique(labels).tolist():
         members = torch.nonzero(labels == label).flatten()
         if len(members) < len(names):
-            raise DatasetError(
-                f"Class {label} has only {len(members)} image(s): at least {len(names)} are needed "
-                f"to put one in each of {', '.join(names)}."
-            )
+            name = classes[label] if classes else f"Class {label}"
+            raise DatasetError(f"{name} has only {len(members)} readable image(s): at least {len(names)} are needed "
+                               f"to put one in each of {', '.join(names)}.")
         members = members[torch.randperm(len(members), generator=generator)]
         counts = [max(1, round(fractions[name] * len(members))) for name in names[1:]]
         counts.insert(0, len(members) - sum(counts))
@@ -68,5 +69,7 @@ def split_of(split: Split, index: torch.Tensor) -> Split:
     return Split(split.images[index], split.labels[index])
 
 
-def split_one(split: Split, fractions: dict[str, float], seed: int) -> dict[str, Split]:
-    return {name: split_of(split, index) for name, index in stratified_split(split.labels, fractions, seed).items()}
+def split_one(split: Split, fractions: dict[str, float], seed: int,
+              classes: list[str] | None = None) -> dict[str, Split]:
+    return {name: split_of(split, index)
+            for name, index in stratified_split(split.labels, fractions, seed, classes).items()}

@@ -75,7 +75,7 @@ def to_device(dataset: datasets.ImageDataset, config: TrainConfig, device: torch
     val = dataset.splits.get("val")
     if val is None and config.val_fraction > 0:
         parts = datasets.stratified_split(
-            train.labels, {"train": 1 - config.val_fraction, "val": config.val_fraction}, config.seed
+            train.labels, {"train": 1 - config.val_fraction, "val": config.val_fraction}, config.seed, dataset.classes
         )
         train, val = datasets.split_of(train, parts["train"]), datasets.split_of(train, parts["val"])
     mean, std = NORMALISATIONS[config.normalisation].mean_std(train.images)

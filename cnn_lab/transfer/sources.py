@@ -141,7 +141,8 @@ def with_val(dataset: datasets.ImageDataset, seed: int) -> datasets.ImageDataset
     """Make sure there is a validation split (15% of train, stratified) for early stopping and curves."""
     if "val" in dataset.splits:
         return dataset
-    parts = datasets.stratified_split(dataset.splits["train"].labels, {"train": 0.85, "val": 0.15}, seed)
+    parts = datasets.stratified_split(dataset.splits["train"].labels, {"train": 0.85, "val": 0.15}, seed,
+                                      dataset.classes)
     train_split = dataset.splits["train"]
     splits = {**dataset.splits, "train": datasets.split_of(train_split, parts["train"]),
               "val": datasets.split_of(train_split, parts["val"])}
