@@ -132,7 +132,8 @@ def test_a_class_short_of_readable_photos_is_named(tmp_path):
 def test_folder_of_non_images(tmp_path):
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
-        (tmp_path / name / "x.jpg").write_text("hello")
+        for i in range(3):  # enough files for the three splits, none of them an image
+            (tmp_path / name / f"{i}.jpg").write_text("hello")
     with pytest.raises(data.DatasetError, match="None of the files"):
         data.load_folder(tmp_path, size=8)
 
