@@ -394,6 +394,20 @@ def test_amp_trains_in_bf16_where_the_cpu_computes_it_fast_and_in_float32_elsewh
     assert result.test_acc > 0.5  # digits learns in one epoch either way
 
 
+@pytest.mark.parametrize("amx, avx512, kind", [(True, True, "AMX"), (False, True, "AVX512-BF16"), (False, False, "")])
+def test_the_device_says_how_the_cpu_computes_bf16(monkeypatch, amx, avx512, kind):
+    """The home page and the bench's machine line name the CPU's bf16 hardware, which decides the presets' times
+    (AMX about twice AVX512-BF16's speed); without either, bf16 is not used."""
+    from cnn_lab import device as devices
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    cpu = torch.device("cpu")
+    assert devices.cpu_bf16() == kind and devices.fast_bf16(cpu) == bool(kind)
+    assert devices.describe_device(cpu) == ("CPU: 2 threads" + (f", bf16 in hardware ({kind})" if kind else ""))
+
+
 @pytest.mark.parametrize("side, batches", [(32, [196, 104]), (288, [2, 2, 1])])
 def test_evaluation_on_a_cpu_takes_photos_a_few_at_a_time_and_gives_each_its_own_answer(side, batches):
     """evaluate's batches on a CPU, as device.inference_batch says: 196 CIFAR-10 images at once, photos a few (105

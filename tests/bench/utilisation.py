@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnn_lab import data as datasets
-from cnn_lab.device import fast_bf16
+from cnn_lab.device import cpu_bf16, fast_bf16
 from cnn_lab.models import build_model
 from cnn_lab.train import TrainConfig
 from tests.bench.common import Row, sync_device
@@ -175,7 +175,7 @@ def bench_utilisation(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
                 "against it (against bf16's for a run in bf16), and against the run's own fastest convolution timed "
                 "alone (forward, at its shape and batch, in the run's dtype)")]
     if fast_bf16(cpu):
-        rows.append(Row("Peak: the same matmul in bf16 (this CPU has bf16 instructions)",
+        rows.append(Row(f"Peak: the same matmul in bf16 (this CPU computes bf16 in hardware: {cpu_bf16()})",
                         f"{matmul_peak(cpu, torch.bfloat16) / 1e9:,.0f} GFLOP/s", "the best of 10"))
     if torch.cuda.is_available():
         gpu, n = torch.device("cuda"), matmul_size(torch.device("cuda"))
