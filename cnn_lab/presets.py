@@ -64,7 +64,7 @@ PRESETS: dict[str, tuple[str, TrainConfig]] = {
                     val_fraction=0.0, amp=True, tta=True, whiten_bias_epochs=0, **_SPEEDRUN),
     ),
     "CPU: 90% in ten minutes": (
-        "The recipe of \"CPU: 89% in ten minutes\" with the speedrun's widths (64, 256 and 256 channels) and "
+        "The recipe of \"CPU: 89% in ten minutes\" with a network twice as wide (64, 256 and 256 channels) and "
         "11 epochs, for a CPU that multiplies bf16 matrices in hardware (AMX: Intel Xeon since its 4th generation). "
         "There, on 2 cores: about 90.2% in 9 minutes from the decoded CIFAR-10 (BENCHMARKS.md has the 3-seed means). "
         "Without AMX expect more than ten minutes (the 89% recipe takes twice as long with AVX512-BF16 alone): "
