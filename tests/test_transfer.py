@@ -66,6 +66,16 @@ def _zip_of_images(path, names, size=(40, 30)):
             zf.writestr(name, buffer.getvalue())
 
 
+def test_a_zip_made_by_macos_finder_reads_its_classes_and_not_its_resource_forks(tmp_path):
+    """Finder, compressing the class folders themselves, adds __MACOSX/ with a ._ file beside each photo; that folder
+    was read as a third class, "__MACOSX, which holds no files"."""
+    zipped = tmp_path / "Archive.zip"
+    names = [f"{c}/{i}.png" for c in ("kayak", "tug") for i in range(6)]
+    _zip_of_images(zipped, names + [f"__MACOSX/{c}/._{i}.png" for c in ("kayak", "tug") for i in range(6)])
+    root = data.dataset_root(data.extract_archive(zipped))
+    assert data.load_folder(root, size=16).classes == ["kayak", "tug"] and data.class_names(root) == ["kayak", "tug"]
+
+
 def test_dataset_from_a_zip_and_a_malicious_zip(tmp_path):
     good = tmp_path / "photos.zip"
     _zip_of_images(good, [f"photos/{c}/{i}.png" for c in ("kayak", "tug") for i in range(6)] + ["photos/readme.txt"])

@@ -12,7 +12,7 @@ from typing import Callable
 
 from filelock import FileLock
 
-from cnn_lab.data.folders import load_folder
+from cnn_lab.data.folders import load_folder, visible_entries
 from cnn_lab.data.splits import SPLITS, DatasetError, DatasetUnavailable, ImageDataset
 from cnn_lab.downloads import Hooks
 from cnn_lab.limits import enforce_disk_budget
@@ -104,9 +104,9 @@ def dataset_root(folder: Path) -> Path:
     """The folder that holds the classes or the splits: skips single wrapper folders such as `boats9/`. A single
     folder of photos alone is a class, not a wrapper, so that a zip of one class hears that it has one class."""
     while True:
-        children = [p for p in folder.iterdir() if not p.name.startswith(".") and p.name != "__MACOSX"]
+        children = visible_entries(folder)
         only = children[0] if len(children) == 1 and children[0].is_dir() else None
-        if only is None or only.name in SPLITS or not any(p.is_dir() for p in only.iterdir()):
+        if only is None or only.name in SPLITS or not any(p.is_dir() for p in visible_entries(only)):
             return folder
         folder = only
 

@@ -31,8 +31,14 @@ def _fingerprint_tree(root: Path) -> str:
     return hashlib.sha1("\n".join(entries).encode()).hexdigest()
 
 
+def visible_entries(folder: Path) -> list[Path]:
+    """A folder's entries that are the person's own: not hidden (.DS_Store, ._1.jpg), and not the __MACOSX folder
+    that macOS's Finder adds to the zips it makes."""
+    return [p for p in folder.iterdir() if not p.name.startswith(".") and p.name != "__MACOSX"]
+
+
 def _class_files(folder: Path) -> dict[str, list[Path]]:
-    classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = sorted(p for p in visible_entries(folder) if p.is_dir())
     if not classes:
         raise DatasetError(f"The folder {folder} has no class folders: put the photos of each class in a folder named "
                            "after it (kayak/1.jpg, tug/2.jpg).")
@@ -47,7 +53,7 @@ def class_names(root: str | Path) -> list[str]:
     """A folder's classes, from its sub-folder names alone (nothing is read): what a preview needs."""
     root = Path(root)
     root = root / "train" if (root / "train").is_dir() else root
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+    return sorted(p.name for p in visible_entries(root) if p.is_dir()) if root.is_dir() else []
 
 
 def _decode(path: Path, size: int) -> np.ndarray | None:
