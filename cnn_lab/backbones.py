@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,30 @@ def inference_copy(network: nn.Module, example: torch.Tensor) -> nn.Module:
         if isinstance(module, (nn.ReLU, nn.Hardtanh)):  # Hardtanh: ReLU6 too
             module.inplace = True
     return fast
+
+
+def train_faster_on_cpu(blocks: list[nn.Module]) -> None:
+    """Make blocks that train on a CPU faster, in place, with the same outputs up to rounding. Two of torch's CPU
+    kernels are slow here (BENCHMARKS.md, 4 Dec): the backward pass of a depthwise convolution with a 5x5 kernel in
+    bf16, about three times slower than in float32, so those run in float32 even under bf16 autocast; and the backward
+    pass of the last batch norm, whose gradient comes back from the pooling in another memory layout than its
+    channels_last input, so it runs on a contiguous copy."""
+    modules = [module for block in blocks for module in block.modules()]
+    for conv in modules:
+        if isinstance(conv, nn.Conv2d) and conv.groups == conv.in_channels > 1 and max(conv.kernel_size) >= 5:
+            conv.forward = functools.partial(_float32_forward, conv)
+    norms = [module for module in modules if isinstance(module, nn.BatchNorm2d)]
+    if norms:
+        norms[-1].forward = functools.partial(_contiguous_forward, norms[-1])
+
+
+def _float32_forward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.autocast(x.device.type, enabled=False):
+        return type(module).forward(module, x.float())
+
+
+def _contiguous_forward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return type(module).forward(module, x.contiguous())
 
 
 WEIGHTS_SERVER = "https://download.pytorch.org/"  # where torchvision's weights come from

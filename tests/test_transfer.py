@@ -175,3 +175,38 @@ def test_the_inference_copy_folds_every_batch_norm_and_gives_the_same_outputs(na
     with torch.no_grad():
         expected, got = network(x), fast(x)
     assert torch.allclose(got, expected, atol=1e-4 * expected.abs().max().item())
+
+
+def test_blocks_that_train_on_a_cpu_use_the_faster_kernels_with_the_same_outputs_and_gradients():
+    """On a CPU the blocks that train run their 5x5 depthwise convolutions in float32 under bf16 autocast, and their
+    last batch norm on a contiguous copy (torch's kernels for those are several times faster): the outputs and
+    gradients stay the network's own, and a copy of the model runs its own weights."""
+    import copy
+    import functools
+
+    from cnn_lab.backbones import train_faster_on_cpu
+
+    plain = transfer.build_transfer_model("efficientnet_lite0", 9, 4).train()
+    fast = copy.deepcopy(plain)
+    train_faster_on_cpu(fast.trainable)
+    depthwise = [m for block in fast.trainable for m in block.modules() if isinstance(m, torch.nn.Conv2d)
+                 and m.groups == m.in_channels > 1 and m.kernel_size == (5, 5)]
+    assert depthwise, "the last 4 blocks of EfficientNet-Lite0 hold 5x5 depthwise convolutions"
+    dtypes = []
+    depthwise[0].register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
+    x = torch.randn(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fast(x)
+    assert dtypes == [torch.float32]  # without the change, autocast runs it in bf16
+    outputs = []
+    for model in (plain, fast):
+        torch.manual_seed(0)  # the same drop-connect draws (EfficientNet drops residual branches while training)
+        outputs.append(model(x))
+    for output in outputs:
+        output.square().sum().backward()
+    assert torch.allclose(outputs[1], outputs[0], atol=1e-5)
+    grads = [dict((name, p.grad) for name, p in model.named_parameters() if p.grad is not None) for model in (plain, fast)]
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    assert all(torch.allclose(grads[1][name], grads[0][name], atol=1e-4) for name in grads[0])
+    patched = [m for m in copy.deepcopy(fast).modules() if isinstance(m.__dict__.get("forward"), functools.partial)]
+    assert len(patched) == len(depthwise) + 1 and all(m.forward.args[0] is m for m in patched)  # a copy runs its own

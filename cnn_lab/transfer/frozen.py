@@ -9,7 +9,7 @@ import torch
 
 from cnn_lab import augment
 from cnn_lab import data as datasets
-from cnn_lab.backbones import inference_copy
+from cnn_lab.backbones import inference_copy, train_faster_on_cpu
 from cnn_lab.device import bf16, fast_bf16, inference_batch
 from cnn_lab.metrics import Control, MetricLog, StoppedBeforeTraining
 from cnn_lab.normalise import imagenet_stats
@@ -114,6 +114,8 @@ def fine_tune_on_frozen_outputs(config: TransferConfig, model: TransferModel, im
     fine_config = trainer_config(config, dataset=images.name, optimizer="sgd", schedule="onecycle",
                                  normalisation="none", channels_last=True, amp=True)
     tail = FromFrozenOutput(model)
+    if device.type == "cpu":
+        train_faster_on_cpu(model.trainable)
     # the run folder keeps the whole model; the checkpoint is the tail's (the frozen blocks never change)
     save = (Saving(lambda _, epochs, state: saving.on_epoch(model, epochs, state), saving.resume_from)
             if saving else None)

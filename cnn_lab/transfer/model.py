@@ -24,11 +24,12 @@ class TransferModel(nn.Module):
         blocks = pretrained.blocks
         count = len(blocks) if trainable_blocks is None else min(trainable_blocks, len(blocks))
         self.frozen = blocks[: len(blocks) - count]
+        self.trainable = blocks[len(blocks) - count :]
         self.cam_layer = pretrained.cam_layer
         if count < len(blocks):
             for p in self.backbone.parameters():
                 p.requires_grad_(False)
-            for block in blocks[len(blocks) - count :]:
+            for block in self.trainable:
                 for p in block.parameters():
                     p.requires_grad_(True)
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 import torch
 
 from cnn_lab import data as datasets
-from cnn_lab.backbones import BACKBONES, Pretrained
+from cnn_lab.backbones import BACKBONES, Pretrained, train_faster_on_cpu
 from cnn_lab.metrics import Control, MetricLog
 from cnn_lab.normalise import imagenet_stats
 from cnn_lab.train import Saving, TrainConfig, TrainingError, TrainResult, download_hooks, fit, resolve_device
@@ -58,6 +58,8 @@ def _fine_tune(config: TransferConfig, model: TransferModel, images: datasets.Im
                                  augment_preset=config.augment_preset, normalisation="imagenet", channels_last=True,
                                  amp=True, tta=config.tta,
                                  backbone_lr_factor=config.backbone_lr_factor if config.mode == "full" else 1.0)
+    if resolve_device(fine_config).type == "cpu":
+        train_faster_on_cpu(model.trainable)
     return fit(fine_config, dataset=images, log=log, control=control, saving=saving, model=model)
 
 
