@@ -127,6 +127,15 @@ def test_the_cpu_recipe_runs_the_frozen_blocks_once_and_says_what_that_costs(boa
             [c.value for c in at.caption]
         views.set_value(2).run()
         assert any(f"over 2,190 photos and views: about {1.2 / bf16:.1f} minutes" in c.value for c in at.caption)
+    # the recipe for a CPU with AMX: twice the views, one block more
+    next(s for s in at.selectbox if s.label == "Start from").set_value(transfer.AMX_RECIPE).run()
+    assert not at.exception
+    assert next(s for s in at.slider if s.label.startswith("Run the frozen blocks once")).value == 8
+    assert next(s for s in at.slider if s.label.startswith("Blocks to fine-tune")).value == 3
+    assert any("AMX" in c.value and transfer.CPU_RECIPE in c.value for c in at.caption)  # for whom, and the other
+    if not torch.cuda.is_available():  # 8 views of 872 photos, and each of 223 photos and its mirror
+        minutes = 7_422 / (transfer.frozen.CPU_IMAGES_PER_S * bf16) * (288 / 224) ** 2 / 60
+        assert any(f"over 7,422 photos and views: about {minutes:.1f} minutes" in c.value for c in at.caption)
 
 
 def test_the_course_resnet18_recipe_says_when_its_weights_cannot_be_had_and_offers_lite0(boats9_archive, monkeypatch, run_page):

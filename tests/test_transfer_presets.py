@@ -145,3 +145,14 @@ def test_impossible_settings_are_refused_before_any_photo_loads(change, sentence
 def test_an_impossible_image_size_is_refused_before_any_photo_loads(size):
     with pytest.raises(TrainingError, match=r"^The image size must be a whole number of pixels from 32 to 1024"):
         transfer.run_transfer(transfer.TransferConfig(data="/nonexistent", image_size=size))
+
+
+def test_the_memory_check_counts_the_frozen_views_a_recipe_keeps():
+    """A shared server's budget check (transfer/memory.py): the AMX recipe keeps the frozen blocks' outputs of 8
+    views of each photo, the CPU recipe of 4, so it is estimated to take more memory for the same photos."""
+    from cnn_lab.transfer.memory import estimated_peak_gb
+
+    cpu, amx = transfer.preset(transfer.CPU_RECIPE), transfer.preset(transfer.AMX_RECIPE)
+    arrays_gb = 1_000 * 3 * 288**2 / 2**30  # 1,000 photos decoded at 288 px
+    more = estimated_peak_gb(amx, 1_000, on_gpu=False) - estimated_peak_gb(cpu, 1_000, on_gpu=False)
+    assert more == pytest.approx(4 * 0.7 * arrays_gb)  # four views more (measured: 0.7 times the photos' bytes each)

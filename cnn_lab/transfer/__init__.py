@@ -11,7 +11,8 @@ memory.py    a job's peak memory, estimated before decoding (what a shared serve
 run.py       run_transfer: one run from its config
 
 The names other modules use are here."""
-from cnn_lab.transfer.config import CPU_RECIPE, GPU_RECIPE, MAX_FROZEN_VIEWS, MODES, PRESETS, TransferConfig, preset
+from cnn_lab.transfer.config import (AMX_RECIPE, CPU_RECIPE, GPU_RECIPE, MAX_FROZEN_VIEWS, MODES, PRESETS, TransferConfig,
+                                     preset)
 from cnn_lab.transfer.features import extract_features, features_cached
 from cnn_lab.transfer.frozen import frozen_outputs, frozen_pass_minutes
 from cnn_lab.transfer.model import FromFrozenOutput, TransferModel, build_transfer_model, load_run_model
@@ -26,7 +27,7 @@ from cnn_lab.transfer.sources import (
                                       load_images,
 )
 
-__all__ = ["CPU_RECIPE", "GPU_RECIPE", "KAGGLE_SERVER", "MAX_FROZEN_VIEWS", "MODES", "PRESETS", "SOURCES",
+__all__ = ["AMX_RECIPE", "CPU_RECIPE", "GPU_RECIPE", "KAGGLE_SERVER", "MAX_FROZEN_VIEWS", "MODES", "PRESETS", "SOURCES",
            "FromFrozenOutput", "TransferConfig",
            "TransferModel", "build_transfer_model", "download_kaggle_boats", "extract_features", "features_cached",
            "first_ready_source", "frozen_outputs", "frozen_pass_minutes", "kaggle_boats_folder", "kaggle_progress",

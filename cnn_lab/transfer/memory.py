@@ -22,11 +22,15 @@ class Footprint:
     copies: float  # bytes held per byte of decoded photos
     size: int
     batch: int
+    views: int = 0  # the frozen views it was measured with ...
+    copies_per_view: float = 0.0  # ... and what each view more adds: the frozen blocks' outputs, kept twice
 
 
 FOOTPRINTS: dict[str, Footprint] = {
     "probe": Footprint(0.0, 1.0, 160, 64),  # no backpropagation: nothing but the photos grows with the folder
-    "frozen": Footprint(0.6, 2.7, 288, 32),  # the CPU recipe: the frozen blocks' outputs of each view are kept
+    # the CPU recipes: the frozen blocks' outputs of each view are kept (192x9x9 floats at 288 px, for the last 2 to 4
+    # blocks): 2.7 copies at 4 views, 5.4 at 8 (the AMX recipe; BENCHMARKS.md, 4 Dec)
+    "frozen": Footprint(0.6, 2.7, 288, 32, views=4, copies_per_view=0.7),
     "partial": Footprint(0.1, 15.0, 288, 32),  # the last blocks train on photos through the frozen ones
     "full": Footprint(2.6, 1.5, 160, 64),  # every block trains: a batch's every activation is kept
 }
@@ -43,4 +47,5 @@ def estimated_peak_gb(config: TransferConfig, images: int, on_gpu: bool) -> floa
     footprint = footprint_of(config)
     scale = (config.image_size / footprint.size) ** 2 * config.batch_size / footprint.batch
     activations = 0.0 if on_gpu else footprint.activations_gb * scale
-    return BASE_GB + activations + footprint.copies * images * 3 * config.image_size ** 2 / 2**30
+    copies = footprint.copies + footprint.copies_per_view * (config.frozen_views - footprint.views)
+    return BASE_GB + activations + copies * images * 3 * config.image_size ** 2 / 2**30

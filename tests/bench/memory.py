@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from cnn_lab import data as datasets
-from cnn_lab.transfer import CPU_RECIPE, GPU_RECIPE, TransferConfig, preset
+from cnn_lab.transfer import AMX_RECIPE, CPU_RECIPE, GPU_RECIPE, TransferConfig, preset
 from cnn_lab.transfer.memory import estimated_peak_gb
 from tests.bench.common import Row
 from tests.helpers import noise_folder, peak_of_cli
@@ -18,6 +18,7 @@ from tests.helpers import noise_folder, peak_of_cli
 RECIPES = {
     "linear probe (160 px)": ([], TransferConfig()),
     f"{CPU_RECIPE} (288 px)": (["--preset", CPU_RECIPE, "--epochs", "1"], preset(CPU_RECIPE)),
+    f"{AMX_RECIPE} (288 px)": (["--preset", AMX_RECIPE, "--epochs", "1"], preset(AMX_RECIPE)),
     f"{GPU_RECIPE} (288 px), on this CPU": (["--preset", GPU_RECIPE, "--epochs", "1"], preset(GPU_RECIPE)),
     "full fine-tuning (160 px)": (["--mode", "full", "--epochs", "1"], TransferConfig(mode="full")),
 }
