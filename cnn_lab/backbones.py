@@ -138,7 +138,8 @@ def train_faster_on_cpu(blocks: list[nn.Module]) -> None:
     kernels are slow here (BENCHMARKS.md, 4 Dec): the backward pass of a depthwise convolution with a 5x5 kernel in
     bf16, about three times slower than in float32, so those run in float32 even under bf16 autocast; and the backward
     pass of the last batch norm, whose gradient comes back from the pooling in another memory layout than its
-    channels_last input, so it runs on a contiguous copy."""
+    channels_last input, so it runs on a contiguous copy. Each changed module keeps its class and weights' names (a
+    saved run loads as before); its forward is a partial of it, which a deep copy of the model binds to the copy."""
     modules = [module for block in blocks for module in block.modules()]
     for conv in modules:
         if isinstance(conv, nn.Conv2d) and conv.groups == conv.in_channels > 1 and max(conv.kernel_size) >= 5:
