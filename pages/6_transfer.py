@@ -6,6 +6,7 @@ import torch
 
 from cnn_lab import augment, charts, data, downloads, evaluate, explain, jobs, limits, overrides, runs, transfer
 from cnn_lab.backbones import BACKBONES, WeightsUnavailable, weights_advice
+from cnn_lab.device import cpu_bf16
 from cnn_lab.normalise import imagenet_stats, normalise
 from cnn_lab.settings import load_settings
 from ui.download_panel import download_panel
@@ -187,6 +188,9 @@ elif config.mode == "partial" and config.frozen_views:  # after the epochs input
     passes, minutes = transfer.frozen_pass_minutes(config, {split: sum(c) for split, c in counts.items()})
     st.caption(f"The frozen blocks run once, over {passes:,} photos and views: about {minutes:.1f} minutes on 2 CPU "
                f"cores; then each of the {config.epochs} epochs trains the last {config.unfreeze} blocks on every view.")
+    if recipe == transfer.AMX_RECIPE and cpu_bf16() != "AMX":
+        st.info(f"This CPU has no AMX, so this recipe takes twice as long here and more (10 minutes or more on 2 "
+                f"cores): \"{transfer.CPU_RECIPE}\" reaches about 95% in 5 minutes.")
 elif config.mode != "probe":
     st.warning(f"No GPU on this machine: fine-tuning runs the whole network on every image in every epoch, "
                f"about a minute per epoch on 2 CPU cores at 288 pixels, so roughly {config.epochs} minutes. "

@@ -2,6 +2,7 @@
 import time
 from dataclasses import replace
 
+import pytest
 import torch
 
 from cnn_lab import jobs, transfer
@@ -136,6 +137,25 @@ def test_the_cpu_recipe_runs_the_frozen_blocks_once_and_says_what_that_costs(boa
     if not torch.cuda.is_available():  # 8 views of 872 photos, and each of 223 photos and its mirror
         minutes = 7_422 / (transfer.frozen.CPU_IMAGES_PER_S * bf16) * (288 / 224) ** 2 / 60
         assert any(f"over 7,422 photos and views: about {minutes:.1f} minutes" in c.value for c in at.caption)
+
+
+def test_the_amx_recipe_says_so_on_a_cpu_without_amx_and_names_the_recipe_for_it(boats9_archive, run_page,
+                                                                                     monkeypatch):
+    """A student whose laptop has no AMX learns before Start that this recipe will take twice as long and more, and
+    which recipe takes five minutes there; with AMX, nothing is said."""
+    from cnn_lab import device
+
+    if torch.cuda.is_available():
+        pytest.skip("on a GPU the page speaks of the GPU's seconds")
+    monkeypatch.setattr(device, "cpu_bf16", lambda: "")
+    at = run_page(PAGE)
+    next(s for s in at.selectbox if s.label == "Start from").set_value(transfer.AMX_RECIPE).run()
+    assert not at.exception
+    said = [i.value for i in at.info if "no AMX" in i.value]
+    assert len(said) == 1 and transfer.CPU_RECIPE in said[0], [i.value for i in at.info]
+    monkeypatch.setattr(device, "cpu_bf16", lambda: "AMX")
+    at.run()
+    assert not any("no AMX" in i.value for i in at.info)
 
 
 def test_the_course_resnet18_recipe_says_when_its_weights_cannot_be_had_and_offers_lite0(boats9_archive, monkeypatch, run_page):
