@@ -47,7 +47,8 @@ def home() -> None:
     st.write(f"Compute device: **{device.describe_device()}**")
     if device.pick_device().type == "cpu" and device.cpu_bf16():
         st.caption("bf16 are 16-bit numbers. This CPU computes them in hardware, faster than 32-bit ones, and the "
-                   "presets that say bf16 use them; the train page's CPU presets name their time on such a CPU.")
+                   "presets that say bf16 use them; the CPU presets of the train page, and the transfer page's recipe for "
+                   "AMX, name their time on such a CPU.")
     left, right = st.columns(2)
     left.markdown("**Datasets**")
     left.table({"dataset": [s.title for s in data.DATASETS.values()],
