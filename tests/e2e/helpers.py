@@ -36,6 +36,16 @@ def choose(page, label: str, option: str, tries: int = 3) -> None:
     raise AssertionError(f"could not choose {option!r} in {label!r}")
 
 
+def click_until(target, done, tries: int = 3, seconds: float = 15) -> bool:
+    """Click a chart's point until `done()` holds: a rerun that redraws the chart just then (the job's end on a busy
+    machine) drops the click, as it would a user's, who clicks again."""
+    for _ in range(tries):
+        target.click(force=True)
+        if wait_for(done, seconds):
+            return True
+    return False
+
+
 def digits_preset_with_epochs(page, epochs: int) -> None:
     """On the train page: choose the digits preset and set its number of epochs. On a busy machine the rerun for a
     newly chosen preset can outlast wait_idle, and the last preset's controls are then still there, beside the new

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from cnn_lab import images, inside, inside_charts
-from tests.e2e.helpers import choose, chosen, long_digits_run, no_exception, screenshot, wait_idle
+from tests.e2e.helpers import choose, chosen, click_until, long_digits_run, no_exception, screenshot, wait_idle
 from tests.helpers import wait_for
 
 PRETRAINED = "EfficientNet-Lite0, pretrained on ImageNet (works offline)"
@@ -81,14 +81,13 @@ def test_a_confusion_matrix_cell_opens_its_images_and_one_opens_inside(page, app
     wait_idle(page)
     cells = page.locator(".st-key-confusion_train .point path, .st-key-confusion_train path.point")
     assert wait_for(lambda: cells.count() == 100, 30), cells.count()
-    cells.nth(3 * 10 + 8).click(force=True)  # true 3, predicted 8
-    assert wait_for(lambda: chosen(page, "True class") == "3" and chosen(page, "Predicted as") == "8", 30)
+    assert click_until(cells.nth(3 * 10 + 8),  # true 3, predicted 8
+                       lambda: chosen(page, "True class") == "3" and chosen(page, "Predicted as") == "8")
     wait_idle(page)
     screenshot(page, "inside-confusion-click")
     # a cell with images, then one of them inside the network
     for true, predicted in ((t, p) for t in range(10) for p in range(10) if t != p):
-        cells.nth(true * 10 + predicted).click(force=True)
-        assert wait_for(lambda: chosen(page, "True class") == str(true), 30)
+        assert click_until(cells.nth(true * 10 + predicted), lambda: chosen(page, "True class") == str(true))
         wait_idle(page)
         if page.get_by_role("button", name="Inside", exact=True).count():
             break
