@@ -46,6 +46,9 @@ class TransferConfig:
 CPU_RECIPE = "Fine-tune on a CPU (minutes)"
 AMX_RECIPE = "Fine-tune on a CPU with AMX (best in 5 minutes)"
 GPU_RECIPE = "Fine-tune (best on boats9, for a GPU)"
+_CPU_RECIPE_CONFIG = TransferConfig(mode="partial", unfreeze=2, frozen_views=4, epochs=4, lr=0.02, weight_decay=5e-4,
+                                    batch_size=32, image_size=288, augment_preset="photos: zoom crop and colour",
+                                    head_from_probe=True)
 PRESETS: dict[str, tuple[str, TransferConfig]] = {
     "Linear probe (seconds, even on a CPU)": (
         "Keep the pretrained network as it is and train only a new last layer on what it sees (a linear probe). "
@@ -68,9 +71,7 @@ PRESETS: dict[str, tuple[str, TransferConfig]] = {
         "mirror. On boats9: about 96.6% in under 2 minutes on 2 cores of a CPU that computes in bf16 (16-bit "
         "numbers, twice as fast: the frozen blocks use it there), about 5 minutes on others (BENCHMARKS.md has "
         "the 3-seed means).",
-        TransferConfig(mode="partial", unfreeze=2, frozen_views=4, epochs=4, lr=0.02, weight_decay=5e-4,
-                       batch_size=32, image_size=288, augment_preset="photos: zoom crop and colour",
-                       head_from_probe=True),
+        _CPU_RECIPE_CONFIG,
     ),
     AMX_RECIPE: (
         f"\"{CPU_RECIPE}\" with twice the views and one block more, for a CPU that multiplies bf16 matrices in "
@@ -80,9 +81,7 @@ PRESETS: dict[str, tuple[str, TransferConfig]] = {
         "97.7% in 4.5 to 5 minutes on 2 cores with AMX (a little over 5 when the same machine ran slower; "
         f"BENCHMARKS.md has the 3-seed means). Other CPUs take twice as long and more: \"{CPU_RECIPE}\" is the "
         "recipe for 5 minutes there.",
-        TransferConfig(mode="partial", unfreeze=3, frozen_views=8, epochs=4, lr=0.02, weight_decay=5e-4,
-                       batch_size=32, image_size=288, augment_preset="photos: zoom crop and colour",
-                       head_from_probe=True),
+        replace(_CPU_RECIPE_CONFIG, unfreeze=3, frozen_views=8),
     ),
     GPU_RECIPE: (
         "Train a new last layer first, then fine-tune it with the last 4 blocks (LP-FT), on zoomed crops, mirror "
