@@ -1,3 +1,5 @@
+import pytest
+
 from cnn_lab import runs
 from tests.bench import processes
 from tests.bench.__main__ import write
@@ -92,6 +94,22 @@ def test_the_flop_count_covers_the_backward_pass_and_leaves_a_frozen_stem_out():
     unfrozen = preset("CPU: 70% in a minute")
     unfrozen.whiten = False
     assert training_flops_per_image(unfrozen) > training_flops_per_image(preset("CPU: 70% in a minute"))
+
+
+def test_the_flop_count_follows_progressive_resizing_epoch_by_epoch():
+    """Epochs on 24x24 windows cost about (23/31)^2 of a whole image's (the stem's 2x2 conv makes 31 of 32): the
+    count per training image is the mean over the epochs, so that times the run's images/s is its FLOP/s."""
+    from dataclasses import replace
+
+    from cnn_lab.presets import preset
+    from tests.bench.utilisation import training_flops_per_image
+
+    whole = replace(preset("CPU: 70% in a minute"), epochs=4, small_epochs=0)
+    small = replace(whole, small_epochs=4, small_size=24)
+    ratio = training_flops_per_image(small) / training_flops_per_image(whole)
+    assert 0.5 < ratio < 0.6, ratio
+    mixed = training_flops_per_image(replace(whole, small_epochs=1, small_size=24))
+    assert mixed == pytest.approx((training_flops_per_image(small) + 3 * training_flops_per_image(whole)) / 4)
 
 
 def test_a_run_s_flops_are_counted_as_its_convolutions_cost_and_every_row_has_a_utilisation_cell():

@@ -118,11 +118,56 @@ def test_an_exploding_but_finite_loss_stops_with_a_sentence():
     "changes, message",
     [({"epochs": 0}, "at least 1 epoch"), ({"batch_size": 100_000}, "larger than the training set"),
      ({"lr": float("nan")}, "positive number"), ({"whiten_bias_epochs": "two"}, "whole number of epochs"),
-     ({"whiten_bias_epochs": -1}, "whole number of epochs")],
+     ({"whiten_bias_epochs": -1}, "whole number of epochs"), ({"small_epochs": -1}, "whole number of epochs"),
+     ({"small_epochs": 1, "small_size": 8}, r"smaller than the images \(8x8 pixels\): choose a size from 1 to 7"),
+     ({"small_epochs": 1, "small_size": 6}, "cannot take 6x6 windows")],
 )
 def test_bad_settings(changes, message):
     with pytest.raises(TrainingError, match=message):
         fit(TrainConfig(dataset="digits", model=ModelSpec("mlp"), **changes))
+
+
+def test_small_windows_a_model_cannot_take_are_refused_before_any_data_loads(monkeypatch):
+    """CIFAR-10's images are 32x32 before they load; the course's CNN ends in a linear layer sized for them."""
+    from cnn_lab import data as datasets
+
+    monkeypatch.setattr(datasets, "load_dataset", lambda *args, **kwargs: pytest.fail("the data was loaded"))
+    config = TrainConfig(dataset="cifar10", model=course_spec("course_cnn"), small_epochs=2, small_size=24)
+    with pytest.raises(TrainingError, match=r"\"Course CNN .*\" cannot take 24x24 windows"):
+        fit(config)
+    config.model = ModelSpec("speedrun", widths=[8, 16, 16])
+    config.validate()  # it ends in a global pool: any size from 9 pixels
+    config.small_size = 8
+    with pytest.raises(TrainingError, match="cannot take 8x8 windows"):
+        config.validate()
+
+
+def test_progressive_resizing_trains_the_first_epochs_on_random_windows_and_evaluates_whole_images():
+    """The digits (8x8) with 6x6 windows for the first 2 of 3 epochs: the training steps see 6x6 windows, then
+    whole images; every evaluation sees whole images; the windows move from batch to batch; it still learns."""
+    from cnn_lab.augment import random_window
+
+    seen: list[tuple[bool, tuple[int, int]]] = []
+    spec = ModelSpec("resnet_small", widths=[16, 32])
+    model = build_model(spec, (1, 8, 8), 10)
+    model.register_forward_pre_hook(lambda module, inputs: seen.append((module.training, tuple(inputs[0].shape[-2:]))))
+    log = MetricLog()
+    result = fit(TrainConfig(dataset="digits", model=spec, epochs=3, batch_size=64, lr=0.1, val_fraction=0.1,
+                             small_epochs=2, small_size=6, device="cpu"), log=log, model=model)
+    steps = [size for training, size in seen if training]
+    per_epoch = len(steps) // 3
+    assert steps == [(6, 6)] * (2 * per_epoch) + [(8, 8)] * per_epoch
+    assert {size for training, size in seen if not training} == {(8, 8)}
+    assert result.test_acc > 0.8, result.test_acc
+
+    batch = torch.arange(2 * 8 * 8, dtype=torch.float32).view(2, 1, 8, 8)
+    places = set()
+    for _ in range(20):
+        window = random_window(batch, 6)
+        top, left = divmod(int(window[0, 0, 0, 0]), 8)
+        assert torch.equal(window, batch[..., top : top + 6, left : left + 6])  # the same place in every image
+        places.add((top, left))
+    assert len(places) > 3
 
 
 def test_early_stopping_restores_best_weights():

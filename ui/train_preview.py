@@ -77,7 +77,8 @@ def train_preview(config: TrainConfig) -> None:
     if spec is not None and not datasets.availability(config.dataset).on_machine:
         st.caption("The model and a few of its images show here once the data is on this machine (see above).")
         return  # a preview must not start a download
-    shape, classes = (spec.shape, spec.classes) if spec else ((3, 32, 32), len(datasets.class_names(config.dataset)))
+    shape = datasets.image_shape(config.dataset)
+    classes = spec.classes if spec else len(datasets.class_names(config.dataset))
     left, right = st.columns([3, 2])
     with left:
         model_view(config, shape, max(classes, 2))

@@ -125,15 +125,23 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
+FOLDER_SHAPE = (3, 32, 32)  # a person's own image folder, as the trainer receives it
+
+
+def image_shape(name: str) -> tuple[int, int, int]:
+    """One image of the dataset, (C, H, W), as the trainer receives it: known before any data loads."""
+    return DATASETS[name].shape if name in DATASETS else FOLDER_SHAPE
+
+
 def load_dataset(name: str, hooks: Hooks | None = None) -> ImageDataset:
-    """A registered dataset by name, or an image folder by path (at 32x32); raises DatasetUnavailable or
+    """A registered dataset by name, or an image folder by path (at FOLDER_SHAPE); raises DatasetUnavailable or
     DatasetError with a sentence for the page. A download reports to `hooks` and stops when it cancels."""
     if name in DATASETS:
         return DATASETS[name].load(hooks or Hooks())
     if not name.strip():
         raise DatasetError("Type the path of an image folder first.")
     if Path(name).is_dir():
-        return load_folder(name, size=32, hooks=hooks, upload=True)  # a person's own folder
+        return load_folder(name, size=FOLDER_SHAPE[-1], hooks=hooks, upload=True)  # a person's own folder
     raise DatasetError(f"Unknown dataset {name!r}: choose one of {', '.join(DATASETS)}, or an existing folder.")
 
 

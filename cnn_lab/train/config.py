@@ -6,8 +6,11 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
+import torch
+
+from cnn_lab import data as datasets
 from cnn_lab.augment import BATCHED_AUGMENTS
-from cnn_lab.models import ModelSpec
+from cnn_lab.models import MODELS, ModelSpec, build_model
 from cnn_lab.train.device_data import NORMALISATIONS
 from cnn_lab.train.optim import OPTIMIZERS, SCHEDULES
 
@@ -46,6 +49,10 @@ class TrainConfig:
     backbone_lr_factor: float = 1.0  # discriminative learning rates: the backbone's lr is lr times this
     bias_lr_factor: float = 1.0  # biases and batch-norm shifts learn this many times faster (airbench's scaled biases)
     lookahead: bool = False  # every 5 steps, pull the weights to their running average (airbench's lookahead)
+    # Progressive resizing: the first `small_epochs` epochs train on a random small_size x small_size window of each
+    # batch, whose steps cost less; the later epochs, and every evaluation, see the whole images. 0 = off.
+    small_epochs: int = 0
+    small_size: int = 24
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -76,3 +83,24 @@ class TrainConfig:
                                                         and self.whiten_bias_epochs >= 0):
             raise TrainingError("whiten_bias_epochs takes a whole number of epochs (0 or more), or null for all of "
                                 f"them, not {self.whiten_bias_epochs!r}.")
+        if not (isinstance(self.small_epochs, int) and self.small_epochs >= 0):
+            raise TrainingError(f"small_epochs takes a whole number of epochs (0 or more), not {self.small_epochs!r}.")
+        if self.small_epochs:
+            self._check_small_windows()
+
+    def _check_small_windows(self) -> None:
+        """Progressive resizing needs windows smaller than the images, and a model that takes them: one that ends
+        in a global pool (the speedrun net, the small ResNet), large enough for its pooling. Checked on one image of
+        zeros, since the dataset's image size is known before it loads."""
+        channels, height, width = datasets.image_shape(self.dataset)
+        if not (isinstance(self.small_size, int) and 1 <= self.small_size < min(height, width)):
+            raise TrainingError(f"The small windows must be smaller than the images ({height}x{width} pixels): "
+                                f"choose a size from 1 to {min(height, width) - 1}, not {self.small_size!r}.")
+        model = build_model(self.model, (channels, height, width), 2)
+        try:
+            with torch.no_grad():
+                model.eval()(torch.zeros(1, channels, self.small_size, self.small_size))
+        except RuntimeError:
+            raise TrainingError(f"The model \"{MODELS[self.model.name].title}\" cannot take {self.small_size}x"
+                                f"{self.small_size} windows: choose a larger size, or set small_epochs to 0 (models "
+                                "that end in a global pool, such as the speedrun net, take any size).") from None

@@ -106,7 +106,7 @@ class Training:
     optimizer: torch.optim.Optimizer
     log: MetricLog
     control: Control
-    inputs: Callable[[torch.Tensor], torch.Tensor]  # the batch's indices -> its standardised, augmented images
+    inputs: Callable[[torch.Tensor, int], torch.Tensor]  # (batch's indices, window) -> standardised, augmented images
     stem: nn.Conv2d | None  # the whitened first convolution (airbench), when config.whiten
     lookahead: Lookahead | None
     watched: dict[str, nn.Parameter]  # the weights whose norms the train page charts (weight_layers)
@@ -121,19 +121,22 @@ class Training:
         return self.steps_per_epoch * self.config.epochs
 
 
-def _inputs(config: TrainConfig, data: DeviceData) -> Callable[[torch.Tensor], torch.Tensor]:
+def _inputs(config: TrainConfig, data: DeviceData) -> Callable[[torch.Tensor, int], torch.Tensor]:
     """How a batch is made from its indices: the augmentation page's pipeline (on [0, 1] images, 16 draws per
-    batch) or plain standardisation, then the batched flips and crops, then channels_last when asked."""
+    batch) or plain standardisation, then the batched flips and crops, then a random window of `window` pixels
+    when one is asked for (progressive resizing), then channels_last when asked."""
     size = tuple(data.train.images.shape[-2:])
     preset = (augment.batch_augmenter(augment.load_preset(config.augment_preset), size,
                                       group=max(1, config.batch_size // 16)) if config.augment_preset else None)
     batched = [augment.BATCHED_AUGMENTS[name] for name in config.augment]
 
-    def make(index: torch.Tensor) -> torch.Tensor:
+    def make(index: torch.Tensor, window: int = 0) -> torch.Tensor:
         images = data.train.images[index]
         x = (preset(images.float() / 255) - data.mean) / data.std if preset else data.normalise(images)
         for transform in batched:
             x = transform(x, config.crop_padding)
+        if window:
+            x = augment.random_window(x, window)
         return x.contiguous(memory_format=torch.channels_last) if config.channels_last else x
 
     return make
@@ -176,6 +179,7 @@ def train_one_epoch(training: Training, epoch: int) -> EpochRecord | None:
     epoch_start = last_publish = time.perf_counter()
     training.pace.restart(training.step, epoch_start - training.start)  # the evaluation pass is not a step
     order = torch.randperm(len(data.train), device=data.train.images.device)
+    window = config.small_size if epoch <= config.small_epochs else 0  # progressive resizing's cheaper epochs
     pending: list[tuple[int, torch.Tensor, float]] = []  # (step, loss on the device, lr): synced when published
     correct = loss_sum = torch.zeros((), device=data.train.images.device)
     for batch in range(training.steps_per_epoch):
@@ -188,7 +192,7 @@ def train_one_epoch(training: Training, epoch: int) -> EpochRecord | None:
         lr = config.lr * SCHEDULES[config.schedule](training.step / max(1, training.total_steps))
         index = order[batch * config.batch_size : (batch + 1) * config.batch_size]
         y = data.train.labels[index]
-        loss, logits = _step(training, training.inputs(index), y, lr)
+        loss, logits = _step(training, training.inputs(index, window), y, lr)
         loss_sum, correct = loss_sum + loss, correct + (logits.argmax(1) == y).sum()
         pending.append((training.step, loss, lr))
         if time.perf_counter() - last_publish > PUBLISH_SECONDS or batch == training.steps_per_epoch - 1:

@@ -47,12 +47,21 @@ def counter() -> FlopCounterMode:
 
 
 def training_flops_per_image(config: TrainConfig) -> float:
-    """Forward and backward of one batch of the model as the config builds it; a whitened stem is frozen, as in the
-    trainer, so that neither its weights' gradient nor its input's is counted (the real run computes neither)."""
+    """Forward and backward of one batch of the model as the config builds it, averaged over its epochs (with
+    progressive resizing, the first ones see smaller windows); a whitened stem is frozen, as in the trainer, so that
+    neither its weights' gradient nor its input's is counted (the real run computes neither)."""
+    small = min(config.small_epochs, config.epochs)
+    full = _step_flops_per_image(config, SHAPE[-1])
+    if not small:
+        return full
+    return (small * _step_flops_per_image(config, config.small_size) + (config.epochs - small) * full) / config.epochs
+
+
+def _step_flops_per_image(config: TrainConfig, size: int) -> float:
     model = build_model(config.model, SHAPE, CLASSES)
     if config.whiten:
         next(m for m in model.modules() if isinstance(m, nn.Conv2d)).requires_grad_(False)
-    x, y = torch.randn(config.batch_size, *SHAPE), torch.randint(0, CLASSES, (config.batch_size,))
+    x, y = torch.randn(config.batch_size, SHAPE[0], size, size), torch.randint(0, CLASSES, (config.batch_size,))
     with counter() as counted:
         F.cross_entropy(model(x), y).backward()
     return counted.get_total_flops() / config.batch_size
