@@ -424,7 +424,8 @@ def test_the_published_speed_is_the_steps_own_not_an_average_with_evaluations(mo
 @pytest.mark.parametrize("fast", [True, False])
 def test_amp_trains_in_bf16_where_the_cpu_computes_it_fast_and_in_float32_elsewhere(monkeypatch, fast):
     """`amp` is bf16 autocast where it pays: a GPU, or a CPU with bf16 instructions (about twice float32's speed
-    there); on a CPU that only emulates bf16 it would be slower, so the run stays in float32."""
+    there); on a CPU that only emulates bf16 it would be slower, so the run stays in float32. Its evaluations
+    compute as its steps do."""
     from cnn_lab import device as devices
 
     monkeypatch.setattr(devices, "fast_bf16", lambda device: fast)
@@ -433,9 +434,9 @@ def test_amp_trains_in_bf16_where_the_cpu_computes_it_fast_and_in_float32_elsewh
     model[0].register_forward_hook(lambda module, inputs, output: seen.add((module.training, output.dtype)))
     result = fit(TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[8, 16]), epochs=1, batch_size=64,
                              device="cpu", amp=True), model=model)
-    # the training steps in bf16 where it is fast; the evaluations in float32 always, so that the accuracy reported
-    # is what the saved model gives
-    assert seen == {(True, torch.bfloat16 if fast else torch.float32), (False, torch.float32)}
+    # the training steps and the evaluations in bf16 where it is fast, in float32 elsewhere
+    dtype = torch.bfloat16 if fast else torch.float32
+    assert seen == {(True, dtype), (False, dtype)}
     assert result.test_acc > 0.5  # digits learns in one epoch either way
 
 
