@@ -102,5 +102,6 @@ class TrainConfig:
                 model.eval()(torch.zeros(1, channels, self.small_size, self.small_size))
         except RuntimeError:
             raise TrainingError(f"The model \"{MODELS[self.model.name].title}\" cannot take {self.small_size}x"
-                                f"{self.small_size} windows: choose a larger size, or set small_epochs to 0 (models "
-                                "that end in a global pool, such as the speedrun net, take any size).") from None
+                                f"{self.small_size} windows: choose a larger window, or no epochs on small windows "
+                                "(small_epochs 0); a model that ends in a global pool, such as the speedrun net, takes "
+                                "any size.") from None
