@@ -78,7 +78,7 @@ PRESETS: dict[str, tuple[str, TransferConfig]] = {
         "hardware (AMX: Intel Xeon since its 4th generation; the home page says whether this one has it). The frozen "
         "blocks run once over 8 versions of each photo (the photo, its mirror, six zoomed crops with changed colours) "
         "at 288 pixels; then the last three blocks and the new last layer train on them, 4 epochs. On boats9: about "
-        "97.7% in 4.5 to 5 minutes on 2 cores with AMX (a little over 5 when the same machine ran slower; "
+        "97.7% in 4 to 5 minutes on 2 cores with AMX (a little over 5 when the same machine ran slower; "
         f"BENCHMARKS.md has the 3-seed means). Other CPUs take twice as long and more: \"{CPU_RECIPE}\" is the "
         "recipe for 5 minutes there.",
         replace(_CPU_RECIPE_CONFIG, unfreeze=3, frozen_views=8),
