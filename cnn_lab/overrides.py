@@ -19,6 +19,10 @@ def _parse(text: str) -> Any:
         return text  # plain text: a dataset name, an optimizer...
 
 
+# A field's type in the words of the sentence that refuses a value ("epochs takes a whole number").
+_KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text", list: "a list", dict: "a mapping"}
+
+
 def _fit(value: Any, current: Any, name: str) -> Any:
     """`value` as the type of the field's current value, or an OverrideError."""
     if isinstance(current, bool):
@@ -41,8 +45,8 @@ def _fit(value: Any, current: Any, name: str) -> Any:
     else:
         ok = True
     if not ok:
-        raise OverrideError(f"{name} takes a {type(current).__name__} (it is {json.dumps(current)} now), "
-                            f"not {json.dumps(value)}.")
+        kind = _KINDS.get(type(current), f"a {type(current).__name__}")
+        raise OverrideError(f"{name} takes {kind} (it is {json.dumps(current)} now), not {json.dumps(value)}.")
     return value
 
 

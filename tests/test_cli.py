@@ -33,8 +33,8 @@ def test_set_reaches_any_field_nested_too():
 @pytest.mark.parametrize("assignment, sentence", [
     ("lrr=0.1", "TrainConfig has no field 'lrr'; its fields are: dataset, model,"),
     ("model.depth=3", "model has no field 'depth'"),
-    ("epochs=many", "epochs takes a int (it is 5 now), not \"many\"."),
-    ("nesterov=1", "nesterov takes a bool"),
+    ("epochs=many", "epochs takes a whole number (it is 5 now), not \"many\"."),
+    ("nesterov=1", "nesterov takes true or false"),
     ("model.widths=8", "model.widths takes a list"),
     ("lr", "--set takes field=value"),
     ("lr.x=1", "lr has no fields inside it."),
