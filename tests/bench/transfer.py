@@ -106,9 +106,11 @@ def bench_transfer(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
             rows.append((f"Feature extraction, {spec.title}", "skipped", "weights unavailable offline"))
             continue
         sample = boats.splits["train"].images[:128 if quick else 256]
-        ours = extraction_images_per_s(pretrained, sample, device)
-        with mock.patch("cnn_lab.transfer.features.inference_batch", lambda *_: 32):
-            of_32 = extraction_images_per_s(pretrained, sample, device)
+        ours, of_32 = 0.0, 0.0
+        for _ in range(2):  # in turn, the best of two each, so that neither gains from the order
+            ours = max(ours, extraction_images_per_s(pretrained, sample, device))
+            with mock.patch("cnn_lab.transfer.features.inference_batch", lambda *_: 32):
+                of_32 = max(of_32, extraction_images_per_s(pretrained, sample, device))
         folder = datasets.dataset_root(datasets.extract_archive(datasets.local_archive("boats9"))) / "train"
         naive = naive_extraction_images_per_s(folder, pretrained, 64 if quick else 128)
         rows.append((f"Feature extraction, {spec.title}, 224x224", f"{ours:,.0f} img/s",
