@@ -98,12 +98,14 @@ def test_editing_a_kernel_cell_changes_the_arithmetic(page, app_url):
     grid = page.locator('[data-testid="stDataFrame"]').first.bounding_box()  # the editable grid, above the tabs
     row_height = (grid["height"] - 35) / 3  # a header, then three rows
     editor = page.locator("#portal input")  # the cell's editor, drawn over the grid while it is open
-    for _ in range(3):  # a click while the grid still mounts selects nothing, and the key goes nowhere (seen once in the suite)
+    # A click while the grid still mounts selects nothing, and the typed key goes nowhere (seen once in the suite).
+    for _ in range(3):
         page.mouse.click(grid["x"] + grid["width"] / 2, grid["y"] + 35 + 1.5 * row_height)  # the centre cell
         page.wait_for_timeout(500)
         page.keyboard.type("9")  # typing on a selected cell opens its editor
         if wait_for(lambda: editor.count() > 0, 3):
             break
+    assert editor.count() > 0, "the cell's editor did not open"
     assert editor.first.input_value() == "9"
     page.keyboard.press("Enter")
     assert wait_for(lambda: editor.count() == 0, 5)
