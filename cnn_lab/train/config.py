@@ -107,7 +107,8 @@ class TrainConfig:
 @functools.lru_cache(maxsize=64)
 def _takes_windows(spec_json: str, shape: tuple[int, int, int], size: int) -> bool:
     """Whether the model, built for images of `shape`, runs on one size x size image of zeros. Cached: the train
-    page checks its settings at every rerun, and building the 90% preset's net takes about 17 ms."""
+    page checks its settings at every rerun, and building a large net each time would slow every move (commit
+    8ebdf3a has the times)."""
     model = build_model(ModelSpec.from_dict(json.loads(spec_json)), shape, 2)
     try:
         with torch.no_grad():
