@@ -138,6 +138,29 @@ def check_job_memory(peak_gb: float, images: int, size: int) -> None:
         )
 
 
+# Bytes a training step holds per parameter: float32 weights, their gradients, and up to two optimizer states
+# (Adam's moments; SGD with momentum keeps one). Per activation value: its float32 output, and its gradient.
+BYTES_PER_PARAMETER = 4 * 4
+BYTES_PER_ACTIVATION = 4 * 2
+
+
+def training_memory_gb(parameters: int, activations_per_image: int, batch: int) -> float:
+    """A training step's memory, from the model's size on the meta device: its parameters and one batch's
+    activations (the decoded data is checked on its own, before it is decoded)."""
+    return (parameters * BYTES_PER_PARAMETER + activations_per_image * batch * BYTES_PER_ACTIVATION) / 2**30
+
+
+def check_training_memory(parameters: int, activations_per_image: int, batch: int) -> None:
+    """Refuse, before anything is built or loaded, a model whose parameters and one batch's activations would pass
+    the budget for one job's memory: in both modes, since an out-of-memory laptop is a failure too."""
+    needed = training_memory_gb(parameters, activations_per_image, batch)
+    budget = load_settings().decode_budget_gb
+    if needed > budget:
+        raise LimitError(f"This model has {parameters:,} parameters; training it in batches of {batch:,} would take "
+                         f"about {needed:,.1f} GB of memory, over the {budget:g} GB one job may use here: choose "
+                         "smaller widths or hidden sizes, or a smaller batch.")
+
+
 def check_upload(root: Path, size: int) -> None:
     """Refuse, before decoding anything, a person's zip or folder (in shared mode; not one inside CNN_LAB_DATA) with
     more images than one upload may bring, or one that decoding at size x size would blow up far beyond its bytes

@@ -373,6 +373,34 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+@dataclass(frozen=True)
+class ModelCost:
+    """What a model takes before it is built: its parameters, and the values one image's forward pass keeps for the
+    backward pass (every layer's output)."""
+    parameters: int
+    activations_per_image: int
+
+
+def model_cost(spec: ModelSpec, shape: Shape, classes: int) -> ModelCost:
+    """The model sized on the `meta` device: its tensors have shapes but no memory, so a spec of ten billion
+    parameters (a typo such as hidden 2560000) is measured in milliseconds and allocates nothing."""
+    outputs: list[int] = []
+
+    def count(module: nn.Module, inputs, output) -> None:
+        outputs.append(output.numel() if isinstance(output, torch.Tensor) else 0)
+
+    with torch.device("meta"):
+        model = build_model(spec, shape, classes)
+        leaves = [m for m in model.modules() if not list(m.children())]
+        handles = [m.register_forward_hook(count) for m in leaves]
+        try:
+            model.train()(torch.zeros(2, *shape))  # two images: batch norm needs more than one
+        finally:
+            for handle in handles:
+                handle.remove()
+    return ModelCost(count_parameters(model), sum(outputs) // 2)
+
+
 def first_conv_weights(model: nn.Module) -> torch.Tensor | None:
     """The first Conv2d's weights (out, in, k, k), for drawing the learned filters."""
     conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)

@@ -25,6 +25,10 @@ class Settings:
     upload_max_pixels_per_byte: float = 100.0  # pixels decoding would make per byte uploaded (shared mode)
     onnx_max_mb: float = 100.0  # an imported ONNX model's file, and its weights as the file declares them
     archive_max_ratio: float = 100.0  # bytes an archive unpacks to per byte of archive (photos barely compress)
+    archive_max_files: int = 100_000  # members in one archive (CIFAR-10's JPEG copy has 60,000 photos)
+    person_disk_mb: float = 1000.0  # one person's runs, imports and uploads on disk (shared mode)
+    max_people: int = 300  # names a class server lets people claim (a class of 100, with room for typos)
+    admin_tries_per_minute: int = 5  # wrong admin passwords the server hears a minute, from everyone together
     ray_address: str = ""  # run jobs on a Ray cluster: "auto" (started with `ray start`), "local", or host:port
 
 
@@ -54,5 +58,9 @@ def load_settings() -> Settings:
         upload_max_pixels_per_byte=_number("CNN_LAB_UPLOAD_MAX_PIXELS_PER_BYTE", 100.0),
         onnx_max_mb=_number("CNN_LAB_ONNX_MAX_MB", 100.0),
         archive_max_ratio=_number("CNN_LAB_ARCHIVE_MAX_RATIO", 100.0),
+        archive_max_files=int(_number("CNN_LAB_ARCHIVE_MAX_FILES", 100_000)),
+        person_disk_mb=_number("CNN_LAB_PERSON_DISK_MB", 1000.0),
+        max_people=int(_number("CNN_LAB_MAX_PEOPLE", 300)),
+        admin_tries_per_minute=int(_number("CNN_LAB_ADMIN_TRIES_PER_MINUTE", 5)),
         ray_address=env("CNN_LAB_RAY", "").strip(),
     )

@@ -3,10 +3,14 @@ refused with one sentence, and a refused or broken archive leaves nothing behind
 stand in for downloads."""
 from __future__ import annotations
 
+import lzma
 import shutil
+import struct
 import tarfile
 import uuid
 import zipfile
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -20,11 +24,50 @@ from cnn_lab.paths import cache_root, data_root
 from cnn_lab.settings import load_settings
 
 
-def extract_archive(archive: str | Path, max_bytes: int = 2 * 2**30, max_files: int = 200_000) -> Path:
-    """Extract a .tar.gz or .zip once into the cache and return the folder. Unsafe paths, links, special files and
-    bombs are refused with one sentence; the extraction happens in a temporary folder that is renamed only when
-    complete, so a refused or broken archive leaves nothing behind."""
+# How an archive's name says what it is. Its kind is chosen by its name, and its content must agree: a bzip2 tar
+# named "photos.zip" is refused before a byte of it is unpacked, instead of going down the tar path unchecked.
+ZIP_SUFFIXES = (".zip",)
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+RATIO_FLOOR_BYTES = 2**20  # a small archive may unpack to this much whatever its ratio (tar's headers compress well)
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """What one archive may unpack to: files, bytes in all, and bytes per byte of the archive (a bomb's sign:
+    photos barely compress, so a real archive unpacks to about its own size)."""
+    max_files: int
+    max_bytes: int
+    max_ratio: float
+
+    def refuse_if_over(self, archive: Path, files: int, unpacked: int, so_far: bool = False) -> None:
+        """Refuse at the first limit passed: called before a zip's members are read (from the counts its directory
+        declares), and as a tar is read, member by member (`so_far`: the counts up to this member)."""
+        allowed = max(self.max_ratio * archive.stat().st_size, RATIO_FLOOR_BYTES)
+        if files > self.max_files or unpacked > min(self.max_bytes, allowed):
+            ratio = unpacked / max(1, archive.stat().st_size)
+            raise DatasetError(f"The archive {archive.name} unpacks to {'at least ' if so_far else ''}"
+                               f"{unpacked / 2**20:,.0f} MB in {files:,} file{'s' if files != 1 else ''} ({ratio:,.0f} "
+                               "times its own size), more than this server extracts; it was not used.")
+
+
+def archive_limits(max_bytes: int = 2 * 2**30, max_files: int | None = None) -> ArchiveLimits:
+    settings = load_settings()
+    return ArchiveLimits(max_files or settings.archive_max_files, max_bytes, settings.archive_max_ratio)
+
+
+def extract_archive(archive: str | Path, max_bytes: int = 2 * 2**30, max_files: int | None = None) -> Path:
+    """Extract a .zip or a tar (.tar.gz, ...) once into the cache and return the folder. Unsafe paths, links,
+    special files and bombs are refused with one sentence, at the first limit passed; the extraction happens in a
+    temporary folder that is renamed only when complete, so a refused or broken archive leaves nothing behind."""
     archive = Path(archive)
+    is_zip = archive.name.lower().endswith(ZIP_SUFFIXES)
+    if not (is_zip or archive.name.lower().endswith(TAR_SUFFIXES)):
+        raise DatasetError(f"{archive.name} is not a zip or tar archive: CNN Lab reads photos from class folders, "
+                           "as they are or zipped (.zip, .tar.gz).")
+    if is_zip != zipfile.is_zipfile(archive):  # the name says one kind, the content another
+        raise DatasetError(f"{archive.name} is not a zip or tar archive as its name says (it is damaged, or another "
+                           "kind of file renamed); it was not used.")
+    limits = archive_limits(max_bytes, max_files)
     stat = archive.stat()
     target = cache_root() / "extracted" / f"{archive.name}-{stat.st_size}-{stat.st_mtime_ns}"
     if (target / ".complete").exists():
@@ -32,13 +75,7 @@ def extract_archive(archive: str | Path, max_bytes: int = 2 * 2**30, max_files: 
     partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
     partial.mkdir(parents=True)
     try:
-        if zipfile.is_zipfile(archive):
-            _extract_zip(archive, partial, max_bytes, max_files)
-        elif tarfile.is_tarfile(archive):
-            _extract_tar(archive, partial, max_bytes, max_files)
-        else:
-            raise DatasetError(f"{archive.name} is not a zip or tar archive: CNN Lab reads photos from class "
-                               "folders, as they are or zipped (.zip, .tar.gz).")
+        (_extract_zip if is_zip else _extract_tar)(archive, partial, limits)
         (partial / ".complete").touch()
         # Two extractions of the same archive (two people's uploads, two processes) finish one at a time: else one
         # could remove the other's finished folder while it is read, or fail to rename onto it.
@@ -46,7 +83,10 @@ def extract_archive(archive: str | Path, max_bytes: int = 2 * 2**30, max_files: 
             if not (target / ".complete").exists():  # else another upload of the same file got there first
                 shutil.rmtree(target, ignore_errors=True)  # an older, incomplete extraction
                 partial.rename(target)
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, UnicodeError) as error:
+    except NotImplementedError:  # a zip member compressed with a method Python's zipfile lacks
+        raise DatasetError(f"The archive {archive.name} uses a compression method this server cannot read; zip it "
+                           "again with the usual settings (deflate).") from None
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, UnicodeError, zlib.error, lzma.LZMAError) as error:
         raise DatasetError(f"The archive {archive.name} is damaged or cannot be read ({type(error).__name__}); "
                            "it was not used.") from None
     finally:
@@ -55,35 +95,47 @@ def extract_archive(archive: str | Path, max_bytes: int = 2 * 2**30, max_files: 
     return target
 
 
-def _check_unpacked_size(archive: Path, files: int, unpacked: int, max_bytes: int, max_files: int) -> None:
-    """Refuse, before extracting anything, an archive with too many files, too many bytes in all, or far more bytes
-    than its own size (a bomb: photos barely compress, so a real archive unpacks to about its own size)."""
-    ratio = unpacked / max(1, archive.stat().st_size)
-    if files > max_files or unpacked > max_bytes or ratio > load_settings().archive_max_ratio:
-        raise DatasetError(f"The archive {archive.name} unpacks to {unpacked / 2**20:,.0f} MB in {files:,} "
-                           f"file{'s' if files != 1 else ''} ({ratio:,.0f} times its own size), more than this server "
-                           "extracts; it was not used.")
+def _extract_tar(archive: Path, target: Path, limits: ArchiveLimits) -> None:
+    """A tar read member by member: each is checked (count, bytes unpacked so far, type) and extracted before the
+    next is read, so a bomb of empty members is refused after the first limit it passes, not after a list of all
+    of them is built. (Not tarfile's stream mode, "r|*": it copies its whole decompressed buffer at each header
+    read, so a bomb whose blocks decompress to megabytes makes every member cost milliseconds.)"""
+    with tarfile.open(archive, mode="r:*") as tar:
+        for files, member in enumerate(tar, start=1):
+            limits.refuse_if_over(archive, files, tar.offset, so_far=True)  # the bytes decompressed so far, headers included
+            if not (member.isfile() or member.isdir()):
+                kind = "link" if (member.issym() or member.islnk()) else "special file"
+                raise DatasetError(f"The archive {archive.name} holds a {kind} ({member.name}); only files and "
+                                   "folders are allowed, so it was not used.")
+            try:
+                tar.extract(member, target, filter="data")
+            except tarfile.FilterError as error:  # absolute or escaping paths, odd permissions
+                raise DatasetError(f"The archive {archive.name} holds an unsafe entry ({error}); it was not "
+                                   "used.") from None
 
 
-def _extract_tar(archive: Path, target: Path, max_bytes: int, max_files: int) -> None:
-    with tarfile.open(archive) as tar:
-        members = tar.getmembers()
-        _check_unpacked_size(archive, len(members), sum(m.size for m in members), max_bytes, max_files)
-        odd = next((m for m in members if not (m.isfile() or m.isdir())), None)
-        if odd is not None:
-            kind = "link" if (odd.issym() or odd.islnk()) else "special file"
-            raise DatasetError(f"The archive {archive.name} holds a {kind} ({odd.name}); only files and folders are "
-                               "allowed, so it was not used.")
-        try:
-            tar.extractall(target, filter="data")
-        except tarfile.FilterError as error:  # absolute or escaping paths, odd permissions
-            raise DatasetError(f"The archive {archive.name} holds an unsafe entry ({error}); it was not used.") from None
+def declared_zip_entries(archive: Path) -> int:
+    """How many entries a zip's end-of-central-directory record declares, read from its last bytes before the
+    directory itself is parsed (zipfile builds an object per entry: half a million of them in a 25 MB upload)."""
+    with open(archive, "rb") as file:
+        file.seek(0, 2)
+        tail_start = max(0, file.tell() - (22 + 65535))  # the record (22 bytes) and a comment of at most 64 kB
+        file.seek(tail_start)
+        tail = file.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or at + 22 > len(tail):
+        raise zipfile.BadZipFile("no end of central directory")
+    entries = struct.unpack("<H", tail[at + 10:at + 12])[0]
+    return entries if entries != 0xFFFF else 2**32  # zip64: counted when parsed, against max_files as it goes
 
 
-def _extract_zip(archive: Path, target: Path, max_bytes: int, max_files: int) -> None:
+def _extract_zip(archive: Path, target: Path, limits: ArchiveLimits) -> None:
+    declared = declared_zip_entries(archive)
+    if declared != 2**32:
+        limits.refuse_if_over(archive, declared, 0)
     with zipfile.ZipFile(archive) as zf:
         infos = [i for i in zf.infolist() if not i.is_dir()]
-        _check_unpacked_size(archive, len(infos), sum(i.file_size for i in infos), max_bytes, max_files)
+        limits.refuse_if_over(archive, len(infos), sum(i.file_size for i in infos))
         for info in infos:
             path = (target / info.filename).resolve()
             if not path.is_relative_to(target.resolve()) or info.filename.startswith(("/", "\\")):

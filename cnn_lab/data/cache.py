@@ -2,6 +2,7 @@
 so a changed source (a file added, removed or edited) is decoded again."""
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import zipfile
@@ -27,7 +28,7 @@ def _save(path: Path, dataset: ImageDataset) -> None:
     meta = json.dumps({"name": dataset.name, "classes": dataset.classes, "skipped": dataset.skipped})
     with written_whole(path) as tmp:
         np.savez(tmp, meta=np.array(meta), **arrays)
-    for stale in path.parent.glob(path.name.rsplit("-", 1)[0] + "-*.npz"):
+    for stale in path.parent.glob(glob.escape(path.name.rsplit("-", 1)[0]) + "-*.npz"):
         if stale != path:
             stale.unlink(missing_ok=True)
 

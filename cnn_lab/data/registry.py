@@ -133,6 +133,14 @@ def image_shape(name: str) -> tuple[int, int, int]:
     return DATASETS[name].shape if name in DATASETS else FOLDER_SHAPE
 
 
+FOLDER_CLASSES_GUESS = 100  # a folder's classes are unknown until it is read: enough for sizing a model's last layer
+
+
+def class_count(name: str) -> int:
+    """How many classes the dataset has, known before any data loads (a folder's: a generous guess)."""
+    return DATASETS[name].classes if name in DATASETS else FOLDER_CLASSES_GUESS
+
+
 def load_dataset(name: str, hooks: Hooks | None = None) -> ImageDataset:
     """A registered dataset by name, or an image folder by path (at FOLDER_SHAPE); raises DatasetUnavailable or
     DatasetError with a sentence for the page. A download reports to `hooks` and stops when it cancels."""

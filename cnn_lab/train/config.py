@@ -11,7 +11,8 @@ import torch
 
 from cnn_lab import data as datasets
 from cnn_lab.augment import BATCHED_AUGMENTS
-from cnn_lab.models import MODELS, ModelSpec, build_model
+from cnn_lab.limits import LimitError, check_training_memory
+from cnn_lab.models import MODELS, ModelCost, ModelSpec, build_model, model_cost
 from cnn_lab.train.device_data import NORMALISATIONS
 from cnn_lab.train.optim import OPTIMIZERS, SCHEDULES
 
@@ -71,6 +72,7 @@ class TrainConfig:
             raise TrainingError(f"Set at least 1 epoch, not {self.epochs}: with fewer there is nothing to train.")
         if self.batch_size < 1:
             raise TrainingError("The batch size must be at least 1.")
+        self._check_memory()
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise TrainingError("The learning rate must be a positive number.")
         for what, value, known in (("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES),
@@ -89,6 +91,18 @@ class TrainConfig:
         if self.small_epochs:
             self._check_small_windows()
 
+    def _check_memory(self) -> None:
+        """The model sized on the meta device, before anything is built or loaded: its parameters and one batch's
+        activations must fit one job's memory budget (a typo such as hidden sizes 100000,100000 would ask 40 GB)."""
+        shape = datasets.image_shape(self.dataset)
+        cost = _sized(json.dumps(asdict(self.model)), shape, datasets.class_count(self.dataset))
+        if cost is None:
+            return  # not buildable for these images: the build says why, in its own sentence
+        try:
+            check_training_memory(cost.parameters, cost.activations_per_image, self.batch_size)
+        except LimitError as error:
+            raise TrainingError(str(error)) from None
+
     def _check_small_windows(self) -> None:
         """Progressive resizing needs windows smaller than the images, and a model that takes them: one that ends
         in a global pool (the speedrun net, the small ResNet), large enough for its pooling. Checked on one image of
@@ -102,6 +116,16 @@ class TrainConfig:
                                 f"{self.small_size} windows: choose a larger window, or no epochs on small windows "
                                 "(small_epochs 0); a model that ends in a global pool, such as the speedrun net, takes "
                                 "any size.")
+
+
+@functools.lru_cache(maxsize=64)
+def _sized(spec_json: str, shape: tuple[int, int, int], classes: int) -> ModelCost | None:
+    """model_cost, cached like _takes_windows: validate runs at every rerun of the train page. None when the model
+    cannot be built for this shape (its own check says so later, in a sentence of its own)."""
+    try:
+        return model_cost(ModelSpec.from_dict(json.loads(spec_json)), shape, classes)
+    except RuntimeError:
+        return None
 
 
 @functools.lru_cache(maxsize=64)
