@@ -9,6 +9,7 @@ import io
 import json
 import pickle
 import time
+import zipfile
 
 import torch
 from torch import nn
@@ -16,8 +17,12 @@ from torch import nn
 from cnn_lab import runs
 from cnn_lab.inside import Subject, run_subject
 from cnn_lab.jobs.kinds import KINDS
+from cnn_lab.limits import MAX_IMAGE_SIDE, LimitError, check_training_memory
+from cnn_lab.models import ModelError, model_cost
 from cnn_lab.normalise import IMAGENET_MEAN, IMAGENET_STD
 from cnn_lab.onnx_models import OnnxError, read_onnx
+from cnn_lab.settings import load_settings
+from cnn_lab.train import TrainConfig, TrainingError
 
 FORMAT = "cnn-lab-checkpoint/1"
 NOT_A_CHECKPOINT = ("This file is not a PyTorch checkpoint: import the .pt file that a run's \"Checkpoint (.pt)\" "
@@ -81,12 +86,31 @@ def onnx_bytes(record: runs.RunRecord) -> bytes:
 # ---------------------------------------------------------------- back in
 
 
+def _check_records(data: bytes) -> None:
+    """Before torch.load reads anything: every record of the checkpoint's zip is stored as torch.save writes it,
+    uncompressed, and all of them together fit the import limit. A deflated record of zeros unpacks to 1,000 times
+    its bytes, so a 25 MB upload could ask for 24 GB."""
+    try:
+        records = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, ValueError):
+        raise CheckpointError(NOT_A_CHECKPOINT) from None
+    if any(record.compress_type != zipfile.ZIP_STORED for record in records):
+        raise CheckpointError("This checkpoint's records are compressed, which torch.save never does (a compressed "
+                              "record can unpack to far more than the file), so it was not opened.")
+    limit = load_settings().onnx_max_mb
+    unpacked = sum(record.file_size for record in records)
+    if unpacked > limit * 2**20:
+        raise CheckpointError(f"This checkpoint holds {unpacked / 2**20:,.0f} MB, more than the {limit:g} MB an "
+                              "imported model may take here.")
+
+
 def _read(data: bytes) -> dict:
     """The checkpoint's dictionary, read with weights_only=True: no object in the file can run code."""
     if data[:1] == b"\x80":  # a bare pickle (torch.save writes a zip)
         raise CheckpointError(CODE)
     if not data.startswith(b"PK"):
         raise CheckpointError(NOT_A_CHECKPOINT)
+    _check_records(data)
     try:
         bundle = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # objects other than tensors, numbers, strings, lists and dicts
@@ -114,6 +138,9 @@ def import_checkpoint(data: bytes, owner: str = "you") -> runs.RunRecord:
         state = bundle["state_dict"]
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"This checkpoint is incomplete or malformed ({type(error).__name__}: {error}).") from None
+    if getattr(config, kind.data_field) not in kind.registered:  # a path in a stranger's file: never read here
+        setattr(config, kind.data_field, "")
+    _check_size(kind, config, shape, len(classes))
     run_id = runs.new_run_id()
     runs.create_run(run_id, bundle["kind"], config.to_json(), owner=owner)
     torch.save(state, runs.runs_root() / run_id / "model.pt")
@@ -127,6 +154,26 @@ def import_checkpoint(data: bytes, owner: str = "you") -> runs.RunRecord:
         reason = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}"
         raise CheckpointError(f"This checkpoint cannot be rebuilt: {reason}.") from None
     return record
+
+
+MAX_CLASSES = 10_000
+
+
+def _check_size(kind, config, shape: list[int], classes: int) -> None:
+    """Before anything is built: the config's own checks (a model sized on the meta device among them), and an
+    input that a page can feed it (a file can claim 60000x60000 pixels and a million classes)."""
+    if len(shape) != 3 or shape[0] not in (1, 3) or not all(1 <= side <= MAX_IMAGE_SIDE for side in shape[1:]):
+        raise CheckpointError(f"This checkpoint's input shape {shape} is not an image this server can give it (1 or 3 "
+                              f"channels, at most {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} pixels).")
+    if not 2 <= classes <= MAX_CLASSES:
+        raise CheckpointError(f"This checkpoint has {classes:,} classes; a classifier here has 2 to {MAX_CLASSES:,}.")
+    try:
+        kind.check(config)
+        if isinstance(config, TrainConfig):  # at the checkpoint's own input size, for one image at a time
+            cost = model_cost(config.model, tuple(shape), classes)
+            check_training_memory(cost.parameters, cost.activations_per_image, 1)
+    except (TrainingError, ModelError, LimitError, RuntimeError) as error:
+        raise CheckpointError(f"This checkpoint cannot be used here: {error}") from None
 
 
 # What an ONNX model expects as input when its file does not say: the page and the CLI offer these.

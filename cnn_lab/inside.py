@@ -401,7 +401,17 @@ def first_filters(record: runs.RunRecord) -> torch.Tensor:
 def run_test_set(record: runs.RunRecord) -> tuple[torch.Tensor, torch.Tensor]:
     """A training run's test images (uint8, at the size it was trained on) and labels, from its dataset (the
     data cache makes this quick); raises DatasetUnavailable or DatasetError with a sentence."""
-    from cnn_lab.data import load_dataset
+    from cnn_lab.data import DATASETS, DatasetUnavailable, load_dataset
+    from cnn_lab.limits import LimitError, allowed_folder
 
-    test = load_dataset(record.config["dataset"]).splits["test"]
+    dataset = record.config.get("dataset", "")
+    if record.imported or not dataset:
+        raise DatasetUnavailable("This run was imported from a file, so its training data is not on this server and "
+                                 "its test images cannot be shown; a photo of your own works.")
+    if dataset not in DATASETS:  # a folder's path read from a stored config: through the fence again
+        try:
+            dataset = str(allowed_folder(dataset))
+        except LimitError as error:
+            raise DatasetUnavailable(str(error)) from None
+    test = load_dataset(dataset).splits["test"]
     return test.images, test.labels

@@ -138,6 +138,8 @@ def check_job_memory(peak_gb: float, images: int, size: int) -> None:
         )
 
 
+MAX_IMAGE_SIDE = 1024  # pixels: the largest image side a model here is fed (transfer's sizes, imported models)
+
 # Bytes a training step holds per parameter: float32 weights, their gradients, and up to two optimizer states
 # (Adam's moments; SGD with momentum keeps one). Per activation value: its float32 output, and its gradient.
 BYTES_PER_PARAMETER = 4 * 4

@@ -25,6 +25,7 @@ from google.protobuf.message import DecodeError
 from onnx import TensorProto, helper, numpy_helper, version_converter
 from torch import nn
 
+from cnn_lab.limits import MAX_IMAGE_SIDE
 from cnn_lab.settings import load_settings
 
 CONVERTER_OPSET = 17  # the newest opset onnx2torch 1.5.15 converts
@@ -103,7 +104,27 @@ def _input_shape(model: onnx.ModelProto) -> tuple[int, int, int]:
                         "the pages cannot choose an image size for it: export it with a fixed size, e.g. 224x224.")
     if shape[0] not in (1, 3):
         raise OnnxError(f"This model takes {shape[0]} channels; the pages give it RGB (3) or grey (1) images.")
+    if max(shape[1:]) > MAX_IMAGE_SIDE:
+        raise OnnxError(f"This model takes {shape[1]}x{shape[2]} images; the pages give a model at most "
+                        f"{MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} pixels.")
     return shape  # type: ignore[return-value]
+
+
+def _check_activations(model: onnx.ModelProto, shape: tuple[int, int, int]) -> None:
+    """Before the converted model runs once: every layer output's size, from ONNX's own shape inference (no data
+    is computed), for one image against one job's memory budget. A dimension it cannot infer counts as 1."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model).graph
+    except Exception:  # noqa: BLE001 - a graph it cannot follow: the input's size check above still holds
+        return
+    values = 0
+    for value in [*inferred.value_info, *inferred.output]:
+        dims = value.type.tensor_type.shape.dim
+        values += int(np.prod([d.dim_value if d.HasField("dim_value") else 1 for d in dims], dtype=np.float64))
+    needed, budget = values * 4 / 2**30, load_settings().decode_budget_gb
+    if needed > budget:
+        raise OnnxError(f"Running this model on one {shape[1]}x{shape[2]} image would take about {needed:,.1f} GB of "
+                        f"memory (its layers' outputs), over the {budget:g} GB one job may use here.")
 
 
 def _metadata_list(model: onnx.ModelProto, key: str) -> list | None:
@@ -160,6 +181,7 @@ def read_onnx(data: bytes) -> OnnxClassifier:
     except onnx.checker.ValidationError as error:
         raise OnnxError(f"This ONNX model is not valid: {str(error).splitlines()[0][:200]}") from None
     shape = _input_shape(model)
+    _check_activations(model, shape)
     module = _converted(model)
     try:
         with torch.no_grad():

@@ -45,6 +45,7 @@ class RunRecord:
     std: list[float] | None = None
     owner: str = "you"
     input_shape: list[int] | None = None  # (C, H, W) the model was trained on (None: saved before it was kept)
+    imported: bool = False  # brought in from a file (a checkpoint or ONNX), not trained on this server
 
     @property
     def path(self) -> Path:
@@ -59,10 +60,11 @@ class RunRecord:
 
     @property
     def label(self) -> str:
-        """What it learned from and with: "digits · cnn", "boats9 · efficientnet_lite0", "imported from net.onnx"."""
+        """What it learned from and with: "digits · cnn", "boats9 · efficientnet_lite0", "imported · cnn" (a
+        checkpoint), "imported from net.onnx"."""
         if self.kind == "onnx":
             return f"imported from {self.config.get('source', 'an ONNX file')}"
-        data = self.config.get("dataset") or self.config.get("data") or "?"
+        data = "imported" if self.imported else self.config.get("dataset") or self.config.get("data") or "?"
         return f"{data} · {self.config.get('model', {}).get('name') or self.config.get('backbone') or '?'}"
 
     @property
@@ -156,7 +158,7 @@ def load_run(run_id: str, live: set[str] = frozenset()) -> RunRecord:
     return RunRecord(run_id, status["kind"], json.loads((folder / "config.json").read_text()), state,
                      status.get("message", ""), epochs, status.get("test_acc"), status["created"],
                      status.get("classes", []), status.get("mean"), status.get("std"), status.get("owner", "you"),
-                     status.get("input_shape"))
+                     status.get("input_shape"), bool(status.get("imported")))
 
 
 def list_runs(live: set[str] = frozenset(), kind: str | tuple[str, ...] | None = None,

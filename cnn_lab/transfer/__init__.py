@@ -16,6 +16,7 @@ from cnn_lab.transfer.config import (AMX_RECIPE, CPU_RECIPE, GPU_RECIPE, MAX_FRO
 from cnn_lab.transfer.features import extract_features, features_cached
 from cnn_lab.transfer.frozen import frozen_outputs, frozen_pass_minutes
 from cnn_lab.transfer.model import FromFrozenOutput, TransferModel, build_transfer_model, load_run_model
+from cnn_lab.transfer.run import check as check_transfer
 from cnn_lab.transfer.run import run_transfer
 from cnn_lab.transfer.sources import (
                                       KAGGLE_SERVER,
@@ -29,6 +30,6 @@ from cnn_lab.transfer.sources import (
 
 __all__ = ["AMX_RECIPE", "CPU_RECIPE", "GPU_RECIPE", "KAGGLE_SERVER", "MAX_FROZEN_VIEWS", "MODES", "PRESETS", "SOURCES",
            "FromFrozenOutput", "TransferConfig",
-           "TransferModel", "build_transfer_model", "download_kaggle_boats", "extract_features", "features_cached",
+           "TransferModel", "build_transfer_model", "check_transfer", "download_kaggle_boats", "extract_features", "features_cached",
            "first_ready_source", "frozen_outputs", "frozen_pass_minutes", "kaggle_boats_folder", "kaggle_progress",
            "load_images", "load_run_model", "preset", "run_transfer"]

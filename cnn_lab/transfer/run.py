@@ -10,6 +10,7 @@ import torch
 
 from cnn_lab import data as datasets
 from cnn_lab.backbones import BACKBONES, Pretrained, train_faster_on_cpu
+from cnn_lab.limits import MAX_IMAGE_SIDE
 from cnn_lab.metrics import Control, MetricLog
 from cnn_lab.normalise import imagenet_stats
 from cnn_lab.train import Saving, TrainConfig, TrainingError, TrainResult, download_hooks, fit, resolve_device
@@ -67,8 +68,8 @@ def check(config: TransferConfig) -> None:
     """Refuse a config that cannot run, with one sentence, before any photo loads."""
     if config.mode not in MODES:
         raise TrainingError(f"Unknown mode {config.mode!r}; choose one of {', '.join(MODES)}.")
-    if not (isinstance(config.image_size, int) and 32 <= config.image_size <= 1024):
-        raise TrainingError(f"The image size must be a whole number of pixels from 32 to 1024, not "
+    if not (isinstance(config.image_size, int) and 32 <= config.image_size <= MAX_IMAGE_SIDE):
+        raise TrainingError(f"The image size must be a whole number of pixels from 32 to {MAX_IMAGE_SIDE}, not "
                             f"{config.image_size!r} (the network was trained at 224).")
     trainer_config(config).validate()  # epochs, batch size, learning rate: the trainer's own sentences
     if not (isinstance(config.frozen_views, int) and 0 <= config.frozen_views <= MAX_FROZEN_VIEWS):
