@@ -78,5 +78,5 @@ def table_csv(rows: list[RunRow]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=[f.name for f in fields(RunRow)])
     writer.writeheader()
-    writer.writerows(asdict(row) for row in rows)
+    writer.writerows(runs.spreadsheet_safe(asdict(row)) for row in rows)
     return out.getvalue()

@@ -19,14 +19,25 @@ def cache_root() -> Path:
 
 
 @contextmanager
-def written_whole(path: Path) -> Iterator[Path]:
+def written_whole(path: Path, durable: bool = False) -> Iterator[Path]:
     """A temporary file beside `path` to write; once written, it replaces `path` in one step (a rename). So a reader
     never sees half a file, a killed process never leaves one, and two writers at once (two people's apps on one
-    server) each write their own temporary file. Its name keeps the suffix (numpy adds ".npz" otherwise)."""
+    server) each write their own temporary file. Its name keeps the suffix (numpy adds ".npz" otherwise).
+    `durable`: flushed to the disk before and after the rename, so that a power cut leaves the old file or the new,
+    never an empty one (for the few files that cannot be rebuilt, such as the class's names)."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}")
     try:
         yield tmp
+        if durable:
+            with open(tmp, "rb+") as file:
+                os.fsync(file.fileno())
         tmp.replace(path)
+        if durable:
+            folder = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -186,6 +186,17 @@ def load_weights(run_id: str) -> dict[str, torch.Tensor]:
     return torch.load(runs_root() / run_id / "model.pt", map_location="cpu", weights_only=True)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet read a cell as a formula
+
+
+def spreadsheet_safe(row: dict) -> dict:
+    """A CSV row whose text cells a spreadsheet will not run: one that starts like a formula gets a leading quote
+    (OWASP's advice against CSV injection), so an imported run's dataset `=cmd|...` reaches the teacher as text.
+    Numbers stay numbers."""
+    return {key: f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+            for key, value in row.items()}
+
+
 def metrics_csv(records: list[RunRecord]) -> str:
     out = io.StringIO()
     fields = ["run_id", *EpochRecord.__dataclass_fields__]
@@ -193,5 +204,5 @@ def metrics_csv(records: list[RunRecord]) -> str:
     writer.writeheader()
     for record in records:
         for epoch in record.epochs:
-            writer.writerow({"run_id": record.run_id, **asdict(epoch)})
+            writer.writerow(spreadsheet_safe({"run_id": record.run_id, **asdict(epoch)}))
     return out.getvalue()

@@ -26,15 +26,17 @@ def create_challenge(person: Person) -> None:
                                datasets.index(course["dataset"]), key="class_dataset")
         folder = st.text_input("Or a folder of photos inside CNN_LAB_DATA (its split is seeded: the same every time)",
                                key="class_folder", placeholder="leave empty to use the dataset above")
-        a, b, c, d = st.columns(4)
+        a, b, c, d, e = st.columns(5)
         rules = challenges.Rules(
             max_parameters=a.number_input("Max parameters", 1, 100_000_000, course["rules"].max_parameters,
                                           step=10_000, key="class_params"),
             max_epochs=b.number_input("Max epochs", 1, 1000, course["rules"].max_epochs, key="class_epochs"),
             max_minutes=c.number_input("Max training minutes", 1.0, 600.0, course["rules"].max_minutes,
                                        key="class_minutes"),
+            entries_per_day=d.number_input("Entries a day, per learner", 1, 100, course["rules"].entries_per_day,
+                                           key="class_entries"),
             models=tuple(st.multiselect("Allowed models (none chosen: any)", list(MODELS), key="class_models")))
-        hours = d.number_input("Open for (hours)", 0.25, 24.0 * 14, 2.0, step=0.25, key="class_hours")
+        hours = e.number_input("Open for (hours)", 0.25, 24.0 * 14, 2.0, step=0.25, key="class_hours")
         if st.button("Create the challenge", type="primary"):
             try:
                 made = challenges.create(person, title, folder.strip() or dataset, rules, hours * 60)
@@ -51,7 +53,8 @@ def rules_sentence(challenge: challenges.Challenge) -> str:
     state = ("open until " + time.strftime("%a %H:%M", time.localtime(challenge.closes)) if challenge.open
              else "closed")
     return (f"On {challenge.dataset}: at most {rules.max_parameters:,} parameters, {rules.max_epochs} epochs and "
-            f"{rules.max_minutes:g} minutes of training{models}. {state[0].upper()}{state[1:]}.")
+            f"{rules.max_minutes:g} minutes of training{models}; {rules.entries_per_day} entries a day. "
+            f"{state[0].upper()}{state[1:]}.")
 
 
 def challenge_panel(person: Person, challenge: challenges.Challenge) -> None:
@@ -77,7 +80,8 @@ def challenge_panel(person: Person, challenge: challenges.Challenge) -> None:
             if st.button("Enter this run", key=f"class_enter_{challenge.id}", type="primary"):
                 try:
                     entry = challenges.enter(person, challenge.id, run.run_id)
-                    st.success(f"Entered: the server scored it {entry.score:.2%} on the test images.")
+                    st.success(f"Entered: the server scored it {entry.score:.2%} on the public half of the test "
+                               "images. The other half, hidden, ranks the final board at the close.")
                 except challenges.ChallengeError as error:
                     st.error(str(error))
     leaderboard(challenge.id)
@@ -86,11 +90,14 @@ def challenge_panel(person: Person, challenge: challenges.Challenge) -> None:
 @st.fragment(run_every=2.0)
 def leaderboard(challenge_id: str) -> None:
     """Read again every 2 seconds: an entry on anyone's page shows on every open page."""
-    board = challenges.get(challenge_id).leaderboard()
+    challenge = challenges.get(challenge_id)
+    board = challenge.leaderboard()
     if not board:
         st.caption("No entry yet.")
         return
-    st.table(pd.DataFrame([{"rank": rank, "name": name, "score": f"{entry.score:.2%}",
+    st.caption("The final ranking, on the hidden half of the test images." if challenge.revealed else
+               "Scores on the public half of the test images; the hidden half ranks the final board at the close.")
+    st.table(pd.DataFrame([{"rank": rank, "name": name, "score": f"{entry.ranked_by(challenge.revealed):.2%}",
                             "parameters": f"{entry.parameters:,}", "minutes": f"{entry.minutes:.2f}"}
                            for rank, name, entry in board]), hide_index=True)
 
@@ -132,8 +139,9 @@ else:
 # ---------------------------------------------------------------- challenges: a practical as a friendly competition
 st.subheader("Challenges")
 st.caption("A challenge sets a dataset and rules; each learner enters a finished run of their own, and the server "
-           "scores it itself on the dataset's test images (never from the run's own record). Ties go to fewer "
-           "parameters, then to the earlier entry.")
+           "scores it itself on the dataset's test images (never from the run's own record): on one half until the "
+           "close, and on the other, hidden half from the close on, so that tuning to the shown scores does not pay. "
+           "Ties go to fewer parameters, then to the earlier entry.")
 if person.admin:
     create_challenge(person)
 shown_challenges = challenges.list_challenges()[:5]

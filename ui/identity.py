@@ -23,8 +23,16 @@ def signed_in() -> Person | None:
         if st.query_params.get("who") != key:  # kept in the URL, so a refresh is the same person
             st.query_params["who"] = key
         st.sidebar.caption(f"Signed in as **{person.name}**{' (admin)' if person.admin else ''}. This page's link "
-                           "holds your key: bookmark it to find your jobs again.")
+                           "holds your key: bookmark it to find your jobs again, and sign out before you leave a "
+                           "shared computer or show this screen on a projector.")
+        st.sidebar.button("Sign out", key="sign_out", on_click=sign_out)
     return person
+
+
+def sign_out() -> None:
+    """Forget the key in this tab and its link: the person's bookmarked link still signs them in again."""
+    st.session_state.pop("who", None)
+    st.query_params.pop("who", None)
 
 
 def who_is_asking() -> Person:
