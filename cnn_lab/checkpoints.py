@@ -17,7 +17,7 @@ from torch import nn
 from cnn_lab import runs
 from cnn_lab.inside import Subject, run_subject
 from cnn_lab.jobs.kinds import KINDS
-from cnn_lab.limits import MAX_IMAGE_SIDE, LimitError, check_training_memory
+from cnn_lab.limits import MAX_IMAGE_SIDE, LimitError, check_person_disk, check_training_memory
 from cnn_lab.models import ModelError, model_cost
 from cnn_lab.normalise import IMAGENET_MEAN, IMAGENET_STD
 from cnn_lab.onnx_models import OnnxError, read_onnx
@@ -208,7 +208,12 @@ def import_onnx(data: bytes, name: str, owner: str = "you", normalisation: str =
 
 
 def import_model(data: bytes, name: str, owner: str = "you", normalisation: str = "pixels") -> runs.RunRecord:
-    """A checkpoint (.pt) or an ONNX file (.onnx), by its name: the page's and the CLI's one way in."""
+    """A checkpoint (.pt) or an ONNX file (.onnx), by its name: the page's and the CLI's one way in. On a shared
+    server it must fit the person's share of the disk first."""
+    try:
+        check_person_disk(owner, len(data))
+    except LimitError as error:
+        raise CheckpointError(str(error)) from None
     if name.lower().endswith(".onnx"):
         return import_onnx(data, name, owner, normalisation)
     return import_checkpoint(data, owner)

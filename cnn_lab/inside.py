@@ -410,7 +410,7 @@ def run_test_set(record: runs.RunRecord) -> tuple[torch.Tensor, torch.Tensor]:
                                  "its test images cannot be shown; a photo of your own works.")
     if dataset not in DATASETS:  # a folder's path read from a stored config: through the fence again
         try:
-            dataset = str(allowed_folder(dataset))
+            dataset = str(allowed_folder(dataset, record.owner))
         except LimitError as error:
             raise DatasetUnavailable(str(error)) from None
     test = load_dataset(dataset).splits["test"]

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
+import secrets
 import shutil
 from pathlib import Path
+from typing import Iterator
 
 from cnn_lab.paths import cache_root, data_root, written_whole
 from cnn_lab.settings import load_settings
@@ -25,18 +28,30 @@ def uploads_root() -> Path:
     return root
 
 
-def allowed_folder(text: str) -> Path:
+def owner_mark(owner: str) -> str:
+    """The file that marks an upload folder as given by `owner` (a hash: nobody's name is written beside the files)."""
+    return f".by-{hashlib.sha256(owner.encode()).hexdigest()[:16]}"
+
+
+def allowed_folder(text: str, owner: str | None = None) -> Path:
     """The folder a page was given, resolved. Refused: an empty path (both modes); in shared mode anything outside
-    the data folder and the uploads area (resolved first, so `..` and symbolic links cannot leave them)."""
+    the data folder (resolved first, so `..` and symbolic links cannot leave it), except `owner`'s own uploads. The
+    refusal names no path of the server's."""
     if not text.strip():
         raise LimitError("Type a folder's path: an empty path is not a folder.")
     path = Path(text.strip()).expanduser().resolve()
-    if load_settings().shared:
-        roots = [root.resolve() for root in (data_root(), uploads_root()) if root is not None]
-        if not any(path == root or path.is_relative_to(root) for root in roots):
-            where = " or ".join(str(root) for root in roots)
-            raise LimitError(f"On this shared server only folders inside {where} can be used.")
+    if load_settings().shared and not (in_data_folder(path) or _own_upload(path, owner)):
+        raise LimitError("On this shared server only folders inside the class's data folder (the one its teacher "
+                         "set up) can be used; upload your own photos as a zip instead.")
     return path
+
+
+def _own_upload(path: Path, owner: str | None) -> bool:
+    """Whether `path` lies in an upload folder that `owner` gave (its content's hash folder holds their mark)."""
+    root = uploads_root().resolve()
+    if owner is None or path == root or not path.is_relative_to(root):
+        return False
+    return (root / path.relative_to(root).parts[0] / owner_mark(owner)).exists()
 
 
 def in_data_folder(path: Path) -> bool:
@@ -55,12 +70,15 @@ def upload_name(name: str) -> str:
     return f"{stem or 'upload'}{re.sub(r'[^a-z0-9.]', '', suffix)[:10]}"
 
 
-def save_upload(content: bytes, name: str) -> Path:
+def save_upload(content: bytes, name: str, owner: str = "you") -> Path:
     """Store an upload as `uploads/<hash of its content>/<its own name>`: the same file twice is one file, extracted
     once; the same bytes under another name are a link to that file (no second copy), under the name this person
-    gave it, so that nobody sees another person's file name."""
+    gave it, so that nobody sees another person's file name. The folder is marked as `owner`'s, and counts against
+    their disk quota (shared mode)."""
     folder = uploads_root() / hashlib.sha256(content).hexdigest()[:24]
+    check_person_disk(owner, len(content))
     folder.mkdir(exist_ok=True)
+    (folder / owner_mark(owner)).touch()
     path = folder / upload_name(name)
     if not path.exists():
         stored = next((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")), None)
@@ -73,6 +91,30 @@ def save_upload(content: bytes, name: str) -> Path:
     os.utime(folder)  # used now: the disk budget removes the least recently used first
     enforce_disk_budget(keep=path)
     return path
+
+
+def person_disk_bytes(owner: str) -> int:
+    """What `owner` keeps on this server's disk: their run folders (trained and imported) and their uploads."""
+    from cnn_lab.runs import runs_root  # runs imports nothing of ours but paths and metrics; listed here, not above
+
+    total = 0
+    for folder in runs_root().iterdir():
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            if json.loads((folder / "status.json").read_text()).get("owner", "you") == owner:
+                total += _size(folder)
+    mark = owner_mark(owner)
+    return total + sum(_size(folder) for folder in uploads_root().iterdir() if (folder / mark).exists())
+
+
+def check_person_disk(owner: str, adding: int = 0) -> None:
+    """Refuse, in shared mode, what would take `owner` past their share of the disk (CNN_LAB_PERSON_DISK_MB)."""
+    settings = load_settings()
+    if not settings.shared:
+        return
+    used, quota = person_disk_bytes(owner) + adding, settings.person_disk_mb * 2**20
+    if used > quota:
+        raise LimitError(f"This would bring your runs and uploads on this server to {used / 2**20:,.0f} MB, over the "
+                         f"{settings.person_disk_mb:,.0f} MB each person may keep: delete some of your runs first.")
 
 
 BUDGETED = ("uploads", "extracted", "datasets", "features")  # what the disk budget may remove, under the cache
@@ -93,9 +135,39 @@ def _usage(path: Path) -> tuple[float, int] | None:
         return None
 
 
+@contextlib.contextmanager
+def in_use(path: Path) -> Iterator[None]:
+    """Mark a cache entry as used by this process while the block runs (a marker file naming it, so that other
+    processes sharing the cache see it too): the disk budget never removes it, so a folder is never taken away from
+    under a job that decodes it."""
+    folder = cache_root() / ".in-use"
+    folder.mkdir(exist_ok=True)
+    marker = folder / f"{os.getpid()}-{secrets.token_hex(4)}"
+    marker.write_text(str(Path(path).resolve()))
+    try:
+        yield
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def _used_now() -> list[Path]:
+    """The entries some living process marked with in_use; a dead process's markers are removed."""
+    used = []
+    folder = cache_root() / ".in-use"
+    for marker in folder.iterdir() if folder.is_dir() else ():
+        try:
+            os.kill(int(marker.name.split("-")[0]), 0)
+            used.append(Path(marker.read_text()))
+        except ProcessLookupError:
+            marker.unlink(missing_ok=True)
+        except (OSError, ValueError):
+            continue  # written or removed this instant
+    return used
+
+
 def enforce_disk_budget(budget_bytes: int | None = None, keep: Path | None = None) -> list[Path]:
     """Remove the least recently used uploads, extractions and caches until they fit the budget; returns what
-    went. `keep` (what is being used now) is never removed."""
+    went. `keep` (what is being used now), and whatever a job marked in use, is never removed."""
     budget = budget_bytes if budget_bytes is not None else int(load_settings().disk_budget_gb * 2**30)
     usage = {}
     for folder in BUDGETED:
@@ -104,10 +176,11 @@ def enforce_disk_budget(budget_bytes: int | None = None, keep: Path | None = Non
                 if not entry.name.startswith(".") and (used := _usage(entry)) is not None:
                     usage[entry] = used
     total, removed = sum(size for _, size in usage.values()), []
+    kept = ([keep] if keep is not None else []) + _used_now()
     for entry in sorted(usage, key=lambda e: usage[e][0]):
         if total <= budget:
             break
-        if keep is not None and (entry == keep or keep.is_relative_to(entry)):
+        if any(entry == path or path.is_relative_to(entry) or path.is_relative_to(entry.resolve()) for path in kept):
             continue
         shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
         total -= usage[entry][1]
@@ -170,11 +243,16 @@ def check_upload(root: Path, size: int) -> None:
     settings = load_settings()
     if not settings.shared or in_data_folder(root):
         return
-    files = [f for f in root.rglob("*") if f.is_file() and not f.name.startswith(".")]
+    files = []
+    for file in root.rglob("*"):  # counted as they are found: a tree of millions is refused at the first one too many
+        if file.is_file() and not file.name.startswith("."):
+            files.append(file)
+            if len(files) > settings.upload_max_images:
+                break
     count, stored_bytes = len(files), sum(f.stat().st_size for f in files)
     if count > settings.upload_max_images:
-        raise LimitError(f"This upload holds {count:,} files, more than the {settings.upload_max_images:,} images "
-                         "one upload may bring to this shared server: use fewer images.")
+        raise LimitError(f"This upload holds more than {settings.upload_max_images:,} files, the most one upload may "
+                         "bring to this shared server: use fewer images.")
     pixels = count * size * size
     per_byte = pixels / max(1, stored_bytes)
     if per_byte > settings.upload_max_pixels_per_byte:

@@ -182,7 +182,7 @@ elif not config.dataset.strip():
     st.info("Type the path of an image folder in the settings above, then press Start.")
 else:
     try:
-        config.dataset = str(limits.allowed_folder(config.dataset))
+        config.dataset = str(limits.allowed_folder(config.dataset, person.name))
         if not Path(config.dataset).is_dir():
             raise limits.LimitError(f"The folder {config.dataset} does not exist; check the path in the settings above.")
     except limits.LimitError as error:

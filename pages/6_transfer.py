@@ -55,13 +55,14 @@ try:
         if not folder.strip():
             st.caption("Type a folder's path to use the photos in it.")
             st.stop()
-        config.data = str(limits.allowed_folder(folder))
+        config.data = str(limits.allowed_folder(folder, person.name))
     elif choice == "upload":
         upload = st.file_uploader("A zip of class folders", type=["zip"])
         if upload is None:
             st.stop()
         # hashed and stored (named by its content) once, not on every rerun of the page
-        saved = once_per_upload(upload, "zip_saved", lambda file: str(limits.save_upload(file.getvalue(), file.name)),
+        saved = once_per_upload(upload, "zip_saved",
+                                lambda file: str(limits.save_upload(file.getvalue(), file.name, person.name)),
                                 errors=(limits.LimitError,))
         if saved.error:
             raise limits.LimitError(saved.error)

@@ -22,13 +22,13 @@ MODES = {"local": "", "shared": "1"}
 
 
 def tar_bomb(path, members: int) -> None:
-    """A bzip2 tar of `members` empty files: 512 bytes of header each, which compress to almost nothing."""
-    header = tarfile.TarInfo("boats/empty.png").tobuf(format=tarfile.USTAR_FORMAT)
-    compressor = bz2.BZ2Compressor(1)
+    """A bzip2 tar of `members` empty files: 512 bytes of header each, which compress to almost nothing. Made of
+    bzip2 streams one after another (a valid bzip2 file), the same block of 10,000 headers compressed once."""
+    block = bz2.compress(tarfile.TarInfo("boats/empty.png").tobuf(format=tarfile.USTAR_FORMAT) * 10_000, 1)
     with open(path, "wb") as file:
         for _ in range(members // 10_000):
-            file.write(compressor.compress(header * 10_000))
-        file.write(compressor.compress(bytes(1024)) + compressor.flush())
+            file.write(block)
+        file.write(bz2.compress(bytes(1024)))
 
 
 def deflated_checkpoint(path, gib: float = 1.0) -> None:

@@ -103,9 +103,10 @@ def saved_run_panel(person: Person, kind: str | tuple[str, ...], key: str) -> No
         return
     record = st.selectbox("Run", usable, key=f"{key}_saved", format_func=lambda r: f"{r.run_id} · {r.label}" if
                           r.kind == "onnx" else f"{r.run_id} · test {r.test_acc or 0:.1%}" +
-                          (" · imported" if "Imported" in r.message else ""))
+                          (" · imported" if r.imported else ""))
     run_files(record)
     look_inside_button(record.run_id)
+    delete_button(record, person, key)
     try:
         subject = saved_subject(record.run_id)
     except (ValueError, RuntimeError) as error:  # weights unavailable, or not this model's
@@ -113,6 +114,19 @@ def saved_run_panel(person: Person, kind: str | tuple[str, ...], key: str) -> No
         return
     st.markdown(f"**Classify a photo with run {record.run_id}**")
     classify_panel(subject, f"{key}_classify")
+
+
+def delete_button(record: runs.RunRecord, person: Person, key: str) -> None:
+    """Delete a run for good (its owner or an admin): it frees that person's share of the server's disk."""
+    if st.button(f"Delete run {record.run_id}", key=f"{key}_delete", help="Removes its folder: weights, curves and "
+                 "files. Entries it made in a challenge stay on the board."):
+        try:
+            jobs.MANAGER.delete_run(record.run_id, person)
+        except (jobs.NotAllowed, *jobs.EXPECTED_ERRORS) as error:
+            st.warning(str(error))
+            return
+        saved_subject.clear()
+        st.rerun()
 
 
 def import_panel(person: Person, key: str) -> None:

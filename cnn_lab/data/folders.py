@@ -18,7 +18,7 @@ from cnn_lab.data.cache import cached
 from cnn_lab.data.splits import SPLITS, DatasetError, ImageDataset, Split, split_one
 from cnn_lab.downloads import Hooks
 from cnn_lab.images import ImageError, read_rgb
-from cnn_lab.limits import LimitError, check_decode_budget, check_job_memory, check_upload
+from cnn_lab.limits import LimitError, check_decode_budget, check_job_memory, check_upload, in_use
 
 
 def _fingerprint_tree(root: Path) -> str:
@@ -121,7 +121,9 @@ def load_folder(
     # every seed (before, each seed decoded all its photos again and evicted the other seed's arrays)
     if not all((root / name).is_dir() for name in SPLITS):
         fingerprint += f"|{fractions}|{seed}"
-    return cached(f"folder-{root.name}", fingerprint, lambda: _decode_folder(root, size, fractions, seed, hooks or Hooks()))
+    with in_use(root):  # while its photos are decoded, another person's upload cannot push it out of the disk budget
+        return cached(f"folder-{root.name}", fingerprint,
+                      lambda: _decode_folder(root, size, fractions, seed, hooks or Hooks()))
 
 
 def _fits_the_budget(groups: list[dict[str, list[Path]]], size: int) -> None:

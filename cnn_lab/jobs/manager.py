@@ -26,7 +26,8 @@ from cnn_lab.data import DatasetError, DatasetUnavailable
 from cnn_lab.identity import LOCAL, Person
 from cnn_lab.jobs.kinds import KINDS
 from cnn_lab.jobs.local import ThreadExecutor
-from cnn_lab.jobs.queue import FairQueue, Ticket, start_times
+from cnn_lab.jobs.queue import FairQueue, QueueFull, Ticket, start_times
+from cnn_lab.limits import LimitError, check_person_disk
 from cnn_lab.metrics import Control, MetricLog, StoppedBeforeTraining
 from cnn_lab.models import ModelError
 from cnn_lab.settings import Settings, load_settings
@@ -37,6 +38,13 @@ QUEUE_FILE = "queue.json"  # in the runs folder: the app's running and waiting j
 QUEUE_LOCK = ".queue.lock"  # held by the one app process that keeps that queue
 MAX_RESTARTS = 2  # a job interrupted by more restarts of the app than this fails instead of resuming again
 EXPECTED_ERRORS = (TrainingError, DatasetUnavailable, DatasetError, ModelError, AugmentError, WeightsUnavailable)
+
+
+def _check_disk_share(person: Person) -> None:
+    try:
+        check_person_disk(person.name)
+    except LimitError as error:
+        raise QueueFull(str(error)) from None
 
 
 class NotAllowed(PermissionError):
@@ -98,7 +106,9 @@ class JobManager:
     # ------------------------------------------------------------ submitting
 
     def submit(self, config: JobConfig, work: Work | None = None, kind: str = "train", owner: Person = LOCAL) -> Job:
-        """Queue a job for `owner`; it starts at once when a slot is free. Raises QueueFull past the per-person cap."""
+        """Queue a job for `owner`; it starts at once when a slot is free. Raises QueueFull past the per-person cap,
+        or when the person's runs and uploads already fill their share of the disk (shared mode)."""
+        _check_disk_share(owner)
         self.forget_results()
         with self._lock:
             job = self._queued(Job(runs.new_run_id(), kind, config, owner.name, work=work))
@@ -115,6 +125,7 @@ class JobManager:
             raise TrainingError(f"Run {run_id} cannot be resumed: only a run that was interrupted or stopped "
                                 "before its last epoch, and kept its state, can.")
         config = KINDS[record.kind].config_from_json(json.dumps(record.config))
+        _check_disk_share(Person(record.owner))
         with self._lock:
             job = self._queued(Job(run_id, record.kind, config, record.owner, resuming=True))
             job.log.epochs.extend(record.epochs)  # its curves go on from there
@@ -154,10 +165,16 @@ class JobManager:
             if ticket is None:
                 break
             job = self._jobs[ticket.job_id]
-            if job.resuming or runs.exists(job.run_id):  # resumed, or started before a restart: its own folder
-                runs.reopen_run(job.run_id, job.note)
-            else:
-                runs.create_run(job.run_id, job.kind, job.config.to_json(), owner=job.owner)
+            try:
+                if job.resuming or runs.exists(job.run_id):  # resumed, or started before a restart: its own folder
+                    runs.reopen_run(job.run_id, job.note)
+                else:
+                    runs.create_run(job.run_id, job.kind, job.config.to_json(), owner=job.owner)
+            except OSError as error:  # a full disk: the job ends with its sentence, never "queued" for good
+                job.status = "failed"
+                job.message = (f"This job could not start: the server could not write its run folder "
+                               f"({error.strerror or type(error).__name__}); ask the teacher to free some disk.")
+                continue
             # The thread first waits for this lock (see _run), so a job is never seen "running" without its thread.
             job.thread = self._executor.launch(f"cnn-lab-{job.run_id}", lambda job=job: self._run(job))
             job.status, job.started = "running", time.time()
@@ -425,6 +442,16 @@ class JobManager:
 
     def live_ids(self) -> set[str]:
         return {run_id for run_id, job in self._jobs.items() if job.alive}
+
+    def delete_run(self, run_id: str, person: Person = LOCAL) -> None:
+        """Delete a saved run's folder: its owner's or an admin's to do, and not while a job of it waits or runs."""
+        record = runs.load_run(run_id, self.live_ids())
+        if not (person.admin or record.owner == person.name):
+            raise NotAllowed(f"Only {record.owner} or an admin can delete this run.")
+        job = self._jobs.get(run_id)
+        if job is not None and job.alive:
+            raise TrainingError("This run is still waiting or training: stop it first, then delete it.")
+        runs.delete_run(run_id)
 
     def runs_of(self, person: Person | None, kind: str | tuple[str, ...] | None = None,
                 usable: bool = False) -> list[runs.RunRecord]:

@@ -126,6 +126,13 @@ class _Weights:
         return self.state
 
 
+# What a worker needs to run a job as the app would: where data and cache are, and the limits a job checks. Not the
+# admin password, the admins' e-mails or anything else of the app's: a runtime_env is readable by every job.
+WORKER_SETTINGS = ("CNN_LAB_DATA", "CNN_LAB_CACHE", "CNN_LAB_SHARED", "CNN_LAB_DECODE_BUDGET_GB",
+                   "CNN_LAB_DISK_BUDGET_GB", "CNN_LAB_UPLOAD_MAX_IMAGES", "CNN_LAB_UPLOAD_MAX_PIXELS_PER_BYTE",
+                   "CNN_LAB_ARCHIVE_MAX_RATIO", "CNN_LAB_ARCHIVE_MAX_FILES", "CNN_LAB_ONNX_MAX_MB")
+
+
 def connect(address: str) -> None:
     """Join the cluster at `address` ("auto": one started with `ray start`, or host:port). "local" joins the
     cluster of this machine, starting one (`ray start --head`, in its own processes, so that it also works from
@@ -134,7 +141,7 @@ def connect(address: str) -> None:
     imports torch as it starts: a few seconds that a warmed-up pool of workers would not save.)"""
     if ray.is_initialized():
         return
-    env = {"PYTHONPATH": str(ROOT)} | {k: v for k, v in os.environ.items() if k.startswith("CNN_LAB_")}
+    env = {"PYTHONPATH": str(ROOT)} | {k: v for k, v in os.environ.items() if k in WORKER_SETTINGS}
     options = dict(include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env}, namespace=NAMESPACE)
     if address != "local":
         ray.init(address=address, **options)
