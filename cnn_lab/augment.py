@@ -6,6 +6,7 @@ A pipeline is a list of steps, each {"name", "p", "enabled", "params"}. It runs 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
-from cnn_lab.paths import cache_root
+from cnn_lab.paths import cache_root, written_whole
 
 
 class AugmentError(ValueError):
@@ -250,22 +251,44 @@ def _presets_dir():
     return folder
 
 
-def save_preset(name: str, steps: list[dict]) -> str:
-    slug = re.sub(r"[^a-zA-Z0-9_-]+", "-", name).strip("-") or "preset"
-    (_presets_dir() / f"{slug}.json").write_text(to_json(steps))
+SAVED_NAME = re.compile(r"^[A-Za-z0-9_-]{1,60}(\.[A-Za-z0-9_-]{1,60})?$")  # "flips", or "ada-1f3e2a.flips" (shared)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9_-]+", "-", text).strip("-")[:60]
+
+
+def owner_prefix(owner: str) -> str:
+    """A person's presets' prefix on a class server: their name made safe, and a hash so that "Ada B" and
+    "Ada-B" (two names) never share one."""
+    return f"{_slug(owner) or 'person'}-{hashlib.sha256(owner.encode()).hexdigest()[:6]}"
+
+
+def save_preset(name: str, steps: list[dict], owner: str | None = None) -> str:
+    """Save a pipeline as a preset the trainers read; returns its name. With `owner` (a class server), the name
+    starts with the owner's prefix: a learner saves over their own presets only."""
+    slug = _slug(name) or "preset"
+    if owner is not None:
+        slug = f"{owner_prefix(owner)}.{slug}"
+    with written_whole(_presets_dir() / f"{slug}.json") as tmp:
+        tmp.write_text(to_json(steps))
     return slug
 
 
-def list_presets() -> list[str]:
-    """The built-in presets, then the saved ones."""
-    return [*BUILTIN_PRESETS, *sorted(p.stem for p in _presets_dir().glob("*.json"))]
+def list_presets(owner: str | None = None) -> list[str]:
+    """The built-in presets, then the saved ones: with `owner` (a class server), those saved before shared mode
+    and that person's own."""
+    saved = sorted(p.stem for p in _presets_dir().glob("*.json") if SAVED_NAME.match(p.stem))
+    if owner is not None:
+        saved = [name for name in saved if "." not in name or name.startswith(owner_prefix(owner) + ".")]
+    return [*BUILTIN_PRESETS, *saved]
 
 
 def load_preset(name: str) -> list[dict]:
     if name in BUILTIN_PRESETS:
         return [dict(step, params=dict(step["params"])) for step in BUILTIN_PRESETS[name]]
     path = _presets_dir() / f"{name}.json"
-    if not path.exists():
+    if not SAVED_NAME.match(name) or not path.exists():  # a name from a link or a config: never a path
         raise AugmentError(f"There is no augmentation preset named {name!r}; save one on the augmentation page.")
     return from_json(path.read_text())
 

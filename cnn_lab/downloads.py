@@ -141,6 +141,7 @@ class Task:
     message: str = ""
     result: Path | None = None
     thread: threading.Thread | None = None
+    started_by: str = "you"  # who may cancel it, besides an admin: every page of a class server shows it
 
     @property
     def alive(self) -> bool:
@@ -154,12 +155,12 @@ class Background:
         self._tasks: dict[str, Task] = {}
         self._lock = threading.Lock()
 
-    def start(self, name: str, label: str, work: Callable[[Hooks], Path]) -> Task:
+    def start(self, name: str, label: str, work: Callable[[Hooks], Path], started_by: str = "you") -> Task:
         with self._lock:
             task = self._tasks.get(name)
             if task and task.alive:
                 return task  # a second tab or a double click joins the download under way
-            task = Task(name, label)
+            task = Task(name, label, started_by=started_by)
             hooks = Hooks(report=lambda progress: setattr(task, "progress", progress), cancel=task.cancel)
             task.thread = threading.Thread(target=self._run, args=(task, work, hooks), name=f"download-{name}",
                                            daemon=True)

@@ -7,6 +7,7 @@ import torch
 
 from cnn_lab import augment, data
 from ui import links
+from ui.identity import preset_owner, signed_in
 from ui.inputs import image_picker, jpeg
 from ui.nav import page_header
 
@@ -162,11 +163,16 @@ with tab_json:
         except augment.AugmentError as error:
             st.error(str(error))
 with tab_preset:
+    person = signed_in()
+    owner = preset_owner(person)
     preset_name = st.text_input("Preset name", "my-pipeline")
-    if st.button("Save preset"):
-        saved = augment.save_preset(preset_name, steps)
+    if person is None:
+        st.info("On this shared server, sign in on the train page to save presets of your own.")
+    elif st.button("Save preset"):
+        saved = augment.save_preset(preset_name, steps, owner)
         st.success(f"Saved as '{saved}': the train page's augmentation-preset list offers it now.")
-    st.caption("Presets the train and transfer pages offer (built-in first): " + ", ".join(augment.list_presets()))
+    st.caption("Presets the train and transfer pages offer (built-in first): "
+               + ", ".join(augment.list_presets(owner)))
 
 # ---------------------------------------------------------------- TTA, DropBlock and Cutout
 st.subheader("Answers averaged over copies at test time (test-time augmentation, TTA)")

@@ -13,7 +13,7 @@ from cnn_lab.train import TrainConfig
 from cnn_lab.train.device_data import NORMALISATIONS
 from cnn_lab.train.optim import OPTIMIZERS, SCHEDULES
 from ui import links
-from ui.identity import who_is_asking
+from ui.identity import preset_owner, who_is_asking
 from ui.inputs import once_per_upload
 from ui.jobs_panel import job_controls, live_panel, recipe_words, resumable_runs
 from ui.model_settings import model_settings
@@ -86,7 +86,7 @@ def draw_settings(config: TrainConfig, name: str) -> None:
                                           "itself and generalises better.")
     config.augment = links.multiselect(a, "Augmentation (batched on the device)", list(BATCHED_AUGMENTS), config.augment,
                                        key=f"{name}_aug", name="augment")
-    presets = [""] + augment.list_presets()
+    presets = [""] + augment.list_presets(preset_owner(person))
     config.augment_preset = links.selectbox(a, "Augmentation preset (from the augmentation page)", presets,
                                             format_func=lambda p: p or "none", key=f"{name}_augpreset",
                                             name="augment_preset")

@@ -10,7 +10,7 @@ from cnn_lab.device import cpu_bf16
 from cnn_lab.normalise import imagenet_stats, normalise
 from cnn_lab.settings import load_settings
 from ui.download_panel import download_panel
-from ui.identity import who_is_asking
+from ui.identity import preset_owner, who_is_asking
 from ui.inputs import once_per_upload, photo_input, picture, upload_to_tensor
 from ui.jobs_panel import job_controls, live_panel, recipe_words, resumable_runs
 from ui.nav import look_inside_button, page_header
@@ -72,7 +72,7 @@ try:
             "kaggle", "the Kaggle boat types", "Download the Kaggle boat types", transfer.download_kaggle_boats,
             ready=downloads.reachable(transfer.KAGGLE_SERVER),
             offline="The Kaggle boat types cannot be downloaded now: this machine cannot reach kaggle.com. "
-                    "Use boats9 or your own photos instead.")
+                    "Use boats9 or your own photos instead.", person=person)
         config.data = str(folder)
     dataset = dataset_at(config.data, config.image_size)
 except (data.DatasetError, data.DatasetUnavailable, limits.LimitError) as error:
@@ -157,7 +157,7 @@ else:
         config.backbone_lr_factor = a.select_slider("Backbone learning rate / head learning rate",
                                                     [0.01, 0.03, 0.1, 0.3, 1.0], config.backbone_lr_factor,
                                                     key=key("backbone_lr"))
-    presets = [""] + augment.list_presets()
+    presets = [""] + augment.list_presets(preset_owner(person))
     config.augment_preset = a.selectbox("Augmentation preset", presets, presets.index(config.augment_preset),
                                         format_func=lambda p: p or "flips only", key=key("augment"))
     config.image_size = a.select_slider("Image size (pixels)", [160, 224, 288, 320], config.image_size, key=key("size"))

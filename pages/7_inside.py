@@ -12,6 +12,7 @@ import torch
 from cnn_lab import architectures, charts, evaluate, explain, images, inside, jobs, runs
 from cnn_lab import inside_charts as figures
 from cnn_lab.data import DatasetError, DatasetUnavailable
+from cnn_lab.identity import Person
 from ui.identity import signed_in
 from ui.download_panel import download_panel
 from ui.inputs import image_picker, jpeg, new_click, picture
@@ -129,7 +130,7 @@ def grad_cam(choice: str, image_key: str, layer: str, target: int, _image: torch
 
 
 # ---------------------------------------------------------------- the model and the image
-def choose_model(person: str | None) -> tuple[str, inside.Subject]:
+def choose_model(person: Person | None) -> tuple[str, inside.Subject]:
     """The model select (the newest run first), and its subject; the pretrained one if the run cannot be rebuilt."""
     rebuildable = jobs.MANAGER.runs_of(person, usable=True)
     titles = {PRETRAINED: "EfficientNet-Lite0, pretrained on ImageNet (works offline)"} | {
@@ -142,7 +143,7 @@ def choose_model(person: str | None) -> tuple[str, inside.Subject]:
     choice = st.selectbox("Model", list(titles), format_func=titles.get, key="inside_model",
                           help="The pretrained network, any run you trained or imported (newest first), or a "
                                "well-known network from torchvision.")
-    if choice.startswith(ARCH) and not architecture_ready(choice.removeprefix(ARCH)):
+    if choice.startswith(ARCH) and not architecture_ready(choice.removeprefix(ARCH), person):
         return PRETRAINED, subject_of(PRETRAINED)
     try:
         return choice, subject_of(choice)
@@ -155,10 +156,13 @@ def choose_model(person: str | None) -> tuple[str, inside.Subject]:
 
 def a_training_run(choice: str) -> bool:
     """A run trained here (with a test set of its own), not a pretrained or imported network."""
-    return choice != PRETRAINED and not choice.startswith(ARCH) and runs.load_run(choice).kind == "train"
+    if choice == PRETRAINED or choice.startswith(ARCH):
+        return False
+    record = runs.load_run(choice)
+    return record.kind == "train" and not record.imported
 
 
-def architecture_ready(name: str) -> bool:
+def architecture_ready(name: str, person: Person | None) -> bool:
     """A torchvision network: a sentence about it; its weights here (True), downloading (the page stops at the
     download's progress), or not to be had now (a sentence, and False: the page keeps EfficientNet-Lite0)."""
     arch = architectures.ARCHITECTURES[name]
@@ -173,7 +177,7 @@ def architecture_ready(name: str) -> bool:
         return False
     download_panel(f"weights-{name}", f"{arch.title}'s weights",
                    f"Download {arch.title}'s ImageNet weights ({architectures.weights_mb(name):.0f} MB)",
-                   lambda hooks: architectures.download(name, hooks), ready=True, offline="")
+                   lambda hooks: architectures.download(name, hooks), ready=True, offline="", person=person)
     return True
 
 

@@ -59,3 +59,9 @@ def who_is_asking() -> Person:
                 st.session_state["who"] = st.query_params["who"] = key
                 st.rerun()
     st.stop()
+
+
+def preset_owner(person: Person | None) -> str | None:
+    """Whose augmentation presets a page saves and offers: on a class server the person's own (besides those saved
+    before shared mode), so that nobody saves over another's; in local mode the one person's: None."""
+    return person.name if person is not None and load_settings().shared else None
