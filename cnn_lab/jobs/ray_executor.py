@@ -133,6 +133,11 @@ WORKER_SETTINGS = ("CNN_LAB_DATA", "CNN_LAB_CACHE", "CNN_LAB_SHARED", "CNN_LAB_D
                    "CNN_LAB_ARCHIVE_MAX_RATIO", "CNN_LAB_ARCHIVE_MAX_FILES", "CNN_LAB_ONNX_MAX_MB")
 
 
+def worker_env() -> dict[str, str]:
+    """The variables a job's actor gets: this checkout on its path, and the app's WORKER_SETTINGS."""
+    return {"PYTHONPATH": str(ROOT)} | {k: v for k, v in os.environ.items() if k in WORKER_SETTINGS}
+
+
 def connect(address: str) -> None:
     """Join the cluster at `address` ("auto": one started with `ray start`, or host:port). "local" joins the
     cluster of this machine, starting one (`ray start --head`, in its own processes, so that it also works from
@@ -141,8 +146,8 @@ def connect(address: str) -> None:
     imports torch as it starts: a few seconds that a warmed-up pool of workers would not save.)"""
     if ray.is_initialized():
         return
-    env = {"PYTHONPATH": str(ROOT)} | {k: v for k, v in os.environ.items() if k in WORKER_SETTINGS}
-    options = dict(include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env}, namespace=NAMESPACE)
+    options = dict(include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": worker_env()},
+                   namespace=NAMESPACE)
     if address != "local":
         ray.init(address=address, **options)
     else:
