@@ -104,6 +104,28 @@ ODD_FILES = {
 }
 
 
+def tar_bomb(path: Path, members: int) -> None:
+    """A bzip2 tar of `members` empty files: 512 bytes of header each, which compress to almost nothing. Made of
+    bzip2 streams one after another (a valid bzip2 file), the same block of 10,000 headers compressed once."""
+    import bz2
+    import tarfile
+
+    block = bz2.compress(tarfile.TarInfo("boats/empty.png").tobuf(format=tarfile.USTAR_FORMAT) * 10_000, 1)
+    with open(path, "wb") as file:
+        for _ in range(members // 10_000):
+            file.write(block)
+        file.write(bz2.compress(bytes(1024)))
+
+
+def empty_zip(path: Path, members: int) -> None:
+    """A zip of `members` empty "photos" in one class folder: about 100 bytes each, nothing to decode."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        for i in range(members):
+            zf.writestr(f"boats/{i}.png", b"")
+
+
 def peak_of_cli(args: list[str], env: dict[str, str], timeout: float = 900) -> tuple[subprocess.CompletedProcess, float]:
     """Run `python -m cnn_lab ...` as its own process; returns it and its peak resident memory in GB (as the
     kernel counts it, VmHWM, printed last on stderr: as the command line ends, through os._exit, or else as an

@@ -5,10 +5,11 @@ in both modes, each refused with exit 2 in a bounded time and memory; the rest t
 the pages (AppTest)."""
 from __future__ import annotations
 
-import bz2
 import io
 import json
-import tarfile
+import logging
+import os
+import threading
 import time
 import zipfile
 
@@ -16,19 +17,13 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from tests.helpers import peak_of_cli
+from cnn_lab import augment, challenges, checkpoints, classroom, data, identity, inside, jobs, limits, runs
+from cnn_lab.identity import People, Person
+from cnn_lab.models import ModelSpec, build_model
+from cnn_lab.train import TrainConfig
+from tests.helpers import empty_zip, peak_of_cli, tar_bomb
 
 MODES = {"local": "", "shared": "1"}
-
-
-def tar_bomb(path, members: int) -> None:
-    """A bzip2 tar of `members` empty files: 512 bytes of header each, which compress to almost nothing. Made of
-    bzip2 streams one after another (a valid bzip2 file), the same block of 10,000 headers compressed once."""
-    block = bz2.compress(tarfile.TarInfo("boats/empty.png").tobuf(format=tarfile.USTAR_FORMAT) * 10_000, 1)
-    with open(path, "wb") as file:
-        for _ in range(members // 10_000):
-            file.write(block)
-        file.write(bz2.compress(bytes(1024)))
 
 
 def deflated_checkpoint(path, gib: float = 1.0) -> None:
@@ -97,15 +92,6 @@ def test_a_bomb_from_the_command_line_is_refused_before_the_work(case, mode, bom
 
 # ---------------------------------------------------------------- helpers for the cases below
 
-import logging  # noqa: E402 - the cases below share these
-import os  # noqa: E402
-
-from cnn_lab import augment, challenges, checkpoints, classroom, data, identity, inside, jobs, limits, runs  # noqa: E402
-from cnn_lab.identity import People, Person  # noqa: E402
-from cnn_lab.models import ModelSpec, build_model  # noqa: E402
-from cnn_lab.train import TrainConfig  # noqa: E402
-from tests.helpers import ROOT  # noqa: E402
-
 TEACHER, ADA, BEN = Person("teacher", admin=True), Person("ada"), Person("ben")
 
 
@@ -166,6 +152,15 @@ def test_1_a_zip_declaring_more_members_than_allowed_is_refused_before_its_direc
     with pytest.raises(data.DatasetError, match=r"^The archive many.zip unpacks to 0 MB in 50 files"):
         data.extract_archive(archive)
     assert not parsed  # refused from the end record alone
+
+
+def test_1_a_person_s_zip_of_more_files_than_one_upload_may_bring_is_refused_unextracted(shared, monkeypatch):
+    monkeypatch.setenv("CNN_LAB_UPLOAD_MAX_IMAGES", "50")
+    empty_zip(shared / "many.zip", 60)
+    archive = limits.save_upload((shared / "many.zip").read_bytes(), "many.zip", "ada")
+    with pytest.raises(data.DatasetError, match="^The archive many.zip unpacks to 0 MB in 60 files"):
+        data.load_archive(archive, size=32, upload=True)
+    assert not list((shared / "cache").rglob("0.png"))
 
 
 def test_16_a_zip_member_with_an_unknown_compression_method_gets_one_sentence(tmp_path):
@@ -407,7 +402,7 @@ def test_18_presets_are_each_person_s_own_and_load_by_name_only(lab_cache):
 def test_18_only_who_started_a_download_or_an_admin_cancels_it(shared, run_page, monkeypatch):
     from cnn_lab import downloads, transfer
 
-    release = __import__("threading").Event()
+    release = threading.Event()
     monkeypatch.setattr(downloads, "BACKGROUND", downloads.Background())
     monkeypatch.setattr(downloads, "reachable", lambda server: True)
     monkeypatch.setattr(transfer, "kaggle_boats_folder", lambda: None)

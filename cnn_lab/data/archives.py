@@ -19,7 +19,7 @@ from filelock import FileLock
 from cnn_lab.data.folders import load_folder, visible_entries
 from cnn_lab.data.splits import SPLITS, DatasetError, DatasetUnavailable, ImageDataset
 from cnn_lab.downloads import Hooks
-from cnn_lab.limits import enforce_disk_budget
+from cnn_lab.limits import enforce_disk_budget, in_data_folder
 from cnn_lab.paths import cache_root, data_root
 from cnn_lab.settings import load_settings
 
@@ -102,7 +102,8 @@ def _extract_tar(archive: Path, target: Path, limits: ArchiveLimits) -> None:
     read, so a bomb whose blocks decompress to megabytes makes every member cost milliseconds.)"""
     with tarfile.open(archive, mode="r:*") as tar:
         for files, member in enumerate(tar, start=1):
-            limits.refuse_if_over(archive, files, tar.offset, so_far=True)  # the bytes decompressed so far, headers included
+            # tar.offset: the bytes decompressed so far, the headers included
+            limits.refuse_if_over(archive, files, tar.offset, so_far=True)
             if not (member.isfile() or member.isdir()):
                 kind = "link" if (member.issym() or member.islnk()) else "special file"
                 raise DatasetError(f"The archive {archive.name} holds a {kind} ({member.name}); only files and "
@@ -178,7 +179,10 @@ def load_archive(archive: Path, **options) -> ImageDataset:
     """The photos in an archive, extracted once; `options` as for load_folder. A sentence about the photos names the
     archive the person gave (an upload keeps its own name), not the cache folder it was extracted into: "The folder
     boats.zip/kayak has no class folders", not a server's path and a hash."""
-    extracted = extract_archive(archive)
+    settings = load_settings()
+    upload = options.get("upload") and settings.shared and not in_data_folder(archive)
+    # A person's archive on a class server brings at most the images one upload may: refused before extracting more
+    extracted = extract_archive(archive, max_files=settings.upload_max_images if upload else None)
     try:
         return load_folder(dataset_root(extracted), **options)
     except DatasetError as error:

@@ -29,7 +29,7 @@ from cnn_lab.transfer.sources import (
 )
 
 __all__ = ["AMX_RECIPE", "CPU_RECIPE", "GPU_RECIPE", "KAGGLE_SERVER", "MAX_FROZEN_VIEWS", "MODES", "PRESETS", "SOURCES",
-           "FromFrozenOutput", "TransferConfig",
-           "TransferModel", "build_transfer_model", "check_transfer", "download_kaggle_boats", "extract_features", "features_cached",
+           "FromFrozenOutput", "TransferConfig", "TransferModel", "build_transfer_model", "check_transfer",
+           "download_kaggle_boats", "extract_features", "features_cached",
            "first_ready_source", "frozen_outputs", "frozen_pass_minutes", "kaggle_boats_folder", "kaggle_progress",
            "load_images", "load_run_model", "preset", "run_transfer"]

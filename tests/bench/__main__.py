@@ -15,6 +15,7 @@ from cnn_lab.device import describe_device
 from tests.bench.cluster import bench_ray
 from tests.bench.common import Row
 from tests.bench.defaults import bench_defaults, bench_probe_variants, bench_variants
+from tests.bench.hostile import bench_hostile
 from tests.bench.latency import bench_latency
 from tests.bench.memory import bench_memory
 from tests.bench.pages import bench_conv_update, bench_inside
@@ -35,6 +36,7 @@ from tests.bench.utilisation import bench_utilisation
 BENCHMARKS: dict[str, Callable[[datasets.ImageDataset, bool], Iterable[Row]]] = {
     "inside": bench_inside,
     "latency": bench_latency,
+    "hostile": bench_hostile,
     "memory": bench_memory,
     "utilisation": bench_utilisation,
     "resume": bench_resume,
