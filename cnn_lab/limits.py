@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from cnn_lab.paths import cache_root, data_root, written_whole
+from cnn_lab.runs import runs_root
 from cnn_lab.settings import load_settings
 
 
@@ -95,8 +96,6 @@ def save_upload(content: bytes, name: str, owner: str = "you") -> Path:
 
 def person_disk_bytes(owner: str) -> int:
     """What `owner` keeps on this server's disk: their run folders (trained and imported) and their uploads."""
-    from cnn_lab.runs import runs_root  # runs imports nothing of ours but paths and metrics; listed here, not above
-
     total = 0
     for folder in runs_root().iterdir():
         with contextlib.suppress(OSError, ValueError, KeyError):
@@ -156,7 +155,8 @@ def _used_now() -> list[Path]:
     folder = cache_root() / ".in-use"
     for marker in folder.iterdir() if folder.is_dir() else ():
         try:
-            os.kill(int(marker.name.split("-")[0]), 0)
+            with contextlib.suppress(PermissionError):  # alive, as another user
+                os.kill(int(marker.name.split("-")[0]), 0)
             used.append(Path(marker.read_text()))
         except ProcessLookupError:
             marker.unlink(missing_ok=True)

@@ -417,3 +417,40 @@ def test_18_only_who_started_a_download_or_an_admin_cancels_it(shared, run_page,
     finally:
         release.set()
         task.thread.join(10)
+
+
+# ---------------------------------------------------------------- the same, through the pages
+
+
+def _signed_in(run_page, page: str, name: str):
+    return run_page(page, query={"who": People().claim(name)[1]})
+
+
+def test_3_4_forged_checkpoints_through_the_train_page_s_import(shared, run_page):
+    at = _signed_in(run_page, "pages/5_train.py", "Ben")
+    record = a_run("Ben")
+    at.file_uploader(key="train_import").set_value(
+        ("evil.pt", forged(record, config={"dataset": str(shared / "cache")}), "application/octet-stream")).run()
+    assert not at.exception and any("Imported as run" in m.value for m in at.success), [e.value for e in at.error]
+    imported = next(r for r in runs.list_runs(owner="Ben") if r.run_id != record.run_id)
+    assert imported.imported and imported.config["dataset"] == ""
+    at.file_uploader(key="train_import").set_value(
+        ("huge.pt", forged(record, input_shape=[3, 60_000, 60_000]), "application/octet-stream")).run()
+    assert not at.exception and [e.value for e in at.error] == [
+        "This checkpoint's input shape [3, 60000, 60000] is not an image this server can give it (1 or 3 channels, "
+        "at most 1024x1024 pixels)."]
+    assert len(runs.list_runs(owner="Ben")) == 2  # no third run was made
+
+
+@pytest.mark.parametrize("name, password, sentence", [
+    ("you", "", "The name 'you' is kept for this server's own runs; choose another."),
+    ("Mallory", "pässword", "That admin password is not right; leave it empty to join as a learner."),
+])
+def test_7_8_the_sign_in_form(name, password, sentence, shared, run_page, monkeypatch):
+    monkeypatch.setenv("CNN_LAB_ADMIN_PASSWORD", "s3cret")
+    monkeypatch.setattr(identity, "WRONG_PASSWORDS", identity.WrongPasswords())
+    at = run_page("pages/5_train.py")
+    at.text_input[0].input(name)
+    at.text_input[1].input(password)
+    at.button[0].click().run()
+    assert not at.exception and [e.value for e in at.error] == [sentence]
