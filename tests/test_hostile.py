@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import os
+import re
 import threading
 import time
 import zipfile
@@ -63,8 +64,9 @@ def bombs(tmp_path_factory):
 CLI_CASES = {
     "a tar bomb named as a zip": (["transfer", "--data", "{bombs}/photos.zip"],
                                   "photos.zip is not a zip or tar archive as its name says"),
-    "a tar bomb named as a tar": (["transfer", "--data", "{bombs}/photos.tar.bz2"],
-                                  "The archive photos.tar.bz2 unpacks to at least"),
+    "a tar bomb named as a tar": (["transfer", "--data", "{bombs}/photos.tar.bz2"],  # read until a limit passes
+                                  r"The archive photos.tar.bz2 (unpacks to at least \d+ MB in [\d,]+ files|"
+                                  r"holds at least 10,001 files)"),  # the ratio; in shared mode, one upload's images
     "a deflated 1 GiB checkpoint": (["import", "{bombs}/model.pt"], "This checkpoint's records are compressed"),
     "an ONNX input of 60000x60000": (["import", "{bombs}/model.onnx"], "This model takes 60000x60000 images"),
     "an MLP of 10 billion parameters": (["train", "--preset", "Digits (seconds, built in)", "--set", "model.name=mlp",
@@ -81,7 +83,7 @@ def test_a_bomb_from_the_command_line_is_refused_before_the_work(case, mode, bom
                                 {"CNN_LAB_SHARED": MODES[mode], "CNN_LAB_CACHE": str(tmp_path / "cache")}, timeout=120)
     seconds = time.perf_counter() - start
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert done.returncode == 2 and len(errors) == 1 and sentence in errors[0], done.stderr[-2000:]
+    assert done.returncode == 2 and len(errors) == 1 and re.search(sentence, errors[0]), done.stderr[-2000:]
     assert "Traceback" not in done.stderr
     # Bounds, not speeds: today's code took 17 s and 951 MB for the tar bomb, 1.7 GB for the checkpoint, and tried
     # 40 GB for the other two. The interpreter and torch alone take about 0.7 GB.
@@ -149,7 +151,7 @@ def test_1_a_zip_declaring_more_members_than_allowed_is_refused_before_its_direc
     assert data.archives.declared_zip_entries(archive) == 50
     parsed = []
     monkeypatch.setattr(zipfile.ZipFile, "_RealGetContents", lambda self: parsed.append(1))
-    with pytest.raises(data.DatasetError, match=r"^The archive many.zip unpacks to 0 MB in 50 files"):
+    with pytest.raises(data.DatasetError, match=r"^The archive many.zip holds 50 files, more than the 20 this server takes"):
         data.extract_archive(archive)
     assert not parsed  # refused from the end record alone
 
@@ -158,7 +160,7 @@ def test_1_a_person_s_zip_of_more_files_than_one_upload_may_bring_is_refused_une
     monkeypatch.setenv("CNN_LAB_UPLOAD_MAX_IMAGES", "50")
     empty_zip(shared / "many.zip", 60)
     archive = limits.save_upload((shared / "many.zip").read_bytes(), "many.zip", "ada")
-    with pytest.raises(data.DatasetError, match="^The archive many.zip unpacks to 0 MB in 60 files"):
+    with pytest.raises(data.DatasetError, match="^The archive many.zip holds 60 files, more than the 50 this server takes"):
         data.load_archive(archive, size=32, upload=True)
     assert not list((shared / "cache").rglob("0.png"))
 
@@ -381,12 +383,12 @@ def test_14_the_uploads_are_no_folder_to_type_and_the_refusal_names_no_path(shar
 
 
 def test_11_ray_workers_get_no_admin_password(monkeypatch):
-    from cnn_lab.jobs.ray_executor import worker_env
+    from cnn_lab.jobs.ray_executor import cluster_env, worker_env
 
     monkeypatch.setenv("CNN_LAB_ADMIN_PASSWORD", "s3cret")
     monkeypatch.setenv("CNN_LAB_ADMINS", "teacher@school.edu")
-    env = worker_env()
-    assert "CNN_LAB_ADMIN_PASSWORD" not in env and "CNN_LAB_ADMINS" not in env and "CNN_LAB_CACHE" in env
+    for env in (worker_env(), cluster_env()):  # what each job gets, and the local cluster the app starts
+        assert "CNN_LAB_ADMIN_PASSWORD" not in env and "CNN_LAB_ADMINS" not in env and "CNN_LAB_CACHE" in env
 
 
 def test_18_presets_are_each_person_s_own_and_load_by_name_only(lab_cache):

@@ -42,8 +42,11 @@ class ArchiveLimits:
     def refuse_if_over(self, archive: Path, files: int, unpacked: int, so_far: bool = False) -> None:
         """Refuse at the first limit passed: called before a zip's members are read (from the counts its directory
         declares), and as a tar is read, member by member (`so_far`: the counts up to this member)."""
+        if files > self.max_files:
+            raise DatasetError(f"The archive {archive.name} holds {'at least ' if so_far else ''}{files:,} files, more "
+                               f"than the {self.max_files:,} this server takes from one archive; it was not used.")
         allowed = max(self.max_ratio * archive.stat().st_size, RATIO_FLOOR_BYTES)
-        if files > self.max_files or unpacked > min(self.max_bytes, allowed):
+        if unpacked > min(self.max_bytes, allowed):
             ratio = unpacked / max(1, archive.stat().st_size)
             raise DatasetError(f"The archive {archive.name} unpacks to {'at least ' if so_far else ''}"
                                f"{unpacked / 2**20:,.0f} MB in {files:,} file{'s' if files != 1 else ''} ({ratio:,.0f} "

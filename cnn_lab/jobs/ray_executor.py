@@ -138,6 +138,12 @@ def worker_env() -> dict[str, str]:
     return {"PYTHONPATH": str(ROOT)} | {k: v for k, v in os.environ.items() if k in WORKER_SETTINGS}
 
 
+def cluster_env() -> dict[str, str]:
+    """The environment of a cluster this app starts: the app's, less its other CNN_LAB_ settings (the workers it
+    forks inherit it)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("CNN_LAB_")} | worker_env()
+
+
 def connect(address: str) -> None:
     """Join the cluster at `address` ("auto": one started with `ray start`, or host:port). "local" joins the
     cluster of this machine, starting one (`ray start --head`, in its own processes, so that it also works from
@@ -156,7 +162,7 @@ def connect(address: str) -> None:
         except ConnectionError:  # no cluster on this machine yet
             subprocess.run([sys.executable, "-c", "from ray.scripts.scripts import main; main()", "start", "--head",
                             "--include-dashboard=false", "--disable-usage-stats"],
-                           env=os.environ | env, check=True, capture_output=True, timeout=120)
+                           env=cluster_env(), check=True, capture_output=True, timeout=120)
             ray.init(address="auto", **options)
 
 
