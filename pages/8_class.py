@@ -33,7 +33,7 @@ def create_challenge(person: Person) -> None:
             max_epochs=b.number_input("Max epochs", 1, 1000, course["rules"].max_epochs, key="class_epochs"),
             max_minutes=c.number_input("Max training minutes", 1.0, 600.0, course["rules"].max_minutes,
                                        key="class_minutes"),
-            entries_per_day=d.number_input("Entries a day, per learner", 1, 100, course["rules"].entries_per_day,
+            entries_per_day=d.number_input("Entries a day", 1, 100, course["rules"].entries_per_day,
                                            key="class_entries"),
             models=tuple(st.multiselect("Allowed models (none chosen: any)", list(MODELS), key="class_models")))
         hours = e.number_input("Open for (hours)", 0.25, 24.0 * 14, 2.0, step=0.25, key="class_hours")
