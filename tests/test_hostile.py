@@ -456,3 +456,12 @@ def test_7_8_the_sign_in_form(name, password, sentence, shared, run_page, monkey
     at.text_input[1].input(password)
     at.button[0].click().run()
     assert not at.exception and [e.value for e in at.error] == [sentence]
+
+
+def test_10_a_run_is_deleted_from_use_a_run_after_a_second_click(shared, run_page):
+    at = _signed_in(run_page, "pages/5_train.py", "Ada")
+    record = a_run("Ada")
+    at.run()
+    assert at.selectbox(key="train_saved").value.run_id == record.run_id
+    at.button(key="train_delete").click().run()
+    assert not at.exception and not runs.list_runs(owner="Ada")

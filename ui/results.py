@@ -117,9 +117,13 @@ def saved_run_panel(person: Person, kind: str | tuple[str, ...], key: str) -> No
 
 
 def delete_button(record: runs.RunRecord, person: Person, key: str) -> None:
-    """Delete a run for good (its owner or an admin): it frees that person's share of the server's disk."""
-    if st.button(f"Delete run {record.run_id}", key=f"{key}_delete", help="Removes its folder: weights, curves and "
-                 "files. Entries it made in a challenge stay on the board."):
+    """Delete a run for good (its owner or an admin), after a second click that says so: it frees that person's
+    share of the server's disk."""
+    with st.popover(f"Delete run {record.run_id}"):
+        st.markdown(f"Run {record.run_id} and its files (weights, curves, checkpoint) go for good; entries it made in "
+                    "a challenge stay on the board.")
+        if not st.button("Delete it for good", key=f"{key}_delete", type="primary"):
+            return
         try:
             jobs.MANAGER.delete_run(record.run_id, person)
         except (jobs.NotAllowed, *jobs.EXPECTED_ERRORS) as error:
