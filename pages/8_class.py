@@ -47,6 +47,23 @@ def create_challenge(person: Person) -> None:
             st.success(f"Challenge \"{made.title}\" is open until {until}.")
 
 
+def delete_runs(person: Person, rows: list[classroom.RunRow]) -> None:
+    """A teacher deletes learners' runs for good (a run that is still waiting or training stays, with its sentence):
+    what frees a learner's share of the disk when they cannot."""
+    with st.popover("Delete runs"):
+        chosen = st.multiselect("Runs to delete for good (weights, curves, files)", [row.run for row in rows],
+                                key="class_delete_runs")
+        if not st.button("Delete them for good", key="class_delete", type="primary", disabled=not chosen):
+            return
+        for run_id in chosen:
+            try:
+                jobs.MANAGER.delete_run(run_id, person)
+            except (jobs.NotAllowed, *jobs.EXPECTED_ERRORS) as error:
+                st.warning(f"Run {run_id}: {error}")
+                return
+        st.rerun()
+
+
 def rules_sentence(challenge: challenges.Challenge) -> str:
     rules = challenge.rules
     models = f"; models: {', '.join(rules.models)}" if rules.models else ""
@@ -135,6 +152,8 @@ else:
         "test_acc": st.column_config.NumberColumn("test acc", format="percent"),
         "minutes": st.column_config.NumberColumn("minutes", format="%.2f")})
     st.download_button("Download this table (CSV)", classroom.table_csv(shown), "class-runs.csv", mime="text/csv")
+    if teacher:
+        delete_runs(person, shown)
 
 # ---------------------------------------------------------------- challenges: a practical as a friendly competition
 st.subheader("Challenges")

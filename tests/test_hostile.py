@@ -465,3 +465,13 @@ def test_10_a_run_is_deleted_from_use_a_run_after_a_second_click(shared, run_pag
     assert at.selectbox(key="train_saved").value.run_id == record.run_id
     at.button(key="train_delete").click().run()
     assert not at.exception and not runs.list_runs(owner="Ada")
+
+
+def test_10_a_teacher_deletes_a_learner_s_run_from_the_class_page(shared, run_page, monkeypatch):
+    monkeypatch.setenv("CNN_LAB_ADMIN_PASSWORD", "s3cret")
+    teacher_key = People().claim("Teacher", "s3cret", "s3cret")[1]
+    adas, bens = a_run("Ada"), a_run("Ben")
+    at = run_page("pages/8_class.py", query={"who": teacher_key})
+    at.multiselect(key="class_delete_runs").set_value([adas.run_id]).run()
+    at.button(key="class_delete").click().run()
+    assert not at.exception and [r.run_id for r in runs.list_runs()] == [bens.run_id]
