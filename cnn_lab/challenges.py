@@ -236,8 +236,9 @@ def _check_entries_today(challenge: Challenge, person: Person) -> None:
     today = [e for e in challenge.entries if e.person == person.name and e.entered > day_ago]
     if len(today) >= challenge.rules.entries_per_day:
         again = time.strftime("%a %H:%M", time.localtime(min(e.entered for e in today) + 24 * 3600))
-        raise ChallengeError(f"You have entered {len(today)} runs in the last 24 hours, the most this challenge "
-                             f"allows; you can enter again from {again}.")
+        runs_word = "run" if len(today) == 1 else "runs"
+        raise ChallengeError(f"You have entered {len(today)} {runs_word} in the last 24 hours, the most this "
+                             f"challenge allows; you can enter again from {again}.")
 
 
 def enter(person: Person, challenge_id: str, run_id: str) -> Entry:

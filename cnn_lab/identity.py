@@ -104,8 +104,8 @@ class People:
                     return {}  # a new server: nobody yet
             except (OSError, ValueError):
                 log.error("The list of names %s is damaged.", path)
-        raise IdentityError("The class's list of names is damaged, so nobody can join until the teacher restores "
-                            f"{self.path.name} from {self.backup.name}.")
+        raise IdentityError(f"The class's list of names is damaged, so nobody can join until the teacher repairs "
+                            f"{self.path.name} in the server's cache folder.")
 
     def claim(self, name: str, admin_password: str = "", expected_password: str = "") -> tuple[Person, str]:
         """Claim a free name; returns the person and their key. An admin password, if given, must be right."""
