@@ -33,29 +33,30 @@ RATIO_FLOOR_BYTES = 2**20  # a small archive may unpack to this much whatever it
 
 @dataclass(frozen=True)
 class ArchiveLimits:
-    """What one archive may unpack to: files, bytes in all, and bytes per byte of the archive (a bomb's sign:
-    photos barely compress, so a real archive unpacks to about its own size)."""
+    """What one archive may unpack to: a number of files, and bytes in all (the least of a size limit and a number
+    of times the archive's own size: a bomb's sign, since photos barely compress)."""
+    archive: Path
     max_files: int
     max_bytes: int
-    max_ratio: float
 
-    def refuse_if_over(self, archive: Path, files: int, unpacked: int, so_far: bool = False) -> None:
+    @classmethod
+    def of(cls, archive: Path, max_bytes: int, max_files: int | None) -> ArchiveLimits:
+        settings = load_settings()
+        allowed = max(settings.archive_max_ratio * archive.stat().st_size, RATIO_FLOOR_BYTES)
+        return cls(archive, max_files or settings.archive_max_files, int(min(max_bytes, allowed)))
+
+    def refuse_if_over(self, files: int, unpacked: int, so_far: bool = False) -> None:
         """Refuse at the first limit passed: called before a zip's members are read (from the counts its directory
         declares), and as a tar is read, member by member (`so_far`: the counts up to this member)."""
+        name, at_least = self.archive.name, "at least " if so_far else ""
         if files > self.max_files:
-            raise DatasetError(f"The archive {archive.name} holds {'at least ' if so_far else ''}{files:,} files, more "
-                               f"than the {self.max_files:,} this server takes from one archive; it was not used.")
-        allowed = max(self.max_ratio * archive.stat().st_size, RATIO_FLOOR_BYTES)
-        if unpacked > min(self.max_bytes, allowed):
-            ratio = unpacked / max(1, archive.stat().st_size)
-            raise DatasetError(f"The archive {archive.name} unpacks to {'at least ' if so_far else ''}"
-                               f"{unpacked / 2**20:,.0f} MB in {files:,} file{'s' if files != 1 else ''} ({ratio:,.0f} "
-                               "times its own size), more than this server extracts; it was not used.")
-
-
-def archive_limits(max_bytes: int = 2 * 2**30, max_files: int | None = None) -> ArchiveLimits:
-    settings = load_settings()
-    return ArchiveLimits(max_files or settings.archive_max_files, max_bytes, settings.archive_max_ratio)
+            raise DatasetError(f"The archive {name} holds {at_least}{files:,} files, more than the "
+                               f"{self.max_files:,} this server takes from one archive; it was not used.")
+        if unpacked > self.max_bytes:
+            ratio = unpacked / max(1, self.archive.stat().st_size)
+            raise DatasetError(f"The archive {name} unpacks to {at_least}{unpacked / 2**20:,.0f} MB in {files:,} "
+                               f"file{'s' if files != 1 else ''} ({ratio:,.0f} times its own size), more than this "
+                               "server extracts; it was not used.")
 
 
 def extract_archive(archive: str | Path, max_bytes: int = 2 * 2**30, max_files: int | None = None) -> Path:
@@ -70,7 +71,7 @@ def extract_archive(archive: str | Path, max_bytes: int = 2 * 2**30, max_files: 
     if is_zip != zipfile.is_zipfile(archive):  # the name says one kind, the content another
         raise DatasetError(f"{archive.name} is not a zip or tar archive as its name says (it is damaged, or another "
                            "kind of file renamed); it was not used.")
-    limits = archive_limits(max_bytes, max_files)
+    limits = ArchiveLimits.of(archive, max_bytes, max_files)
     stat = archive.stat()
     target = cache_root() / "extracted" / f"{archive.name}-{stat.st_size}-{stat.st_mtime_ns}"
     if (target / ".complete").exists():
@@ -106,7 +107,7 @@ def _extract_tar(archive: Path, target: Path, limits: ArchiveLimits) -> None:
     with tarfile.open(archive, mode="r:*") as tar:
         for files, member in enumerate(tar, start=1):
             # tar.offset: the bytes decompressed so far, the headers included
-            limits.refuse_if_over(archive, files, tar.offset, so_far=True)
+            limits.refuse_if_over(files, tar.offset, so_far=True)
             if not (member.isfile() or member.isdir()):
                 kind = "link" if (member.issym() or member.islnk()) else "special file"
                 raise DatasetError(f"The archive {archive.name} holds a {kind} ({member.name}); only files and "
@@ -118,7 +119,7 @@ def _extract_tar(archive: Path, target: Path, limits: ArchiveLimits) -> None:
                                    "used.") from None
 
 
-def declared_zip_entries(archive: Path) -> int:
+def declared_zip_entries(archive: Path) -> int | None:
     """How many entries a zip's end-of-central-directory record declares, read from its last bytes before the
     directory itself is parsed (zipfile builds an object per entry: half a million of them in a 25 MB upload)."""
     with open(archive, "rb") as file:
@@ -130,16 +131,16 @@ def declared_zip_entries(archive: Path) -> int:
     if at < 0 or at + 22 > len(tail):
         raise zipfile.BadZipFile("no end of central directory")
     entries = struct.unpack("<H", tail[at + 10:at + 12])[0]
-    return entries if entries != 0xFFFF else 2**32  # zip64: counted when parsed, against max_files as it goes
+    return entries if entries != 0xFFFF else None  # zip64 keeps its count elsewhere: counted once parsed
 
 
 def _extract_zip(archive: Path, target: Path, limits: ArchiveLimits) -> None:
     declared = declared_zip_entries(archive)
-    if declared != 2**32:
-        limits.refuse_if_over(archive, declared, 0)
+    if declared is not None:
+        limits.refuse_if_over(declared, 0)
     with zipfile.ZipFile(archive) as zf:
         infos = [i for i in zf.infolist() if not i.is_dir()]
-        limits.refuse_if_over(archive, len(infos), sum(i.file_size for i in infos))
+        limits.refuse_if_over(len(infos), sum(i.file_size for i in infos))
         for info in infos:
             path = (target / info.filename).resolve()
             if not path.is_relative_to(target.resolve()) or info.filename.startswith(("/", "\\")):
