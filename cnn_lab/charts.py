@@ -135,6 +135,21 @@ def bars(labels: list[str], values: list[float], title: str = "", percent: bool 
     return fig
 
 
+def ranking_alt(what: str, ranked: list[tuple[str, float]]) -> str:
+    """A bar chart of a ranking in words, for a screen reader: "what, as bars: boat 71%, ship 20%"."""
+    return f"{what}, as bars: " + ", ".join(f"{name} {value:.0%}" for name, value in ranked)
+
+
+def epochs_alt(runs: dict[str, list[EpochRecord]]) -> str:
+    """The learning curves in words: each run's epochs and where its accuracy ended."""
+    def last(name: str, epochs: list[EpochRecord]) -> str:
+        end = epochs[-1]
+        accuracy = end.val_acc if end.val_acc is not None else end.train_acc
+        return f"{name}: {len(epochs)} epochs, accuracy {accuracy:.1%} and loss {end.train_loss:.3f} at the last"
+    return "Loss and accuracy per epoch, train dotted and validation solid. " + "; ".join(
+        last(name, epochs) for name, epochs in runs.items() if epochs)
+
+
 def filters_figure(weights: np.ndarray, columns: int = 8) -> go.Figure:
     """First-layer filters (out, in, k, k) as small images, each scaled to its own range."""
     traces = []
@@ -285,6 +300,14 @@ def layer_norms_figure(trace: dict, which: str = "grad") -> go.Figure:
     fig.update_xaxes(title="step")
     fig.update_layout(height=320, margin=dict(t=10, b=40, l=60, r=10), legend=dict(font_size=10))
     return fig
+
+
+def imagenet_history_alt(winners: list, human_error: float) -> str:
+    first, last = winners[0], winners[-1]
+    first_cnn = next(w for w in winners if w.layers)
+    return (f"The ImageNet challenge's winning top-5 error by year, as bars: {first.top5_error:g}% in {first.year}, "
+            f"{first_cnn.top5_error:g}% in {first_cnn.year} with the first CNN ({first_cnn.model}), "
+            f"{last.top5_error:g}% in {last.year}; one person's error, {human_error:g}%, is a line")
 
 
 def imagenet_history_figure(winners: list, human_error: float) -> go.Figure:

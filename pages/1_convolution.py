@@ -11,7 +11,7 @@ from ui.identity import signed_in
 from ui.inputs import image_picker
 from ui.nav import page_header
 
-page_header("pages/1_convolution.py")
+page_header(__file__)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)

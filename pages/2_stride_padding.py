@@ -7,7 +7,7 @@ from cnn_lab.geometry import GeometryError, Layer
 from ui import links
 from ui.nav import page_header
 
-page_header("pages/2_stride_padding.py")
+page_header(__file__)
 
 KINDS = {"Conv2d": "conv", "MaxPool2d": "maxpool", "AvgPool2d": "avgpool", "ConvTranspose2d": "convT"}
 kind = KINDS[links.radio(st, "Layer", list(KINDS), key="layer", horizontal=True)]

@@ -10,7 +10,7 @@ from ui import links
 from ui.identity import signed_in
 from ui.nav import page_header
 
-page_header("pages/3_activations.py")
+page_header(__file__)
 
 names = links.multiselect(st, "Activations", list(activations.ACTIVATIONS), ["sigmoid", "tanh", "relu", "leaky_relu"],
                           key="acts")

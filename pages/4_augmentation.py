@@ -11,7 +11,7 @@ from ui.identity import preset_owner, signed_in
 from ui.inputs import image_picker, jpeg
 from ui.nav import page_header
 
-page_header("pages/4_augmentation.py")
+page_header(__file__)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)

@@ -21,7 +21,7 @@ from ui.nav import page_header
 from ui.results import import_panel, results_panel, saved_run_panel
 from ui.train_preview import train_preview
 
-page_header("pages/5_train.py")
+page_header(__file__)
 person = who_is_asking()
 shared = load_settings().shared
 

@@ -17,7 +17,7 @@ from ui.nav import look_inside_button, page_header
 from ui.progress import once_with_progress
 from ui.results import import_panel, results_panel, run_files
 
-page_header("pages/6_transfer.py")
+page_header(__file__)
 person = who_is_asking()
 shared = load_settings().shared
 config = transfer.TransferConfig()

@@ -16,14 +16,26 @@ from cnn_lab.identity import Person
 from ui.identity import signed_in
 from ui.download_panel import download_panel
 from ui.inputs import image_picker, jpeg, new_click, picture
-from ui.nav import page_header
+from ui.nav import InsideOpening, ask_inside, inside_opening, page_header
 from ui.progress import once_with_progress
 
-page_header("pages/7_inside.py")
+page_header(__file__)
 PRETRAINED = "pretrained"
 ARCH = "torchvision:"  # a choice of the model select that names a torchvision architecture
 TEST_IMAGE = "A test image of this run"
-st.session_state.update(st.session_state.pop("inside_open", {}))  # opened from the train or transfer page
+
+
+def open_as_asked(opening: InsideOpening | None) -> None:
+    """Set this page's widgets to what another page, or a click on the learned space, asked for (ui.nav)."""
+    if opening is None:
+        return
+    st.session_state["inside_model"] = opening.run_id
+    if opening.test_image is not None:
+        st.session_state.update(inside_image_from=TEST_IMAGE, inside_image_for=opening.run_id, inside_wrong=False,
+                                inside_index=opening.test_image)
+
+
+open_as_asked(inside_opening())
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model")
@@ -241,14 +253,16 @@ seen = inspected(choice, image_key, image)
 channels, height, width = subject.input_shape
 with right:
     a, b = st.columns([1, 2])
-    a.image(picture(image), caption=f"What the model sees: {channels}x{height}x{width}", width=180)
+    a.image(picture(image), caption=f"What the model sees: {channels}x{height}x{width}", width=180,
+            alt=f"The image given to the model, at its input size of {width}x{height} pixels")
     top = evaluate.top_k(seen.probs, subject.classes, 5)
     b.plotly_chart(charts.bars([c for c, _ in top], [p for _, p in top], "Top-5: the softmax of the logits"),
-                   key="inside_top5")
+                   key="inside_top5", alt=charts.ranking_alt("The model's five likeliest classes", top))
 if seen.conv_layers():
     st.markdown("**From the pixels to the last convolution**: each convolution's most active channel, numbered "
                 "by layer (bright: strong)")
-    st.image(strip_picture(choice, image_key, seen))
+    st.image(strip_picture(choice, image_key, seen), alt="Each convolution's most active feature map, in order from "
+             "the input to the last convolution, each smaller and more abstract than the one before")
 
 
 # ---------------------------------------------------------------- the architecture, layer by layer
@@ -256,7 +270,7 @@ if seen.conv_layers():
 def layer_view(choice: str, subject: inside.Subject, seen: inside.Inspection, image_key: str,
                image: torch.Tensor) -> None:
     """The architecture and the chosen layer: a new layer reruns this part only."""
-    st.subheader("The architecture")
+    st.header("The architecture")
     names = [layer.name for layer in seen.layers]
     labels = [f"{i}. {l.name} ({l.kind}) -> {' x '.join(map(str, l.shape))}" for i, l in enumerate(seen.layers)]
     bar = new_click("inside_arch")
@@ -267,14 +281,16 @@ def layer_view(choice: str, subject: inside.Subject, seen: inside.Inspection, im
     chosen = labels.index(st.session_state["inside_layer"])
     st.plotly_chart(figures.architecture_figure(names, [l.kind for l in seen.layers], [l.shape for l in seen.layers],
                                                 [l.receptive_field for l in seen.layers], chosen),
-                    on_select="rerun", selection_mode="points", key="inside_arch")
+                    on_select="rerun", selection_mode="points", key="inside_arch",
+                    alt=f"The network's {len(names)} layers as bars, in order, each with its output shape; "
+                        f"{chosen} is highlighted")
     layer = seen.by_name(names[labels.index(st.selectbox("Layer (or click a bar)", labels, key="inside_layer"))])
     table = st.expander(f"Every layer: {len(seen.layers)} layers, {sum(l.parameters for l in seen.layers):,} "
                         "parameters; statistics on this image", key="inside_table_open", on_change="rerun")
     if table.open:  # drawn only when opened: a table the browser lays out at every move costs it a tenth of a second
         table.dataframe(layer_table(choice, image_key, seen), hide_index=True)
 
-    st.subheader(f"Layer {chosen}: {layer.name} ({layer.kind})")
+    st.header(f"Layer {chosen}: {layer.name} ({layer.kind})")
     field = "the whole image" if layer.receptive_field is None else \
         f"{layer.receptive_field}x{layer.receptive_field} pixels"
     st.caption(f"Output {' x '.join(map(str, layer.shape))} · {layer.parameters:,} parameters · each value sees "
@@ -282,7 +298,8 @@ def layer_view(choice: str, subject: inside.Subject, seen: inside.Inspection, im
     if layer.output.ndim == 3:
         st.markdown("Its 16 most active channels, each titled with its mean value: red above zero, blue below, "
                     "white at zero, on one scale for all 16.")
-        st.image(maps_picture(choice, image_key, layer.name, layer))
+        st.image(maps_picture(choice, image_key, layer.name, layer),
+                 alt=f"The feature maps of {layer.name}, one small grey image per channel, bright where it responds")
         channel_view(choice, subject, layer)
     else:
         values = layer.output.float()
@@ -294,7 +311,8 @@ def layer_view(choice: str, subject: inside.Subject, seen: inside.Inspection, im
         top = values.abs().argsort(descending=True)[:20].tolist()
         units = [subject.classes[i] if len(values) == len(subject.classes) else f"unit {i}" for i in top]
         st.plotly_chart(charts.bars(units, [float(values[i]) for i in top], "The 20 largest values (by size)",
-                                    percent=False), key="inside_vector")
+                                    percent=False), key="inside_vector",
+                        alt=f"The 20 largest values of {layer.name}'s output as bars, largest first")
     if isinstance(layer.module, torch.nn.Conv2d):
         grad_cam_view(choice, subject, seen, image_key, image, layer)
 
@@ -314,7 +332,8 @@ def pick_channel_and_pixel(layer: inside.LayerOutput, order: list[int]) -> tuple
             st.session_state[key] = limit // 2
     means = layer.output.flatten(1).mean(1)
     st.plotly_chart(figures.channel_bars_figure(means.numpy(), order, st.session_state["inside_channel"]),
-                    on_select="rerun", selection_mode="points", key="inside_bars")
+                    on_select="rerun", selection_mode="points", key="inside_bars",
+                    alt=f"The mean value of each of {layer.name}'s {len(order)} channels as bars, most active first")
     a, b, c = st.columns(3)
     channel = a.selectbox("Channel (most active first; or click its bar)", order, key="inside_channel")
     row = b.number_input("Row (or click a pixel)", 0, rows - 1, key="inside_row")
@@ -339,7 +358,8 @@ def arithmetic_view(layer: inside.LayerOutput, channel: int, row: int, col: int)
     st.plotly_chart(charts.feature_maps_figure(
         torch.cat([sums.weights[strongest], sums.patch[strongest]]).numpy(),
         [f"in {i}" for i in strongest] + [f"sum {by_input[i]:.3f}" for i in strongest], columns=k, height=120),
-        key="inside_kernel")
+        key="inside_kernel", alt="The kernel's weights for its strongest inputs above, and the patch they multiply "
+                                 "below, each titled with the sum it adds")
     st.caption(f"Top row: the kernel's weights for the {k} input channels that add the most (of "
                f"{sums.weights.shape[0]}), each titled with its input channel; bottom row: the input values under "
                f"them, each titled with the sum of its products with the weights above.")
@@ -354,7 +374,9 @@ def channel_view(choice: str, subject: inside.Subject, layer: inside.LayerOutput
     with left:
         st.markdown(f"**Channel {channel}**: click a pixel")
         st.plotly_chart(figures.pixel_map_figure(layer.output[channel].float().numpy(), (row, col)),
-                        on_select="rerun", selection_mode="points", key="inside_pixels")
+                        on_select="rerun", selection_mode="points", key="inside_pixels",
+                        alt=f"Channel {channel} of {layer.name} as a heat map, with the chosen value at row {row}, "
+                            f"column {col} marked")
     with right:
         arithmetic_view(layer, channel, row, col)
     synthesis_view(choice, subject, layer, channel)
@@ -370,7 +392,8 @@ def synthesis_view(choice: str, subject: inside.Subject, layer: inside.LayerOutp
         return
     made = synthesised(choice, layer.name, channel)
     a, b = st.columns([1, 3])
-    a.image(picture(made), caption=f"Made for channel {channel} of {layer.name}", width=180)
+    a.image(picture(made), caption=f"Made for channel {channel} of {layer.name}", width=180,
+            alt=f"A pattern made by gradient ascent to excite channel {channel} of {layer.name} most")
     b.caption(f"200 steps of gradient ascent on the pixels of a {made.shape[1]}x{made.shape[2]} canvas, each on a "
               "copy shifted by up to a pixel, so that the pattern does not hang on one exact pixel grid (OpenAI "
               "Microscope's second view, for your model).")
@@ -384,7 +407,9 @@ def exciting_view(choice: str, layer: inside.LayerOutput, channel: int) -> None:
     st.markdown(f"**What channel {channel} of {layer.name} looks for**: the test images that excite it most, "
                 f"each with the {layer.receptive_field}x{layer.receptive_field}-pixel patch that did it")
     st.image(exciting_picture(choice, layer.name, channel, layer),
-             caption="Each titled with the channel's value at its peak; the yellow box is the patch it sees there.")
+             caption="Each titled with the channel's value at its peak; the yellow box is the patch it sees there.",
+             alt=f"The test images that excite channel {channel} of {layer.name} most, each with a yellow box on "
+                 "the patch that does it")
 
 
 def test_set_here(choice: str) -> tuple[torch.Tensor, torch.Tensor, inside.DatasetPass] | None:
@@ -401,7 +426,7 @@ def test_set_here(choice: str) -> tuple[torch.Tensor, torch.Tensor, inside.Datas
 @st.fragment
 def grad_cam_view(choice: str, subject: inside.Subject, seen: inside.Inspection, image_key: str, image: torch.Tensor,
                   layer: inside.LayerOutput) -> None:
-    st.subheader("Why this class: Grad-CAM at this layer")
+    st.header("Why this class: Grad-CAM at this layer")
     st.caption("Grad-CAM colours the places whose features raise the chosen class's score: red is strong evidence, "
                "blue none. It weighs each of this layer's channels by how much the class's score grows with it.")
     a, b = st.columns(2)
@@ -413,7 +438,9 @@ def grad_cam_view(choice: str, subject: inside.Subject, seen: inside.Inspection,
                        key="inside_cam_opacity")
     heat = grad_cam(choice, image_key, layer.name, target, image)
     st.markdown(f"**Where {layer.name} finds {subject.classes[target]}**")
-    st.plotly_chart(charts.overlay_figure(picture(image), heat, opacity), key="inside_cam")
+    st.plotly_chart(charts.overlay_figure(picture(image), heat, opacity), key="inside_cam",
+                    alt="The image with a Grad-CAM heat map over it: red where the layer's evidence for the top class "
+                        "lies, blue where there is none")
 
 
 # ---------------------------------------------------------------- the whole test set: the learned space
@@ -423,7 +450,7 @@ def learned_space_view(choice: str, subject: inside.Subject) -> None:
     if test_set is None:
         return
     _, test_labels, passed = test_set
-    st.subheader("Across the test set")
+    st.header("Across the test set")
     stats = st.expander("Per-layer statistics on a batch of 256 test images", key="inside_stats_open",
                         on_change="rerun")
     if stats.open:
@@ -443,11 +470,12 @@ def learned_space_view(choice: str, subject: inside.Subject) -> None:
     method = space.radio("Projection", ["pca", "tsne"], horizontal=True, key="inside_projection", format_func={
         "pca": "PCA: the two directions the images differ most along (instant)",
         "tsne": "t-SNE: keeps neighbours together (a few seconds)"}.get)
-    space.plotly_chart(space_figure(choice, method), on_select="rerun", selection_mode="points", key="inside_space")
+    space.plotly_chart(space_figure(choice, method), on_select="rerun", selection_mode="points", key="inside_space",
+                       alt=f"{shown:,} test images as dots in two dimensions ({method}), coloured by class: images "
+                           "the network finds alike lie close together")
     dot = new_click("inside_space")
     if dot:
-        st.session_state["inside_open"] = {"inside_image_from": TEST_IMAGE, "inside_image_for": choice,
-                                           "inside_wrong": False, "inside_index": int(dot["customdata"][0])}
+        ask_inside(InsideOpening(choice, int(dot["customdata"][0])))
         st.rerun()
 
 

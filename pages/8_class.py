@@ -119,7 +119,7 @@ def leaderboard(challenge_id: str) -> None:
                            for rank, name, entry in board]), hide_index=True)
 
 
-page_header("pages/8_class.py")
+page_header(__file__)
 person = who_is_asking()
 shared = load_settings().shared
 teacher = shared and person.admin

@@ -151,6 +151,6 @@ def assert_the_views_of_a_convolution(at) -> None:
     line = next(m.value for m in at.markdown if m.value.startswith("**The arithmetic"))
     computed, given = re.search(r"= (-?[\d.]+)\*\*; the layer gave \*\*(-?[\d.]+)\*\*", line).groups()
     assert float(computed) == pytest.approx(float(given), abs=1e-3)
-    assert any(s.value.startswith("Why this class") for s in at.subheader)  # Grad-CAM
+    assert any(s.value.startswith("Why this class") for s in at.header)  # Grad-CAM
     at.toggle(key="inside_synthesise").set_value(True).run()
     assert any("Made for channel" in str(i.proto) for i in at.get("image")) and not at.exception

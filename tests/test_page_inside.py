@@ -27,7 +27,7 @@ def test_a_fresh_machine_looks_inside_the_pretrained_network(tmp_path, monkeypat
     assert at.selectbox(key="inside_model").value == "pretrained"
     layer_choice = at.selectbox(key="inside_layer")
     assert layer_choice.value.startswith("0. _conv_stem (Conv2dStaticSamePadding)") and len(layer_choice.options) > 100
-    assert any(s.value.startswith("Layer 0: _conv_stem") for s in at.subheader)
+    assert any(s.value.startswith("Layer 0: _conv_stem") for s in at.header)
     assert any(c.value.startswith("Output 32 x 112 x 112 · 864 parameters · each value sees 3x3") for c in at.caption)
     computed, given = _arithmetic(at)
     assert computed == pytest.approx(given, abs=1e-3)
@@ -37,7 +37,7 @@ def test_a_fresh_machine_looks_inside_the_pretrained_network(tmp_path, monkeypat
     at.number_input(key="inside_row").set_value(0).run()
     computed, given = _arithmetic(at)
     assert computed == pytest.approx(given, abs=1e-3)
-    assert any(s.value.startswith("Why this class") for s in at.subheader)
+    assert any(s.value.startswith("Why this class") for s in at.header)
     assert not at.exception
 
 
@@ -98,4 +98,4 @@ def test_a_run_with_corrupt_weights_gets_one_sentence_and_the_pretrained_network
     assert not at.exception
     assert at.error[0].value.startswith("This run cannot be rebuilt from its folder (")
     assert at.error[0].value.endswith("here is the pretrained network instead.")
-    assert any(s.value.startswith("Layer 0: _conv_stem") for s in at.subheader)
+    assert any(s.value.startswith("Layer 0: _conv_stem") for s in at.header)

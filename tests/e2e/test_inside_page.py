@@ -52,7 +52,7 @@ def test_upload_click_a_layer_and_a_map_read_the_arithmetic(page, app_url, tmp_p
     bars = page.locator(".st-key-inside_arch .point path, .st-key-inside_arch path.point")
     assert wait_for(lambda: bars.count() == len(names), 90), bars.count()  # a busy machine draws it late
     bars.nth(drawn.index(index)).click(force=True)
-    assert wait_for(lambda: page.locator(f"h3:has-text('Layer {index}: _blocks.2._depthwise_conv')").count(), 30)
+    assert wait_for(lambda: page.locator(f"h2:has-text('Layer {index}: _blocks.2._depthwise_conv')").count(), 30)
     wait_idle(page)
 
     # a channel's bar, then a pixel of its map: the arithmetic follows both

@@ -3,6 +3,7 @@ import pytest
 
 from tests.e2e.helpers import choose, chosen, no_exception, nudge, screenshot, settled, slider, text_of, wait_idle
 from tests.helpers import wait_for
+from tests.launch import start_app, stop_app
 from ui.nav import PAGES
 
 
@@ -157,3 +158,22 @@ def test_a_copied_link_opens_the_same_view_in_a_new_tab(page, app_url):
     assert "Output 7x7" in text_of(second, "p:has-text('torch says')")
     screenshot(second, "link-tampered")
     second.close()
+
+
+def test_a_link_is_a_fresh_servers_first_request(browser):
+    """A link opened before anyone else has used a just-started server: Streamlit runs the page file alone (its old
+    pages/ mode, tests/test_streamlit_pins.py); the page goes through app.py and comes back with the link's
+    settings and the whole menu."""
+    process, url = start_app(log="e2e-first-request.log")
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/stride_padding?s=2")
+        page.wait_for_selector("p:has-text('torch says')", timeout=60_000)
+        wait_idle(page)
+        assert slider(page, "Stride").input_value() == "2"
+        assert "Output 4x4" in text_of(page, "p:has-text('torch says')")
+        assert page.locator('[data-testid="stSidebarNavLink"]').count() == len(PAGES) + 1
+        assert no_exception(page)
+        page.close()
+    finally:
+        stop_app(process)
