@@ -26,24 +26,27 @@ def home() -> None:
     for info in PAGES:
         st.page_link(info.path, label=f"**{info.title}**: {info.summary}", icon=info.icon)
 
-    st.subheader("Why CNNs (lessons 1-2)")
+    st.header("Why CNNs (lessons 1-2)")
     st.write("Until 2011 the best ImageNet classifiers used hand-made features; in 2012 a convolutional network, "
              "AlexNet, cut the error by a third, and deeper CNNs then went below one person's error.")
     st.plotly_chart(charts.imagenet_history_figure(vision_tasks.IMAGENET_WINNERS, vision_tasks.HUMAN_TOP5_ERROR),
-                    key="imagenet_history")
+                    key="imagenet_history",
+                    alt=charts.imagenet_history_alt(vision_tasks.IMAGENET_WINNERS, vision_tasks.HUMAN_TOP5_ERROR))
     scene = vision_tasks.toy_scene()
     st.write("The vision problems differ in what they output. On one scene: **classification** gives one class for "
              "the whole image (a probability per class), **detection** a box, a class and a score per object, "
              "**segmentation** a class for every pixel.")
     st.plotly_chart(charts.vision_tasks_figure(scene.image.permute(1, 2, 0).numpy(), scene.mask.numpy(), scene.boxes,
-                                               scene.label, scene.classes), key="vision_tasks")
+                                               scene.label, scene.classes), key="vision_tasks",
+                    alt=f"One scene three ways: classified as {scene.label}; {len(scene.boxes)} objects in boxes; "
+                        "and every pixel coloured by its class")
     st.table({"task": ["classification", "detection", "segmentation"],
               "output for one image": ["(classes,) probabilities", "(objects, 4) boxes, (objects,) classes and scores",
                                        "(classes, H, W) scores: the argmax is a class per pixel"],
               "here": [f"\"{scene.label}\"", "; ".join(f"{n}: x {x0}-{x1}, y {y0}-{y1}" for n, x0, y0, x1, y1 in scene.boxes),
                        f"a {scene.mask.shape[0]}x{scene.mask.shape[1]} map of {len(scene.classes)} classes"]})
 
-    st.subheader("This machine")
+    st.header("This machine")
     st.write(f"Compute device: **{device.describe_device()}**")
     if device.pick_device().type == "cpu" and device.cpu_bf16():
         st.caption("bf16 are 16-bit numbers. This CPU computes them in hardware, faster than 32-bit ones, and the "

@@ -24,7 +24,8 @@ def learned_filters(run_id: str) -> torch.Tensor:
 left, right = st.columns([1, 2])
 with left:
     loaded = image_picker("conv")
-    st.image(loaded.image, caption=f"{loaded.image.width}x{loaded.image.height}", width=260)
+    st.image(loaded.image, caption=f"{loaded.image.width}x{loaded.image.height}", width=260,
+             alt=f"The photo the kernels slide over, {loaded.image.width}x{loaded.image.height} pixels")
 image = images.to_tensor(loaded.image)
 
 # ---------------------------------------------------------------- the kernel
@@ -88,7 +89,8 @@ with right:
                            f"{', '.join(f'{m:.3f}' for m in run.mean)}, divided by {', '.join(f'{v:.3f}' for v in run.std)}.")
             bank, titles = learned, [f"filter {i}" for i in range(count)]
     if learned is None:
-        st.plotly_chart(charts.feature_maps_figure(bank.numpy(), titles, columns=6, height=220), key="kernel_fig")
+        st.plotly_chart(charts.feature_maps_figure(bank.numpy(), titles, columns=6, height=220), key="kernel_fig",
+                        alt="The kernel's weights as a small heat map: " + ", ".join(titles))
 
 # ---------------------------------------------------------------- how it is applied
 a, b, c, d = st.columns(4)
@@ -134,7 +136,8 @@ with tab_conv:
             shown = torch.cat([maps, maps.sum(0, keepdim=True)])
             shown_titles = titles + ["sum of the three (= full mode)"]
         st.plotly_chart(charts.feature_maps_figure(shown.numpy(), shown_titles,
-                                                   columns=4 if len(shown) == 4 else 3), key="maps_fig")
+                                                   columns=4 if len(shown) == 4 else 3), key="maps_fig",
+                        alt=f"{len(shown)} feature maps, bright where the kernel responds: " + ", ".join(shown_titles))
 with tab_stages:
     if tab_stages.open:
         for i, stage in enumerate(stages):
@@ -143,7 +146,8 @@ with tab_stages:
                 torch.stack([stage.conv[0], stage.relu[0], torch.nn.functional.interpolate(
                     stage.pooled[None, :1], size=stage.relu.shape[-2:], mode="nearest")[0, 0]]).numpy(),
                 ["convolution", "ReLU", f"{pool_kind} pool {tuple(stage.pooled.shape[-2:])} (drawn at conv size)"]),
-                key=f"stage_{i}")
+                key=f"stage_{i}", alt=f"Stage {i + 1}'s first map after the convolution, after ReLU (negatives "
+                                     f"set to zero) and after {pool_kind} pooling")
 with tab_magnifier:
     if tab_magnifier.open:
         if learned is not None:

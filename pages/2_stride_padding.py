@@ -73,15 +73,18 @@ else:
                     links.slider(r2, "Output column", 0, out[1] - 1, 0, key="col"))
     speed = links.slider(st, "Animation speed (steps per second)", 1, 20, 4, key="speed", disabled=pick)
     st.plotly_chart(charts.sliding_window_figure(size, pad, out, lambda r, c: geometry.window(layer, r, c),
-                                                 1000 // speed, selected=selected), key="window_fig")
+                                                 1000 // speed, selected=selected), key="window_fig",
+                    alt=f"A {size[0]}x{size[1]} input with {pad} cells of padding, and the kernel's window "
+                        f"sliding over it to fill a {out[0]}x{out[1]} output, cell by cell")
     counts = geometry.coverage(layer, size)
     never = int((counts == 0).sum())
     st.markdown(f"**How many windows read each input pixel.** Corner pixels are read {int(counts[0, 0])} time(s), "
                 f"the most-read {int(counts.max())} times; {never} of {counts.numel()} pixels are never read.")
-    st.plotly_chart(charts.coverage_figure(counts.numpy()), key="coverage_fig")
+    st.plotly_chart(charts.coverage_figure(counts.numpy()), key="coverage_fig",
+                    alt=f"A heat map of how many windows read each input pixel, from 0 to {int(counts.max())}")
 
 # ---------------------------------------------------------------- layer-stack calculator
-st.subheader("Layer-stack calculator")
+st.header("Layer-stack calculator")
 name = links.selectbox(st, "Start from", list(geometry.STACKS), key="stack")
 stack = geometry.STACKS[name]
 s1, s2, s3 = st.columns(3)

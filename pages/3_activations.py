@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from cnn_lab import activation_charts, activations, jobs
+from cnn_lab import activation_charts, activations, charts, jobs
 from cnn_lab.normalise import normalise
 from ui import links
 from ui.identity import signed_in
@@ -61,19 +61,22 @@ params_json = json.dumps(params, sort_keys=True)
 curves_chart, rows = curves_of(tuple(names), params_json, lo, hi, threshold)
 if names:
     focus = names[0]
-    st.plotly_chart(curves_chart, key="curves")
+    st.plotly_chart(curves_chart, key="curves", alt=f"Each chosen activation ({', '.join(names)}) and its derivative "
+                    "as curves over the input, with grey bands where the derivative is nearly zero")
     st.caption(f"Grey bands: where {focus}'s derivative is below the threshold (saturated or dead).")
     st.dataframe([{k: v for k, v in r.items() if k != "best"} for r in rows], hide_index=True)
 
 # ---------------------------------------------------------------- vanishing gradients
-st.subheader("Stacked layers: the best-case gradient")
+st.header("Stacked layers: the best-case gradient")
 depth = links.slider(st, "Depth N", 1, 50, 10, key="depth")
 if names:
-    st.plotly_chart(depth_chart(tuple((r["activation"], r["best"]) for r in rows), depth), key="chain")
+    st.plotly_chart(depth_chart(tuple((r["activation"], r["best"]) for r in rows), depth), key="chain",
+                    alt=f"The best-case gradient after 1 to {depth} stacked layers, one line per activation, on a "
+                        "log scale")
     st.markdown(" · ".join(f"{r['activation']}: {r['best']:.3g}^{depth} = **{r['best'] ** depth:.3g}**" for r in rows))
 
 # ---------------------------------------------------------------- pre-activation distribution
-st.subheader("Pre-activations drawn from a normal distribution")
+st.header("Pre-activations drawn from a normal distribution")
 a, b, c = st.columns(3)
 mean = links.slider(a, "Mean", -5.0, 5.0, 0.0, key="mean")
 std = links.slider(b, "Std", 0.1, 10.0, 3.0, key="std")
@@ -82,12 +85,13 @@ stats, histograms = distribution_of(focus, params_json, mean, std, threshold)
 m1, m2 = st.columns(2)
 m1.metric("Dead units (gradient exactly 0)", f"{stats.dead:.1%}")
 m2.metric(f"Saturated units (0 < |f'| < {threshold:g})", f"{stats.saturated:.1%}")
-st.plotly_chart(histograms, key="hist")
+st.plotly_chart(histograms, key="hist", alt=f"Histograms of the pre-activations and of the activations' "
+                f"outputs: {stats.dead:.1%} of the units are dead and {stats.saturated:.1%} saturated")
 st.caption("A wide or shifted distribution pushes units into the flat parts: batch normalization keeps "
            "pre-activations near mean 0, std 1, where gradients flow.")
 
 # ---------------------------------------------------------------- softmax and cross-entropy
-st.subheader("Softmax and cross-entropy")
+st.header("Softmax and cross-entropy")
 count = links.slider(st, "Classes", 3, 6, 4, key="classes")
 labels = ["cat", "dog", "cow", "horse", "ship", "frog"][:count]
 defaults = [4.0, 1.0, 2.0, -8.0, 0.0, 0.0]
@@ -97,7 +101,9 @@ t1, t2 = st.columns(2)
 temperature = links.slider(t1, "Temperature", 0.1, 10.0, 1.0, key="temperature")
 target = links.selectbox(t2, "True class", list(range(count)), format_func=labels.__getitem__, key="target")
 out = activations.softmax_cross_entropy(logits, target, temperature)
-st.plotly_chart(activation_charts.softmax_figure(labels, out["probs"], out["grad"]), key="softmax")
+st.plotly_chart(activation_charts.softmax_figure(labels, out["probs"], out["grad"]), key="softmax",
+                alt=charts.ranking_alt("The softmax probability of each class",
+                                       list(zip(labels, out["probs"]))))
 st.markdown(f"Cross-entropy for **{labels[target]}**: −log p = **{out['loss']:.4f}**")
 with st.expander("Two classes: binary cross-entropy with a sigmoid"):
     z = links.slider(st, "Logit z", -10.0, 10.0, 1.0, key="z")
@@ -109,7 +115,7 @@ with st.expander("Two classes: binary cross-entropy with a sigmoid"):
 links.keep()
 
 # ---------------------------------------------------------------- a trained model's real activations
-st.subheader("Activations inside a trained model")
+st.header("Activations inside a trained model")
 person = signed_in()  # your newest run (in shared mode, none before you sign in)
 job = jobs.MANAGER.latest("train", person) if person else None
 if job is None or job.result is None:
@@ -126,4 +132,5 @@ else:
                       for name, values in layers], hide_index=True)
         chosen = st.selectbox("Histogram of layer", [name for name, _ in layers])
         values = dict(layers)[chosen]
-        st.plotly_chart(activation_charts.histogram_figure(values[:20000].numpy()), key="model_hist")
+        st.plotly_chart(activation_charts.histogram_figure(values[:20000].numpy()), key="model_hist",
+                        alt=f"A histogram of the activation values of layer {chosen}")

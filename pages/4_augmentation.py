@@ -94,7 +94,7 @@ def restructure(new_steps: list[dict]) -> None:
     state.aug_version += 1
 
 
-st.subheader("The pipeline: random changes applied in order, each with its probability (torchvision.transforms.v2)")
+st.header("The pipeline: random changes applied in order, each with its probability (torchvision.transforms.v2)")
 version = state.aug_version
 for i, step in enumerate(steps):
     spec = augment.STEPS[step["name"]]
@@ -127,7 +127,7 @@ if b.button("Add", width="stretch"):
 links.remember("pipeline", as_link(steps), as_link(DEFAULT_STEPS))
 
 # ---------------------------------------------------------------- the draws
-st.subheader("Random draws")
+st.header("Random draws")
 c1, c2, c3, c4 = st.columns(4)
 n = links.slider(c1, "Draws", 1, 24, 8, key="draws")
 seed = links.number_input(c2, "Seed", 0, 10**6, 0, key="aug_seed")
@@ -143,13 +143,14 @@ except augment.AugmentError as error:
         st.caption("Showing the last draws that worked.")
 original_picture, *view_pictures = tta_pictures(image_key, image)
 original, grid = st.columns([1, 4])
-original.image(original_picture, caption="original", width="stretch")
+original.image(original_picture, caption="original", width="stretch", alt="The photo before augmentation")
 columns = grid.columns(4)  # 8 draws (the default) fill two rows
 for i, (picture_bytes, log) in enumerate(draws):
-    columns[i % 4].image(picture_bytes, caption="  \n".join(log) if show_params else None, width="stretch")
+    columns[i % 4].image(picture_bytes, caption="  \n".join(log) if show_params else None, width="stretch",
+                         alt=f"Random draw {i + 1} of the pipeline: " + ("; ".join(log) or "nothing applied"))
 
 # ---------------------------------------------------------------- export, load, save
-st.subheader("Use it elsewhere")
+st.header("Use it elsewhere")
 tab_code, tab_json, tab_preset = st.tabs(["PyTorch code", "JSON", "Save as a preset for training"])
 size = tuple(image.shape[-2:])
 tab_code.code(augment.to_code(steps, size), language="python")
@@ -175,20 +176,22 @@ with tab_preset:
                + ", ".join(augment.list_presets(owner)))
 
 # ---------------------------------------------------------------- TTA, DropBlock and Cutout
-st.subheader("Answers averaged over copies at test time (test-time augmentation, TTA)")
+st.header("Answers averaged over copies at test time (test-time augmentation, TTA)")
 for slot, name, picture_bytes in zip(st.columns(len(augment.TTA_VIEWS)), augment.TTA_VIEWS, view_pictures):
-    slot.image(picture_bytes, caption=name, width="stretch")
+    slot.image(picture_bytes, caption=name, width="stretch", alt=f"The test-time view: {name}")
 st.caption("At test time the model answers for each of these copies and the answers are averaged, which evens "
            "out its mistakes on one view; the trainer does so when TTA is on.")
 
-st.subheader("Hiding parts of the image so the network cannot lean on one spot (DropBlock, Cutout)")
+st.header("Hiding parts of the image so the network cannot lean on one spot (DropBlock, Cutout)")
 c1, c2, c3 = st.columns(3)
 block = links.slider(c1, "DropBlock block size", 1, 32, 7, key="block")
 drop = links.slider(c2, "DropBlock drop probability", 0.0, 0.5, 0.15, key="drop")
 cut = links.slider(c3, "Cutout square size", 1, 128, 24, key="cut")
 dropblock_picture, cutout_picture, dropped = hidden_pictures(image_key, block, drop, cut, int(seed), image)
 p1, p2 = st.columns(2)
-p1.image(dropblock_picture, caption=f"DropBlock: {dropped:.0%} dropped", width="stretch")
-p2.image(cutout_picture, caption="Cutout", width="stretch")
+p1.image(dropblock_picture, caption=f"DropBlock: {dropped:.0%} dropped", width="stretch",
+         alt=f"The photo with {dropped:.0%} of it hidden in black {block}x{block} blocks (DropBlock)")
+p2.image(cutout_picture, caption="Cutout", width="stretch",
+         alt=f"The photo with one black {cut}x{cut} square hidden (Cutout)")
 
 links.keep()

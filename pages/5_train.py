@@ -203,17 +203,19 @@ if job and not job.alive and job.result is not None:
     weights = first_conv_weights(result.model)
     if weights is not None:
         st.markdown("**First-layer filters**")
-        st.plotly_chart(charts.filters_figure(weights.numpy()[:32]))
+        st.plotly_chart(charts.filters_figure(weights.numpy()[:32]),
+                        alt=f"The first {min(32, len(weights))} filters of the first layer as small images, each "
+                            "scaled to its own range")
 
 # ---------------------------------------------------------------- a saved run: download, look inside, classify
-st.subheader("Use a run")
+st.header("Use a run")
 with st.expander("Import a trained model"):
     import_panel(person, "train")
 history = jobs.MANAGER.runs_of(person, "train")
 saved_run_panel(person, ("train", "onnx"), "train")  # an imported ONNX model is listed here
 
 # ---------------------------------------------------------------- history
-st.subheader("Runs")
+st.header("Runs")
 if not history:
     st.caption("Finished, stopped and interrupted runs appear here.")
 else:
@@ -231,5 +233,6 @@ else:
     chosen = st.multiselect("Overlay runs", [r.run_id for r in history], default=[r.run_id for r in history[:2]])
     picked = [r for r in history if r.run_id in chosen and r.epochs]
     if picked:
-        st.plotly_chart(charts.epoch_figure({r.run_id: r.epochs for r in picked}), key="compare_chart")
+        runs_epochs = {r.run_id: r.epochs for r in picked}
+        st.plotly_chart(charts.epoch_figure(runs_epochs), key="compare_chart", alt=charts.epochs_alt(runs_epochs))
         st.download_button("Export these metrics (CSV)", runs.metrics_csv(picked), "metrics.csv", "text/csv")

@@ -34,7 +34,7 @@ def dataset_at(source: str, size: int) -> data.ImageDataset:
 
 
 # ---------------------------------------------------------------- data
-st.subheader("1. Data")
+st.header("1. Data")
 ready = transfer.first_ready_source()
 if ready is None:  # a fresh machine: say what each source is and what to do
     st.info("No boat photos are on this machine yet. Four ways to get some:\n\n" + "\n".join(
@@ -84,7 +84,8 @@ st.caption(f"{len(dataset.classes)} classes; " + ", ".join(f"{split}: {sum(c)}" 
            + (f"; {dataset.skipped} unreadable files skipped" if dataset.skipped else ""))
 fig = charts.bars(dataset.classes, counts["train"], "Training images per class", percent=False)
 left, right = st.columns([2, 3])
-left.plotly_chart(fig, key="counts")
+left.plotly_chart(fig, key="counts", alt="Training images per class, as bars: " + ", ".join(
+    f"{name} {count}" for name, count in zip(dataset.classes, counts["train"])))
 with right:
     labels = dataset.splits["train"].labels
     for index, name in enumerate(dataset.classes[:9]):
@@ -92,10 +93,10 @@ with right:
         columns = st.columns([2, 1, 1, 1, 1])
         columns[0].caption(name)
         for slot, i in zip(columns[1:], first):
-            slot.image(picture(dataset.splits["train"].images[i]), width="stretch")
+            slot.image(picture(dataset.splits["train"].images[i]), width="stretch", alt=f"A training photo of a {name}")
 
 # ---------------------------------------------------------------- backbone and mode
-st.subheader("2. Recipe, backbone and training mode")
+st.header("2. Recipe, backbone and training mode")
 RECIPES = {name: recipe for name, (_, recipe) in transfer.PRESETS.items()}
 # Each setting's widget, by the config field it sets (the mode's is its own: f"mode|{recipe}")
 WIDGETS = {"backbone": "backbone", "flip_features": "flip", "unfreeze": "unfreeze", "backbone_lr_factor": "backbone_lr",
@@ -207,7 +208,7 @@ def start_job() -> jobs.Job:
 
 
 # ---------------------------------------------------------------- training
-st.subheader("3. Train")
+st.header("3. Train")
 start_label = "Start the linear probe" if config.mode == "probe" else "Start fine-tuning"
 job = job_controls("transfer", start_label, start_job, person, can_start=weights_ready)
 live_panel(job, "No transfer run yet: choose the settings above and press Start.", person,
@@ -224,7 +225,7 @@ if job and not job.alive and job.result is not None:
                    f"{extras['head_seconds']:.1f} s.")
 
 # ---------------------------------------------------------------- classify a photo
-st.subheader("4. Classify a photo")
+st.header("4. Classify a photo")
 with st.expander("Import a trained model"):
     import_panel(person, "transfer")
 finished = jobs.MANAGER.runs_of(person, "transfer", usable=True)
@@ -279,10 +280,13 @@ target = left.selectbox("Grad-CAM for class", ["the predicted class", *record.cl
 plain, averaged, cam, explained = predict(record.run_id, tensor.numpy(),
                                           None if target == "the predicted class" else record.classes.index(target))
 top = evaluate.top_k(averaged if tta else plain, record.classes, k)
-right.plotly_chart(charts.bars([c for c, _ in top], [p for _, p in top], f"Top-{k}"), key="topk")
+right.plotly_chart(charts.bars([c for c, _ in top], [p for _, p in top], f"Top-{k}"), key="topk",
+                   alt=charts.ranking_alt(f"The {k} likeliest classes", top))
 if tta:
     alone = plain[record.classes.index(top[0][0])].item()
     right.caption(f"Confidence in {top[0][0]}: {alone:.1%} on the photo alone, {top[0][1]:.1%} averaged over the views.")
 left.markdown(f"**Where the network looks for {record.classes[explained]}** (Grad-CAM: red is where that class's "
               "evidence comes from)")
-left.plotly_chart(charts.overlay_figure(picture(tensor), cam), key="cam")
+left.plotly_chart(charts.overlay_figure(picture(tensor), cam), key="cam",
+                  alt=f"The photo with a Grad-CAM heat map over it: red where the evidence for "
+                      f"{record.classes[explained]} lies")

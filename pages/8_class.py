@@ -156,7 +156,7 @@ else:
         delete_runs(person, shown)
 
 # ---------------------------------------------------------------- challenges: a practical as a friendly competition
-st.subheader("Challenges")
+st.header("Challenges")
 st.caption("A challenge sets a dataset and rules; each learner enters a finished run of their own, and the server "
            "scores it itself on the dataset's test images (never from the run's own record): on one half until the "
            "close, and on the other, hidden half from the close on, so that tuning to the shown scores does not pay. "

@@ -25,15 +25,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(env_extra: dict[str, str] | None = None, log: str = "") -> tuple[subprocess.Popen, str]:
-    """The app on a free loopback port, once it answers its health check; its output goes to test-artifacts/<log>
+def start_app(env_extra: dict[str, str] | None = None, log: str = "",
+              script: str = "app.py") -> tuple[subprocess.Popen, str]:
+    """The app (or another Streamlit script) on a free loopback port, once it answers its health check; its output goes to test-artifacts/<log>
     when a log name is given. Returns the process and the app's URL."""
     port = free_port()
     env = os.environ | (env_extra or {})
     ARTIFACTS.mkdir(exist_ok=True)
     output = open(ARTIFACTS / log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 - the process writes it
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+        [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1"],
         cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
     )

@@ -25,7 +25,7 @@ def test_short_run_on_digits_shows_curves_and_results(run_page):
     at.run()
     assert job.status == "finished", job.message
     assert not at.exception
-    assert any("Test accuracy" in h.value for h in at.subheader)
+    assert any("Test accuracy" in h.value for h in at.header)
     assert job.result.test_acc > 0.9
     charts = at.get("plotly_chart")
     assert len(charts) >= 4  # step loss, epoch curves, per-class, confusion matrix, filters
@@ -203,7 +203,7 @@ def test_before_start_the_page_shows_the_model_and_one_image_of_each_class(run_p
 
     at = run_page("pages/5_train.py")
     at.selectbox(key="preset").select("Digits (seconds, built in)").run()
-    assert not at.exception and any(s.value == "What will be trained" for s in at.subheader)
+    assert not at.exception and any(s.value == "What will be trained" for s in at.header)
     model = build_model(preset("Digits (seconds, built in)").model, (1, 8, 8), 10)
     parameters = sum(p.numel() for p in model.parameters())
     summary = next(m.value for m in at.markdown if m.value.startswith("**The model**"))
@@ -218,7 +218,7 @@ def test_before_start_the_page_shows_the_model_and_one_image_of_each_class(run_p
     train = data.load_dataset("digits").splits["train"]
     assert [int(train.labels[i]) for i in one_of_each_class(train)] == list(range(10))
     at.button[0].click().run()  # Start: the preview gives way to the run
-    assert not any(s.value == "What will be trained" for s in at.subheader)
+    assert not any(s.value == "What will be trained" for s in at.header)
     job = jobs.MANAGER.latest("train")
     assert wait_for(lambda: not job.alive, 120)
 

@@ -29,7 +29,7 @@ def test_probe_run_then_classify_a_test_image(boats9_archive, run_page):
     assert job.result.test_acc >= 0.85
     at.run()
     assert not at.exception
-    assert any(h.value.startswith("Test accuracy") for h in at.subheader)
+    assert any(h.value.startswith("Test accuracy") for h in at.header)
     assert ("This run: **Linear probe (seconds, even on a CPU)**, changed: flip_features=false."
             in [c.value for c in at.caption])
     at.radio(key="photo_from").set_value("A test image").run()

@@ -146,7 +146,8 @@ def job_progress(job: jobs.Job) -> None:
         st.progress(fraction, text=text)
         if steps:
             st.markdown("**Train loss per step**")
-            st.plotly_chart(charts.step_loss_figure(steps, smoothing, log_y), key=f"steps_{job.kind}", theme=None)
+            st.plotly_chart(charts.step_loss_figure(steps, smoothing, log_y), key=f"steps_{job.kind}", theme=None,
+                            alt=f"The training loss at each of {len(steps):,} steps, smoothed")
     a, b = st.columns(2)
     a.slider("Smoothing (EMA)", 0.0, 0.99, 0.9, key=f"ema_{job.kind}")
     b.toggle("Log-scale loss", key=f"log_y_{job.kind}")
@@ -157,13 +158,15 @@ def job_progress(job: jobs.Job) -> None:
     elif not job.alive and job.message:
         st.success(job.message)
     if epochs:
-        st.plotly_chart(charts.epoch_figure({job.run_id: epochs}, log_y), key=f"epochs_{job.kind}")
+        st.plotly_chart(charts.epoch_figure({job.run_id: epochs}, log_y), key=f"epochs_{job.kind}",
+                        alt=charts.epochs_alt({job.run_id: epochs}))
     trace = seen.progress.layer_norms
     if trace and trace["steps"] and st.toggle("Each layer's gradient norm (vanishing or exploding gradients)",
                                               key=f"norms_{job.kind}"):
         which = st.radio("Norm of", ["grad", "weight"], horizontal=True, key=f"norms_which_{job.kind}",
                          format_func={"grad": "the gradients", "weight": "the weights"}.get)
-        st.plotly_chart(charts.layer_norms_figure(trace, which), key=f"norms_chart_{job.kind}")
+        st.plotly_chart(charts.layer_norms_figure(trace, which), key=f"norms_chart_{job.kind}",
+                        alt=f"The norm of each layer's {which} over the training steps, one line per layer")
         first, last = trace["grad"][-1][0], trace["grad"][-1][-1]
         st.caption(f"Now: the first layer's gradient norm is {first:.2g}, the last layer's {last:.2g} "
                    f"({last / max(first, 1e-30):.3g}x the first's).")

@@ -19,7 +19,7 @@ def results_panel(result: TrainResult, key: str, run_id: str = "") -> None:
     """Test accuracy, per-class accuracy, the confusion matrix (click a cell) and its misclassified images, each
     of which opens on the "Inside the network" page when the run is given."""
     classes = result.classes
-    st.subheader(f"Test accuracy: {result.test_acc:.1%}")
+    st.header(f"Test accuracy: {result.test_acc:.1%}")
     matrix = evaluate.confusion_matrix(result.test_probs, result.test_labels, len(classes)).numpy()
     cell = new_click(f"confusion_{key}")
     if cell:
@@ -33,9 +33,10 @@ def results_panel(result: TrainResult, key: str, run_id: str = "") -> None:
     left, right = st.columns(2)
     left.plotly_chart(charts.bars(classes, evaluate.per_class_accuracy(result.test_probs, result.test_labels,
                                                                        len(classes)), "Accuracy per class"),
-                      key=f"per_class_{key}")
+                      key=f"per_class_{key}", alt=f"The test accuracy of each of the {len(classes)} classes, as bars")
     right.plotly_chart(charts.confusion_figure(matrix, classes), on_select="rerun", selection_mode="points",
-                       key=f"confusion_{key}")
+                       key=f"confusion_{key}", alt="The confusion matrix: for each true class (rows), how many "
+                                                   "test images were given each class (columns)")
     st.markdown("**Misclassified test images**: click a cell of the confusion matrix (it opens on the most confused)")
     a, b = st.columns(2)
     true = a.selectbox("True class", range(len(classes)), format_func=classes.__getitem__, key=f"true_{key}")
@@ -47,7 +48,8 @@ def results_panel(result: TrainResult, key: str, run_id: str = "") -> None:
     for slot, index in zip(columns * 2, wrong.tolist()):
         top3 = evaluate.top_k(result.test_probs[index], classes, 3)
         slot.image(picture(result.test_images[index]), width=110,
-                   caption=", ".join(f"{c} {p:.0%}" for c, p in top3))
+                   caption=", ".join(f"{c} {p:.0%}" for c, p in top3),
+                   alt=f"A misclassified test image of a {classes[int(result.test_labels[index])]}")
         if run_id and slot.button("Inside", key=f"inside_{key}_{index}", help="Open it on \"Inside the network\""):
             open_inside(run_id, test_image=index)
 
@@ -61,8 +63,9 @@ def classify_panel(subject: Subject, key: str) -> None:
         probs = evaluate.classify(subject.model, tensor, subject.mean, subject.std)
         top = evaluate.top_k(probs, subject.classes, min(5, len(subject.classes)))
         a, b = st.columns([1, 3])
-        a.image(loaded.image, width=160)
-        b.plotly_chart(charts.bars([c for c, _ in top], [p for _, p in top], f"Top-{len(top)}"), key=f"{key}_top")
+        a.image(loaded.image, width=160, alt="The photo to classify")
+        b.plotly_chart(charts.bars([c for c, _ in top], [p for _, p in top], f"Top-{len(top)}"), key=f"{key}_top",
+                       alt=charts.ranking_alt(f"The {len(top)} likeliest classes", top))
 
 
 @st.cache_resource(max_entries=4)

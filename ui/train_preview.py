@@ -60,14 +60,16 @@ def data_view(dataset: datasets.ImageDataset) -> None:
     shown = one_of_each_class(train)
     sheet = contact_sheet([picture(train.images[i]) for i in shown],
                           [dataset.classes[int(train.labels[i])][:12] for i in shown], columns=5, side=72)
-    st.image(jpeg(torch.tensor(sheet).permute(2, 0, 1)))  # one picture: ten took ten requests at each preset
+    st.image(jpeg(torch.tensor(sheet).permute(2, 0, 1)),  # one picture: ten took ten requests at each preset
+             alt="One training image of each class, labelled: " + ", ".join(dataset.classes[int(train.labels[i])]
+                                                                          for i in shown))
 
 
 def train_preview(config: TrainConfig) -> None:
     """The model and one labelled image of each class, or one sentence on why not yet. The images show at once
     when reading the data costs nothing (the built-in digits, or read already); otherwise a button reads it,
     since the first decoding of a large set takes a minute of both cores."""
-    st.subheader("What will be trained")
+    st.header("What will be trained")
     try:
         config.validate()
     except (TrainingError, ModelError) as error:
