@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from cnn_lab.backbones import WEIGHTS_SERVER, WeightsUnavailable, hub_file, torchvision_weights_file
-from cnn_lab.downloads import Hooks, fetch, reachable
+from cnn_lab.downloads import Reporter, fetch, reachable
 from cnn_lab.inside import Subject
 from cnn_lab.normalise import imagenet_stats
 
@@ -61,10 +61,10 @@ def can_download() -> bool:
     return reachable(WEIGHTS_SERVER)
 
 
-def download(name: str, hooks: Hooks) -> Path:
-    """Fetch the weights into torch's hub folder, reporting progress to `hooks` (the page's download panel)."""
+def download(name: str, reporter: Reporter) -> Path:
+    """Fetch the weights into torch's hub folder, reporting progress to `reporter` (the page's download panel)."""
     weights = weights_of(name)
-    return fetch(weights.url, hub_file(weights), f"{ARCHITECTURES[name].title}'s weights", hooks=hooks)
+    return fetch(weights.url, hub_file(weights), f"{ARCHITECTURES[name].title}'s weights", reporter=reporter)
 
 
 def architecture_subject(name: str) -> Subject:

@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from cnn_lab.downloads import DownloadCancelled, DownloadError, Hooks, fetch, reachable
+from cnn_lab.downloads import DownloadCancelled, DownloadError, Reporter, fetch, reachable
 from cnn_lab.paths import data_root
 
 
@@ -36,7 +36,7 @@ class Pretrained:
 @dataclass(frozen=True)
 class BackboneSpec:
     title: str
-    load: Callable[[Hooks], Pretrained]  # a download on the way reports to the hooks and stops when they cancel
+    load: Callable[[Reporter], Pretrained]  # a download on the way reports to the reporter, which may cancel it
     status: Callable[[], str]  # "shipped in a package", "cached", ... in a few words
     input_size: int = 224
 
@@ -52,7 +52,7 @@ def efficientnet_lite0_imagenet() -> nn.Module:
         )
 
 
-def _efficientnet_lite0(hooks: Hooks) -> Pretrained:
+def _efficientnet_lite0(reporter: Reporter) -> Pretrained:
     model = efficientnet_lite0_imagenet()
     model._fc, model._dropout = nn.Identity(), nn.Identity()
     blocks = [nn.ModuleList([model._conv_stem, model._bn0]), *model._blocks, nn.ModuleList([model._conv_head, model._bn1])]
@@ -80,11 +80,11 @@ def _torchvision_backbone(
 
     weights = getattr(tvm, weights_name).IMAGENET1K_V1
 
-    def load(hooks: Hooks) -> Pretrained:
+    def load(reporter: Reporter) -> Pretrained:
         path, _ = torchvision_weights_file(weights)
         if path is None:
             try:
-                path = fetch(weights.url, hub_file(weights), f"{title}'s weights", hooks=hooks)
+                path = fetch(weights.url, hub_file(weights), f"{title}'s weights", reporter=reporter)
             except DownloadCancelled:
                 raise
             except DownloadError as error:

@@ -177,7 +177,7 @@ def _check_size(kind, config, shape: list[int], classes: int) -> None:
 
 
 # What an ONNX model expects as input when its file does not say: the page and the CLI offer these.
-NORMALISATIONS = {
+ONNX_INPUTS = {
     "pixels": "pixels in [0, 1] (no normalisation, or the model does its own)",
     "imagenet": "ImageNet's mean and std (most pretrained models)",
 }
@@ -185,7 +185,7 @@ NORMALISATIONS = {
 
 def import_onnx(data: bytes, name: str, owner: str = "you", normalisation: str = "pixels") -> runs.RunRecord:
     """An ONNX image classifier as a new finished run of `owner` (kind "onnx": its folder keeps the file as it came);
-    its normalisation from the file's metadata when it states one, else `normalisation` (a key of NORMALISATIONS).
+    its normalisation from the file's metadata when it states one, else `normalisation` (a key of ONNX_INPUTS).
     OnnxError with one sentence when it is not one, or cannot be converted."""
     classifier = read_onnx(data)
     channels = classifier.input_shape[0]
@@ -219,5 +219,5 @@ def import_model(data: bytes, name: str, owner: str = "you", normalisation: str 
     return import_checkpoint(data, owner)
 
 
-__all__ = ["CheckpointError", "NORMALISATIONS", "OnnxError", "checkpoint_bytes", "import_checkpoint", "import_model",
+__all__ = ["CheckpointError", "ONNX_INPUTS", "OnnxError", "checkpoint_bytes", "import_checkpoint", "import_model",
            "import_onnx", "onnx_bytes"]

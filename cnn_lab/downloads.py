@@ -1,8 +1,8 @@
 """Downloads with progress and cancel. A file is written under a temporary name and renamed only once it is
 whole (and its checksum matches), so a failed or cancelled download leaves nothing that breaks the next try.
 
-`Hooks` carries where progress goes and the event that cancels; a training job passes its log and its Stop
-flag, a page passes a background task's. Page-started downloads run in `BACKGROUND`, owned by the process, so a
+`Reporter` carries where a long step's progress goes and the event that cancels it (hooks.py's forward hooks are
+another idea); a training job passes its log and its Stop flag, a page passes a background task's. Page-started downloads run in `BACKGROUND`, owned by the process, so a
 refresh or a second tab finds the same download instead of starting another.
 """
 from __future__ import annotations
@@ -56,7 +56,8 @@ class Progress:
 
 
 @dataclass
-class Hooks:
+class Reporter:
+    """Where a download's or a decoding's progress goes, and the event that stops it."""
     report: Callable[[Progress], None] | None = None
     cancel: threading.Event | None = None
 
@@ -70,10 +71,10 @@ class Hooks:
             raise DownloadCancelled("The download was cancelled; nothing was kept, and the next try starts afresh.")
 
 
-def fetch(url: str, dest: Path, label: str, md5: str | None = None, hooks: Hooks | None = None,
+def fetch(url: str, dest: Path, label: str, md5: str | None = None, reporter: Reporter | None = None,
           timeout: float = 20.0, every: float = 0.25) -> Path:
     """Download `url` to `dest` (nothing to do when it is already there), reporting progress every `every` s."""
-    hooks = hooks or Hooks()
+    reporter = reporter or Reporter()
     if dest.exists():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -81,24 +82,24 @@ def fetch(url: str, dest: Path, label: str, md5: str | None = None, hooks: Hooks
     start = last = time.perf_counter()
     digest = hashlib.md5()
     try:
-        hooks.check()
+        reporter.check()
         with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
             done = 0
             while chunk := response.read(1 << 16):
-                hooks.check()
+                reporter.check()
                 out.write(chunk)
                 digest.update(chunk)
                 done += len(chunk)
-                if hooks.report and time.perf_counter() - last >= every:
+                if reporter.report and time.perf_counter() - last >= every:
                     last = time.perf_counter()
-                    hooks.report(Progress(f"downloading {label}", done, total, last - start))
+                    reporter.report(Progress(f"downloading {label}", done, total, last - start))
         if total is not None and done != total:
             raise DownloadError(f"The download of {label} broke off after {done:,} of {total:,} bytes; try again.")
         if md5 and digest.hexdigest() != md5:
             raise DownloadError(f"The download of {label} is corrupt (its checksum does not match); try again.")
-        if hooks.report:
-            hooks.report(Progress(f"downloading {label}", done, total, time.perf_counter() - start))
+        if reporter.report:
+            reporter.report(Progress(f"downloading {label}", done, total, time.perf_counter() - start))
         partial.replace(dest)
         return dest
     except (urllib.error.URLError, OSError) as error:  # DNS, refused, timed out, HTTP errors, a full disk
@@ -155,23 +156,23 @@ class Background:
         self._tasks: dict[str, Task] = {}
         self._lock = threading.Lock()
 
-    def start(self, name: str, label: str, work: Callable[[Hooks], Path], started_by: str = "you") -> Task:
+    def start(self, name: str, label: str, work: Callable[[Reporter], Path], started_by: str = "you") -> Task:
         with self._lock:
             task = self._tasks.get(name)
             if task and task.alive:
                 return task  # a second tab or a double click joins the download under way
             task = Task(name, label, started_by=started_by)
-            hooks = Hooks(report=lambda progress: setattr(task, "progress", progress), cancel=task.cancel)
-            task.thread = threading.Thread(target=self._run, args=(task, work, hooks), name=f"download-{name}",
+            reporter = Reporter(report=lambda progress: setattr(task, "progress", progress), cancel=task.cancel)
+            task.thread = threading.Thread(target=self._run, args=(task, work, reporter), name=f"download-{name}",
                                            daemon=True)
             self._tasks[name] = task
             task.thread.start()
             return task
 
     @staticmethod
-    def _run(task: Task, work: Callable[[Hooks], Path], hooks: Hooks) -> None:
+    def _run(task: Task, work: Callable[[Reporter], Path], reporter: Reporter) -> None:
         try:
-            task.result = work(hooks)
+            task.result = work(reporter)
             task.status = "done"
         except DownloadCancelled as error:
             task.status, task.message = "cancelled", str(error)

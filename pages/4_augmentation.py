@@ -52,8 +52,8 @@ if source == "Photo":
     image = torch.from_numpy(np.asarray(image_picker("aug", max_side=256).image).copy()).permute(2, 0, 1)
 else:
     a, b = st.columns(2)
-    name = links.selectbox(a, "Dataset", ["digits", "cifar10"], format_func=lambda d: data.DATASETS[d].title,
-                           key="dataset")
+    here = [name for name in data.DATASETS if data.where_here(name)]  # nothing downloads in a page's thread
+    name = links.selectbox(a, "Dataset", here, format_func=lambda d: data.DATASETS[d].title, key="dataset")
     try:
         batch = dataset_batch(name)
     except (data.DatasetUnavailable, data.DatasetError) as error:

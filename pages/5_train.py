@@ -10,7 +10,7 @@ from cnn_lab.presets import PRESETS, default_preset, preset
 from cnn_lab.settings import load_settings
 from cnn_lab.augment import BATCHED_AUGMENTS
 from cnn_lab.train import TrainConfig
-from cnn_lab.train.device_data import NORMALISATIONS
+from cnn_lab.normalise import NORMALISATIONS
 from cnn_lab.train.optim import OPTIMIZERS, SCHEDULES
 from ui import links
 from ui.identity import preset_owner, who_is_asking

@@ -26,8 +26,8 @@ config = transfer.TransferConfig()
 def dataset_at(source: str, size: int) -> data.ImageDataset:
     """The photos at this size, once for the server; the first decoding shows its count and ETA."""
     def load(show) -> data.ImageDataset:
-        hooks = downloads.Hooks(report=lambda progress: show(progress.fraction, progress.text()))
-        return transfer.load_images(transfer.TransferConfig(data=source, image_size=size), hooks)
+        reporter = downloads.Reporter(report=lambda progress: show(progress.fraction, progress.text()))
+        return transfer.load_images(transfer.TransferConfig(data=source, image_size=size), reporter)
 
     return once_with_progress("transfer photos", (source, size), load,
                               "Reading the photos (the first time only; later visits read the cache)", limit=4)

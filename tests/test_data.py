@@ -11,7 +11,7 @@ from PIL import Image
 
 from cnn_lab import data
 from cnn_lab.data import folders
-from cnn_lab.downloads import Hooks
+from cnn_lab.downloads import Reporter
 from cnn_lab.paths import cache_root
 from tests.helpers import noise_folder
 
@@ -87,11 +87,11 @@ def test_a_folder_split_on_disk_is_decoded_once_for_every_seed(tmp_path):
         noise_folder(tmp_path / "split" / split, ["a", "b"], per_class=3)
     noise_folder(tmp_path / "flat", ["a", "b"], per_class=10)
     decoded = []
-    hooks = Hooks(report=lambda progress: decoded.append(progress.done))
-    first = data.load_folder(tmp_path / "split", size=8, seed=0, hooks=hooks)
+    reporter = Reporter(report=lambda progress: decoded.append(progress.done))
+    first = data.load_folder(tmp_path / "split", size=8, seed=0, reporter=reporter)
     assert decoded  # the first load decodes
     decoded.clear()
-    second = data.load_folder(tmp_path / "split", size=8, seed=1, hooks=hooks)
+    second = data.load_folder(tmp_path / "split", size=8, seed=1, reporter=reporter)
     assert not decoded and second.source_id == first.source_id
     assert all(torch.equal(second.splits[s].images, first.splits[s].images) for s in first.splits)
     flat = [data.load_folder(tmp_path / "flat", size=8, seed=seed) for seed in (0, 1)]

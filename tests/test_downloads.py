@@ -58,7 +58,7 @@ def test_fetch_reports_progress_and_checks_the_checksum(server, tmp_path):
     seen = []
     dest = tmp_path / "big.bin"
     downloads.fetch(server + "/big.bin", dest, "a test file", hashlib.md5(body).hexdigest(),
-                    downloads.Hooks(report=seen.append), every=0.1)
+                    downloads.Reporter(report=seen.append), every=0.1)
     assert dest.read_bytes() == body and _leftovers(tmp_path) == ["big.bin"]
     assert len(seen) >= 3 and seen[-1].done == seen[-1].total == len(body) and seen[-1].fraction == 1.0
     assert seen[0].done < seen[-1].done
@@ -81,8 +81,8 @@ def test_cancel_and_broken_downloads_leave_nothing(server, tmp_path):
             cancel.set()  # the user presses Cancel (or Stop) mid-download
 
     with pytest.raises(downloads.DownloadCancelled, match="cancelled; nothing was kept"):
-        downloads.fetch(server + "/big.bin", tmp_path / "big.bin", "a test file", hooks=downloads.Hooks(report, cancel),
-                        every=0.05)
+        downloads.fetch(server + "/big.bin", tmp_path / "big.bin", "a test file",
+                        reporter=downloads.Reporter(report, cancel), every=0.05)
     assert seen and _leftovers(tmp_path) == []
     _Handler.slow.clear()
     _Handler.short = True
@@ -101,9 +101,9 @@ def test_background_download_is_joined_not_repeated_and_cancels(server, tmp_path
     _Handler.slow.set()
     background = downloads.Background()
     dest = tmp_path / "big.bin"
-    task = background.start("big", "a test file", lambda hooks: downloads.fetch(server + "/big.bin", dest, "a test file",
-                                                                              hooks=hooks, every=0.05))
-    assert background.start("big", "a test file", lambda hooks: 1 / 0) is task  # a second tab joins it
+    task = background.start("big", "a test file", lambda reporter: downloads.fetch(
+        server + "/big.bin", dest, "a test file", reporter=reporter, every=0.05))
+    assert background.start("big", "a test file", lambda reporter: 1 / 0) is task  # a second tab joins it
     for _ in range(100):
         if task.progress and task.progress.done > 0:
             break
@@ -112,8 +112,8 @@ def test_background_download_is_joined_not_repeated_and_cancels(server, tmp_path
     task.thread.join(timeout=30)
     assert task.status == "cancelled" and not dest.exists() and _leftovers(tmp_path) == []
     _Handler.slow.clear()
-    task = background.start("big", "a test file", lambda hooks: downloads.fetch(server + "/big.bin", dest, "a test file",
-                                                                              hooks=hooks))
+    task = background.start("big", "a test file", lambda reporter: downloads.fetch(
+        server + "/big.bin", dest, "a test file", reporter=reporter))
     task.thread.join(timeout=30)
     assert task.status == "done" and task.result == dest and dest.stat().st_size == 4 << 20
 
@@ -139,7 +139,7 @@ def test_a_torchvision_set_arrives_through_the_downloader(server, monkeypatch):
     monkeypatch.setattr(tvd.MNIST, "mirrors", ["http://127.0.0.1:9/nothing-listens-here/", server + "/mnist/"])
     monkeypatch.setattr(tvd.MNIST, "resources", [(name, hashlib.md5(body).hexdigest()) for name, body in files.items()])
     seen = []
-    mnist = data.load_dataset("mnist", downloads.Hooks(report=seen.append))
+    mnist = data.load_dataset("mnist", downloads.Reporter(report=seen.append))
     assert mnist.image_shape == (1, 28, 28) and len(mnist.splits["train"]) == 30 and len(mnist.splits["test"]) == 10
     assert mnist.splits["test"].labels.tolist() == list(range(10))
     assert {p.label for p in seen} == {f"downloading MNIST (file {i} of 4)" for i in range(1, 5)}
@@ -179,7 +179,7 @@ def test_stop_cancels_a_jobs_download_and_leaves_no_run(server, monkeypatch, tmp
 
 def test_kagglehubs_own_download_loop_reports_progress_and_cancels(tmp_path):
     """kagglehub draws its progress with tqdm; inside `_kaggle_progress` its real download loop reports to the
-    hooks and stops when they cancel (kagglehub resumes the partial file next time, checking its md5)."""
+    reporter and stops when it is cancelled (kagglehub resumes the partial file next time, checking its md5)."""
     import kagglehub.clients
 
     from cnn_lab import transfer
@@ -198,7 +198,7 @@ def test_kagglehubs_own_download_loop_reports_progress_and_cancels(tmp_path):
 
     total = 20 * kagglehub.clients.CHUNK_SIZE
     with pytest.raises(downloads.DownloadCancelled):
-        with transfer.kaggle_progress(downloads.Hooks(report, cancel)):
+        with transfer.kaggle_progress(downloads.Reporter(report, cancel)):
             kagglehub.clients._download_file(Response(), str(tmp_path / "boats.zip"), 0, total, None)
     assert [p.done for p in seen] == [i * kagglehub.clients.CHUNK_SIZE for i in range(1, 6)]
     assert seen[0].total == total and seen[0].label == "downloading the Kaggle boat types"

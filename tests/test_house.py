@@ -21,3 +21,69 @@ def test_every_image_and_chart_has_a_text_alternative():
                     and not any(k.arg == "alt" for k in node.keywords)):
                 missing.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.func.attr}")
     assert not missing, missing
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Each module of cnn_lab/, ui/, the pages and app.py -> the modules of those it imports, including imports
+    made only for type hints (a circle there is still two ideas that each need the other)."""
+    paths = [*(ROOT / "cnn_lab").rglob("*.py"), *page_sources()]
+    names = {module_name(p): p for p in paths}
+    graph = {}
+    for name, path in names.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: from .config import X, from . import config
+                    base = ".".join([package.rsplit(".", node.level - 1)[0]] + ([base] if base else []))
+                targets.update(f"{base}.{alias.name}" if f"{base}.{alias.name}" in names else base
+                               for alias in node.names)
+        graph[name] = {t for t in targets if t in names and t != name}
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan's algorithm): each holds an import circle."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while not group or group[-1] != node:
+                group.append(stack.pop())
+                on_stack.discard(group[-1])
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_circles_finds_a_circle():
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert circles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_circle():
+    graph = import_graph()
+    assert len(graph) > 60 and graph["ui.nav"] == {"ui.links"}, graph["ui.nav"]  # it read them all
+    assert circles(graph) == []

@@ -287,7 +287,7 @@ def test_the_deep_sigmoid_preset_shows_vanishing_gradients_and_relu_does_not():
 def test_the_datasets_own_statistics_from_histograms_equal_the_direct_ones():
     """uint8 images: each channel's mean and std from its histogram of 256 values, as the float arithmetic gives
     them; a flat channel's std stays at the floor (no division by zero); float features take the direct way."""
-    from cnn_lab.train.device_data import NORMALISATIONS
+    from cnn_lab.normalise import NORMALISATIONS
 
     images = torch.randint(0, 256, (50, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     images[:, 2] = 7
@@ -302,7 +302,7 @@ def test_the_datasets_own_statistics_from_histograms_equal_the_direct_ones():
 
 def test_the_course_normalisation_maps_pixels_to_minus_one_to_one():
     """The course's exact pipeline: Normalize(0.5, 0.5), batch size 4 (an option of the train page)."""
-    from cnn_lab.train.device_data import NORMALISATIONS
+    from cnn_lab.normalise import NORMALISATIONS
 
     images = torch.randint(0, 256, (20, 3, 8, 8), dtype=torch.uint8)
     mean, std = NORMALISATIONS["course"].mean_std(images)

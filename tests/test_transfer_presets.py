@@ -6,7 +6,7 @@ import torchvision
 
 from cnn_lab import augment, transfer
 from cnn_lab.backbones import BACKBONES, Pretrained
-from cnn_lab.downloads import Hooks
+from cnn_lab.downloads import Reporter
 from cnn_lab.metrics import MetricLog
 from cnn_lab.normalise import imagenet_stats, normalise
 from cnn_lab.train import TrainingError
@@ -54,7 +54,7 @@ def test_the_blocks_that_train_give_the_same_logits_from_the_cached_frozen_outpu
     from cnn_lab import device
 
     monkeypatch.setattr(device, "fast_bf16", lambda _: False)
-    lite0 = BACKBONES["efficientnet_lite0"].load(Hooks())
+    lite0 = BACKBONES["efficientnet_lite0"].load(Reporter())
     for unfreeze in (1, 2, 4):
         _frozen_output_matches_the_images(lite0, unfreeze)
     resnet = torchvision.models.resnet18()
@@ -69,7 +69,7 @@ def test_the_frozen_pass_in_bf16_stays_within_a_few_percent_of_float32(monkeypat
     their features differ from float32's by about 2% (relative norm); elsewhere they stay float32."""
     from cnn_lab import device
 
-    model = transfer.TransferModel(BACKBONES["efficientnet_lite0"].load(Hooks()), 9, 2).eval()
+    model = transfer.TransferModel(BACKBONES["efficientnet_lite0"].load(Reporter()), 9, 2).eval()
     images = torch.randint(0, 256, (6, 3, 96, 96), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     runs = {}
     for fast in (False, True):
@@ -90,7 +90,7 @@ def test_a_cpu_pass_takes_a_few_photos_at_a_time_and_each_photo_gets_its_own_fea
     assert [inference_batch(cpu, torch.Size([3, side, side])) for side in (32, 64, 160, 224, 288, 1024)] == \
         [32, 32, 7, 4, 2, 1]
     assert inference_batch(torch.device("cuda"), torch.Size([3, 224, 224])) == 32
-    pretrained = BACKBONES["efficientnet_lite0"].load(Hooks())
+    pretrained = BACKBONES["efficientnet_lite0"].load(Reporter())
     images = torch.randint(0, 256, (6, 3, 224, 224), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     together = transfer.extract_features(pretrained, images, cpu)  # batches of 4 and 2
     alone = torch.cat([transfer.extract_features(pretrained, image[None], cpu) for image in images])
@@ -111,7 +111,7 @@ def test_fine_tuning_on_cached_frozen_outputs(boats9_folder):
     # the frozen pass's progress bar: 0 to 1, never back (decoding the photos, when not cached yet, has its own)
     fractions = [f for stage, f in fractions if stage.startswith("the frozen blocks") and f is not None]
     assert fractions[0] == 0.0 and fractions[-1] == 1.0 and fractions == sorted(fractions) and len(fractions) > 10
-    fresh = transfer.TransferModel(BACKBONES["efficientnet_lite0"].load(Hooks()), 9, 2)
+    fresh = transfer.TransferModel(BACKBONES["efficientnet_lite0"].load(Reporter()), 9, 2)
     trained, before = result.model.state_dict(), fresh.state_dict()
     frozen = {name for name, p in fresh.named_parameters() if not p.requires_grad}
     assert frozen and all(torch.equal(trained[name], before[name]) for name in frozen)

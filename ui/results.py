@@ -143,8 +143,8 @@ def import_panel(person: Person, key: str) -> None:
     upload = st.file_uploader("Import a trained model: a CNN Lab checkpoint (.pt), or an image classifier from "
                               "anywhere as ONNX (.onnx)", type=["pt", "onnx"], key=f"{key}_import")
     normalisation = st.radio(
-        "An ONNX model's input, if its file does not say", list(checkpoints.NORMALISATIONS),
-        format_func=checkpoints.NORMALISATIONS.get, key=f"{key}_import_norm", horizontal=True,
+        "An ONNX model's input, if its file does not say", list(checkpoints.ONNX_INPUTS),
+        format_func=checkpoints.ONNX_INPUTS.get, key=f"{key}_import_norm", horizontal=True,
         help="Models take images scaled in some way; a CNN Lab export says so in its file. For others, choose what "
              "the model was trained with.")
     handled = once_per_upload(upload, f"{key}_import_seen", lambda file: checkpoints.import_model(

@@ -8,7 +8,7 @@ import torch
 
 from cnn_lab import data as datasets
 from cnn_lab import inside
-from cnn_lab.downloads import Hooks
+from cnn_lab.downloads import Reporter
 from cnn_lab.models import ModelError, build_model
 from cnn_lab.inside_charts import contact_sheet
 from cnn_lab.train import TrainConfig, TrainingError
@@ -31,7 +31,7 @@ def preview_dataset(name: str) -> datasets.ImageDataset:
     """The dataset, read once for the server (the first time from the files, with a count and ETA; the decoded
     copy is cached on disk, so Start then begins sooner)."""
     def load(show) -> datasets.ImageDataset:
-        return datasets.load_dataset(name, Hooks(report=lambda progress: show(progress.fraction, progress.text())))
+        return datasets.load_dataset(name, Reporter(report=lambda progress: show(progress.fraction, progress.text())))
 
     return once_with_progress(PREVIEW, name, load, "Reading the dataset (the first time only)", limit=3)
 

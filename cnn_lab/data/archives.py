@@ -18,7 +18,7 @@ from filelock import FileLock
 
 from cnn_lab.data.folders import load_folder, visible_entries
 from cnn_lab.data.splits import SPLITS, DatasetError, DatasetUnavailable, ImageDataset
-from cnn_lab.downloads import Hooks
+from cnn_lab.downloads import Reporter
 from cnn_lab.limits import enforce_disk_budget, in_data_folder
 from cnn_lab.paths import cache_root, data_root
 from cnn_lab.settings import load_settings
@@ -193,13 +193,13 @@ def load_archive(archive: Path, **options) -> ImageDataset:
         raise DatasetError(str(error).replace(str(extracted), archive.name)) from None
 
 
-def load_local(stem: str, size: int, hooks: Hooks | None = None,
+def load_local(stem: str, size: int, reporter: Reporter | None = None,
                peak_gb: Callable[[int], float] | None = None) -> ImageDataset:
     """A dataset in CNN_LAB_DATA by its stem, extracted once; `peak_gb` as for load_folder."""
     source = local_archive(stem)
     if source is None:
         raise DatasetUnavailable(f"{stem} is not on this machine: put {stem}.tar.gz in the folder named by CNN_LAB_DATA.")
-    options = dict(size=size, hooks=hooks, peak_gb=peak_gb)
+    options = dict(size=size, reporter=reporter, peak_gb=peak_gb)
     dataset = load_folder(dataset_root(source), **options) if source.is_dir() else load_archive(source, **options)
     dataset.name = stem
     return dataset

@@ -16,7 +16,7 @@ from PIL import Image
 
 from cnn_lab.data.cache import cached
 from cnn_lab.data.splits import SPLITS, DatasetError, ImageDataset, Split, split_one
-from cnn_lab.downloads import Hooks
+from cnn_lab.downloads import Reporter
 from cnn_lab.images import ImageError, read_rgb
 from cnn_lab.limits import LimitError, check_decode_budget, check_job_memory, check_upload, in_use
 
@@ -67,8 +67,8 @@ def _decode(path: Path, size: int) -> np.ndarray | None:
     return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
 
 
-def _decode_split(files: dict[str, list[Path]], classes: list[str], size: int, hooks: Hooks) -> tuple[Split, int]:
-    """Decode every file into one array allocated up front, reporting the count to `hooks` every 256 images."""
+def _decode_split(files: dict[str, list[Path]], classes: list[str], size: int, reporter: Reporter) -> tuple[Split, int]:
+    """Decode every file into one array allocated up front, reporting the count to `reporter` every 256 images."""
     paths = [(path, classes.index(name)) for name, group in files.items() for path in group]
     images = np.empty((len(paths), 3, size, size), dtype=np.uint8)
 
@@ -84,7 +84,7 @@ def _decode_split(files: dict[str, list[Path]], classes: list[str], size: int, h
         for index, ok in enumerate(pool.map(decode_into, range(len(paths)))):
             readable[index] = ok
             if index % 256 == 255 or index == len(paths) - 1:
-                hooks.count("decoding the images", index + 1, len(paths), started)
+                reporter.count("decoding the images", index + 1, len(paths), started)
     if not readable.any():
         raise DatasetError("None of the files in this folder is a readable image.")
     labels = torch.tensor([label for _, label in paths], dtype=torch.int64)[torch.from_numpy(readable)]
@@ -97,12 +97,12 @@ def load_folder(
     size: int = 32,
     fractions: dict[str, float] | None = None,
     seed: int = 0,
-    hooks: Hooks | None = None,
+    reporter: Reporter | None = None,
     upload: bool = False,
     peak_gb: Callable[[int], float] | None = None,
 ) -> ImageDataset:
     """An ImageFolder tree, pre-split (`root/{train,val,test}/<class>/`) or not (`root/<class>/`), at size x size;
-    the decoding (only on the first load: the decoded tensors are cached) reports its count to `hooks`. An
+    the decoding (only on the first load: the decoded tensors are cached) reports its count to `reporter`. An
     `upload` (a person's own zip or folder, not one inside CNN_LAB_DATA) must pass the upload limits first, in
     shared mode; so must the job's whole peak memory, `peak_gb(number of files)`, when the job says what it is."""
     root = Path(root)
@@ -123,7 +123,7 @@ def load_folder(
         fingerprint += f"|{fractions}|{seed}"
     with in_use(root):  # while its photos are decoded, another person's upload cannot push it out of the disk budget
         return cached(f"folder-{root.name}", fingerprint,
-                      lambda: _decode_folder(root, size, fractions, seed, hooks or Hooks()))
+                      lambda: _decode_folder(root, size, fractions, seed, reporter or Reporter()))
 
 
 def _fits_the_budget(groups: list[dict[str, list[Path]]], size: int) -> None:
@@ -146,7 +146,8 @@ def _enough_photos(root: Path, files: dict[str, list[Path]], splits: list[str]) 
                            f"photos: each class needs at least one for each of {', '.join(splits)}.")
 
 
-def _decode_folder(root: Path, size: int, fractions: dict[str, float] | None, seed: int, hooks: Hooks) -> ImageDataset:
+def _decode_folder(root: Path, size: int, fractions: dict[str, float] | None, seed: int,
+                   reporter: Reporter) -> ImageDataset:
     present = [name for name in SPLITS if (root / name).is_dir()]
     if "train" in present:
         files = {name: _class_files(root / name) for name in present}
@@ -160,7 +161,7 @@ def _decode_folder(root: Path, size: int, fractions: dict[str, float] | None, se
         _fits_the_budget(list(files.values()), size)
         splits, skipped = {}, 0
         for name in present:
-            splits[name], count = _decode_split(files[name], classes, size, hooks)
+            splits[name], count = _decode_split(files[name], classes, size, reporter)
             skipped += count
         if "test" not in splits:
             splits = split_one(splits["train"], fractions, seed, classes) | {
@@ -172,6 +173,6 @@ def _decode_folder(root: Path, size: int, fractions: dict[str, float] | None, se
         fractions = fractions or {"train": 0.7, "val": 0.15, "test": 0.15}
         _enough_photos(root, files, list(fractions))
         _fits_the_budget([files], size)
-        everything, skipped = _decode_split(files, classes, size, hooks)
+        everything, skipped = _decode_split(files, classes, size, reporter)
         splits = split_one(everything, fractions, seed, classes)
     return ImageDataset(root.name, classes, splits, skipped)

@@ -15,7 +15,7 @@ import torch
 from cnn_lab.data.archives import load_local, local_archive
 from cnn_lab.data.folders import load_folder
 from cnn_lab.data.splits import DatasetError, DatasetUnavailable, ImageDataset, Split, split_one
-from cnn_lab.downloads import DownloadCancelled, DownloadError, Hooks, fetch, reachable
+from cnn_lab.downloads import DownloadCancelled, DownloadError, Reporter, fetch, reachable
 from cnn_lab.paths import cache_root
 
 
@@ -41,7 +41,7 @@ def _torchvision_files(cls_name: str, root: Path) -> list[tuple[list[str], Path,
     return [([mirror + name for mirror in dataset_cls.mirrors], raw / name, md5) for name, md5 in dataset_cls.resources]
 
 
-def _download_torchvision(cls_name: str, title: str, root: Path, hooks: Hooks) -> None:
+def _download_torchvision(cls_name: str, title: str, root: Path, reporter: Reporter) -> None:
     """Fetch the set's files with progress and cancel; torchvision then finds them verified and only extracts."""
     files = _torchvision_files(cls_name, root)
     for index, (urls, dest, md5) in enumerate(files, start=1):
@@ -49,7 +49,7 @@ def _download_torchvision(cls_name: str, title: str, root: Path, hooks: Hooks) -
         errors = []
         for url in urls:
             try:
-                fetch(url, dest, label, md5, hooks)
+                fetch(url, dest, label, md5, reporter)
                 break
             except DownloadCancelled:
                 raise
@@ -62,14 +62,15 @@ def _download_torchvision(cls_name: str, title: str, root: Path, hooks: Hooks) -
             )
 
 
-def _torchvision_set(name: str, title: str, cls_name: str, local_stem: str | None) -> Callable[[Hooks], ImageDataset]:
-    def load(hooks: Hooks) -> ImageDataset:
+def _torchvision_set(name: str, title: str, cls_name: str,
+                     local_stem: str | None) -> Callable[[Reporter], ImageDataset]:
+    def load(reporter: Reporter) -> ImageDataset:
         if local_stem and local_archive(local_stem):
-            return load_local(local_stem, size=32 if "cifar" in local_stem else 28, hooks=hooks)
+            return load_local(local_stem, size=32 if "cifar" in local_stem else 28, reporter=reporter)
         import torchvision.datasets as tvd
 
         root = cache_root() / "torchvision"
-        _download_torchvision(cls_name, title, root, hooks)
+        _download_torchvision(cls_name, title, root, reporter)
         dataset_cls = getattr(tvd, cls_name)
         with contextlib.redirect_stdout(io.StringIO()):  # "Files already downloaded and verified"
             parts = {split: dataset_cls(root, train=(split == "train"), download=True) for split in ("train", "test")}
@@ -86,7 +87,7 @@ def _torchvision_set(name: str, title: str, cls_name: str, local_stem: str | Non
 @dataclass(frozen=True)
 class DatasetSpec:
     title: str
-    load: Callable[[Hooks], ImageDataset]
+    load: Callable[[Reporter], ImageDataset]
     source: str  # where the data comes from, in a few words
     shape: tuple[int, int, int]  # one image, (C, H, W), as the trainer receives it
     classes: int
@@ -98,8 +99,8 @@ class DatasetSpec:
 
 _CIFAR_SERVER = "https://www.cs.toronto.edu/"
 DATASETS: dict[str, DatasetSpec] = {
-    "digits": DatasetSpec("Digits (8x8, built in)", lambda hooks: load_digits(), "ships with scikit-learn", (1, 8, 8),
-                          10),
+    "digits": DatasetSpec("Digits (8x8, built in)", lambda reporter: load_digits(), "ships with scikit-learn",
+                          (1, 8, 8), 10),
     "cifar10": DatasetSpec(
         "CIFAR-10", _torchvision_set("cifar10", "CIFAR-10", "CIFAR10", "cifar10-jpg"), "torchvision download", (3, 32, 32), 10,
         local_stem="cifar10-jpg", download_folder="cifar-10-batches-py", download_mb=170, server=_CIFAR_SERVER,
@@ -119,7 +120,8 @@ DATASETS: dict[str, DatasetSpec] = {
         server="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     ),
     "boats9": DatasetSpec(
-        "Boats (9 classes, 64x64)", lambda hooks: load_local("boats9", size=64, hooks=hooks), "local archive", (3, 64, 64), 9,
+        "Boats (9 classes, 64x64)", lambda reporter: load_local("boats9", size=64, reporter=reporter), "local archive",
+        (3, 64, 64), 9,
         local_stem="boats9",
     ),
 }
@@ -141,15 +143,15 @@ def class_count(name: str) -> int:
     return DATASETS[name].classes if name in DATASETS else FOLDER_CLASSES_GUESS
 
 
-def load_dataset(name: str, hooks: Hooks | None = None) -> ImageDataset:
+def load_dataset(name: str, reporter: Reporter | None = None) -> ImageDataset:
     """A registered dataset by name, or an image folder by path (at FOLDER_SHAPE); raises DatasetUnavailable or
-    DatasetError with a sentence for the page. A download reports to `hooks` and stops when it cancels."""
+    DatasetError with a sentence for the page. A download reports to `reporter` and stops when it cancels."""
     if name in DATASETS:
-        return DATASETS[name].load(hooks or Hooks())
+        return DATASETS[name].load(reporter or Reporter())
     if not name.strip():
         raise DatasetError("Type the path of an image folder first.")
     if Path(name).is_dir():
-        return load_folder(name, size=FOLDER_SHAPE[-1], hooks=hooks, upload=True)  # a person's own folder
+        return load_folder(name, size=FOLDER_SHAPE[-1], reporter=reporter, upload=True)  # a person's own folder
     raise DatasetError(f"Unknown dataset {name!r}: choose one of {', '.join(DATASETS)}, or an existing folder.")
 
 
@@ -161,15 +163,25 @@ class Availability:
     can_download: bool = False  # not here, but its server answers: Start downloads it
 
 
+def where_here(name: str) -> str | None:
+    """Where a registered dataset is on this machine ("built in", "on this machine", "downloaded"), or None; asks
+    no network, so a page may call it on every rerun."""
+    spec = DATASETS[name]
+    if name == "digits":
+        return "built in"
+    if spec.local_stem and local_archive(spec.local_stem):
+        return "on this machine"
+    if spec.download_folder and (cache_root() / "torchvision" / spec.download_folder).exists():
+        return "downloaded"
+    return None
+
+
 def availability(name: str) -> Availability:
     """Whether a registered dataset can be used now, and if not, what a newcomer can do."""
     spec = DATASETS[name]
-    if name == "digits":
-        return Availability(True, "built in")
-    if spec.local_stem and local_archive(spec.local_stem):
-        return Availability(True, "on this machine")
-    if spec.download_folder and (cache_root() / "torchvision" / spec.download_folder).exists():
-        return Availability(True, "downloaded")
+    here = where_here(name)
+    if here:
+        return Availability(True, here)
     if not spec.server:
         return Availability(False, f"not on this machine: put {spec.local_stem}.tar.gz in the CNN_LAB_DATA folder",
                             f"{spec.title} is not on this machine: it comes as {spec.local_stem}.tar.gz, to put in the "

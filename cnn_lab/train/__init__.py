@@ -9,8 +9,8 @@ resume.py       what each epoch keeps so that a run can be resumed exactly
 
 The names other modules use are here."""
 from cnn_lab.train.config import TrainConfig, TrainingError
-from cnn_lab.train.loop import TrainResult, download_hooks, fit, resolve_device
+from cnn_lab.train.loop import TrainResult, download_reporter, fit, resolve_device
 from cnn_lab.train.resume import Checkpoint, Saving
 
-__all__ = ["Checkpoint", "Saving", "TrainConfig", "TrainingError", "TrainResult", "download_hooks", "fit",
+__all__ = ["Checkpoint", "Saving", "TrainConfig", "TrainingError", "TrainResult", "download_reporter", "fit",
            "resolve_device"]

@@ -13,7 +13,7 @@ from cnn_lab import data as datasets
 from cnn_lab.augment import BATCHED_AUGMENTS
 from cnn_lab.limits import LimitError, check_training_memory
 from cnn_lab.models import MODELS, ModelCost, ModelSpec, build_model, model_cost
-from cnn_lab.train.device_data import NORMALISATIONS
+from cnn_lab.normalise import NORMALISATIONS
 from cnn_lab.train.optim import OPTIMIZERS, SCHEDULES
 
 

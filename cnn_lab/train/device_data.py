@@ -3,12 +3,12 @@ the loop does no per-image Python work; and the per-channel statistics its input
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import torch
 
 from cnn_lab import data as datasets
-from cnn_lab.normalise import imagenet_stats, normalise
+from cnn_lab.normalise import NORMALISATIONS, normalise
 
 if TYPE_CHECKING:
     from cnn_lab.train.config import TrainConfig
@@ -29,40 +29,6 @@ class DeviceData:
         """uint8 images -> standardised floats (per-channel mean 0, std 1 over the training set)."""
         x = normalise(images, self.mean, self.std)
         return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-
-def own_mean_std(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each channel's mean and std; of uint8 images from each channel's histogram of its 256 values (exact, with
-    no float copy of the whole set, which is several times slower on a CPU)."""
-    if images.dtype == torch.uint8:
-        counts = torch.stack([torch.bincount(c.flatten(), minlength=256) for c in images.transpose(0, 1)]).double()
-        values = torch.arange(256, dtype=torch.float64, device=images.device) / 255
-        n = counts.sum(1)
-        mean = counts @ values / n
-        std = ((counts @ values**2 / n - mean**2).clamp_min(0) * n / (n - 1)).sqrt()
-    else:  # a frozen backbone's features, scaled like pixels
-        floats = images.float() / 255
-        mean, std = floats.mean(dim=(0, 2, 3)), floats.std(dim=(0, 2, 3))
-    return mean.float().view(1, -1, 1, 1), std.float().view(1, -1, 1, 1).clamp_min(1e-3)
-
-
-@dataclass(frozen=True)
-class Normalisation:
-    title: str
-    mean_std: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # uint8 train images -> (1, C, 1, 1) each
-
-
-NORMALISATIONS: dict[str, Normalisation] = {
-    "dataset": Normalisation("the dataset's own mean and std per channel", own_mean_std),
-    "course": Normalisation("the course's Normalize(0.5, 0.5): pixels to [-1, 1]",
-                            lambda images: (torch.full((1, images.shape[1], 1, 1), 0.5),) * 2),
-    "imagenet": Normalisation("ImageNet's mean and std (what pretrained backbones expect)",
-                              lambda images: imagenet_stats()),
-    # normalise() divides by 255 first, so a std of 1/255 gives the inputs back as they are
-    "none": Normalisation("none: the inputs are features already (a frozen backbone's cached outputs)",
-                          lambda images: (torch.zeros(1, images.shape[1], 1, 1),
-                                          torch.full((1, images.shape[1], 1, 1), 1 / 255))),
-}
 
 
 def to_device(dataset: datasets.ImageDataset, config: TrainConfig, device: torch.device) -> DeviceData:

@@ -4,7 +4,6 @@ device as one uint8 tensor and is batched by indexing; augmentation is batched t
 Python work. Metrics go to a MetricLog about twice a second, one device sync for many steps."""
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -17,14 +16,15 @@ from torch import nn
 from cnn_lab import augment
 from cnn_lab import data as datasets
 from cnn_lab.device import bf16, inference_batch, pick_device
-from cnn_lab.downloads import Hooks
-from cnn_lab.metrics import Control, EpochRecord, MetricLog, NormTrace, Pace
+from cnn_lab.downloads import Reporter
+from cnn_lab.metrics import Control, EpochRecord, MetricLog, NormTrace
 from cnn_lab.models import build_model, count_parameters
 from cnn_lab.train.config import TrainConfig, TrainingError
 from cnn_lab.train.device_data import DeviceData, to_device
 from cnn_lab.train import resume
 from cnn_lab.train.optim import OPTIMIZERS, SCHEDULES, param_groups, set_lr
 from cnn_lab.train.resume import Saving
+from cnn_lab.train.state import EarlyStopping, Training
 from cnn_lab.train.tricks import Lookahead, whiten_init
 
 # Cross-entropy starts near ln(classes) (2.3 for 10 classes); above this, the logits are thousands apart and
@@ -59,9 +59,9 @@ class Evaluation:
     probs: torch.Tensor  # (N, classes)
 
 
-def download_hooks(log: MetricLog, control: Control) -> Hooks:
+def download_reporter(log: MetricLog, control: Control) -> Reporter:
     """A download on the way to training shows in the job's progress, and the job's Stop cancels it."""
-    return Hooks(report=lambda progress: log.set_progress(stage=progress.text(), stage_fraction=progress.fraction),
+    return Reporter(report=lambda progress: log.set_progress(stage=progress.text(), stage_fraction=progress.fraction),
                  cancel=control.stop_requested)
 
 
@@ -94,32 +94,6 @@ def evaluate(model: nn.Module, data: DeviceData, split: datasets.Split, config: 
     p = torch.cat(probs)
     loss = F.nll_loss(torch.log(p.clamp_min(1e-12)), split.labels).item()
     return Evaluation(loss, (p.argmax(1) == split.labels).float().mean().item(), p)
-
-
-@dataclass
-class Training:
-    """What every epoch of one run shares: the data on the device, the model and its optimizer, the tricks in use,
-    and where the run stands."""
-
-    config: TrainConfig
-    data: DeviceData
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    log: MetricLog
-    control: Control
-    inputs: Callable[[torch.Tensor, int], torch.Tensor]  # (batch's indices, window) -> standardised, augmented images
-    stem: nn.Conv2d | None  # the whitened first convolution (airbench), when config.whiten
-    lookahead: Lookahead | None
-    watched: dict[str, nn.Parameter]  # the weights whose norms the train page charts (weight_layers)
-    norms: NormTrace | None  # each watched layer's weight and gradient norm over the steps, when asked for
-    steps_per_epoch: int
-    step: int = 0
-    start: float = field(default_factory=time.perf_counter)
-    pace: Pace = field(default_factory=Pace)
-
-    @property
-    def total_steps(self) -> int:
-        return self.steps_per_epoch * self.config.epochs
 
 
 def _inputs(config: TrainConfig, data: DeviceData) -> Callable[[torch.Tensor, int], torch.Tensor]:
@@ -228,24 +202,6 @@ def _step(training: Training, x: torch.Tensor, y: torch.Tensor, lr: float) -> tu
     return loss.detach(), logits
 
 
-class EarlyStopping:
-    """Stop when the validation loss has not improved for `patience` epochs, and keep the best epoch's weights."""
-
-    def __init__(self, patience: int):
-        self.patience, self.best_loss, self.best_epoch, self.bad_epochs = patience, math.inf, 0, 0
-        self.best_state: dict | None = None
-
-    def should_stop(self, record: EpochRecord, model: nn.Module) -> bool:
-        if not self.patience or record.val_loss is None:
-            return False
-        if record.val_loss < self.best_loss:
-            self.best_loss, self.best_epoch, self.bad_epochs = record.val_loss, record.epoch, 0
-            self.best_state = copy.deepcopy(model.state_dict())
-            return False
-        self.bad_epochs += 1
-        return self.bad_epochs >= self.patience
-
-
 def fit(config: TrainConfig, dataset: datasets.ImageDataset | None = None, log: MetricLog | None = None,
         control: Control | None = None, saving: Saving | None = None, model: nn.Module | None = None,
         layer_norms: bool = True) -> TrainResult:
@@ -257,7 +213,7 @@ def fit(config: TrainConfig, dataset: datasets.ImageDataset | None = None, log: 
     log, control = log or MetricLog(), control or Control()
     device = resolve_device(config)
     torch.manual_seed(config.seed)
-    dataset = dataset or datasets.load_dataset(config.dataset, download_hooks(log, control))
+    dataset = dataset or datasets.load_dataset(config.dataset, download_reporter(log, control))
     training = prepare(config, to_device(dataset, config, device), log, control, model, layer_norms)
     early, stopped_early, stopped_by_user = EarlyStopping(config.patience), False, False
     done = resume.restore(saving.resume_from, training, early) if saving and saving.resume_from else 0

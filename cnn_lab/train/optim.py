@@ -2,16 +2,24 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Protocol
 
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from cnn_lab.train.config import TrainConfig
+
+class OptimizerSettings(Protocol):
+    """What the optimizers read of a run's config (a TrainConfig has them all); the config names its optimizer and
+    schedule from the registries below, so this module does not import it."""
+    lr: float
+    momentum: float
+    nesterov: bool
+    weight_decay: float
+    bias_lr_factor: float
+    backbone_lr_factor: float
 
 
-def param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
+def param_groups(model: nn.Module, config: OptimizerSettings) -> list[dict]:
     """No weight decay on biases and norm layers, as in torchvision's reference recipes; they learn
     `bias_lr_factor` times faster. A model with a `backbone` gets its backbone's learning rate scaled by
     `backbone_lr_factor` (discriminative rates). Each group's `lr_scale` multiplies the scheduled rate."""
@@ -25,7 +33,7 @@ def param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
     return [g for g in groups if g["params"]]
 
 
-OPTIMIZERS: dict[str, Callable[[list[dict], TrainConfig], torch.optim.Optimizer]] = {
+OPTIMIZERS: dict[str, Callable[[list[dict], OptimizerSettings], torch.optim.Optimizer]] = {
     "sgd": lambda groups, c: torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov and c.momentum > 0),
     "adam": lambda groups, c: torch.optim.Adam(groups, lr=c.lr),
     "adamw": lambda groups, c: torch.optim.AdamW(groups, lr=c.lr),

@@ -12,7 +12,7 @@ import io
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import torch
 from torch import nn
@@ -21,10 +21,7 @@ from cnn_lab.metrics import EpochRecord
 from cnn_lab.paths import written_whole
 from cnn_lab.runs import CHECKPOINT_FILE
 from cnn_lab.train.config import TrainingError
-
-if TYPE_CHECKING:  # the loop imports this module; these are only its types
-    from cnn_lab.train.loop import EarlyStopping, Training
-
+from cnn_lab.train.state import EarlyStopping, Training
 
 
 @dataclass

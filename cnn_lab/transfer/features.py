@@ -12,14 +12,14 @@ from torch import nn
 from cnn_lab import data as datasets
 from cnn_lab.backbones import Pretrained, inference_copy
 from cnn_lab.device import bf16, inference_batch
-from cnn_lab.downloads import Hooks
+from cnn_lab.downloads import Reporter
 from cnn_lab.normalise import imagenet_stats, normalise
 from cnn_lab.paths import cache_root, written_whole
 from cnn_lab.transfer.sources import with_val_id
 
 
 def extract_features(pretrained: Pretrained, images: torch.Tensor, device: torch.device, flip: bool = False,
-                     hooks: Hooks | None = None, fast: bool = False) -> torch.Tensor:
+                     reporter: Reporter | None = None, fast: bool = False) -> torch.Tensor:
     """(N, 3, H, W) uint8 -> (N, D) features. Fast on a CPU because it is batched (in batches of
     device.inference_batch), in inference mode (no autograd records) and channels_last (what the CPU's convolution
     kernels prefer); with `fast`, in bf16 where that is faster (device.fast_bf16: features within about 2% of
@@ -28,7 +28,8 @@ def extract_features(pretrained: Pretrained, images: torch.Tensor, device: torch
     model = pretrained.features.to(device).eval().to(memory_format=torch.channels_last)
     model = inference_copy(model, example_input(images, device))
     with torch.inference_mode():
-        return _extract(model, images, device, inference_batch(device, images.shape), flip, hooks or Hooks(), fast)
+        batch = inference_batch(device, images.shape)
+        return _extract(model, images, device, batch, flip, reporter or Reporter(), fast)
 
 
 def example_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -37,7 +38,7 @@ def example_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 def _extract(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int, flip: bool,
-             hooks: Hooks, fast: bool) -> torch.Tensor:
+             reporter: Reporter, fast: bool) -> torch.Tensor:
     mean, std = imagenet_stats(device)
     out, started = [], time.perf_counter()
     for start in range(0, len(images), batch_size):
@@ -50,13 +51,13 @@ def _extract(model: nn.Module, images: torch.Tensor, device: torch.device, batch
         x = (x.flip(-1) if flip else x).contiguous(memory_format=torch.channels_last)
         with bf16(device, fast):
             out.append(model(x).float()[:count].cpu())
-        hooks.count(f"extracting features{' of the mirrored images' if flip else ''}", start + count, len(images),
+        reporter.count(f"extracting features{' of the mirrored images' if flip else ''}", start + count, len(images),
                     started)
     return torch.cat(out)
 
 
 def cached_features(backbone: str, pretrained: Pretrained, dataset: datasets.ImageDataset, split: str,
-                    device: torch.device, flip: bool = False, hooks: Hooks | None = None) -> torch.Tensor:
+                    device: torch.device, flip: bool = False, reporter: Reporter | None = None) -> torch.Tensor:
     """Features of one split, computed once per (backbone, exact dataset, split, flip) and kept on disk. The training
     split's in bf16 where that is faster: most of the work. The validation and test splits' in float32, so that the
     accuracy a run reports is what its saved model gives."""
@@ -65,7 +66,7 @@ def cached_features(backbone: str, pretrained: Pretrained, dataset: datasets.Ima
     path = folder / f"{backbone}-{dataset.source_id or dataset.name}-{split}{'-flip' if flip else ''}.pt"
     if path.exists():
         return torch.load(path, weights_only=True)
-    features = extract_features(pretrained, dataset.splits[split].images, device, flip=flip, hooks=hooks,
+    features = extract_features(pretrained, dataset.splits[split].images, device, flip=flip, reporter=reporter,
                                 fast=split == "train")
     with written_whole(path) as tmp:  # two people's probes of one dataset, or a killed app: never half a file
         torch.save(features, tmp)

@@ -7,7 +7,7 @@ from torch import nn
 
 from cnn_lab import runs
 from cnn_lab.backbones import BACKBONES, Pretrained
-from cnn_lab.downloads import Hooks
+from cnn_lab.downloads import Reporter
 from cnn_lab.transfer.config import TransferConfig
 
 
@@ -68,7 +68,7 @@ class FromFrozenOutput(nn.Module):
 
 
 def build_transfer_model(backbone: str, classes: int, trainable_blocks: int | None = 0) -> TransferModel:
-    return TransferModel(BACKBONES[backbone].load(Hooks()), classes, trainable_blocks)
+    return TransferModel(BACKBONES[backbone].load(Reporter()), classes, trainable_blocks)
 
 
 def load_run_model(record: "runs.RunRecord") -> TransferModel:

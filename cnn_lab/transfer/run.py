@@ -13,7 +13,7 @@ from cnn_lab.backbones import BACKBONES, Pretrained, train_faster_on_cpu
 from cnn_lab.limits import MAX_IMAGE_SIDE
 from cnn_lab.metrics import Control, MetricLog
 from cnn_lab.normalise import imagenet_stats
-from cnn_lab.train import Saving, TrainConfig, TrainingError, TrainResult, download_hooks, fit, resolve_device
+from cnn_lab.train import Saving, TrainConfig, TrainingError, TrainResult, download_reporter, fit, resolve_device
 from cnn_lab.transfer.config import MAX_FROZEN_VIEWS, MODES, TransferConfig, trainer_config
 from cnn_lab.transfer.features import cached_features
 from cnn_lab.transfer.frozen import fine_tune_on_frozen_outputs
@@ -41,9 +41,9 @@ def _probe(config: TransferConfig, pretrained: Pretrained, images: datasets.Imag
     start = time.perf_counter()
     device = resolve_device(TrainConfig(device=config.device))
     flips = (False, True) if config.flip_features else (False,)
-    hooks = download_hooks(log, control)
-    feats = {split: [cached_features(config.backbone, pretrained, images, split, device, flip, hooks) for flip in flips]
-             for split in images.splits}
+    reporter = download_reporter(log, control)
+    feats = {split: [cached_features(config.backbone, pretrained, images, split, device, flip, reporter)
+                     for flip in flips] for split in images.splits}
     timings["feature_seconds"] = time.perf_counter() - start
     model = TransferModel(pretrained, len(images.classes))
     return model, fit_head(model, images, feats, config, log, control, saving)
@@ -88,10 +88,10 @@ def run_transfer(config: TransferConfig, log: MetricLog | None = None, control: 
     torch.manual_seed(config.seed)  # the new head's first weights: the same seed, the same run
     start = time.perf_counter()
     log.set_progress(stage="loading images")
-    hooks = download_hooks(log, control)
-    images = with_val(load_images(config, hooks), config.seed)
+    reporter = download_reporter(log, control)
+    images = with_val(load_images(config, reporter), config.seed)
     loaded = time.perf_counter()
-    pretrained = BACKBONES[config.backbone].load(hooks)
+    pretrained = BACKBONES[config.backbone].load(reporter)
     timings = {"load_seconds": loaded - start, "backbone_seconds": time.perf_counter() - loaded}
     if config.mode == "probe":
         model, result = _probe(config, pretrained, images, log, control, saving, timings)

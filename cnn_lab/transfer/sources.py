@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from cnn_lab import data as datasets
-from cnn_lab.downloads import DownloadCancelled, Hooks, Progress, reachable
+from cnn_lab.downloads import DownloadCancelled, Reporter, Progress, reachable
 from cnn_lab.paths import cache_root
 from cnn_lab.train import TrainConfig, resolve_device
 from cnn_lab.transfer.config import TransferConfig
@@ -32,8 +32,8 @@ def kaggle_boats_folder() -> Path | None:
 
 
 @contextlib.contextmanager
-def kaggle_progress(hooks: Hooks):
-    """kagglehub draws its progress with tqdm: for this download, a tqdm that reports to the hooks and stops when
+def kaggle_progress(reporter: Reporter):
+    """kagglehub draws its progress with tqdm: for this download, a tqdm that reports to the reporter and stops when
     they cancel. kagglehub resumes a partial file on the next try and checks its checksum, so a cancelled download
     does not break the next one."""
     import kagglehub.clients
@@ -43,11 +43,12 @@ def kaggle_progress(hooks: Hooks):
 
     class Reporting(tqdm):
         def update(self, n: float | None = 1) -> bool | None:
-            hooks.check()
+            reporter.check()
             shown = super().update(n)
-            if hooks.report:
+            if reporter.report:
                 total = int(self.total) if self.total else None
-                hooks.report(Progress("downloading the Kaggle boat types", int(self.n), total, time.perf_counter() - start))
+                reporter.report(Progress("downloading the Kaggle boat types", int(self.n), total,
+                                         time.perf_counter() - start))
             return shown
 
     original = kagglehub.clients.tqdm
@@ -58,9 +59,9 @@ def kaggle_progress(hooks: Hooks):
         kagglehub.clients.tqdm = original
 
 
-def download_kaggle_boats(hooks: Hooks | None = None) -> Path:
+def download_kaggle_boats(reporter: Reporter | None = None) -> Path:
     """The Kaggle boat-types dataset through kagglehub, when the network and Kaggle allow."""
-    hooks = hooks or Hooks()
+    reporter = reporter or Reporter()
     if kaggle_boats_folder():
         return kaggle_boats_folder()
     if not reachable(KAGGLE_SERVER):
@@ -71,7 +72,7 @@ def download_kaggle_boats(hooks: Hooks | None = None) -> Path:
     try:
         import kagglehub
 
-        with kaggle_progress(hooks):
+        with kaggle_progress(reporter):
             folder = datasets.dataset_root(Path(kagglehub.dataset_download(KAGGLE_BOATS)))
     except DownloadCancelled:
         raise
@@ -119,16 +120,16 @@ def first_ready_source() -> str | None:
     return next((name for name, source in SOURCES.items() if source.ready()), None)
 
 
-def load_images(config: TransferConfig, hooks: Hooks | None = None) -> datasets.ImageDataset:
+def load_images(config: TransferConfig, reporter: Reporter | None = None) -> datasets.ImageDataset:
     """The dataset at the backbone's input size: boats9 from CNN_LAB_DATA, a folder, or an archive; the first
-    decoding at this size reports its count to `hooks`. On a shared server, a job whose whole peak memory would
+    decoding at this size reports its count to `reporter`. On a shared server, a job whose whole peak memory would
     pass the budget is refused first."""
     on_gpu = resolve_device(TrainConfig(device=config.device)).type == "cuda"
     peak = lambda images: estimated_peak_gb(config, images, on_gpu)  # noqa: E731
     if config.data == "boats9":
-        return datasets.load_local("boats9", size=config.image_size, hooks=hooks, peak_gb=peak)
+        return datasets.load_local("boats9", size=config.image_size, reporter=reporter, peak_gb=peak)
     path = Path(config.data)
-    options = dict(size=config.image_size, seed=config.seed, hooks=hooks, upload=True, peak_gb=peak)
+    options = dict(size=config.image_size, seed=config.seed, reporter=reporter, upload=True, peak_gb=peak)
     return datasets.load_archive(path, **options) if path.is_file() else datasets.load_folder(path, **options)
 
 

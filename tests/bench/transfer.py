@@ -55,7 +55,7 @@ def utilisation(config, flops: float, seconds: float) -> str:
     size and the frozen pass's batch."""
     from cnn_lab.backbones import BACKBONES
 
-    features = BACKBONES[config.backbone].load(downloads.Hooks()).features.to(pick_device())  # the run's device
+    features = BACKBONES[config.backbone].load(downloads.Reporter()).features.to(pick_device())  # the run's device
     shape = torch.Size([3, config.image_size, config.image_size])
     return of_run(flops, seconds, features, tuple(shape), inference_batch(pick_device(), shape))
 
@@ -101,7 +101,7 @@ def bench_transfer(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     device = pick_device()
     for name, spec in BACKBONES.items():
         try:
-            pretrained = spec.load(downloads.Hooks())
+            pretrained = spec.load(downloads.Reporter())
         except WeightsUnavailable:
             rows.append((f"Feature extraction, {spec.title}", "skipped", "weights unavailable offline"))
             continue
