@@ -2,7 +2,8 @@
 so none can be forgotten: real data (`cifar10`, `boats9_folder`, `boats9_archive`, `cifar10_archive`) makes it
 `slow`; a browser (`browser`, `page`, `app_url`), or a place in tests/e2e/ (the whole app running), makes it `e2e`;
 a Ray cluster (`ray_module`) makes it `ray`; a test with none of these is `fast` (`pytest -m fast`, the tier to run
-while working). pytest.ini runs three pytest-xdist workers on the two cores; `-n 0` runs in this process (for one
+while working, about 2 minutes) unless it is marked `heavy`: it runs the CLI or the app as a process of its own, a
+command line's whole run, or many start-stop cycles (seconds of a whole process's work each). pytest.ini runs three pytest-xdist workers on the two cores; `-n 0` runs in this process (for one
 test, or a debugger)."""
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ def pytest_itemcollected(item) -> None:
     tiers = [tier for tier, fixtures in TIERS.items() if used & fixtures]
     if "e2e" not in tiers and E2E in Path(item.fspath).parents:  # the whole app as a server, with no browser
         tiers.append("e2e")
+    if item.get_closest_marker("heavy"):
+        tiers.append("heavy")
     for tier in tiers or ["fast"]:
         item.add_marker(getattr(pytest.mark, tier))
 

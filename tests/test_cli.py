@@ -45,6 +45,7 @@ def test_set_refuses_unknown_fields_and_bad_values_in_one_sentence(assignment, s
         overrides.apply(TrainConfig(), [assignment])
 
 
+@pytest.mark.heavy
 def test_train_with_set_prints_progress_then_json_and_the_run_is_listed(tmp_path, monkeypatch, capsys):
     out = cli("train", "--preset", "Digits (seconds, built in)", "--set", "epochs=2", "--set", "model.widths=[8,16]",
               "--set", "lr=0.05", cache=tmp_path)
@@ -100,6 +101,7 @@ def test_errors_are_one_sentence_with_exit_code_2(tmp_path, monkeypatch, capsys,
     assert sentence in capsys.readouterr().err
 
 
+@pytest.mark.heavy
 def test_a_folder_with_too_few_images_is_a_sentence_not_a_traceback(tmp_path):
     from PIL import Image
 

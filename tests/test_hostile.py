@@ -74,6 +74,7 @@ CLI_CASES = {
 }
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", CLI_CASES)
 def test_a_bomb_from_the_command_line_is_refused_before_the_work(case, mode, bombs, tmp_path):

@@ -184,6 +184,7 @@ def test_another_session_s_hooks_leave_this_session_s_passes_alone(course):
     assert all(p.grad is None for p in model.parameters())
 
 
+@pytest.mark.heavy
 def test_t_sne_s_library_is_imported_in_the_background_once_asked():
     """The page asks for it when the learned space opens: the import (1.6 s) runs in a thread, not in the click."""
     code = ("import sys, threading; from cnn_lab import inside\n"

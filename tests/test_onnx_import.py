@@ -189,6 +189,7 @@ def test_the_train_page_imports_an_onnx_file_and_classifies_a_photo_with_it(lab_
     assert sorted(top["data"][0]["y"]) == sorted(CLASSES) and not at.exception
 
 
+@pytest.mark.heavy
 def test_the_command_line_imports_an_onnx_file_and_refuses_a_truncated_one(lab_cache, small_vgg, tmp_path):
     import os
     import subprocess

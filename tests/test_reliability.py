@@ -20,6 +20,7 @@ from cnn_lab.train import TrainConfig, TrainingError, fit
 from tests.helpers import ODD_FILES, ROOT
 
 
+@pytest.mark.heavy
 def test_twenty_start_stop_cycles_leave_no_threads_and_flat_memory():
     manager = jobs.JobManager()
     config = TrainConfig(dataset="digits", model=ModelSpec("cnn", widths=[16, 32]), epochs=500, batch_size=16)
@@ -138,6 +139,7 @@ def test_corpus_is_at_least_25_cases():
     assert len(ODD_FILES) + len(SETTINGS) + 3 >= 25  # plus the zip bomb, the traversal zips and the pickle
 
 
+@pytest.mark.heavy
 def test_the_command_line_exits_cleanly_while_a_daemon_thread_is_inside_torch():
     """The command line's exit (exit_now) skips Python's shutdown, at which a daemon thread still inside a PyTorch
     operation aborts the process: this script, ended by a plain return instead, aborts with SIGABRT in 10 runs of

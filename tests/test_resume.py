@@ -133,6 +133,7 @@ def _cli(*arguments: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.heavy
 def test_the_cli_resumes_a_stopped_run_to_the_uninterrupted_run_s_accuracy(lab_cache, tmp_path):
     """`train --resume RUN_ID` in a process of its own, after a run stopped after epoch 2 of 6."""
     config = tmp_path / "config.json"
@@ -149,6 +150,7 @@ def test_the_cli_resumes_a_stopped_run_to_the_uninterrupted_run_s_accuracy(lab_c
     assert _numbers(epochs) == _numbers(runs.load_run(whole["run_id"]).epochs)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("mode", ["probe", "partial", "full"])
 def test_transfer_resume_ends_as_the_uninterrupted_run(lab_cache, tmp_path, mode):
     """`transfer --resume` in a process of its own: the linear probe (the head on cached features), the CPU
@@ -185,6 +187,7 @@ def test_transfer_resume_ends_as_the_uninterrupted_run(lab_cache, tmp_path, mode
     assert _numbers(epochs) == _numbers(runs.load_run(whole.run_id).epochs)  # each epoch's losses, to the bit
 
 
+@pytest.mark.heavy
 def test_the_app_s_queue_comes_back_in_order_and_a_third_restart_fails_the_job(monkeypatch, tmp_path):
     """keep_across_restarts: a manager writes its queue as it changes; the next one (a new app process) queues
     again what was running, resuming it, before what waited. A job already resumed after two restarts fails."""

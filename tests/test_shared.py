@@ -204,6 +204,7 @@ def _zip_of_gifs(count: int) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.heavy
 def test_many_tiny_images_are_refused_before_decoding(monkeypatch):
     """In local mode too, a folder whose decoded arrays alone would pass the budget is refused before decoding."""
     monkeypatch.setattr(folders, "_decode", lambda *a: pytest.fail("decoding started"))
@@ -216,6 +217,7 @@ def test_many_tiny_images_are_refused_before_decoding(monkeypatch):
     assert (psutil.Process().memory_info().rss - rss) / 2**20 < 100
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("what", ["many tiny images", "a zip bomb"])
 def test_a_hostile_upload_is_one_sentence_within_the_memory_budget_in_shared_mode(tmp_path, what):
     """Issue 32: 20,000 GIFs of one pixel (2.7 MB, accepted before and 3.75 GB at its peak) and a zip of about 2 GB

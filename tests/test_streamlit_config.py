@@ -2,6 +2,8 @@
 a training thread shares the GIL with Streamlit's, so nothing in the server may hold it for long every second."""
 import tomllib
 
+import pytest
+
 from tests.helpers import ROOT
 
 
@@ -11,6 +13,7 @@ def test_no_file_watcher_and_no_full_garbage_collection_after_each_rerun():
     assert config["runner"]["postScriptGC"] is False  # gc.collect(2) after each run of the live panel, every second
 
 
+@pytest.mark.heavy
 def test_the_server_imports_pandas_whole_before_any_page_runs():
     """Streamlit imports app.py once as the server starts. Pandas must be whole by then: plotly looks it up in
     sys.modules without importing it, so a page's figure built while another page's thread was still importing pandas
