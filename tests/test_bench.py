@@ -2,18 +2,49 @@ import pytest
 
 from cnn_lab import runs
 from tests.bench import processes
-from tests.bench.__main__ import write
 from tests.bench.pages import bench_conv_update
 
 
-def test_conv_benchmark_row_and_write_order(tmp_path, monkeypatch):
+def test_the_bench_updates_this_machine_s_table_and_logs_its_whole_run(tmp_path, monkeypatch):
+    """A run's rows replace the figure, date and command of their benchmark in its machine's table, keeping the
+    target people wrote; a new benchmark joins that table; other machines' tables stay; the log gets the run."""
+    from tests.bench import __main__ as bench
+    from tests.bench import tables
+
     rows = bench_conv_update(None, quick=True)
     assert rows[0][0].startswith("Convolution page update") and rows[0][1].endswith("ms median")
-    path = tmp_path / "BENCHMARKS.md"
-    path.write_text("# Benchmarks\n\nA summary that stays on top.\n\n### old\n\n| old table |\n")
-    write("### new\n\n| new table |\n", path)
-    text = path.read_text()
-    assert text.index("A summary") < text.index("### new") < text.index("### old")
+    current = tmp_path / "BENCHMARKS.md"
+    current.write_text("# Benchmarks\n\nA summary that stays on top.\n\n## A 2-core CPU with AMX\n\n"
+                       f"{tables.COLUMNS}\n{tables.RULE}\n| old | at most 1 s | 2 s | 2026-12-01 | `x` |\n"
+                       "| kept | - | 5 s | 2026-12-01 | `y` |\n\n## One GPU: NVIDIA H200\n\n"
+                       f"{tables.COLUMNS}\n{tables.RULE}\n| old | at most 1 s | 9 s | 2026-12-01 | `x` |\n")
+    log = tmp_path / "log.md"
+    log.write_text(tables.LOG_INTRO + "### older run\n")
+    monkeypatch.setattr(tables, "machine_table", lambda: ("## A 2-core CPU with AMX", "Intel Xeon"))
+    monkeypatch.setattr(bench.datasets, "load_dataset", lambda name: None)
+    monkeypatch.setitem(bench.BENCHMARKS, "two", lambda cifar, quick: [("old", "0.5 s", "faster"), ("new", "3 s", "")])
+    done = bench.run(["two"])
+    bench.write(done, current, log)
+    lines = current.read_text().splitlines()
+    today = done.date[:10]
+    assert f"| old | at most 1 s | 0.5 s | {today} · Intel Xeon | `python -m tests.bench --only two` |" in lines
+    assert "| kept | - | 5 s | 2026-12-01 | `y` |" in lines
+    assert lines[-1] == "| old | at most 1 s | 9 s | 2026-12-01 | `x` |"  # the GPU's table
+    new = f"| new | - | 3 s | {today} · Intel Xeon | `python -m tests.bench --only two` |"
+    assert lines.index("| kept | - | 5 s | 2026-12-01 | `y` |") < lines.index(new)
+    assert log.read_text().index("| old | 0.5 s | - | faster |") < log.read_text().index("### older run")
+
+
+def test_a_machine_with_no_table_yet_gets_one_above_the_test_suite_s():
+    from tests.bench import tables
+    from tests.bench.common import Row
+
+    text = tables.update("# B\n\n## The test suite\n", "## One GPU: NVIDIA H100",
+                         [(Row("a", "1 s", ""), "c"), (Row("b", "2 s", "", target="at most 3 s"), "c")], "2026-12-08")
+    assert text.split("\n")[2:9] == ["## One GPU: NVIDIA H100", "", tables.COLUMNS, tables.RULE,
+                                     "| a | - | 1 s | 2026-12-08 | `c` |", "| b | at most 3 s | 2 s | 2026-12-08 | `c` |",
+                                     ""]
+    assert text.endswith("## The test suite\n")
 
 
 def test_the_browser_bench_finds_the_new_finished_run_only(tmp_path, monkeypatch):
@@ -68,7 +99,7 @@ def test_the_browser_bench_runs_five_pairs_in_turns_and_compares_the_medians(mon
     monkeypatch.setattr(processes, "cli_run", side("cli"))
     monkeypatch.setattr(processes, "page_run", side("page"))
     monkeypatch.setattr(processes, "epoch_images_per_s", lambda kind: next(speeds[kind]))
-    [(_, figure, detail, utilisation)] = processes.bench_browser(None, quick=False)
+    [(_, figure, detail, utilisation, _)] = processes.bench_browser(None, quick=False)
     assert order == ["cli", "page", "page", "cli", "cli", "page", "page", "cli", "cli", "page"]
     assert figure == "92% of the CLI"  # medians 1,750 and 1,900
     assert "page 1,800, 1,400, 1,750, 1,850, 1,700 img/s; CLI 1,900, 1,800, 2,000, 1,850, 1,950 img/s" in detail
@@ -202,7 +233,7 @@ def test_a_benchmark_that_fails_is_a_row_and_the_run_goes_on(monkeypatch):
     monkeypatch.setattr(bench.datasets, "load_dataset", lambda name: None)
     monkeypatch.setitem(bench.BENCHMARKS, "breaks", breaks)
     monkeypatch.setitem(bench.BENCHMARKS, "works", lambda cifar, quick: [("after", "2 s", "ran")])
-    table = bench.run(["breaks", "works"])
+    table = bench.run(["breaks", "works"]).section
     assert "| first row | 1 s | - | kept |" in table
     assert "| breaks: failed | RuntimeError | - | CUDA error: out of memory |" in table
     assert table.rstrip().endswith("| after | 2 s | - | ran |")

@@ -1,6 +1,7 @@
 """The house's rules that a reader meets, checked from the source: every picture and chart says what it shows, no
 import circle, and README and BENCHMARKS.md short enough to read (issue 56)."""
 import ast
+import re
 from pathlib import Path
 
 from tests.helpers import ROOT
@@ -87,3 +88,48 @@ def test_no_import_circle():
     graph = import_graph()
     assert len(graph) > 60 and graph["ui.nav"] == {"ui.links"}, graph["ui.nav"]  # it read them all
     assert circles(graph) == []
+
+
+def paragraphs(markdown: str) -> list[str]:
+    """A markdown file's paragraphs and list items, without its code blocks, tables and headings."""
+    prose, fenced = [], False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+            line = ""
+        if fenced or line.startswith(("|", "#", "![")):
+            line = ""
+        prose.append(line)
+    found = []
+    for block in "\n".join(prose).split("\n\n"):
+        item: list[str] = []
+        for line in block.strip().splitlines():
+            if re.match(r"\s{0,3}(- |\d+\. )", line) and item:  # a new list item
+                found.append(" ".join(item))
+                item = []
+            item.append(line.strip())
+        if item:
+            found.append(" ".join(item))
+    return found
+
+
+def test_paragraphs_finds_items_and_skips_code_and_tables():
+    text = "One two.\nthree\n\n- a b\n- c\n  d\n\n```bash\nlong code\n```\n| x | y |\n\n# Title\n"
+    assert paragraphs(text) == ["One two. three", "- a b", "- c d"]
+
+
+def test_readme_shows_its_commands_first_and_no_paragraph_is_long():
+    text = (ROOT / "README.md").read_text()
+    assert text.index("```bash") < 1500
+    long = [(len(p.split()), p[:80]) for p in paragraphs(text) if len(p.split()) > 120]
+    assert not long, long
+
+
+def test_benchmarks_are_short_current_tables_each_row_dated_with_its_command():
+    lines = (ROOT / "BENCHMARKS.md").read_text().splitlines()
+    assert len(lines) <= 300
+    rows = [line for line in lines if line.startswith("| ") and not line.startswith(("| benchmark |", "| --- |"))]
+    assert len(rows) > 30
+    for row in rows:
+        benchmark, target, figure, date, command = row.strip("| ").split(" | ")
+        assert re.match(r"20\d\d-\d\d-\d\d\b", date) and re.fullmatch(r"`.*(python -m|pytest|bash).*`", command), row

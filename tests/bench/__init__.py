@@ -1,5 +1,6 @@
 """The benchmarks behind BENCHMARKS.md, measured side by side in one run on the current machine:
-`python -m tests.bench [--only NAMES] [--quick] [--no-write]` adds a table to BENCHMARKS.md.
+`python -m tests.bench [--only NAMES] [--quick] [--no-write]` writes their figures into the machine's table there,
+and the run's whole table into docs/benchmarks-log.md (tables.py).
 
 Each benchmark returns rows of (what, figure, note). The course's own recipe, and a peer's program where there is
 one, are measured in the same run as ours, so the ratios hold on any machine. They live with the tests because they

@@ -1,4 +1,5 @@
-"""`python -m tests.bench`: run the named benchmarks and add their table to BENCHMARKS.md (newest first)."""
+"""`python -m tests.bench`: run the named benchmarks, put their figures in this machine's table of BENCHMARKS.md,
+and their whole table at the top of docs/benchmarks-log.md (tests/bench/tables.py)."""
 from __future__ import annotations
 
 import argparse
@@ -13,6 +14,7 @@ import torch
 from cnn_lab import data as datasets
 from cnn_lab.device import describe_device
 from tests.bench.cluster import bench_ray
+from tests.bench import tables
 from tests.bench.common import Row
 from tests.bench.defaults import bench_defaults, bench_probe_variants, bench_variants
 from tests.bench.hostile import bench_hostile
@@ -64,17 +66,34 @@ def machine() -> str:
             f" · torch {torch.__version__}")
 
 
-def run(names: list[str], quick: bool = False) -> str:
-    """Run the named benchmarks and return a markdown section."""
+class Run:
+    """One bench run: its whole table for the log, and each row with the command that measures it again."""
+
+    def __init__(self) -> None:
+        self.date = time.strftime("%Y-%m-%d %H:%M")
+        self.lines = [f"### {self.date} · {machine()}", "",
+                      "| benchmark | figure | utilisation | note |", "| --- | --- | --- | --- |"]
+        self.rows: list[tuple[Row, str]] = []
+
+    def add(self, row: Row, command: str) -> None:
+        self.lines.append(f"| {row.what} | {row.figure} | {row.utilisation or '-'} | {row.note} |")
+        self.rows.append((row, command))
+        print(self.lines[-1], flush=True)
+
+    @property
+    def section(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def run(names: list[str], quick: bool = False) -> Run:
+    """Run the named benchmarks, one row at a time as each is measured."""
     cifar = datasets.load_dataset("cifar10")
-    lines = [f"### {time.strftime('%Y-%m-%d %H:%M')} · {machine()}", "",
-             "| benchmark | figure | utilisation | note |", "| --- | --- | --- | --- |"]
+    done = Run()
     for name in names:
+        command = f"python -m tests.bench --only {name}" + (" --quick" if quick else "")
         for row in rows_of(name, cifar, quick):
-            what, figure, note, utilisation = Row(*row)
-            lines.append(f"| {what} | {figure} | {utilisation or '-'} | {note} |")
-            print(lines[-1], flush=True)
-    return "\n".join(lines) + "\n"
+            done.add(Row(*row), command)
+    return done
 
 
 def rows_of(name: str, cifar: datasets.ImageDataset, quick: bool) -> Iterator[Row]:
@@ -87,11 +106,11 @@ def rows_of(name: str, cifar: datasets.ImageDataset, quick: bool) -> Iterator[Ro
         yield Row(f"{name}: failed", type(error).__name__, str(error).splitlines()[0][:300] if str(error) else "-")
 
 
-def write(section: str, path: Path = Path("BENCHMARKS.md")) -> None:
-    """Insert the newest table above the older ones (the first '### ' heading), keeping the text above them."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    cut = text.find("\n### ") + 1 or len(text)
-    path.write_text(text[:cut] + section + "\n" + text[cut:])
+def write(done: Run, path: Path = Path("BENCHMARKS.md"), log: Path = tables.LOG) -> None:
+    """This machine's current table in `path` gets the run's figures; the log gets its whole table."""
+    heading, words = tables.machine_table()
+    path.write_text(tables.update(path.read_text(), heading, done.rows, tables.dated(done.date[:10], words)))
+    tables.log(done.section, log)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,16 +118,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="data,conv,course,fast,speedrun,streaming,transfer",
                         help=f"comma-separated benchmark names, of: {', '.join(BENCHMARKS)}")
     parser.add_argument("--quick", action="store_true", help="fewer epochs and batches")
-    parser.add_argument("--output", default="BENCHMARKS.md")
+    parser.add_argument("--output", default="BENCHMARKS.md", help="the file of current tables")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     unknown = [name for name in args.only.split(",") if name not in BENCHMARKS]
     if unknown:
         parser.error(f"no benchmark {unknown[0]!r}; the benchmarks are: {', '.join(BENCHMARKS)}")
-    section = run(args.only.split(","), quick=args.quick)
+    done = run(args.only.split(","), quick=args.quick)
     if not args.no_write:
-        write(section, Path(args.output))
-    print(section)
+        write(done, Path(args.output))
+    print(done.section)
     return 0
 
 

@@ -18,6 +18,7 @@ class Row(NamedTuple):
     figure: str
     note: str
     utilisation: str = ""  # a training run's FLOP/s against the machine's peak (tests/bench/utilisation.py)
+    target: str = ""  # what it must reach, for BENCHMARKS.md's current table (a row that people wrote keeps theirs)
 
 
 CPU_PRESETS = ["CPU: 70% in a minute", "CPU: 80% in five minutes", "CPU: 90% in ten minutes",

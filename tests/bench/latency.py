@@ -347,9 +347,10 @@ def bench_latency(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
         figure = f"quiet {median(times):.2f} s (worst {max(times):.2f}); training " + (
             f"{median(during):.2f} s (worst {max(during):.2f})" if during else "not measured")
         if target is None:
-            rows.append((f"Latency: {what}", figure, "no target (a cold start: models and data load)"))
+            rows.append(Row(f"Latency: {what}", figure, "no target (a cold start: models and data load)"))
             continue
         verdict = "met" if target.met(times, 1) and during and target.met(during, 2) else "MISSED"
-        rows.append((f"Latency: {what}", figure, f"{len(times)} tries; target quiet {target.text()}, twice that "
-                                                 f"while training: {verdict}"))
+        wanted = f"quiet {target.text()}, twice that while training"
+        rows.append(Row(f"Latency: {what}", f"{figure}: {verdict}", f"{len(times)} tries; target {wanted}: {verdict}",
+                        target=wanted))
     return rows
