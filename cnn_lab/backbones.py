@@ -135,9 +135,9 @@ def inference_copy(network: nn.Module, example: torch.Tensor) -> nn.Module:
 
 def train_faster_on_cpu(blocks: list[nn.Module]) -> None:
     """Make blocks that train on a CPU faster, in place, with the same outputs up to rounding. Two of torch's CPU
-    kernels are slow here (BENCHMARKS.md, 4 Dec): the backward pass of a depthwise convolution with a 5x5 kernel in
-    bf16, about three times slower than in float32, so those run in float32 even under bf16 autocast; and the backward
-    pass of the last batch norm, whose gradient comes back from the pooling in another memory layout than its
+    kernels are slow here (docs/benchmarks-log.md, 4 Dec): the backward pass of a depthwise convolution with a 5x5
+    kernel in bf16, about three times slower than in float32, so those run in float32 even under bf16 autocast; and the
+    backward pass of the last batch norm, whose gradient comes back from the pooling in another memory layout than its
     channels_last input, so it runs on a contiguous copy. Each changed module keeps its class and weights' names (a
     saved run loads as before); its forward is a partial of it, which a deep copy of the model binds to the copy."""
     modules = [module for block in blocks for module in block.modules()]

@@ -54,9 +54,9 @@ def inference_batch(device: torch.device, image_shape: torch.Size, most: int = 3
     """How many images of (..., H, W) a forward pass without gradients takes at once: `most` on a GPU (32 keeps a
     frozen network busy). On a CPU, as many as hold the pixels of 4 photos of 224 px, at most `most`: with 32 such
     photos a layer's output is tens of MB, which glibc's malloc takes fresh from the kernel and gives back at each
-    layer, so every batch page-faulted its memory in again, and the pass took about twice as long (BENCHMARKS.md, 4
-    Dec; an evaluation of 105 photos at 288 px in one batch, three times as long). Small images keep large batches,
-    where each batch's fixed cost would otherwise show."""
+    layer, so every batch page-faulted its memory in again, and the pass took about twice as long
+    (docs/benchmarks-log.md, 4 Dec; an evaluation of 105 photos at 288 px in one batch, three times as long). Small
+    images keep large batches, where each batch's fixed cost would otherwise show."""
     if device.type != "cpu":
         return most
     return max(1, min(most, 4 * 224 * 224 // (image_shape[-2] * image_shape[-1])))

@@ -234,7 +234,7 @@ def patch_box(row: int, col: int, receptive_field: int, jump: int, size: tuple[i
 
 
 # Both projections show the same first 1,000 test images, so the two pictures compare point for point: t-SNE's
-# cost grows faster than its points (1,000 keep it to seconds on 2 cores, BENCHMARKS.md), and ten thousand
+# cost grows faster than its points (1,000 keep it to seconds on 2 cores, docs/benchmarks-log.md), and ten thousand
 # points took the browser a second to draw at every visit of the page.
 PROJECTED_POINTS = 1000
 

@@ -83,7 +83,7 @@ def one_torch_thread_per_worker() -> None:
     """With pytest-xdist's workers on two cores, each worker's torch uses one thread instead of two, and so do the
     app and CLI processes the tests start (OMP_NUM_THREADS, which they inherit): with more threads than cores, each
     waits for the others by spinning (OpenMP's barrier), and a CLI beside two busy workers took 38 s instead of 8
-    (BENCHMARKS.md, the suite's time)."""
+    (docs/benchmarks-log.md, the suite's time)."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         import torch
 

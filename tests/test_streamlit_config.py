@@ -1,5 +1,6 @@
-"""The app's Streamlit settings that keep training from the page near the CLI's speed (issue 18, BENCHMARKS.md):
-a training thread shares the GIL with Streamlit's, so nothing in the server may hold it for long every second."""
+"""The app's Streamlit settings that keep training from the page near the CLI's speed (issue 18,
+docs/benchmarks-log.md): a training thread shares the GIL with Streamlit's, so nothing in the server may hold it
+for long every second."""
 import tomllib
 
 import pytest

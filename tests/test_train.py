@@ -457,7 +457,7 @@ def test_the_device_says_how_the_cpu_computes_bf16(monkeypatch, amx, avx512, kin
 @pytest.mark.parametrize("side, batches", [(32, [196, 104]), (288, [2, 2, 1])])
 def test_evaluation_on_a_cpu_takes_photos_a_few_at_a_time_and_gives_each_its_own_answer(side, batches):
     """evaluate's batches on a CPU, as device.inference_batch says: 196 CIFAR-10 images at once, photos a few (105
-    validation photos at 288 px in one batch took three times as long: BENCHMARKS.md, 4 Dec); batched or not,
+    validation photos at 288 px in one batch took three times as long: docs/benchmarks-log.md, 4 Dec); batched or not,
     each image gets the probabilities it gets alone."""
     from cnn_lab import data
     from cnn_lab.train.device_data import to_device

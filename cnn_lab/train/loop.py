@@ -86,7 +86,8 @@ def evaluate(model: nn.Module, data: DeviceData, split: datasets.Split, config: 
     for start in range(0, len(split), batch_size):
         x = data.normalise(split.images[start : start + batch_size], config.channels_last)
         # In the training steps' precision: bf16 where the run trains in it (autocast), since such a run's seconds
-        # count. On a CPU, the 90% preset's test pass in float32 took a tenth of its run (BENCHMARKS.md, 4 Dec).
+        # count. On a CPU, the 90% preset's test pass in float32 took a tenth of its run (docs/benchmarks-log.md,
+        # 4 Dec).
         # The pages recompute the saved model's answers in float32, which differ in a few images of 10,000.
         with autocast(config, x.device):
             logits = torch.stack([model(view(x)).float() for view in views]).mean(0)

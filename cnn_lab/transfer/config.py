@@ -29,7 +29,8 @@ class TransferConfig:
     tta: bool = False  # fine-tuning: test on the average of flipped and shifted views
     flip_features: bool = True  # probe: train on mirrored images' features too, average both at test time
     # 224, not 160: the two tie on boats9 (92.4%), but 160 loses 2.2 points on CIFAR-10's photos and 7.7 on an unseen
-    # boat set (BENCHMARKS.md: the sizes are chosen on two datasets, the larger kept unless the smaller holds on both)
+    # boat set (docs/benchmarks-log.md: the sizes are chosen on two datasets, the larger kept unless the smaller
+    # holds on both)
     image_size: int = 224
     seed: int = 0
     device: str = "auto"

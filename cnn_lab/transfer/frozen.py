@@ -57,7 +57,8 @@ def frozen_outputs(model: TransferModel, images: torch.Tensor, views: int, augme
     return [torch.cat(o) for o in outputs], [torch.cat(f) for f in features]
 
 
-CPU_IMAGES_PER_S = 50  # EfficientNet-Lite0's folded forward pass at 224 px on 2 slow CPU cores (BENCHMARKS.md, 4 Dec)
+# EfficientNet-Lite0's folded forward pass at 224 px on 2 slow CPU cores (docs/benchmarks-log.md, 4 Dec)
+CPU_IMAGES_PER_S = 50
 
 
 def views_per_photo(config: TransferConfig, split: str) -> int:
@@ -70,7 +71,7 @@ def frozen_pass_minutes(config: TransferConfig, sizes: dict[str, int]) -> tuple[
     """The frozen pass's photos and views (given each split's size) and about how many minutes it takes on 2 CPU
     cores at the config's image size."""
     passes = sum(size * views_per_photo(config, split) for split, size in sizes.items())
-    speed = CPU_IMAGES_PER_S * (2 if fast_bf16(torch.device("cpu")) else 1)  # bf16: twice as fast (BENCHMARKS.md)
+    speed = CPU_IMAGES_PER_S * (2 if fast_bf16(torch.device("cpu")) else 1)  # bf16: twice as fast (the log)
     return passes, passes / speed * (config.image_size / 224) ** 2 / 60
 
 

@@ -1,7 +1,7 @@
 """How much memory a transfer job takes at its peak, estimated before any photo is decoded, so that a class server
 can refuse the job that would pass its memory budget (CNN_LAB_DECODE_BUDGET_GB) instead of running out of memory.
 
-The figures are measured (BENCHMARKS.md, `python -m tests.bench --only memory`: each recipe as its own process,
+The figures are measured (docs/benchmarks-log.md, `python -m tests.bench --only memory`: each recipe as its own process,
 on two folder sizes). A job's peak is a fixed part, the interpreter, torch and the backbone (BASE_GB), plus what
 its recipe trains with: a batch's activations kept for backpropagation, which grow with the batch and the image's
 area (on a GPU they are in the GPU's memory, not the server's), plus a number of copies of its decoded photos
@@ -29,7 +29,7 @@ class Footprint:
 FOOTPRINTS: dict[str, Footprint] = {
     "probe": Footprint(0.0, 1.0, 160, 64),  # no backpropagation: nothing but the photos grows with the folder
     # the CPU recipes: the frozen blocks' outputs of each view are kept (192x9x9 floats at 288 px, for the last 2 to 4
-    # blocks): 2.7 copies at 4 views, 5.4 at 8 (the AMX recipe; BENCHMARKS.md, 4 Dec)
+    # blocks): 2.7 copies at 4 views, 5.4 at 8 (the AMX recipe; docs/benchmarks-log.md, 4 Dec)
     "frozen": Footprint(0.6, 2.7, 288, 32, views=4, copies_per_view=0.7),
     "partial": Footprint(0.1, 15.0, 288, 32),  # the last blocks train on photos through the frozen ones
     "full": Footprint(2.6, 1.5, 160, 64),  # every block trains: a batch's every activation is kept
