@@ -52,3 +52,14 @@ def test_add_remove_load_and_save_preset(run_page):
     at.text_input[0].input("page test").run()
     next(b for b in at.button if b.label == "Save preset").click().run()
     assert augment.load_preset("page-test") == steps
+
+
+def test_a_dataset_image_comes_from_the_sets_on_this_machine_only(run_page, monkeypatch, tmp_path):
+    """The dataset list is the registry's sets that are here: never a download in the page's thread."""
+    monkeypatch.setenv("CNN_LAB_DATA", "")  # a bare machine, nothing downloaded: only the built-in digits are here
+    monkeypatch.setenv("CNN_LAB_CACHE", str(tmp_path))
+    at = run_page(PAGE)
+    at.radio(key="start").set_value("A dataset image (what the trainer sees)").run()
+    assert not at.exception
+    assert at.selectbox(key="dataset").options == ["Digits (8x8, built in)"]
+    assert at.slider(key="image").max == 63  # the first 64 training digits

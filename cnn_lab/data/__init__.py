@@ -11,7 +11,7 @@ from cnn_lab.data.archives import dataset_root, extract_archive, load_archive, l
 from cnn_lab.data.cache import cached
 from cnn_lab.data.folders import class_names, load_folder
 from cnn_lab.data.registry import (DATASETS, Availability, DatasetSpec, availability, class_count, image_shape,
-                                   load_dataset, load_digits)
+                                   load_dataset, load_digits, where_here)
 from cnn_lab.data.splits import (
                                  SPLITS,
                                  DatasetError,
@@ -26,4 +26,4 @@ from cnn_lab.data.splits import (
 __all__ = ["DATASETS", "SPLITS", "Availability", "DatasetError", "DatasetSpec", "DatasetUnavailable", "ImageDataset",
            "Split", "availability", "cached", "class_count", "class_names", "dataset_root", "extract_archive", "image_shape",
            "load_archive", "load_dataset", "load_digits", "load_folder", "load_local", "local_archive", "split_of",
-           "split_one", "stratified_split"]
+           "split_one", "stratified_split", "where_here"]
