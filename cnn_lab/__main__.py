@@ -209,7 +209,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             if path:
                 _write(path, export(record))
                 written[Path(path).suffix.lstrip(".") or "file"] = str(Path(path).resolve())
-    except ValueError as error:  # run_subject: a run that cannot be rebuilt
+    except ValueError as error:  # subjects.run_subject: a run that cannot be rebuilt
         raise CliError(f"Run {args.run} cannot be exported: {error}.") from None
     print(json.dumps({"run": record.run_id, "classes": record.classes, **written}))
     return 0

@@ -10,12 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 
-from cnn_lab.backbones import WEIGHTS_SERVER, WeightsUnavailable, hub_file, torchvision_weights_file
+from cnn_lab.backbones import WEIGHTS_SERVER, hub_file, torchvision_weights_file
 from cnn_lab.downloads import Reporter, fetch, reachable
-from cnn_lab.inside import Subject
-from cnn_lab.normalise import imagenet_stats
 
 
 @dataclass(frozen=True)
@@ -65,23 +62,3 @@ def download(name: str, reporter: Reporter) -> Path:
     """Fetch the weights into torch's hub folder, reporting progress to `reporter` (the page's download panel)."""
     weights = weights_of(name)
     return fetch(weights.url, hub_file(weights), f"{ARCHITECTURES[name].title}'s weights", reporter=reporter)
-
-
-def architecture_subject(name: str) -> Subject:
-    """The network with its ImageNet weights, ready to look inside; WeightsUnavailable with one sentence when its
-    weights are not on this machine."""
-    import torchvision.models as tvm
-
-    title, path = ARCHITECTURES[name].title, weights_file(name)
-    if path is None:
-        raise WeightsUnavailable(f"{title}'s ImageNet weights ({weights_mb(name):.0f} MB) are not on this machine: "
-                                 f"download them, or put {Path(weights_of(name).url).name} in CNN_LAB_DATA.")
-    model = tvm.get_model(name)
-    try:
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    except Exception as error:  # noqa: BLE001 - a damaged or foreign file fails in many ways; each is this sentence
-        raise WeightsUnavailable(f"{title}'s weights file {path} cannot be read ({type(error).__name__}): delete "
-                                 "it and download it again.") from None
-    size = weights_of(name).transforms().crop_size[0]
-    return Subject(f"{title} (torchvision), pretrained on ImageNet (1,000 classes)", model.eval(),
-                   list(weights_of(name).meta["categories"]), (3, size, size), *imagenet_stats())

@@ -215,9 +215,9 @@ def halves(challenge_id: str, count: int) -> tuple[torch.Tensor, torch.Tensor]:
 def score(record: runs.RunRecord, challenge: Challenge) -> Score:
     """The run's saved weights on the challenge dataset's test split, computed here, on each half."""
     from cnn_lab.data import load_dataset
-    from cnn_lab.inside import run_subject
     from cnn_lab.models import count_parameters
     from cnn_lab.normalise import normalise
+    from cnn_lab.subjects import run_subject
 
     subject = run_subject(record)
     test = load_dataset(challenge.dataset).splits["test"]

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from cnn_lab import runs
-from cnn_lab.inside import Subject, run_subject
+from cnn_lab.subjects import Subject, run_subject
 from cnn_lab.jobs.kinds import KINDS
 from cnn_lab.limits import MAX_IMAGE_SIDE, LimitError, check_person_disk, check_training_memory
 from cnn_lab.models import ModelError, model_cost
@@ -143,7 +143,7 @@ def import_checkpoint(data: bytes, owner: str = "you") -> runs.RunRecord:
     _check_size(kind, config, shape, len(classes))
     run_id = runs.new_run_id()
     runs.create_run(run_id, bundle["kind"], config.to_json(), owner=owner)
-    torch.save(state, runs.runs_root() / run_id / "model.pt")
+    torch.save(state, runs.runs_root() / run_id / runs.WEIGHTS_FILE)
     runs.finish_run(run_id, "finished", f"Imported from a checkpoint on {time.strftime('%Y-%m-%d %H:%M')}.",
                     bundle.get("test_acc"), classes=classes, input_shape=shape, mean=mean, std=std, imported=True)
     record = runs.load_run(run_id)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import pickle
 import sys
 import threading
 from collections.abc import Callable
@@ -20,10 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnn_lab import runs
-from cnn_lab.backbones import WeightsUnavailable, efficientnet_lite0_imagenet
 from cnn_lab.hooks import hooked
-from cnn_lab.models import ModelSpec, build_model
-from cnn_lab.normalise import imagenet_stats, normalise
+from cnn_lab.normalise import normalise
 
 SPATIAL = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)  # the layers that widen the receptive field
 GLOBAL = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Linear)  # after these a unit sees it all
@@ -325,77 +322,6 @@ def synthesise(model: nn.Module, layer: nn.Module, channel: int, shape: tuple[in
             if on_step is not None:
                 on_step(step + 1, steps)
     return (torch.sigmoid(pixels.detach())[0] * 255).round().to(torch.uint8)
-
-
-# ---------------------------------------------------------------- what can be looked inside
-
-
-@dataclass
-class Subject:
-    """A model to look inside, with what it needs: its classes, input shape and normalisation."""
-    title: str
-    model: nn.Module
-    classes: list[str]
-    input_shape: tuple[int, int, int]  # (C, H, W)
-    mean: torch.Tensor  # (1, C, 1, 1)
-    std: torch.Tensor
-
-    def prepare(self, image: torch.Tensor) -> torch.Tensor:
-        """A uint8 (C, H, W) image at the input shape -> the normalised (1, C, H, W) batch the model expects."""
-        return normalise(image[None], self.mean, self.std)
-
-
-def pretrained_subject() -> Subject:
-    """EfficientNet-Lite0 with its ImageNet head and 1,000 classes: its weights ship in a package, so this
-    works on a fresh machine, before anything is trained."""
-    from torchvision.models._meta import _IMAGENET_CATEGORIES
-
-    return Subject("EfficientNet-Lite0, pretrained on ImageNet (1,000 classes)", efficientnet_lite0_imagenet().eval(),
-                   list(_IMAGENET_CATEGORIES), (3, 224, 224), *imagenet_stats())
-
-
-def run_subject(record: runs.RunRecord) -> Subject:
-    """A saved run rebuilt from its config and weights (weights_only loading), or from the ONNX file it was imported
-    from; a ValueError with a few words when its weights file is missing, not a checkpoint, or not this model's."""
-    title = f"Run {record.run_id} ({record.kind}, test accuracy {record.test_acc or 0:.1%})"
-    try:
-        if record.kind == "transfer":
-            from cnn_lab import transfer
-
-            size = transfer.TransferConfig.from_json(record.config).image_size
-            return Subject(title, transfer.load_run_model(record), record.classes, (3, size, size),
-                           *imagenet_stats())
-        shape = tuple(record.input_shape)
-        if record.kind == "onnx":  # a model from elsewhere: converted again from the file it came as
-            from cnn_lab.onnx_models import read_onnx
-
-            title = f"Run {record.run_id} (imported from {record.config.get('source', 'an ONNX file')})"
-            model = read_onnx((record.path / runs.ONNX_FILE).read_bytes()).model
-        else:
-            model = build_model(ModelSpec.from_dict(record.config["model"]), shape, len(record.classes))
-            model.load_state_dict(runs.load_weights(record.run_id))
-    except (OSError, EOFError, pickle.UnpicklingError) as error:
-        raise ValueError(f"its weights file is missing or not a checkpoint: {type(error).__name__}") from None
-    except RuntimeError as error:
-        if isinstance(error, WeightsUnavailable):
-            raise
-        raise ValueError("its weights do not fit the model its config describes") from None
-    channels = shape[0]
-    mean = torch.tensor(record.mean or [0.0] * channels).view(1, channels, 1, 1)
-    std = torch.tensor(record.std or [1.0] * channels).view(1, channels, 1, 1)
-    return Subject(title, model.eval(), record.classes, shape, mean, std)
-
-
-def first_filters(record: runs.RunRecord) -> torch.Tensor:
-    """The run's first convolution's kernels (out, in, k, k): from its saved weights, or from the converted model of
-    an imported ONNX file (whose weights are not a state_dict); a ValueError when it has no convolution."""
-    if record.kind == "onnx":
-        convs = [m.weight for m in run_subject(record).model.modules() if isinstance(m, nn.Conv2d)]
-    else:
-        convs = [v for v in runs.load_weights(record.run_id).values() if v.ndim == 4]
-    if not convs:
-        raise ValueError("it has no convolution")
-    return convs[0].detach()
 
 
 def run_test_set(record: runs.RunRecord) -> tuple[torch.Tensor, torch.Tensor]:

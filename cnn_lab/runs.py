@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # torch is imported where weights are read or written: listin
     from torch import nn
 
 
+WEIGHTS_FILE = "model.pt"  # a run's state_dict
 ONNX_FILE = "model.onnx"  # an imported ONNX model, as it came
 CHECKPOINT_FILE = "resume.pt"  # a run's state after its last epoch, to resume from (cnn_lab.train.resume)
 
@@ -70,7 +71,7 @@ class RunRecord:
     @property
     def model_file(self) -> str:
         """Its weights' file in its folder: a state_dict, or the ONNX file it was imported from."""
-        return ONNX_FILE if self.kind == "onnx" else "model.pt"
+        return ONNX_FILE if self.kind == "onnx" else WEIGHTS_FILE
 
     @property
     def resumable(self) -> bool:
@@ -133,7 +134,7 @@ def delete_run(run_id: str) -> None:
 def save_weights(run_id: str, model: nn.Module) -> None:
     import torch
 
-    path = runs_root() / run_id / "model.pt"
+    path = runs_root() / run_id / WEIGHTS_FILE
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     with written_whole(path) as tmp:
         torch.save(state, tmp)
@@ -183,7 +184,7 @@ def load_weights(run_id: str) -> dict[str, torch.Tensor]:
     """The saved state_dict; weights_only=True, so a malicious pickle cannot run code."""
     import torch
 
-    return torch.load(runs_root() / run_id / "model.pt", map_location="cpu", weights_only=True)
+    return torch.load(runs_root() / run_id / WEIGHTS_FILE, map_location="cpu", weights_only=True)
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet read a cell as a formula

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from cnn_lab import charts, conv, images, inside, jobs, kernels, runs
+from cnn_lab import charts, conv, images, jobs, kernels, runs, subjects
 from ui import links
 from ui.identity import signed_in
 from ui.inputs import image_picker
@@ -18,7 +18,7 @@ page_header(__file__)
 def learned_filters(run_id: str) -> torch.Tensor:
     """A run's first-layer kernels, read once per run (an imported ONNX model is converted to get them), not at
     every move of a slider."""
-    return inside.first_filters(runs.load_run(run_id))
+    return subjects.first_filters(runs.load_run(run_id))
 
 
 left, right = st.columns([1, 2])

@@ -4,14 +4,13 @@ import numpy as np
 import streamlit as st
 import torch
 
-from cnn_lab import augment, charts, data, downloads, evaluate, explain, jobs, limits, overrides, runs, transfer
+from cnn_lab import augment, charts, data, downloads, evaluate, explain, jobs, limits, overrides, subjects, transfer
 from cnn_lab.backbones import BACKBONES, WeightsUnavailable, weights_advice
 from cnn_lab.device import cpu_bf16
-from cnn_lab.normalise import imagenet_stats, normalise
 from cnn_lab.settings import load_settings
 from ui.download_panel import download_panel
 from ui.identity import preset_owner, who_is_asking
-from ui.inputs import once_per_upload, photo_input, picture, upload_to_tensor
+from ui.inputs import once_per_upload, photo_from, photo_input, picture
 from ui.jobs_panel import job_controls, live_panel, recipe_words, resumable_runs
 from ui.nav import look_inside_button, page_header
 from ui.progress import once_with_progress
@@ -239,37 +238,31 @@ run_files(record)
 look_inside_button(record.run_id)
 
 
-@st.cache_resource(max_entries=2)
-def run_model(run_id: str) -> transfer.TransferModel:
-    return transfer.load_run_model(runs.load_run(run_id))
-
-
 try:
-    run_model(record.run_id)
-except WeightsUnavailable as error:
-    st.error(str(error))
+    subject = subjects.subject_of(record.run_id)  # the server's one cache of models
+except (WeightsUnavailable, ValueError) as error:
+    st.error(f"Run {record.run_id} cannot be rebuilt: {error}")
     st.stop()
-size = transfer.TransferConfig.from_json(record.config).image_size
+size = subject.input_shape[-1]
 
 
 @st.cache_data(max_entries=16)
 def predict(run_id: str, image: np.ndarray, target: int | None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, int]:
     """Probabilities without and with TTA, and Grad-CAM, for one photo: computed once per photo and class,
     not on every rerun of the page."""
-    model, photo = run_model(run_id), torch.from_numpy(image)
-    mean, std = imagenet_stats()
-    plain = evaluate.classify(model, photo, mean, std)
-    averaged = evaluate.classify(model, photo, mean, std, tta=True)
-    cam, explained = explain.grad_cam(model, model.cam_layer, normalise(photo[None], mean, std), target)
+    subject, photo = subjects.subject_of(run_id), torch.from_numpy(image)
+    plain = evaluate.classify(subject.model, photo, subject.mean, subject.std)
+    averaged = evaluate.classify(subject.model, photo, subject.mean, subject.std, tta=True)
+    cam, explained = explain.grad_cam(subject.model, subject.model.cam_layer, subject.prepare(photo), target)
     return plain, averaged, cam.numpy(), explained
 
 
 upload = photo_input("photo", choices=("Upload", "Camera", "A test image"))
 if upload != "A test image":
-    converted = upload_to_tensor(upload, (3, size, size)) if upload else None
-    if converted is None:
+    photo = photo_from(upload, "photo")
+    if photo is None:
         st.stop()
-    tensor = converted[1]
+    tensor = subject.input_of(photo.image)
 else:
     tests = dataset_at(config.data, size).splits["test"].images  # at the size the run was trained at
     tensor = tests[st.slider("Test image", 0, len(tests) - 1, 0)]

@@ -9,19 +9,18 @@ import numpy as np
 import streamlit as st
 import torch
 
-from cnn_lab import architectures, charts, evaluate, explain, images, inside, jobs, runs
+from cnn_lab import architectures, charts, evaluate, explain, inside, jobs, runs, subjects
 from cnn_lab import inside_charts as figures
 from cnn_lab.data import DatasetError, DatasetUnavailable
 from cnn_lab.identity import Person
+from cnn_lab.subjects import ARCHITECTURE, PRETRAINED, Subject
 from ui.identity import signed_in
 from ui.download_panel import download_panel
-from ui.inputs import image_picker, jpeg, new_click, picture
+from ui.inputs import cached_sample, image_picker, jpeg, new_click, photo_from, picture
 from ui.nav import InsideOpening, ask_inside, inside_opening, page_header
 from ui.progress import once_with_progress
 
 page_header(__file__)
-PRETRAINED = "pretrained"
-ARCH = "torchvision:"  # a choice of the model select that names a torchvision architecture
 TEST_IMAGE = "A test image of this run"
 
 
@@ -38,13 +37,10 @@ def open_as_asked(opening: InsideOpening | None) -> None:
 open_as_asked(inside_opening())
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the model")
-def subject_of(choice: str) -> inside.Subject:
-    if choice == PRETRAINED:
-        return inside.pretrained_subject()
-    if choice.startswith(ARCH):
-        return architectures.architecture_subject(choice.removeprefix(ARCH))
-    return inside.run_subject(runs.load_run(choice))
+def subject_of(choice: str) -> Subject:
+    """The model chosen, from the server's one cache of models (cnn_lab.subjects); a spinner if it must be built."""
+    with st.spinner("Loading the model"):  # shown only after half a second: a cached model never shows it
+        return subjects.subject_of(choice)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -142,25 +138,25 @@ def grad_cam(choice: str, image_key: str, layer: str, target: int, _image: torch
 
 
 # ---------------------------------------------------------------- the model and the image
-def choose_model(person: Person | None) -> tuple[str, inside.Subject]:
+def choose_model(person: Person | None) -> tuple[str, Subject]:
     """The model select (the newest run first), and its subject; the pretrained one if the run cannot be rebuilt."""
     rebuildable = jobs.MANAGER.runs_of(person, usable=True)
     titles = {PRETRAINED: "EfficientNet-Lite0, pretrained on ImageNet (works offline)"} | {
         r.run_id: f"Run {r.run_id} · {r.label}" + (f" · test {r.test_acc:.1%}" if r.test_acc is not None else "")
         for r in rebuildable} | {
-        f"{ARCH}{name}": f"{arch.title} (torchvision), pretrained on ImageNet" for name, arch in
+        f"{ARCHITECTURE}{name}": f"{arch.title} (torchvision), pretrained on ImageNet" for name, arch in
         architectures.ARCHITECTURES.items()}
     if st.session_state.get("inside_model") not in titles:  # first visit (or its run is gone): the newest run
         st.session_state["inside_model"] = list(titles)[1 if rebuildable else 0]
     choice = st.selectbox("Model", list(titles), format_func=titles.get, key="inside_model",
                           help="The pretrained network, any run you trained or imported (newest first), or a "
                                "well-known network from torchvision.")
-    if choice.startswith(ARCH) and not architecture_ready(choice.removeprefix(ARCH), person):
+    if choice.startswith(ARCHITECTURE) and not architecture_ready(choice.removeprefix(ARCHITECTURE), person):
         return PRETRAINED, subject_of(PRETRAINED)
     try:
         return choice, subject_of(choice)
     except (OSError, RuntimeError, ValueError, KeyError, TypeError) as error:  # weights gone, corrupt, unavailable
-        what = ("This network cannot be opened" if choice.startswith(ARCH) else
+        what = ("This network cannot be opened" if choice.startswith(ARCHITECTURE) else
                 "This run cannot be rebuilt from its folder")
         st.error(f"{what} ({error}); here is the pretrained network instead.")
         return PRETRAINED, subject_of(PRETRAINED)
@@ -168,7 +164,7 @@ def choose_model(person: Person | None) -> tuple[str, inside.Subject]:
 
 def a_training_run(choice: str) -> bool:
     """A run trained here (with a test set of its own), not a pretrained or imported network."""
-    if choice == PRETRAINED or choice.startswith(ARCH):
+    if choice == PRETRAINED or choice.startswith(ARCHITECTURE):
         return False
     record = runs.load_run(choice)
     return record.kind == "train" and not record.imported
@@ -207,7 +203,7 @@ def run_tests(choice: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | 
     return saved_images, saved_labels, passed.predicted
 
 
-def choose_test_image(subject: inside.Subject, tests: tuple[torch.Tensor, ...]) -> torch.Tensor:
+def choose_test_image(subject: Subject, tests: tuple[torch.Tensor, ...]) -> torch.Tensor:
     test_images, test_labels, predicted = tests
     wrong_only = st.toggle("Only the misclassified ones", key="inside_wrong")
     pool = (predicted != test_labels).nonzero().flatten() if wrong_only else torch.arange(len(predicted))
@@ -220,7 +216,7 @@ def choose_test_image(subject: inside.Subject, tests: tuple[torch.Tensor, ...]) 
     return test_images[index]
 
 
-def choose_image(choice: str, subject: inside.Subject) -> torch.Tensor:
+def choose_image(choice: str, subject: Subject) -> torch.Tensor:
     """The image at the model's input size: a training run opens on one of its own test images."""
     trained = a_training_run(choice)
     sources = ["A photo", "Camera"] + ([TEST_IMAGE] if trained else [])
@@ -232,15 +228,11 @@ def choose_image(choice: str, subject: inside.Subject) -> torch.Tensor:
     if tests is not None:
         return choose_test_image(subject, tests)
     if source == "Camera":
-        shot = st.camera_input("Take a photo")
-        try:
-            photo = images.load_image(shot.getvalue()).image if shot else images.load_sample("astronaut").image
-        except images.ImageError as error:
-            st.error(str(error))
-            photo = images.load_sample("astronaut").image
+        shot = photo_from(st.camera_input("Take a photo"), "inside_camera")
+        photo = shot.image if shot else cached_sample("astronaut").image
     else:
         photo = image_picker("inside_photo").image
-    return images.to_model_input(photo, subject.input_shape)
+    return subject.input_of(photo)
 
 
 person = signed_in()  # in shared mode your runs only (none before you sign in); the pretrained model for all
@@ -267,7 +259,7 @@ if seen.conv_layers():
 
 # ---------------------------------------------------------------- the architecture, layer by layer
 @st.fragment
-def layer_view(choice: str, subject: inside.Subject, seen: inside.Inspection, image_key: str,
+def layer_view(choice: str, subject: Subject, seen: inside.Inspection, image_key: str,
                image: torch.Tensor) -> None:
     """The architecture and the chosen layer: a new layer reruns this part only."""
     st.header("The architecture")
@@ -366,7 +358,7 @@ def arithmetic_view(layer: inside.LayerOutput, channel: int, row: int, col: int)
 
 
 @st.fragment
-def channel_view(choice: str, subject: inside.Subject, layer: inside.LayerOutput) -> None:
+def channel_view(choice: str, subject: Subject, layer: inside.LayerOutput) -> None:
     """A channel and one of its values: a new channel or pixel reruns this part only."""
     order = inside.sorted_channels(layer.output)
     channel, row, col = pick_channel_and_pixel(layer, order)
@@ -383,7 +375,7 @@ def channel_view(choice: str, subject: inside.Subject, layer: inside.LayerOutput
     exciting_view(choice, layer, channel)
 
 
-def synthesis_view(choice: str, subject: inside.Subject, layer: inside.LayerOutput, channel: int) -> None:
+def synthesis_view(choice: str, subject: Subject, layer: inside.LayerOutput, channel: int) -> None:
     side = min(max(subject.input_shape[1:]), inside.SYNTHESIS_SIDE)
     if not st.toggle(f"Paint an image that excites channel {channel}: start from noise and change the pixels, step by "
                      f"step, to make this channel fire (activation maximisation; a few seconds at {side}x{side} "
@@ -424,7 +416,7 @@ def test_set_here(choice: str) -> tuple[torch.Tensor, torch.Tensor, inside.Datas
 
 # ---------------------------------------------------------------- why this class: Grad-CAM at this layer
 @st.fragment
-def grad_cam_view(choice: str, subject: inside.Subject, seen: inside.Inspection, image_key: str, image: torch.Tensor,
+def grad_cam_view(choice: str, subject: Subject, seen: inside.Inspection, image_key: str, image: torch.Tensor,
                   layer: inside.LayerOutput) -> None:
     st.header("Why this class: Grad-CAM at this layer")
     st.caption("Grad-CAM colours the places whose features raise the chosen class's score: red is strong evidence, "
@@ -445,7 +437,7 @@ def grad_cam_view(choice: str, subject: inside.Subject, seen: inside.Inspection,
 
 # ---------------------------------------------------------------- the whole test set: the learned space
 @st.fragment
-def learned_space_view(choice: str, subject: inside.Subject) -> None:
+def learned_space_view(choice: str, subject: Subject) -> None:
     test_set = test_set_here(choice)
     if test_set is None:
         return

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnn_lab import architectures, inside
+from cnn_lab import architectures, inside, subjects
 from cnn_lab.backbones import hub_file
 from cnn_lab.normalise import imagenet_stats
 from tests.helpers import ROOT, assert_the_views_of_a_convolution
@@ -50,8 +50,8 @@ def test_resnet18_with_its_weights_file_shows_every_view(tmp_path, monkeypatch):
                                                            "1. bn1 (BatchNorm2d) -> 64 x 112 x 112"]
     assert_the_views_of_a_convolution(at)
     path.write_bytes(b"not weights")  # a damaged file: one sentence, and the pretrained network
-    with pytest.raises(architectures.WeightsUnavailable, match="cannot be read .* delete it and download it again"):
-        architectures.architecture_subject("resnet18")
+    with pytest.raises(subjects.WeightsUnavailable, match="cannot be read .* delete it and download it again"):
+        subjects.architecture_subject("resnet18")
 
 
 def test_a_vision_transformer_says_which_views_apply_and_its_token_layers_draw(monkeypatch):
@@ -61,8 +61,8 @@ def test_a_vision_transformer_says_which_views_apply_and_its_token_layers_draw(m
     vit = tvm.vit_b_16().eval()
     assert inside._canvas(vit, vit.conv_proj, (3, 224, 224), *imagenet_stats()) == (3, 224, 224)  # it checks sizes
     monkeypatch.setattr(architectures, "weights_file", lambda name: Path("here"))  # its 330 MB weights stand-in:
-    monkeypatch.setattr(architectures, "architecture_subject",  # the same network, freshly initialised
-                        lambda name: inside.Subject("ViT-B/16", vit, [f"c{i}" for i in range(1000)], (3, 224, 224),
+    monkeypatch.setattr(subjects, "architecture_subject",  # the same network, freshly initialised
+                        lambda name: subjects.Subject("ViT-B/16", vit, [f"c{i}" for i in range(1000)], (3, 224, 224),
                                                     *imagenet_stats()))
     at = _open("torchvision:vit_b_16")
     assert not at.exception

@@ -10,7 +10,7 @@ import torch
 
 from cnn_lab import checkpoints, jobs, runs
 from cnn_lab.data import load_dataset
-from cnn_lab.inside import run_subject
+from cnn_lab.subjects import run_subject
 from cnn_lab.models import ModelSpec
 from cnn_lab.train import TrainConfig
 

@@ -226,7 +226,7 @@ def test_3_a_folder_read_from_a_stored_config_passes_the_fence_again(shared):
 ])
 def test_4_a_checkpoint_that_claims_a_huge_model_is_refused_before_it_is_built(change, sentence, monkeypatch):
     evil, built = forged(a_run(), **change), []
-    monkeypatch.setattr("cnn_lab.inside.build_model", lambda *args: built.append(args))
+    monkeypatch.setattr("cnn_lab.subjects.build_model", lambda *args: built.append(args))
     with pytest.raises(checkpoints.CheckpointError, match=sentence):
         checkpoints.import_checkpoint(evil, owner="ben")
     assert not built and not runs.list_runs(owner="ben")

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from cnn_lab import evaluate, inside, jobs, runs
+from cnn_lab import evaluate, inside, jobs, runs, subjects
 from cnn_lab.geometry import STACKS, stack_table
 from cnn_lab.models import ModelSpec, build_model, course_spec
 from cnn_lab.train import TrainConfig
@@ -25,7 +25,7 @@ def course():
 
 @pytest.fixture(scope="module")
 def lite0():
-    subject = inside.pretrained_subject()
+    subject = subjects.pretrained_subject()
     image = torch.randint(0, 256, (3, 224, 224), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     return subject, inside.inspect(subject.model, subject.prepare(image))
 
@@ -99,7 +99,7 @@ def test_a_saved_run_is_rebuilt_with_the_same_predictions(lab_cache):
     assert wait_for(lambda: not job.alive, 120) and job.status == "finished", job.message
     record = runs.load_run(job.run_id)
     assert record.usable and record.input_shape == [1, 8, 8]
-    subject = inside.run_subject(record)
+    subject = subjects.run_subject(record)
     image = job.result.test_images[0]
     expected = evaluate.classify(job.result.model, image, job.result.mean, job.result.std)
     assert torch.allclose(inside.inspect(subject.model, subject.prepare(image)).probs, expected, atol=1e-5)

@@ -12,7 +12,7 @@ from torch import nn
 from cnn_lab import checkpoints, jobs, runs
 from cnn_lab.data import load_dataset
 from cnn_lab.identity import Person
-from cnn_lab.inside import run_subject
+from cnn_lab.subjects import run_subject
 from cnn_lab.models import ModelSpec
 from cnn_lab.onnx_models import OnnxError, read_onnx
 from cnn_lab.train import TrainConfig

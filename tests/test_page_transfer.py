@@ -52,7 +52,7 @@ def _onnx_agrees(job) -> None:
     import onnxruntime
 
     from cnn_lab import checkpoints, runs
-    from cnn_lab.inside import run_subject
+    from cnn_lab.subjects import run_subject
 
     record = runs.load_run(job.run_id)
     session = onnxruntime.InferenceSession(checkpoints.onnx_bytes(record))

@@ -1,6 +1,6 @@
 """What a learner gives a page, each handled in one place: an upload handled once (not on every rerun), a click on
-a chart applied once, the image picker (a sample photo or an upload), a photo or a camera shot, and a tensor turned
-back into a picture for st.image."""
+a chart applied once, the image picker (a sample photo or an upload), a photo or a camera shot read once, and a
+tensor turned back into a picture for st.image."""
 from __future__ import annotations
 
 import hashlib
@@ -99,14 +99,16 @@ def photo_input(key: str, label: str = "A photo to classify", choices: tuple[str
     return source
 
 
-def upload_to_tensor(upload, shape: tuple[int, int, int]) -> tuple[images.LoadedImage, torch.Tensor] | None:
-    """An uploaded photo as a uint8 (C, H, W) tensor of the model's input shape; None (with a sentence) if bad."""
-    try:
-        loaded = images.load_image(upload.getvalue())
-    except images.ImageError as error:
-        st.error(str(error))
+def photo_from(upload, key: str) -> images.LoadedImage | None:
+    """An uploaded file or a camera shot as a photo, read once per file (a rerun reads nothing again); None while
+    there is none, or with its one sentence on the page when it is not a photo. A model then takes it through its
+    own Subject.input_of: the one way from a photo to a model's input."""
+    handled = once_per_upload(upload, f"{key}_photo_seen", lambda file: images.load_image(file.getvalue()),
+                              errors=(images.ImageError,))
+    if handled is not None and handled.error:
+        st.error(handled.error)
         return None
-    return loaded, images.to_model_input(loaded.image, shape)
+    return handled.value if handled is not None else None
 
 
 def picture(image: torch.Tensor) -> np.ndarray:

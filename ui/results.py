@@ -7,11 +7,11 @@ import json
 import numpy as np
 import streamlit as st
 
-from cnn_lab import charts, checkpoints, evaluate, jobs, runs
+from cnn_lab import charts, checkpoints, evaluate, jobs, runs, subjects
 from cnn_lab.identity import Person
-from cnn_lab.inside import Subject, run_subject
+from cnn_lab.subjects import Subject
 from cnn_lab.train import TrainResult
-from ui.inputs import new_click, once_per_upload, photo_input, picture, upload_to_tensor
+from ui.inputs import new_click, once_per_upload, photo_from, photo_input, picture
 from ui.nav import look_inside_button, open_inside
 
 
@@ -56,22 +56,14 @@ def results_panel(result: TrainResult, key: str, run_id: str = "") -> None:
 
 def classify_panel(subject: Subject, key: str) -> None:
     """Upload a photo or take one with the camera: the model's top-5, beside the photo as the model sees it."""
-    photo = photo_input(key)
-    converted = upload_to_tensor(photo, subject.input_shape) if photo else None
-    if converted:
-        loaded, tensor = converted
-        probs = evaluate.classify(subject.model, tensor, subject.mean, subject.std)
+    loaded = photo_from(photo_input(key), key)
+    if loaded:
+        probs = evaluate.classify(subject.model, subject.input_of(loaded.image), subject.mean, subject.std)
         top = evaluate.top_k(probs, subject.classes, min(5, len(subject.classes)))
         a, b = st.columns([1, 3])
         a.image(loaded.image, width=160, alt="The photo to classify")
         b.plotly_chart(charts.bars([c for c, _ in top], [p for _, p in top], f"Top-{len(top)}"), key=f"{key}_top",
                        alt=charts.ranking_alt(f"The {len(top)} likeliest classes", top))
-
-
-@st.cache_resource(max_entries=4)
-def saved_subject(run_id: str) -> Subject:
-    """A saved run's model, rebuilt once per run (not on every rerun of the page)."""
-    return run_subject(runs.load_run(run_id))
 
 
 def run_files(record: runs.RunRecord) -> None:
@@ -92,7 +84,7 @@ def run_files(record: runs.RunRecord) -> None:
     b.download_button("ONNX", lambda: checkpoints.onnx_bytes(record), f"{record.run_id}.onnx",
                       key=f"onnx_{record.run_id}", help="For onnxruntime and other runtimes: input 'pixels' "
                       "(N, C, H, W) in [0, 1], output 'logits'; the class names are in the file's metadata.")
-    c.download_button("Weights (state_dict)", (record.path / "model.pt").read_bytes,
+    c.download_button("Weights (state_dict)", (record.path / runs.WEIGHTS_FILE).read_bytes,
                       f"{record.run_id}-state_dict.pt", key=f"weights_{record.run_id}")
     d.download_button("Config (JSON)", json.dumps(record.config, indent=2), f"{record.run_id}.json",
                       key=f"config_{record.run_id}")
@@ -111,7 +103,7 @@ def saved_run_panel(person: Person, kind: str | tuple[str, ...], key: str) -> No
     look_inside_button(record.run_id)
     delete_button(record, person, key)
     try:
-        subject = saved_subject(record.run_id)
+        subject = subjects.subject_of(record.run_id)
     except (ValueError, RuntimeError) as error:  # weights unavailable, or not this model's
         st.error(f"Run {record.run_id} cannot be rebuilt: {error}.")
         return
@@ -132,7 +124,7 @@ def delete_button(record: runs.RunRecord, person: Person, key: str) -> None:
         except (jobs.NotAllowed, *jobs.EXPECTED_ERRORS) as error:
             st.warning(str(error))
             return
-        saved_subject.clear()
+        subjects.forget(record.run_id)
         st.rerun()
 
 

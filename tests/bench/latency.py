@@ -295,7 +295,7 @@ def inside_run(cache: Path) -> dict[str, str]:
     import torch
     from torch import nn
 
-    from cnn_lab import inside, runs
+    from cnn_lab import inside, runs, subjects
 
     old = os.environ.get("CNN_LAB_CACHE")
     os.environ["CNN_LAB_CACHE"] = str(cache)  # runs.* read it
@@ -309,7 +309,7 @@ def inside_run(cache: Path) -> dict[str, str]:
             subprocess.run([sys.executable, "-m", "cnn_lab", "train", "--preset", "CPU: 70% in a minute"], cwd=ROOT,
                            env=os.environ.copy(), check=True, capture_output=True, timeout=1200)
             run = runs.list_runs()[0]
-        subjects = {"run": inside.run_subject(run), "pretrained": inside.pretrained_subject()}
+        subjects = {"run": subjects.run_subject(run), "pretrained": subjects.pretrained_subject()}
     finally:
         os.environ.pop("CNN_LAB_CACHE") if old is None else os.environ.update(CNN_LAB_CACHE=old)
     labels = {}

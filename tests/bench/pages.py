@@ -31,11 +31,11 @@ def bench_conv_update(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
 def bench_inside(cifar: datasets.ImageDataset, quick: bool) -> list[Row]:
     """The "Inside the network" page's work: every layer of EfficientNet-Lite0 for one 224x224 photo (after the
     first load), and what a click on a map asks for (a channel's maps sorted, one value's arithmetic)."""
-    from cnn_lab import images, inside
+    from cnn_lab import images, inside, subjects
     from cnn_lab.models import build_model, course_spec
 
     start = time.perf_counter()
-    subject = inside.pretrained_subject()
+    subject = subjects.pretrained_subject()
     load = time.perf_counter() - start
     x = subject.prepare(images.to_model_input(images.load_sample("astronaut").image, subject.input_shape))
     inside.inspect(subject.model, x)  # warm-up

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from cnn_lab import images, inside, inside_charts
+from cnn_lab import images, inside, inside_charts, subjects
 from tests.e2e.helpers import choose, chosen, click_until, long_digits_run, no_exception, screenshot, wait_idle
 from tests.helpers import wait_for
 
@@ -21,7 +21,7 @@ def _arithmetic(page) -> tuple[str, float, float]:
 
 
 def _pretrained_and_a_photo():
-    subject = inside.pretrained_subject()
+    subject = subjects.pretrained_subject()
     return subject.model, subject.prepare(images.to_model_input(images.load_sample("coffee").image, (3, 224, 224)))
 
 
