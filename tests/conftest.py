@@ -30,8 +30,9 @@ TIERS = {
 # workers yield to them (pytest_runtest_setup).
 LONGEST_FIRST = ("test_ray_page.py", "test_ray.py", "test_workflows.py", "test_transfer.py", "test_speedrun.py",
                  "test_restart.py", "test_resume.py", "test_hostile.py", "test_pages_in_browser.py", "test_shared.py",
-                 "test_shared_server.py", "test_transfer_presets.py", "test_inside_page.py", "test_page_transfer.py",
-                 "test_class_page.py", "test_newcomer.py", "test_onnx_import.py", "test_page_train.py")
+                 "test_accessibility.py", "test_shared_server.py", "test_transfer_presets.py", "test_inside_page.py",
+                 "test_page_transfer.py", "test_class_page.py", "test_newcomer.py", "test_onnx_import.py",
+                 "test_page_train.py")
 RAY_MODULES = ("test_ray_page.py", "test_ray.py")
 
 

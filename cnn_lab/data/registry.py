@@ -95,6 +95,8 @@ class DatasetSpec:
     download_folder: str | None = None  # what torchvision leaves in the cache once downloaded
     download_mb: int = 0  # the size of the download
     server: str = ""  # a URL on the download's server, to tell whether it can be reached
+    about: str = ""  # in plain words, for a page that offers it: what it is and where it comes from
+    todo: str = ""  # what a person does to have it here, when it is not
 
 
 _CIFAR_SERVER = "https://www.cs.toronto.edu/"
@@ -123,6 +125,10 @@ DATASETS: dict[str, DatasetSpec] = {
         "Boats (9 classes, 64x64)", lambda reporter: load_local("boats9", size=64, reporter=reporter), "local archive",
         (3, 64, 64), 9,
         local_stem="boats9",
+        about="1,095 photos of boats in 9 classes (carriers, cruise ships, destroyers, fishing boats, kayaks, "
+              "sailboats, security boats, submarines, tugs), already split into train, validation and test sets; it "
+              "comes as one file, boats9.tar.gz (10 MB), from the course's materials.",
+        todo="Put boats9.tar.gz in a folder and start the app with CNN_LAB_DATA set to that folder.",
     ),
 }
 

@@ -34,7 +34,7 @@ def kaggle_boats_folder() -> Path | None:
 @contextlib.contextmanager
 def kaggle_progress(reporter: Reporter):
     """kagglehub draws its progress with tqdm: for this download, a tqdm that reports to the reporter and stops when
-    they cancel. kagglehub resumes a partial file on the next try and checks its checksum, so a cancelled download
+    it is cancelled. kagglehub resumes a partial file on the next try and checks its checksum, so a cancelled download
     does not break the next one."""
     import kagglehub.clients
     from tqdm import tqdm
@@ -88,19 +88,21 @@ def download_kaggle_boats(reporter: Reporter | None = None) -> Path:
 
 @dataclass(frozen=True)
 class DataSource:
+    """A way the transfer page offers photos: a registered dataset (cnn_lab.data.DATASETS, described there), the
+    Kaggle download, or a person's own photos."""
     title: str
     about: str  # in plain words: what it is and where it comes from
     todo: str  # what to do to use it
     ready: Callable[[], bool]  # usable now, with no action from the user
 
+    @classmethod
+    def registered(cls, name: str) -> DataSource:
+        spec = datasets.DATASETS[name]
+        return cls(name, spec.about, spec.todo, lambda: datasets.where_here(name) is not None)
+
 
 SOURCES: dict[str, DataSource] = {
-    "boats9": DataSource(
-        "boats9", "1,095 photos of boats in 9 classes (carriers, cruise ships, destroyers, fishing boats, kayaks, "
-        "sailboats, security boats, submarines, tugs), already split into train, validation and test sets; it comes "
-        "as one file, boats9.tar.gz (10 MB), from the course's materials.",
-        "Put boats9.tar.gz in a folder and start the app with CNN_LAB_DATA set to that folder.",
-        lambda: datasets.local_archive("boats9") is not None),
+    "boats9": DataSource.registered("boats9"),
     "kaggle": DataSource(
         "Kaggle boat types", "The course's Kaggle dataset of boat photos (about 1,500 photos in 9 classes), "
         "downloaded once through kagglehub.",
