@@ -94,7 +94,8 @@ def restructure(new_steps: list[dict]) -> None:
     state.aug_version += 1
 
 
-st.header("The pipeline: random changes applied in order, each with its probability (torchvision.transforms.v2)")
+st.header("The pipeline")
+st.caption("Random changes applied in order, each with its probability, as torchvision.transforms.v2 does them.")
 version = state.aug_version
 for i, step in enumerate(steps):
     spec = augment.STEPS[step["name"]]
@@ -176,13 +177,14 @@ with tab_preset:
                + ", ".join(augment.list_presets(owner)))
 
 # ---------------------------------------------------------------- TTA, DropBlock and Cutout
-st.header("Answers averaged over copies at test time (test-time augmentation, TTA)")
+st.header("Copies at test time (TTA)")
+st.caption("Test-time augmentation: at test time the model answers for each of these copies and the answers are "
+           "averaged, which evens out its mistakes on one view; the trainer does so when TTA is on.")
 for slot, name, picture_bytes in zip(st.columns(len(augment.TTA_VIEWS)), augment.TTA_VIEWS, view_pictures):
     slot.image(picture_bytes, caption=name, width="stretch", alt=f"The test-time view: {name}")
-st.caption("At test time the model answers for each of these copies and the answers are averaged, which evens "
-           "out its mistakes on one view; the trainer does so when TTA is on.")
 
-st.header("Hiding parts of the image so the network cannot lean on one spot (DropBlock, Cutout)")
+st.header("Hiding parts of the image (DropBlock, Cutout)")
+st.caption("With parts hidden at random while it trains, the network cannot lean on one spot.")
 c1, c2, c3 = st.columns(3)
 block = links.slider(c1, "DropBlock block size", 1, 32, 7, key="block")
 drop = links.slider(c2, "DropBlock drop probability", 0.0, 0.5, 0.15, key="drop")
