@@ -93,8 +93,9 @@ def architecture_subject(name: str) -> Subject:
 
     title, path = architectures.ARCHITECTURES[name].title, architectures.weights_file(name)
     if path is None:
-        raise WeightsUnavailable(f"{title}'s ImageNet weights ({architectures.weights_mb(name):.0f} MB) are not on this machine: "
-                                 f"download them, or put {Path(architectures.weights_of(name).url).name} in CNN_LAB_DATA.")
+        file = Path(architectures.weights_of(name).url).name
+        raise WeightsUnavailable(f"{title}'s ImageNet weights ({architectures.weights_mb(name):.0f} MB) are not on "
+                                 f"this machine: download them, or put {file} in CNN_LAB_DATA.")
     model = tvm.get_model(name)
     try:
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))

@@ -15,8 +15,8 @@ from tests.bench.common import Row
 COLUMNS = "| benchmark | target | figure | date | command |"
 RULE = "| --- | --- | --- | --- | --- |"
 LOG = Path("docs/benchmarks-log.md")
-LOG_INTRO = ("# Benchmarks: the log\n\nEvery run of `python -m tests.bench`, newest first, as it printed its table, with "
-             "what was learned from it. BENCHMARKS.md holds the current figures.\n\n")
+LOG_INTRO = ("# Benchmarks: the log\n\nEvery run of `python -m tests.bench`, newest first, as it printed its table, "
+             "with what was learned from it. BENCHMARKS.md holds the current figures.\n\n")
 
 
 def machine_table() -> tuple[str, str]:
@@ -54,7 +54,8 @@ def row_line(row: Row, target: str, date: str, command: str) -> str:
 def update(text: str, heading: str, rows: list[tuple[Row, str]], date: str) -> str:
     """`text` (BENCHMARKS.md) with `heading`'s table holding these rows (each with the command that measured it):
     a benchmark already in the table keeps its target and gets the new figure, date and command; a new one is
-    added at the table's end, with the target its bench gives, if any. A heading not there yet starts a table above the test suite's."""
+    added at the table's end, with the target its bench gives, if any. A heading not there yet starts a table above
+    the test suite's."""
     lines = text.split("\n")
     if heading not in lines:
         at = next((i for i, line in enumerate(lines) if line.startswith("## The test suite")), len(lines))
