@@ -23,7 +23,7 @@ from cnn_lab.normalise import imagenet_stats, normalise
 
 PRETRAINED = "pretrained"  # the choice that names EfficientNet-Lite0 with its ImageNet head
 ARCHITECTURE = "torchvision:"  # a choice that names a torchvision network: "torchvision:resnet18"
-CACHED = 4  # models kept built; a torchvision network may take a few hundred MB
+CACHED = 8  # models kept built, for every page and person (the three page caches it replaced held up to 10)
 
 
 @dataclass

@@ -2,16 +2,18 @@
 and the import of a checkpoint, with a sentence for each kind of bad file."""
 import io
 import json
+import os
 import pickle
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from cnn_lab import checkpoints, jobs, runs
+from cnn_lab import checkpoints, jobs, runs, subjects
 from cnn_lab.data import load_dataset
-from cnn_lab.subjects import run_subject
 from cnn_lab.models import ModelSpec
+from cnn_lab.subjects import run_subject
 from cnn_lab.train import TrainConfig
 
 
@@ -145,3 +147,17 @@ def test_bad_files_get_one_sentence_and_leave_no_run(digits_run, tmp_path):
         assert str(error.value).count(". ") == 0 and str(error.value).endswith(".")  # one sentence
     assert not (tmp_path / "owned").exists()
     assert {r.run_id for r in runs.list_runs()} == before
+
+
+def test_every_page_shares_one_built_model_until_its_weights_change(digits_run):
+    """subjects.subject_of: the same object for the same run, built again once its weights file changes (a resumed
+    run), and gone when the run is deleted."""
+    first = subjects.subject_of(digits_run.run_id)
+    assert subjects.subject_of(digits_run.run_id) is first
+    assert first.input_of(Image.new("RGB", (40, 30))).shape == (1, 8, 8)  # the digits' grey 8x8
+    weights = digits_run.path / runs.WEIGHTS_FILE
+    os.utime(weights, (weights.stat().st_atime, weights.stat().st_mtime + 5))
+    again = subjects.subject_of(digits_run.run_id)
+    assert again is not first and again.classes == first.classes
+    subjects.forget(digits_run.run_id)
+    assert subjects.subject_of(digits_run.run_id) is not again

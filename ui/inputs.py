@@ -73,13 +73,9 @@ def image_picker(key: str, max_side: int = images.WORK_SIDE) -> images.LoadedIma
         name = links.selectbox(st, "Sample", list(images.SAMPLES), key=f"{key}_sample")
         st.session_state[state_key] = cached_sample(name, max_side)
     else:
-        upload = st.file_uploader("Upload a photo", type=PHOTO_TYPES, key=f"{key}_upload")
-        handled = once_per_upload(upload, f"{key}_upload_seen", lambda file: images.load_image(file.getvalue(), max_side),
-                                  errors=(images.ImageError,))
-        if handled is not None and handled.error:
-            st.error(handled.error)
-        elif handled is not None:
-            st.session_state[state_key] = handled.value
+        photo = photo_from(st.file_uploader("Upload a photo", type=PHOTO_TYPES, key=f"{key}_upload"), key, max_side)
+        if photo is not None:  # a bad upload keeps the image before it
+            st.session_state[state_key] = photo
     if state_key not in st.session_state:
         st.session_state[state_key] = cached_sample(next(iter(images.SAMPLES)), max_side)
     loaded = st.session_state[state_key]
@@ -99,11 +95,11 @@ def photo_input(key: str, label: str = "A photo to classify", choices: tuple[str
     return source
 
 
-def photo_from(upload, key: str) -> images.LoadedImage | None:
+def photo_from(upload, key: str, max_side: int = images.WORK_SIDE) -> images.LoadedImage | None:
     """An uploaded file or a camera shot as a photo, read once per file (a rerun reads nothing again); None while
     there is none, or with its one sentence on the page when it is not a photo. A model then takes it through its
     own Subject.input_of: the one way from a photo to a model's input."""
-    handled = once_per_upload(upload, f"{key}_photo_seen", lambda file: images.load_image(file.getvalue()),
+    handled = once_per_upload(upload, f"{key}_photo_seen", lambda file: images.load_image(file.getvalue(), max_side),
                               errors=(images.ImageError,))
     if handled is not None and handled.error:
         st.error(handled.error)
