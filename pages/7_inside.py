@@ -38,7 +38,8 @@ open_as_asked(inside_opening())
 
 
 def subject_of(choice: str) -> Subject:
-    """The model chosen, from the server's one cache of models (cnn_lab.subjects); a spinner if it must be built."""
+    """The model chosen, from the server's one cache of models (cnn_lab.subjects); a spinner if it must be built.
+    The page's cached functions below ask subjects.subject_of itself: an element inside them would be replayed."""
     with st.spinner("Loading the model"):  # shown only after half a second: a cached model never shows it
         return subjects.subject_of(choice)
 
@@ -46,7 +47,7 @@ def subject_of(choice: str) -> Subject:
 @st.cache_resource(max_entries=16, show_spinner=False)
 def inspected(choice: str, image_key: str, _image: torch.Tensor) -> inside.Inspection:
     """Every layer's output for this model and image (by content): a rerun that changes nothing reruns nothing."""
-    subject = subject_of(choice)
+    subject = subjects.subject_of(choice)
     return inside.inspect(subject.model, subject.prepare(_image))
 
 
@@ -86,7 +87,7 @@ def maps_picture(choice: str, image_key: str, layer_name: str, _layer: inside.La
 @st.cache_resource(max_entries=2, show_spinner="Running the test set through the model (once per model)")
 def test_set_of(choice: str) -> tuple[torch.Tensor, torch.Tensor, inside.DatasetPass]:
     images, labels = inside.run_test_set(runs.load_run(choice))
-    subject = subject_of(choice)
+    subject = subjects.subject_of(choice)
     return images, labels, inside.dataset_pass(subject.model, images, subject.mean, subject.std)
 
 
@@ -95,7 +96,7 @@ def space_figure(choice: str, method: str):
     """The learned space: the test images' features projected to 2-D, as a figure (built once: a thousand
     points in ten traces take Plotly half a second to build)."""
     _, test_labels, passed = test_set_of(choice)
-    classes = subject_of(choice).classes
+    classes = subjects.subject_of(choice).classes
     points = inside.project(passed.features, method)  # the first PROJECTED_POINTS test images
     shown = len(points)
     return figures.embedding_figure(points.numpy(), [classes[i] for i in test_labels[:shown].tolist()],
@@ -104,7 +105,7 @@ def space_figure(choice: str, method: str):
 
 def synthesised(choice: str, layer: str, channel: int) -> torch.Tensor:
     """An image painted to excite this channel, once per (model, layer, channel) for the whole server."""
-    subject = subject_of(choice)
+    subject = subjects.subject_of(choice)
     module = dict(subject.model.named_modules())[layer]
 
     def paint(show) -> torch.Tensor:
@@ -132,7 +133,7 @@ def exciting_picture(choice: str, layer_name: str, channel: int, _layer: inside.
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def grad_cam(choice: str, image_key: str, layer: str, target: int, _image: torch.Tensor) -> np.ndarray:
-    subject = subject_of(choice)
+    subject = subjects.subject_of(choice)
     module = dict(subject.model.named_modules())[layer]
     return explain.grad_cam(subject.model, module, subject.prepare(_image), target)[0].numpy()
 
